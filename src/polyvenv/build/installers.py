@@ -1,0 +1,191 @@
+"""The two ways an env gets made: uv (the default) and venv + pip (the fallback).
+
+Both speak one small protocol: ``create`` an empty venv at a path, then
+``install`` into it from requirements or from a lock file. Every command's
+output goes to the build's log; a failure raises InstallerFailed with the
+lines of that output that say why.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Protocol, Sequence
+
+from ..errors import BuildError
+from .interpreters import Interpreter
+from .probes import ProbeCache
+
+
+class InstallerFailed(BuildError):
+    """An installer command exited non-zero; ``reason`` is the gist of its output."""
+
+    def __init__(self, command: str, reason: str) -> None:
+        self.command = command
+        self.reason = reason
+        super().__init__(f"{command} failed: {reason}")
+
+
+@dataclass(frozen=True)
+class Sources:
+    """Where distributions may come from."""
+
+    offline: bool = False
+    wheelhouse: Path | None = None
+
+
+@dataclass(frozen=True)
+class Wants:
+    """What to install: a lock file (exact, hashed) or requirements to resolve."""
+
+    requirements: Sequence[str] = ()
+    requirements_file: Path | None = None
+    lock_file: Path | None = None
+
+
+class Installer(Protocol):
+    name: str
+
+    def version(self) -> str: ...
+
+    def create(self, target: Path, python: Interpreter, with_pip: bool, log: IO[str]) -> None: ...
+
+    def install(self, target: Path, wants: Wants, sources: Sources, cwd: Path, log: IO[str]) -> None: ...
+
+
+def env_python(target: Path) -> Path:
+    return target / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def run_logged(argv: Sequence[str], log: IO[str], *, cwd: Path | None = None,
+               env: dict[str, str] | None = None, what: str = "") -> None:
+    """Run a command with its output in ``log``; raise InstallerFailed with the gist on failure."""
+    log.write(f"$ {' '.join(map(str, argv))}\n")
+    log.flush()
+    proc = subprocess.run(
+        [str(a) for a in argv], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    log.write(proc.stdout)
+    log.write(f"[exit {proc.returncode}]\n")
+    log.flush()
+    if proc.returncode:
+        raise InstallerFailed(what or Path(str(argv[0])).name, gist(proc.stdout))
+
+
+def gist(output: str) -> str:
+    """The lines of an installer's output that say what went wrong, on one line."""
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in output.splitlines()]
+    lines = [line for line in lines if line]
+    keep = [
+        line for line in lines
+        if re.match(r"^(error|ERROR|×|╰─▶|\|?\s*Because|hint|caused by|Caused by)", line.lstrip("│ "))
+    ]
+    text = " ".join(keep or lines[-3:])
+    text = re.sub(r"\s+", " ", text)
+    return text[:600] or "no output"
+
+
+class Uv:
+    """uv from its PyPI wheel (``uv.find_uv_bin()``): hardlinks from a shared cache."""
+
+    name = "uv"
+
+    def __init__(self, cache: ProbeCache) -> None:
+        from uv import find_uv_bin
+
+        self.binary = find_uv_bin()
+        self._cache = cache
+
+    def version(self) -> str:
+        return self._cache.get(self.binary, _program_version)["version"]
+
+    def environ(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["UV_PYTHON_DOWNLOADS"] = "never"  # an env's interpreter is the one asked for, never a download
+        env.pop("VIRTUAL_ENV", None)
+        return env
+
+    def create(self, target: Path, python: Interpreter, with_pip: bool, log: IO[str]) -> None:
+        argv = [self.binary, "venv", "--no-config", "--no-project", "--allow-existing", "--python", python.path, str(target)]
+        if with_pip:
+            argv.insert(2, "--seed")
+        run_logged(argv, log, env=self.environ(), what="uv venv")
+
+    def install(self, target: Path, wants: Wants, sources: Sources, cwd: Path, log: IO[str]) -> None:
+        argv: list[str | Path] = [self.binary, "pip"]
+        if wants.lock_file:
+            argv += ["sync", "--require-hashes", wants.lock_file]
+        else:
+            if not wants.requirements and not wants.requirements_file:
+                return
+            argv += ["install", *wants.requirements]
+            if wants.requirements_file:
+                argv += ["-r", wants.requirements_file]
+        argv += ["--no-config", "--python", env_python(target), *self.source_args(sources)]
+        run_logged(argv, log, cwd=cwd, env=self.environ(), what=f"uv pip {argv[2]}")
+
+    @staticmethod
+    def source_args(sources: Sources) -> list[str]:
+        args = []
+        if sources.offline:
+            args += ["--offline", "--no-index"]
+        if sources.wheelhouse:
+            args += ["--find-links", str(sources.wheelhouse)]
+        return args
+
+
+class Pip:
+    """``python -m venv --without-pip`` plus the pip polyvenv itself runs with (``pip --python``)."""
+
+    name = "pip"
+
+    def version(self) -> str:
+        try:
+            from importlib.metadata import version
+
+            return version("pip")
+        except Exception:
+            raise BuildError(
+                "the pip installer needs pip installed beside polyvenv; "
+                f"run: {sys.executable} -m ensurepip, or use the default installer (uv)"
+            ) from None
+
+    def create(self, target: Path, python: Interpreter, with_pip: bool, log: IO[str]) -> None:
+        argv = [python.path, "-m", "venv", str(target)]
+        if not with_pip:
+            argv.insert(3, "--without-pip")
+        run_logged(argv, log, what="python -m venv")
+
+    def install(self, target: Path, wants: Wants, sources: Sources, cwd: Path, log: IO[str]) -> None:
+        argv: list[str | Path] = [
+            sys.executable, "-m", "pip", "--python", env_python(target), "install",
+            "--no-input", "--disable-pip-version-check", "--no-compile",
+        ]
+        if wants.lock_file:
+            argv += ["--require-hashes", "--no-deps", "-r", wants.lock_file]
+        else:
+            if not wants.requirements and not wants.requirements_file:
+                return
+            argv += list(wants.requirements)
+            if wants.requirements_file:
+                argv += ["-r", wants.requirements_file]
+        if sources.offline:
+            argv += ["--no-index"]
+        if sources.wheelhouse:
+            argv += ["--find-links", str(sources.wheelhouse)]
+        env = {k: v for k, v in os.environ.items() if k != "PIP_REQUIRE_VIRTUALENV"}
+        run_logged(argv, log, cwd=cwd, env=env, what="pip install")
+
+
+def installer_named(name: str, cache: ProbeCache) -> Installer:
+    return Uv(cache) if name == "uv" else Pip()
+
+
+def _program_version(program: str) -> dict[str, str]:
+    out = subprocess.run([program, "--version"], capture_output=True, text=True, check=True).stdout
+    return {"version": out.split()[1] if len(out.split()) > 1 else out.strip()}

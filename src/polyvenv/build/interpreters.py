@@ -1,0 +1,144 @@
+"""Find the Python interpreter an env asks for, and what it is.
+
+``python = "3.12"`` means the newest CPython 3.12.x found on PATH or under
+pyenv; a value with a path separator is a path. uv's own discovery is not
+used: it stops at the first pyenv shim that cannot run the asked version.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import InterpreterNotFound
+from .probes import ProbeCache
+
+_PROBE = (
+    "import json, sys, sysconfig; print(json.dumps({"
+    "'version': '%d.%d.%d' % sys.version_info[:3], "
+    "'implementation': sys.implementation.name, "
+    "'platform': sysconfig.get_platform()}))"
+)
+_VERSION_REQUEST = re.compile(r"^(?:c?python)?(\d+(?:\.\d+){0,2})$")
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    """An interpreter's identity: what goes into an env's spec hash."""
+
+    path: str
+    version: str
+    implementation: str
+    platform: str
+
+    @property
+    def minor(self) -> str:
+        return ".".join(self.version.split(".")[:2])
+
+
+def current() -> Interpreter:
+    """The interpreter running polyvenv (its base, outside any venv): the default for envs."""
+    base = Path(sys.base_prefix) / "bin" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    path = base if base.exists() else Path(sys.executable)
+    return Interpreter(
+        path=os.path.realpath(path),
+        version=platform.python_version(),
+        implementation=sys.implementation.name,
+        platform=sysconfig.get_platform(),
+    )
+
+
+def resolve(request: str | None, root: Path, cache: ProbeCache, env: str = "") -> Interpreter:
+    """The interpreter for an env's ``python`` setting (None: the one running polyvenv)."""
+    if request is None:
+        return current()
+    where = f"env {env!r}: " if env else ""
+    if os.sep in request or request.startswith("."):
+        path = (root / request).resolve()
+        if not path.is_file() or not os.access(path, os.X_OK):
+            raise InterpreterNotFound(f"{where}python = {request!r}: {path} is not an executable file")
+        return _identify(str(path), cache)
+    match = _VERSION_REQUEST.match(request)
+    if not match:
+        raise InterpreterNotFound(
+            f"{where}python = {request!r}: expected a version such as '3.12' or a path to an interpreter"
+        )
+    wanted = match.group(1)
+    found = []
+    for candidate in _candidates(wanted):
+        try:
+            interpreter = _identify(candidate, cache)
+        except InterpreterNotFound:
+            continue
+        if interpreter.implementation == "cpython" and _matches(interpreter.version, wanted):
+            found.append(interpreter)
+    if not found:
+        seen = sorted({i.version for i in _all_known(cache)})
+        raise InterpreterNotFound(
+            f"{where}python = {request!r}: no CPython {wanted} found on PATH or under pyenv"
+            f" (found: {', '.join(seen) or 'none'}); install it or give a path"
+        )
+    return max(found, key=lambda i: tuple(int(p) for p in i.version.split(".")))
+
+
+def _matches(version: str, wanted: str) -> bool:
+    return version == wanted or version.startswith(wanted + ".")
+
+
+def _candidates(wanted: str) -> list[str]:
+    """Executables that might be the wanted version, most specific names first."""
+    parts = wanted.split(".")
+    names = [f"python{'.'.join(parts[:2])}"] if len(parts) >= 2 else []
+    names += [f"python{parts[0]}", "python"]
+    paths: list[str] = []
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        if not directory or "shims" in Path(directory).parts:  # pyenv shims fail for inactive versions
+            continue
+        for name in names:
+            exe = shutil.which(name, path=directory)
+            if exe:
+                paths.append(os.path.realpath(exe))
+    pyenv_root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    for directory in sorted(glob.glob(os.path.join(pyenv_root, "versions", f"{wanted}*"))):
+        exe = os.path.join(directory, "bin", "python3")
+        if os.path.exists(exe):
+            paths.append(os.path.realpath(exe))
+    return list(dict.fromkeys(paths))
+
+
+def _all_known(cache: ProbeCache) -> list[Interpreter]:
+    known = []
+    for candidate in _candidates("3"):
+        try:
+            known.append(_identify(candidate, cache))
+        except InterpreterNotFound:
+            pass
+    return known
+
+
+def _identify(path: str, cache: ProbeCache) -> Interpreter:
+    real = os.path.realpath(path)
+    try:
+        facts = cache.get(real, _probe)
+    except OSError as e:
+        raise InterpreterNotFound(f"{path}: cannot run: {e.strerror}") from None
+    return Interpreter(path=real, **facts)
+
+
+def _probe(path: str) -> dict[str, str]:
+    try:
+        out = subprocess.run(
+            [path, "-I", "-S", "-c", _PROBE], capture_output=True, text=True, timeout=30, check=True
+        ).stdout
+        return json.loads(out)
+    except (subprocess.SubprocessError, ValueError) as e:
+        raise InterpreterNotFound(f"{path}: not a working Python interpreter ({e})") from None

@@ -1,0 +1,57 @@
+"""A cache of facts learnt by running a program (its version), keyed by its file's identity.
+
+Starting an interpreter or uv to ask its version costs 10-20 ms; a no-op
+`sync` must start nothing. An entry is valid while the file's inode, size
+and mtime are unchanged, so an upgraded interpreter is probed afresh.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+
+class ProbeCache:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._entries: dict[str, Any] | None = None
+        self._dirty = False
+
+    def get(self, program: str, probe: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+        """``probe(program)``, or the remembered answer for the same unchanged file."""
+        entries = self._load()
+        key = file_identity(program)
+        cached = entries.get(program)
+        if cached and cached["identity"] == key:
+            return cached["facts"]
+        facts = probe(program)
+        entries[program] = {"identity": key, "facts": facts}
+        self._dirty = True
+        return facts
+
+    def save(self) -> None:
+        if not self._dirty or self._entries is None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self._entries, indent=1))
+            tmp.replace(self.path)
+            self._dirty = False
+        except OSError:
+            pass  # a cache: losing it costs a probe next time, nothing more
+
+    def _load(self) -> dict[str, Any]:
+        if self._entries is None:
+            try:
+                self._entries = json.loads(self.path.read_text())
+            except (OSError, ValueError):
+                self._entries = {}
+        return self._entries
+
+
+def file_identity(path: str) -> list[int]:
+    st = os.stat(path)
+    return [st.st_ino, st.st_size, st.st_mtime_ns]

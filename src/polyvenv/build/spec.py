@@ -1,0 +1,95 @@
+"""What one build must produce, and the hash that names it.
+
+The spec hash covers everything that changes an env's contents: the
+requirements (and the requirements file's text), the lock file when there
+is one, the interpreter (resolved path, full version, implementation), the
+installer and its version, and the platform. Equal hashes mean nothing to
+do; this is all a no-op `sync` computes, without starting any program.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import Config, EnvSpec
+from .installers import Installer, Wants, installer_named
+from .interpreters import Interpreter, resolve
+from .probes import ProbeCache
+
+HASH_LENGTH = 16
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    env: EnvSpec
+    interpreter: Interpreter
+    installer: Installer
+    installer_version: str
+    lock_file: Path | None
+    with_pip: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.env.name
+
+    def wants(self) -> Wants:
+        return Wants(self.env.requirements, self.env.requirements_file, self.lock_file)
+
+    def inputs(self) -> dict[str, Any]:
+        return {
+            "requirements": list(self.env.requirements),
+            "requirements_file": _text(self.env.requirements_file),
+            "lock": _text(self.lock_file),
+            "interpreter": {
+                "path": self.interpreter.path,
+                "version": self.interpreter.version,
+                "implementation": self.interpreter.implementation,
+            },
+            "installer": {"name": self.installer.name, "version": self.installer_version},
+            "platform": self.interpreter.platform,
+            "with_pip": self.with_pip,
+        }
+
+    @property
+    def hash(self) -> str:
+        canonical = json.dumps(self.inputs(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:HASH_LENGTH]
+
+
+class Planner:
+    """Turns declared envs into BuildSpecs, probing each interpreter and tool at most once."""
+
+    def __init__(self, config: Config, installer: str | None = None) -> None:
+        self.config = config
+        self.cache = ProbeCache(config.envs_dir / ".cache" / "probes.json")
+        self.installer = installer_named(installer or config.installer, self.cache)
+        self._installer_version: str | None = None
+
+    def spec(self, env: EnvSpec, *, with_pip: bool = False, lock: bool = True) -> BuildSpec:
+        """``lock=False``: ignore any lock file (``create`` has none)."""
+        if self._installer_version is None:
+            self._installer_version = self.installer.version()
+        lock_file = lock_path(self.config, env.name) if lock else None
+        return BuildSpec(
+            env=env,
+            interpreter=resolve(env.python, self.config.root, self.cache, env.name),
+            installer=self.installer,
+            installer_version=self._installer_version,
+            lock_file=lock_file if lock_file and lock_file.is_file() else None,
+            with_pip=with_pip,
+        )
+
+    def close(self) -> None:
+        self.cache.save()
+
+
+def lock_path(config: Config, name: str) -> Path:
+    return config.locks_dir / f"{name}.txt"
+
+
+def _text(path: Path | None) -> str | None:
+    return path.read_text() if path is not None else None

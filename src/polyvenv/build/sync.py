@@ -1,0 +1,138 @@
+"""`polyvenv sync`: make every declared env match its declaration, safely and at most once.
+
+Per env, the pre-commit pattern: check without a lock (the no-op path: read
+one stamp, start nothing); if work is needed, take the env's lock and check
+again (another process may have built it meanwhile); build a new versioned
+directory beside the working one; stamp it last; switch the link. A failed
+or killed build leaves the previous env in place and in use.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from ..config import Config, EnvSpec
+from ..errors import BuildError, ConfigError, UsageError
+from . import builder, health, lockfiles
+from .installers import Sources
+from .progress import Lines, Progress
+from .spec import BuildSpec, Planner, lock_path
+from .store import Store, read_stamp
+
+
+@dataclass
+class Outcome:
+    name: str
+    action: str  # "up to date", "built", "switched", "failed"
+    path: Path | None = None
+    seconds: float = 0.0
+    error: BuildError | None = None
+
+
+def sources_for(config: Config, offline: bool | None = None, wheelhouse: Path | None = None) -> Sources:
+    offline = config.offline if offline is None else offline
+    wheelhouse = wheelhouse or config.wheelhouse
+    if offline and wheelhouse is None:
+        raise UsageError("offline builds install only from a wheelhouse: set `wheelhouse` or pass --wheelhouse DIR")
+    if wheelhouse is not None and not wheelhouse.is_dir():
+        if offline:
+            raise UsageError(f"wheelhouse {wheelhouse} does not exist: fill it with `polyvenv wheelhouse {wheelhouse}`")
+        wheelhouse = None  # online, a wheelhouse not yet made is no source, not an error
+    return Sources(offline=offline, wheelhouse=wheelhouse)
+
+
+def select(config: Config, names: Sequence[str] = ()) -> list[EnvSpec]:
+    return [config.env(n) for n in dict.fromkeys(names)] if names else list(config.envs.values())
+
+
+def plan(config: Config, envs: Sequence[EnvSpec], installer: str | None = None) -> tuple[Planner, list[BuildSpec]]:
+    """BuildSpecs for ``envs``; every interpreter problem reported at once."""
+    planner = Planner(config, installer)
+    specs, problems = [], []
+    for env in envs:
+        try:
+            specs.append(planner.spec(env))
+        except ConfigError as e:
+            problems += e.problems
+    if problems:
+        planner.close()
+        raise ConfigError(problems)
+    return planner, specs
+
+
+def is_current(store: Store, spec: BuildSpec, verify: bool = False) -> bool:
+    build = store.current(spec.name)
+    if build is None or build != store.build_dir(spec.name, spec.hash):
+        return False
+    return not verify or not health.problems(build, read_stamp(build) or {})
+
+
+def sync(
+    config: Config,
+    names: Sequence[str] = (),
+    *,
+    offline: bool | None = None,
+    wheelhouse: Path | None = None,
+    jobs: int = 1,
+    locked: bool = False,
+    repair: bool = False,
+    installer: str | None = None,
+    progress: Progress | None = None,
+) -> list[Outcome]:
+    """Build what is missing or stale; return one Outcome per env (failures included)."""
+    sources = sources_for(config, offline, wheelhouse)
+    store = Store(config.envs_dir)
+    planner, specs = plan(config, select(config, names), installer)
+    try:
+        if locked:
+            for spec in specs:
+                lockfiles.check_current(spec, lock_path(config, spec.name))
+        todo = [s for s in specs if not is_current(store, s, verify=repair)]
+        outcomes = {s.name: Outcome(s.name, "up to date", store.current(s.name)) for s in specs}
+        if todo:
+            progress = progress or Lines()
+            with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+                for outcome in pool.map(lambda s: _sync_one(config, store, s, sources, repair, progress), todo):
+                    outcomes[outcome.name] = outcome
+            progress.close()
+    finally:
+        planner.close()
+    return [outcomes[s.name] for s in specs]
+
+
+def _sync_one(config: Config, store: Store, spec: BuildSpec, sources: Sources,
+              repair: bool, progress: Progress) -> Outcome:
+    started = time.monotonic()
+    target = store.build_dir(spec.name, spec.hash)
+    with store.lock(spec.name):
+        if is_current(store, spec, verify=repair):
+            return Outcome(spec.name, "up to date", target)  # another process built it meanwhile
+        stamp = read_stamp(target)
+        if stamp is not None and not (repair and health.problems(target, stamp)):
+            store.switch(spec.name, target)  # an earlier build of this very spec: reuse it
+            progress.finished(spec.name, f"switched to its existing build {target.name}")
+            return Outcome(spec.name, "switched", target, time.monotonic() - started)
+        progress.started(spec.name, f"building ({_describe(spec)})")
+        log = store.log_path(spec.name, spec.hash)
+        try:
+            builder.build(spec, target, sources, config.root, log)
+        except BuildError as e:
+            progress.finished(spec.name, f"FAILED: {e} (log: {e.log})")
+            return Outcome(spec.name, "failed", None, time.monotonic() - started, e)
+        store.switch(spec.name, target)
+        seconds = time.monotonic() - started
+        store.record_build({"env": spec.name, "spec_hash": spec.hash, "seconds": round(seconds, 3),
+                            "at": time.time()})
+        progress.finished(spec.name, f"built in {seconds:.1f}s")
+        return Outcome(spec.name, "built", target, seconds)
+
+
+def _describe(spec: BuildSpec) -> str:
+    what = f"lock {spec.lock_file.name}" if spec.lock_file else f"{len(spec.env.requirements)} requirements"
+    if spec.env.requirements_file and not spec.lock_file:
+        what += f" + {spec.env.requirements_file.name}"
+    return f"Python {spec.interpreter.version}, {what}, {spec.installer.name}"

@@ -1,0 +1,47 @@
+"""`polyvenv wheelhouse DIR`: every wheel the envs need, for offline builds (seed 004's practice).
+
+Each env's exact pins come from its lock file (or are resolved on the spot
+when it has none); pip, run by uv under the env's own interpreter so wheel
+tags match, downloads the wheels and builds those published only as sdists.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from ..config import Config
+from ..errors import BuildError
+from . import lockfiles
+from .installers import InstallerFailed, Sources, Uv, run_logged
+from .spec import lock_path
+from .sync import plan, select
+
+
+def fill(config: Config, directory: Path, names: Sequence[str] = ()) -> int:
+    """Download the wheels of ``names`` (default: every env) into ``directory``; return the count."""
+    planner, specs = plan(config, select(config, names))
+    uv = Uv(planner.cache)
+    directory.mkdir(parents=True, exist_ok=True)
+    log_dir = config.envs_dir / ".logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        for spec in specs:
+            log_path = log_dir / f"{spec.name}.wheelhouse.log"
+            with tempfile.TemporaryDirectory(prefix="polyvenv-wheelhouse-") as tmp:
+                pins = lock_path(config, spec.name)
+                if not pins.is_file():
+                    pins = lockfiles.write_lock(spec, Path(tmp) / "pins.txt", uv, Sources(), config.root, log_path)
+                argv = [uv.binary, "tool", "run", "--no-config", "--python", spec.interpreter.path,
+                        "--from", "pip", "pip", "wheel", "--no-deps", "--disable-pip-version-check",
+                        "-w", directory, "-r", pins]
+                try:
+                    with open(log_path, "a") as log:
+                        run_logged(argv, log, cwd=config.root, env=uv.environ(), what="pip wheel")
+                except InstallerFailed as e:
+                    raise BuildError(f"filling the wheelhouse for env {spec.name!r}: {e} (log: {log_path})",
+                                     env=spec.name, log=str(log_path)) from None
+    finally:
+        planner.close()
+    return len(list(directory.glob("*.whl")))

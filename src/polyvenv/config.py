@@ -1,0 +1,352 @@
+"""Read ``[tool.polyvenv]`` (or ``polyvenv.toml``) into validated EnvSpec objects.
+
+Standard library only: the runtime reads configuration too. Validation
+collects every problem before raising, so one run shows them all, each
+naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterable
+
+from .errors import ConfigError
+
+CONFIG_FILE = "polyvenv.toml"
+PYPROJECT = "pyproject.toml"
+DISCOVERED_FILE = "discovered.json"  # in envs-dir: what `sync --discover` remembers
+DEFAULT_PATTERN = "*/requirements.txt"
+ISOLATIONS = ("namespace", "process")
+INSTALLERS = ("uv", "pip")
+
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_TOP_KEYS = ("envs-dir", "bin-dir", "wheelhouse", "offline", "locks-dir", "installer", "discover", "envs")
+_ENV_KEYS = (
+    "requirements", "requirements-file", "source", "python",
+    "isolation", "shared", "scripts", "provides",
+)
+_DISCOVER_KEYS = ("dir", "pattern")
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """One declared environment, with paths made absolute."""
+
+    name: str
+    requirements: tuple[str, ...] = ()
+    requirements_file: Path | None = None
+    source: Path | None = None
+    python: str | None = None
+    isolation: str = "namespace"
+    shared: tuple[str, ...] = ()
+    scripts: tuple[str, ...] = ()
+    provides: tuple[str, ...] = ()
+    script_dir: Path | None = None  # a discovered module's bin/: its Python scripts get shims
+
+
+@dataclass(frozen=True)
+class Discovery:
+    """One directory scanned for per-module requirements files (seed 003)."""
+
+    dir: Path
+    pattern: str = DEFAULT_PATTERN
+
+
+@dataclass(frozen=True)
+class Config:
+    """A workspace's whole declaration."""
+
+    root: Path
+    path: Path | None
+    envs_dir: Path
+    locks_dir: Path
+    bin_dir: Path | None = None
+    wheelhouse: Path | None = None
+    offline: bool = False
+    installer: str = "uv"
+    envs: dict[str, EnvSpec] = field(default_factory=dict)
+    discoveries: tuple[Discovery, ...] = ()
+
+    def env(self, name: str) -> EnvSpec:
+        from .errors import EnvNotFound
+
+        try:
+            return self.envs[name]
+        except KeyError:
+            hint = _did_you_mean(name, self.envs)
+            known = ", ".join(self.envs) or "none"
+            raise EnvNotFound(f"no env named {name!r} in {self.describe()}{hint} (declared: {known})") from None
+
+    def describe(self) -> str:
+        return str(self.path) if self.path else f"{self.root} (no config file)"
+
+
+def find_config(start: Path) -> Path | None:
+    """The nearest polyvenv.toml, or pyproject.toml with [tool.polyvenv], at or above ``start``."""
+    for directory in (start.resolve(), *start.resolve().parents):
+        candidate = directory / CONFIG_FILE
+        if candidate.is_file():
+            return candidate
+        candidate = directory / PYPROJECT
+        if candidate.is_file() and "polyvenv" in _read_toml(candidate).get("tool", {}):
+            return candidate
+    return None
+
+
+def load_config(start: Path | str = ".", config_file: Path | str | None = None, *, required: bool = True) -> Config:
+    """Find and validate the configuration; raise ConfigError listing every problem.
+
+    With ``required=False`` and no file found, the workspace is the directory
+    ``start`` with default settings (what ``sync --discover`` needs).
+    """
+    start = Path(start)
+    path = Path(config_file).resolve() if config_file else find_config(start)
+    if path is None:
+        if required:
+            raise ConfigError(
+                f"no {CONFIG_FILE}, and no {PYPROJECT} with [tool.polyvenv], in {start.resolve()} or above: "
+                "create one (see README) or pass --config FILE"
+            )
+        return _validate({}, root=start.resolve(), path=None)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    data = _read_toml(path)
+    if path.name != CONFIG_FILE:
+        data = data.get("tool", {}).get("polyvenv", {})
+    return _validate(data, root=path.parent, path=path)
+
+
+def remember_discovery(config: Config, discovery: Discovery) -> Config:
+    """Record a `--discover DIR` so later commands (list, run, gc) see those envs."""
+    remembered = _remembered(config.envs_dir)
+    entry = {"dir": str(discovery.dir), "pattern": discovery.pattern}
+    if entry not in remembered:
+        config.envs_dir.mkdir(parents=True, exist_ok=True)
+        target = config.envs_dir / DISCOVERED_FILE
+        tmp = target.with_suffix(".tmp")
+        tmp.write_text(json.dumps(remembered + [entry], indent=2) + "\n")
+        tmp.replace(target)
+    return _merge_discovered(config, [discovery])
+
+
+def discover(discovery: Discovery) -> list[EnvSpec]:
+    """One env per directory holding a requirements file, named after that directory."""
+    envs = []
+    for req in sorted(discovery.dir.glob(discovery.pattern)):
+        if not req.is_file():
+            continue
+        module = discovery.dir / req.relative_to(discovery.dir).parts[0]
+        envs.append(EnvSpec(
+            name=module.name,
+            requirements_file=req.resolve(),
+            source=module.resolve(),
+            script_dir=(module / "bin").resolve(),
+        ))
+    return envs
+
+
+# -- internals ---------------------------------------------------------------
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        import tomllib  # type: ignore[import-not-found]
+    except ImportError:  # Python < 3.11
+        try:
+            import tomli as tomllib  # type: ignore[no-redef]
+        except ImportError:
+            raise ConfigError(f"{path}: reading TOML needs Python 3.11+ or the tomli package") from None
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+
+
+class _Checker:
+    """Collects problems, each prefixed with the file and the table it is in."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.where = str(path) if path else "command line"
+        self.problems: list[str] = []
+
+    def add(self, table: str, message: str) -> None:
+        self.problems.append(f"{self.where}: [{table}] {message}")
+
+    def keys(self, table: str, data: dict[str, Any], allowed: Iterable[str]) -> None:
+        allowed = tuple(allowed)
+        for key in data:
+            if key not in allowed:
+                self.add(table, f"unknown key {key!r}{_did_you_mean(key, allowed)}")
+
+    def typed(self, table: str, data: dict[str, Any], key: str, kind: type, default: Any = None) -> Any:
+        value = data.get(key, default)
+        if value is default or isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+            return value
+        self.add(table, f"{key}: expected {_kind_name(kind)}, got {type(value).__name__} {value!r}")
+        return default
+
+    def strings(self, table: str, data: dict[str, Any], key: str) -> tuple[str, ...]:
+        value = data.get(key, [])
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        self.add(table, f"{key}: expected a list of strings, got {type(value).__name__} {value!r}")
+        return ()
+
+
+def _validate(data: dict[str, Any], *, root: Path, path: Path | None) -> Config:
+    check = _Checker(path)
+    top = "tool.polyvenv" if path and path.name == PYPROJECT else "top level"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{check.where}: [tool.polyvenv] must be a table")
+    check.keys(top, data, _TOP_KEYS)
+
+    def directory(key: str, default: str | None) -> Path | None:
+        value = check.typed(top, data, key, str, default)
+        return (root / value).resolve() if value else None
+
+    envs_dir = directory("envs-dir", ".polyvenv")
+    locks_dir = directory("locks-dir", "polyvenv-locks")
+    installer = check.typed(top, data, "installer", str, "uv")
+    if installer not in INSTALLERS:
+        check.add(top, f"installer: must be one of {', '.join(INSTALLERS)}, got {installer!r}")
+    config = Config(
+        root=root,
+        path=path,
+        envs_dir=envs_dir or root / ".polyvenv",
+        locks_dir=locks_dir or root / "polyvenv-locks",
+        bin_dir=directory("bin-dir", None),
+        wheelhouse=directory("wheelhouse", None),
+        offline=check.typed(top, data, "offline", bool, False),
+        installer=installer,
+    )
+
+    envs_table = check.typed(top, data, "envs", dict, {})
+    envs: dict[str, EnvSpec] = {}
+    for name, body in envs_table.items():
+        spec = _env_spec(check, f"{top}.envs.{name}", name, body, root)
+        if spec:
+            envs[name] = spec
+
+    discoveries = _discoveries(check, top, data.get("discover"), root)
+    if check.problems:
+        raise ConfigError(check.problems)
+    config = replace(config, envs=envs)
+    remembered = [Discovery(Path(d["dir"]), d["pattern"]) for d in _remembered(config.envs_dir)]
+    return _merge_discovered(config, discoveries + remembered)
+
+
+def _env_spec(check: _Checker, table: str, name: str, body: Any, root: Path) -> EnvSpec | None:
+    if not _NAME.match(name) or ".." in name:
+        check.add(table, f"env name {name!r} is not a plain name: use letters, digits, '_', '-' or '.', "
+                         "not starting with '.', '-', or containing '/' or '..'")
+        return None
+    if not isinstance(body, dict):
+        check.add(table, f"expected a table of env settings, got {type(body).__name__}")
+        return None
+    check.keys(table, body, _ENV_KEYS)
+    requirements = check.strings(table, body, "requirements")
+    for problem in _requirement_problems(requirements):
+        check.add(table, f"requirements: {problem}")
+    req_file = check.typed(table, body, "requirements-file", str)
+    req_path = (root / req_file).resolve() if req_file else None
+    if req_path is not None and not req_path.is_file():
+        check.add(table, f"requirements-file: {req_path} does not exist")
+    source = check.typed(table, body, "source", str)
+    source_path = (root / source).resolve() if source else None
+    if source_path is not None and not source_path.is_dir():
+        check.add(table, f"source: {source_path} is not a directory")
+    isolation = check.typed(table, body, "isolation", str, "namespace")
+    if isolation not in ISOLATIONS:
+        check.add(table, f"isolation: must be one of {', '.join(ISOLATIONS)}, got {isolation!r}")
+    return EnvSpec(
+        name=name,
+        requirements=requirements,
+        requirements_file=req_path,
+        source=source_path,
+        python=check.typed(table, body, "python", str),
+        isolation=isolation,
+        shared=check.strings(table, body, "shared"),
+        scripts=check.strings(table, body, "scripts"),
+        provides=check.strings(table, body, "provides"),
+    )
+
+
+def _requirement_problems(requirements: Iterable[str]) -> list[str]:
+    """PEP 508 problems, when packaging is importable (always in the build half)."""
+    try:
+        from packaging.requirements import InvalidRequirement, Requirement
+    except ImportError:  # a runtime host without the build dependencies: the builder checked
+        return []
+    problems = []
+    for text in requirements:
+        try:
+            Requirement(text)
+        except InvalidRequirement as e:
+            first = str(e).splitlines()[0]
+            problems.append(f"{text!r} is not a valid PEP 508 requirement ({first})")
+    return problems
+
+
+def _discoveries(check: _Checker, top: str, value: Any, root: Path) -> list[Discovery]:
+    if value is None:
+        return []
+    tables = value if isinstance(value, list) else [value]
+    found = []
+    for table in tables:
+        if not isinstance(table, dict):
+            check.add(top, f"discover: expected a table with 'dir' and 'pattern', got {table!r}")
+            continue
+        check.keys(f"{top}.discover", table, _DISCOVER_KEYS)
+        directory = check.typed(f"{top}.discover", table, "dir", str)
+        pattern = check.typed(f"{top}.discover", table, "pattern", str, DEFAULT_PATTERN)
+        if not directory:
+            check.add(f"{top}.discover", "dir: required")
+        elif not (root / directory).is_dir():
+            check.add(f"{top}.discover", f"dir: {(root / directory).resolve()} is not a directory")
+        else:
+            found.append(Discovery((root / directory).resolve(), pattern))
+    return found
+
+
+def _merge_discovered(config: Config, discoveries: list[Discovery]) -> Config:
+    envs = dict(config.envs)
+    problems = []
+    for discovery in discoveries:
+        if not discovery.dir.is_dir():
+            continue  # a remembered directory that was removed since: nothing to discover
+        for spec in discover(discovery):
+            if not _NAME.match(spec.name):
+                problems.append(f"{spec.requirements_file}: discovered env name {spec.name!r} is not a plain name")
+            elif spec.name in envs and envs[spec.name].requirements_file != spec.requirements_file:
+                problems.append(
+                    f"{spec.requirements_file}: discovered env {spec.name!r} clashes with the env "
+                    f"of that name from {envs[spec.name].requirements_file or config.describe()}"
+                )
+            else:
+                envs[spec.name] = spec
+    if problems:
+        raise ConfigError(problems)
+    all_discoveries = tuple(dict.fromkeys((*config.discoveries, *discoveries)))
+    return replace(config, envs=envs, discoveries=all_discoveries)
+
+
+def _remembered(envs_dir: Path) -> list[dict[str, str]]:
+    try:
+        return json.loads((envs_dir / DISCOVERED_FILE).read_text())
+    except (OSError, ValueError):
+        return []
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _kind_name(kind: type) -> str:
+    return {str: "a string", bool: "true or false", dict: "a table", list: "a list"}.get(kind, kind.__name__)

@@ -1,0 +1,62 @@
+"""Every error polyvenv raises on purpose derives from PolyvenvError.
+
+Each class carries the exit code the command line uses for it: 2 for a
+usage or configuration problem the user must fix in what they wrote, 1 for
+work that failed. ``str(error)`` is the one clear line printed first: what
+failed, for which env, and what to do.
+"""
+
+from __future__ import annotations
+
+
+class PolyvenvError(Exception):
+    """Base class of polyvenv's own errors."""
+
+    exit_code = 1
+
+
+class ConfigError(PolyvenvError):
+    """The configuration is invalid; ``problems`` lists every problem found."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        first = self.problems[0]
+        more = len(self.problems) - 1
+        super().__init__(first if not more else f"{first} (and {more} more problem{'s' * (more > 1)})")
+
+
+class UsageError(PolyvenvError):
+    """The command line asked for something that cannot be done as asked."""
+
+    exit_code = 2
+
+
+class InterpreterNotFound(ConfigError):
+    """A requested Python interpreter does not exist on this machine."""
+
+
+class BuildError(PolyvenvError):
+    """Building an environment failed; the previous build is untouched."""
+
+    def __init__(self, message: str, env: str | None = None, log: str | None = None) -> None:
+        self.env = env
+        self.log = log
+        super().__init__(message)
+
+
+class LockFileOutdated(PolyvenvError):
+    """``sync --locked`` found a lock file that no longer matches its env."""
+
+
+class ShimConflict(PolyvenvError):
+    """Two envs, or an env and a foreign file, want the same command name."""
+
+
+class EnvNotFound(UsageError):
+    """A command named an env the workspace does not declare."""
+
+
+class NotBuilt(PolyvenvError):
+    """An env was used before it was built, or its build is broken."""

@@ -1,0 +1,1 @@
+"""Process isolation: an env in a worker process behind the runtime's API (coming)."""

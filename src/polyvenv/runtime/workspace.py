@@ -1,0 +1,54 @@
+"""A workspace: the declared envs of one project, and where their builds live."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..config import Config, load_config
+from ..errors import NotBuilt
+from .manifest import read_manifest
+
+
+class Workspace:
+    """The envs declared by a polyvenv.toml or pyproject.toml, found upward from a path."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    @classmethod
+    def load(cls, path: str | Path = ".", config_file: str | Path | None = None) -> "Workspace":
+        return cls(load_config(Path(path), config_file))
+
+    @property
+    def root(self) -> Path:
+        return self.config.root
+
+    @property
+    def env_names(self) -> list[str]:
+        return list(self.config.envs)
+
+    def env_dir(self, name: str) -> Path:
+        """The env's stable path (a link to its current build)."""
+        self.config.env(name)  # raises EnvNotFound with a suggestion
+        return self.config.envs_dir / name
+
+    def manifest(self, name: str) -> dict[str, Any]:
+        """The built env's manifest; NotBuilt if it was never built completely."""
+        manifest = read_manifest(self.env_dir(name))
+        if manifest is None:
+            raise NotBuilt(f"env {name!r} is not built: run `polyvenv sync {name}` (or Workspace.sync())")
+        return manifest
+
+    def sync(self, *names: str, **options: Any) -> list[Any]:
+        """Build what is missing or stale, as `polyvenv sync` does (needs the build dependencies)."""
+        from ..build.sync import sync
+
+        outcomes = sync(self.config, names, **options)
+        for outcome in outcomes:
+            if outcome.error:
+                raise outcome.error
+        return outcomes
+
+    def __repr__(self) -> str:
+        return f"<polyvenv.Workspace {self.config.describe()}: {', '.join(self.env_names) or 'no envs'}>"
