@@ -51,7 +51,6 @@ def _config(args: argparse.Namespace, required: bool = True) -> Config:
 # -- commands ------------------------------------------------------------------
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from .build import shims
     from .build.progress import for_terminal
     from .build.sync import sync
 
@@ -64,7 +63,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         progress=for_terminal(args.quiet),
     )
     failed = [o for o in outcomes if o.error]
-    shim_changes = shims.update(config, Path(args.bin_dir).resolve() if args.bin_dir else None)
+    shim_changes = _update_shims(config, args.bin_dir)
     if not args.quiet:
         built = sum(o.action == "built" for o in outcomes)
         print(f"polyvenv: {len(outcomes)} envs: {built} built, "
@@ -75,6 +74,14 @@ def cmd_sync(args: argparse.Namespace) -> int:
         _error(f"{first}; the previous build (if any) is still in use; log: {first.log}")
         return 1
     return 0
+
+
+def _update_shims(config: Config, bin_dir: str | None) -> str:
+    if not (bin_dir or config.bin_dir):
+        return ""
+    from .build import shims
+
+    return shims.update(config, Path(bin_dir).resolve() if bin_dir else None)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -158,9 +165,7 @@ def cmd_wheelhouse(args: argparse.Namespace) -> int:
 
 
 def cmd_shims(args: argparse.Namespace) -> int:
-    from .build import shims
-
-    changes = shims.update(_config(args), Path(args.bin_dir).resolve() if args.bin_dir else None)
+    changes = _update_shims(_config(args), args.bin_dir)
     print(f"polyvenv: shims: {changes or 'no changes'}", file=sys.stderr)
     return 0
 

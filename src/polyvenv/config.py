@@ -7,7 +7,6 @@ naming the file and the key.
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from dataclasses import dataclass, field, replace
@@ -277,8 +276,20 @@ def _env_spec(check: _Checker, table: str, name: str, body: Any, root: Path) -> 
     )
 
 
+# Requirements this simple are valid PEP 508 for certain; only others need packaging's
+# parser, whose import costs more than a whole no-op `sync` may.
+_SIMPLE_REQUIREMENT = re.compile(
+    r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?(\[[A-Za-z0-9_-]+(,[A-Za-z0-9_-]+)*\])?"
+    r"(\s*(==|!=)\s*\d+(\.\d+)*(\.\*)?|\s*(>=|<=|>|<|~=)\s*\d+(\.\d+)*)?"
+    r"(\s*,\s*(==|!=)\s*\d+(\.\d+)*(\.\*)?|\s*,\s*(>=|<=|>|<|~=)\s*\d+(\.\d+)*)*$"
+)
+
+
 def _requirement_problems(requirements: Iterable[str]) -> list[str]:
     """PEP 508 problems, when packaging is importable (always in the build half)."""
+    requirements = [r for r in requirements if not _SIMPLE_REQUIREMENT.match(r)]
+    if not requirements:
+        return []
     try:
         from packaging.requirements import InvalidRequirement, Requirement
     except ImportError:  # a runtime host without the build dependencies: the builder checked
@@ -344,6 +355,8 @@ def _remembered(envs_dir: Path) -> list[dict[str, str]]:
 
 
 def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    import difflib
+
     close = difflib.get_close_matches(word, list(choices), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

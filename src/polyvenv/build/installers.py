@@ -81,13 +81,9 @@ def gist(output: str) -> str:
     """The lines of an installer's output that say what went wrong, on one line."""
     lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in output.splitlines()]
     lines = [line for line in lines if line]
-    keep = [
-        line for line in lines
-        if re.match(r"^(error|ERROR|×|╰─▶|\|?\s*Because|hint|caused by|Caused by)", line.lstrip("│ "))
-    ]
-    text = " ".join(keep or lines[-3:])
-    text = re.sub(r"\s+", " ", text)
-    return text[:600] or "no output"
+    first = next((i for i, line in enumerate(lines) if re.match(r"^(error|ERROR|×)", line)), None)
+    keep = lines[first:first + 8] if first is not None else lines[-3:]
+    return re.sub(r"\s+", " ", " ".join(keep))[:600] or "no output"
 
 
 class Uv:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import glob
 import json
 import os
-import platform
 import re
 import shutil
 import subprocess
@@ -51,7 +50,7 @@ def current() -> Interpreter:
     path = base if base.exists() else Path(sys.executable)
     return Interpreter(
         path=os.path.realpath(path),
-        version=platform.python_version(),
+        version="%d.%d.%d" % sys.version_info[:3],
         implementation=sys.implementation.name,
         platform=sysconfig.get_platform(),
     )

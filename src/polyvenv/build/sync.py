@@ -10,7 +10,6 @@ or killed build leaves the previous env in place and in use.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -94,6 +93,8 @@ def sync(
         todo = [s for s in specs if not is_current(store, s, verify=repair)]
         outcomes = {s.name: Outcome(s.name, "up to date", store.current(s.name)) for s in specs}
         if todo:
+            from concurrent.futures import ThreadPoolExecutor
+
             progress = progress or Lines()
             with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
                 for outcome in pool.map(lambda s: _sync_one(config, store, s, sources, repair, progress), todo):
