@@ -114,7 +114,7 @@ def load_config(start: Path | str = ".", config_file: Path | str | None = None, 
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     data = _read_toml(path)
-    if path.name != CONFIG_FILE:
+    if path.name == PYPROJECT:  # any other file holds polyvenv's keys at top level
         data = data.get("tool", {}).get("polyvenv", {})
     return _validate(data, root=path.parent, path=path)
 
@@ -175,7 +175,8 @@ class _Checker:
         self.problems: list[str] = []
 
     def add(self, table: str, message: str) -> None:
-        self.problems.append(f"{self.where}: [{table}] {message}")
+        where = f"[{table.lstrip('.')}] " if table.lstrip(".") else ""
+        self.problems.append(f"{self.where}: {where}{message}")
 
     def keys(self, table: str, data: dict[str, Any], allowed: Iterable[str]) -> None:
         allowed = tuple(allowed)
@@ -200,7 +201,7 @@ class _Checker:
 
 def _validate(data: dict[str, Any], *, root: Path, path: Path | None) -> Config:
     check = _Checker(path)
-    top = "tool.polyvenv" if path and path.name == PYPROJECT else "top level"
+    top = "tool.polyvenv" if path and path.name == PYPROJECT else ""
     if not isinstance(data, dict):
         raise ConfigError(f"{check.where}: [tool.polyvenv] must be a table")
     check.keys(top, data, _TOP_KEYS)

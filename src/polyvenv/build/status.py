@@ -60,6 +60,10 @@ def _status(store: Store, planner: Planner, env: EnvSpec) -> EnvStatus:
     if problems:
         status.state, status.reasons = "broken", problems
         status.fix = f"polyvenv sync --repair {env.name}"
+        if health.interpreter_problem(stamp):
+            python = stamp["interpreter"]
+            status.fix = (f"reinstall Python {python['version']} at {python['path']}, or set `python` of env "
+                          f"{env.name!r} to another interpreter; then run `polyvenv sync {env.name}`")
         return status
     try:
         spec = planner.spec(env)
