@@ -248,7 +248,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="build N envs at once (default: the number of CPUs)")
     p.add_argument("--locked", action="store_true", help="fail if a lock file is missing or out of date")
     p.add_argument("--repair", action="store_true",
-                   help="also check every installed file of every env and rebuild broken ones")
+                   help="check every installed file of every env again and rebuild damaged ones")
     p.add_argument("--discover", metavar="DIR", help="one env per directory of DIR holding a requirements file")
     p.add_argument("--pattern", default=DEFAULT_PATTERN, help=f"with --discover (default: {DEFAULT_PATTERN})")
     p.add_argument("--bin-dir", metavar="DIR", help="where command shims go (default: bin-dir from the config)")

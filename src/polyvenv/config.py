@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, NamedTuple
 
 from .errors import ConfigError
 
@@ -31,8 +30,7 @@ _ENV_KEYS = (
 _DISCOVER_KEYS = ("dir", "pattern")
 
 
-@dataclass(frozen=True)
-class EnvSpec:
+class EnvSpec(NamedTuple):
     """One declared environment, with paths made absolute."""
 
     name: str
@@ -47,27 +45,25 @@ class EnvSpec:
     script_dir: Path | None = None  # a discovered module's bin/: its Python scripts get shims
 
 
-@dataclass(frozen=True)
-class Discovery:
+class Discovery(NamedTuple):
     """One directory scanned for per-module requirements files (seed 003)."""
 
     dir: Path
     pattern: str = DEFAULT_PATTERN
 
 
-@dataclass(frozen=True)
-class Config:
-    """A workspace's whole declaration."""
+class Config(NamedTuple):
+    """A workspace's whole declaration (immutable: changes make a new one with ``_replace``)."""
 
     root: Path
     path: Path | None
     envs_dir: Path
     locks_dir: Path
+    envs: dict[str, EnvSpec]
     bin_dir: Path | None = None
     wheelhouse: Path | None = None
     offline: bool = False
     installer: str = "uv"
-    envs: dict[str, EnvSpec] = field(default_factory=dict)
     discoveries: tuple[Discovery, ...] = ()
 
     def env(self, name: str) -> EnvSpec:
@@ -224,6 +220,7 @@ def _validate(data: dict[str, Any], *, root: Path, path: Path | None) -> Config:
         wheelhouse=directory("wheelhouse", None),
         offline=check.typed(top, data, "offline", bool, False),
         installer=installer,
+        envs={},
     )
 
     envs_table = check.typed(top, data, "envs", dict, {})
@@ -236,7 +233,7 @@ def _validate(data: dict[str, Any], *, root: Path, path: Path | None) -> Config:
     discoveries = _discoveries(check, top, data.get("discover"), root)
     if check.problems:
         raise ConfigError(check.problems)
-    config = replace(config, envs=envs)
+    config = config._replace(envs=envs)
     remembered = [Discovery(Path(d["dir"]), d["pattern"]) for d in _remembered(config.envs_dir)]
     return _merge_discovered(config, discoveries + remembered)
 
@@ -345,7 +342,7 @@ def _merge_discovered(config: Config, discoveries: list[Discovery]) -> Config:
     if problems:
         raise ConfigError(problems)
     all_discoveries = tuple(dict.fromkeys((*config.discoveries, *discoveries)))
-    return replace(config, envs=envs, discoveries=all_discoveries)
+    return config._replace(envs=envs, discoveries=all_discoveries)
 
 
 def _remembered(envs_dir: Path) -> list[dict[str, str]]:

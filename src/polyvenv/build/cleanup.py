@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from ..config import Config
 from ..errors import EnvNotFound
 from . import shims
+from .spec import HASH_LENGTH
 from .store import Store, remove_tree
+
+_BUILD_LOG = re.compile(rf"^.+-[0-9a-f]{{{HASH_LENGTH}}}\.log$")
 
 
 def remove(config: Config, name: str) -> str:
@@ -38,12 +42,15 @@ def gc(config: Config) -> list[Path]:
                 if build != current:
                     remove_tree(build)
                     removed.append(build)
+            for leftover in store.root.glob(f".{name}.*.link"):
+                leftover.unlink()  # left by a process killed mid-switch (we hold the lock a switch needs)
             if not declared and store.link(name).is_symlink():
                 store.unlink(name)
                 removed.append(store.link(name))
         if not declared:
             shims.remove_for(config, name)
-    for log in (store.root / ".logs").glob("*-*.log"):
-        if not log.with_suffix("").name in {b.name for b in store.builds(log.stem.rpartition("-")[0])}:
+    kept = {build.name for name in store.built_names() for build in store.builds(name)}
+    for log in (store.root / ".logs").glob("*.log"):
+        if _BUILD_LOG.match(log.name) and log.stem not in kept:
             log.unlink()
     return removed

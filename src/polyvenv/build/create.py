@@ -35,7 +35,7 @@ def create(
     requirements = requirements.resolve()
     if not requirements.is_file():
         raise UsageError(f"requirements file {requirements} does not exist")
-    config = Config(root=Path.cwd(), path=None, envs_dir=_cache_dir(), locks_dir=target.parent)
+    config = Config(root=Path.cwd(), path=None, envs_dir=_cache_dir(), locks_dir=target.parent, envs={})
     planner = Planner(config, installer)
     try:
         spec = planner.spec(EnvSpec(name=target.name, requirements_file=requirements, python=python),

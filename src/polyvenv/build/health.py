@@ -7,7 +7,6 @@ so health is judged from the RECORDs themselves, never from the installer.
 
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,8 @@ def distributions(env: Path) -> dict[str, str]:
 
 def missing_files(env: Path, limit: int = 20) -> list[str]:
     """Files named in installed RECORDs that are not on disk (at most ``limit``)."""
+    import csv
+
     sp = site_packages(env)
     if sp is None:
         return [str(env / "lib")]

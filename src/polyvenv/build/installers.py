@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol, Sequence
+from typing import IO, NamedTuple, Protocol, Sequence
 
 from ..errors import BuildError
 from .interpreters import Interpreter
@@ -30,16 +28,14 @@ class InstallerFailed(BuildError):
         super().__init__(f"{command} failed: {reason}")
 
 
-@dataclass(frozen=True)
-class Sources:
+class Sources(NamedTuple):
     """Where distributions may come from."""
 
     offline: bool = False
     wheelhouse: Path | None = None
 
 
-@dataclass(frozen=True)
-class Wants:
+class Wants(NamedTuple):
     """What to install: a lock file (exact, hashed) or requirements to resolve."""
 
     requirements: Sequence[str] = ()
@@ -64,6 +60,8 @@ def env_python(target: Path) -> Path:
 def run_logged(argv: Sequence[str], log: IO[str], *, cwd: Path | None = None,
                env: dict[str, str] | None = None, what: str = "") -> None:
     """Run a command with its output in ``log``; raise InstallerFailed with the gist on failure."""
+    import subprocess
+
     log.write(f"$ {' '.join(map(str, argv))}\n")
     log.flush()
     proc = subprocess.run(
@@ -83,7 +81,10 @@ def gist(output: str) -> str:
     lines = [line for line in lines if line]
     first = next((i for i, line in enumerate(lines) if re.match(r"^(error|ERROR|×)", line)), None)
     keep = lines[first:first + 8] if first is not None else lines[-3:]
-    return re.sub(r"\s+", " ", " ".join(keep))[:600] or "no output"
+    text = re.sub(r"\s+", " ", " ".join(keep))
+    text = re.sub(r"^(error|ERROR):\s*", "", text)
+    text = re.sub(r"\s*\b(cause|[Cc]aused by):\s*", ": ", text)
+    return text[:600] or "no output"
 
 
 class Uv:
@@ -183,5 +184,7 @@ def installer_named(name: str, cache: ProbeCache) -> Installer:
 
 
 def _program_version(program: str) -> dict[str, str]:
+    import subprocess
+
     out = subprocess.run([program, "--version"], capture_output=True, text=True, check=True).stdout
     return {"version": out.split()[1] if len(out.split()) > 1 else out.strip()}

@@ -7,16 +7,13 @@ used: it stops at the first pyenv shim that cannot run the asked version.
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import re
-import shutil
-import subprocess
 import sys
 import sysconfig
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from ..errors import InterpreterNotFound
 from .probes import ProbeCache
@@ -30,8 +27,7 @@ _PROBE = (
 _VERSION_REQUEST = re.compile(r"^(?:c?python)?(\d+(?:\.\d+){0,2})$")
 
 
-@dataclass(frozen=True)
-class Interpreter:
+class Interpreter(NamedTuple):
     """An interpreter's identity: what goes into an env's spec hash."""
 
     path: str
@@ -95,6 +91,9 @@ def _matches(version: str, wanted: str) -> bool:
 
 def _candidates(wanted: str) -> list[str]:
     """Executables that might be the wanted version, most specific names first."""
+    import glob
+    import shutil
+
     parts = wanted.split(".")
     names = [f"python{'.'.join(parts[:2])}"] if len(parts) >= 2 else []
     names += [f"python{parts[0]}", "python"]
@@ -134,6 +133,8 @@ def _identify(path: str, cache: ProbeCache) -> Interpreter:
 
 
 def _probe(path: str) -> dict[str, str]:
+    import subprocess
+
     try:
         out = subprocess.run(
             [path, "-I", "-S", "-c", _PROBE], capture_output=True, text=True, timeout=30, check=True

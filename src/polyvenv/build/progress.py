@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from typing import Protocol, TextIO
 
@@ -22,7 +21,6 @@ class Lines:
     def __init__(self, stream: TextIO | None = None, quiet: bool = False) -> None:
         self.stream = stream or sys.stderr
         self.quiet = quiet
-        self._lock = threading.Lock()
 
     def started(self, name: str, what: str) -> None:
         self._say(f"polyvenv: {name}: {what}...")
@@ -31,10 +29,9 @@ class Lines:
         self._say(f"polyvenv: {name}: {outcome}")
 
     def _say(self, line: str) -> None:
-        if self.quiet:
-            return
-        with self._lock:
-            print(line, file=self.stream, flush=True)
+        if not self.quiet:
+            self.stream.write(line + "\n")  # one write per line: builder threads never interleave within one
+            self.stream.flush()
 
     def close(self) -> None:
         pass
@@ -46,6 +43,8 @@ class Live:
     def __init__(self) -> None:
         from rich.console import Console
         from rich.live import Live as RichLive
+
+        import threading
 
         self._rows: dict[str, tuple[str, float, bool]] = {}
         self._lock = threading.Lock()

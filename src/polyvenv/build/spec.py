@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..config import Config, EnvSpec
 from .installers import Installer, Wants, installer_named
@@ -23,8 +22,7 @@ from .probes import ProbeCache
 HASH_LENGTH = 16
 
 
-@dataclass(frozen=True)
-class BuildSpec:
+class BuildSpec(NamedTuple):
     env: EnvSpec
     interpreter: Interpreter
     installer: Installer

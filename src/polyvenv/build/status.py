@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 from ..config import Config, EnvSpec
 from ..errors import ConfigError
@@ -13,14 +12,13 @@ from .spec import Planner
 from .store import Store, read_stamp
 
 
-@dataclass
-class EnvStatus:
+class EnvStatus(NamedTuple):
     name: str
     state: str  # "ok", "stale", "broken", "missing"
     path: Path
-    reasons: list[str] = field(default_factory=list)
-    fix: str | None = None
-    stamp: dict[str, Any] | None = None
+    reasons: list[str]
+    fix: str | None
+    stamp: dict[str, Any] | None
 
     def as_json(self) -> dict[str, Any]:
         stamp = self.stamp or {}
@@ -51,33 +49,27 @@ def statuses(config: Config, envs: Sequence[EnvSpec], installer: str | None = No
 def _status(store: Store, planner: Planner, env: EnvSpec) -> EnvStatus:
     build = store.current(env.name)
     stamp = read_stamp(build) if build else None
-    status = EnvStatus(env.name, "missing", store.link(env.name), stamp=stamp)
+
+    def status(state: str, reasons: list[str], fix: str | None = None) -> EnvStatus:
+        return EnvStatus(env.name, state, store.link(env.name), reasons, fix, stamp)
+
     if build is None or stamp is None:
-        status.reasons.append("not built yet" if not store.builds(env.name) else "no complete build")
-        status.fix = f"polyvenv sync {env.name}"
-        return status
+        reason = "not built yet" if not store.builds(env.name) else "no complete build"
+        return status("missing", [reason], f"polyvenv sync {env.name}")
     problems = health.problems(build, stamp)
+    if problems and health.interpreter_problem(stamp):
+        python = stamp["interpreter"]
+        return status("broken", problems, f"reinstall Python {python['version']} at {python['path']}, or set "
+                      f"`python` of env {env.name!r} to another interpreter; then run `polyvenv sync {env.name}`")
     if problems:
-        status.state, status.reasons = "broken", problems
-        status.fix = f"polyvenv sync --repair {env.name}"
-        if health.interpreter_problem(stamp):
-            python = stamp["interpreter"]
-            status.fix = (f"reinstall Python {python['version']} at {python['path']}, or set `python` of env "
-                          f"{env.name!r} to another interpreter; then run `polyvenv sync {env.name}`")
-        return status
+        return status("broken", problems, f"polyvenv sync --repair {env.name}")
     try:
         spec = planner.spec(env)
     except ConfigError as e:
-        status.state, status.reasons = "stale", e.problems
-        status.fix = "fix the configuration, then run `polyvenv sync`"
-        return status
+        return status("stale", e.problems, "fix the configuration, then run `polyvenv sync`")
     if spec.hash != stamp["spec_hash"]:
-        status.state = "stale"
-        status.reasons = _why_stale(stamp, spec.inputs())
-        status.fix = f"polyvenv sync {env.name}"
-    else:
-        status.state = "ok"
-    return status
+        return status("stale", _why_stale(stamp, spec.inputs()), f"polyvenv sync {env.name}")
+    return status("ok", [])
 
 
 def _why_stale(stamp: dict[str, Any], inputs: dict[str, Any]) -> list[str]:

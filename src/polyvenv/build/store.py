@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -131,6 +130,8 @@ def write_stamp(build: Path, stamp: dict[str, Any]) -> None:
 
 def remove_tree(path: Path) -> None:
     """Delete a build: drop its stamp first, so a delete cut short never leaves a 'complete' husk."""
+    import shutil
+
     if path.is_symlink() or path.is_file():
         path.unlink()
         return

@@ -10,21 +10,19 @@ or killed build leaves the previous env in place and in use.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 from ..config import Config, EnvSpec
 from ..errors import BuildError, ConfigError, UsageError
-from . import builder, health, lockfiles
+from . import health
 from .installers import Sources
 from .progress import Lines, Progress
 from .spec import BuildSpec, Planner, lock_path
 from .store import Store, read_stamp
 
 
-@dataclass
-class Outcome:
+class Outcome(NamedTuple):
     name: str
     action: str  # "up to date", "built", "switched", "failed"
     path: Path | None = None
@@ -64,10 +62,17 @@ def plan(config: Config, envs: Sequence[EnvSpec], installer: str | None = None) 
 
 
 def is_current(store: Store, spec: BuildSpec, verify: bool = False) -> bool:
+    """The env's link points at a complete build of exactly this spec.
+
+    A stamp is only written after every installed file was found on disk, so
+    the no-op path trusts it; ``verify`` (``sync --repair``) checks every file
+    again, for envs damaged after their build (a few ms per env: too slow to
+    do on every `sync`).
+    """
     build = store.current(spec.name)
-    if build is None or build != store.build_dir(spec.name, spec.hash):
+    if build != store.build_dir(spec.name, spec.hash):
         return False
-    return not verify or not health.problems(build, read_stamp(build) or {})
+    return not verify or not health.missing_files(build, limit=1)
 
 
 def sync(
@@ -88,6 +93,8 @@ def sync(
     planner, specs = plan(config, select(config, names), installer)
     try:
         if locked:
+            from . import lockfiles
+
             for spec in specs:
                 lockfiles.check_current(spec, lock_path(config, spec.name))
         todo = [s for s in specs if not is_current(store, s, verify=repair)]
@@ -112,13 +119,14 @@ def _sync_one(config: Config, store: Store, spec: BuildSpec, sources: Sources,
     with store.lock(spec.name):
         if is_current(store, spec, verify=repair):
             return Outcome(spec.name, "up to date", target)  # another process built it meanwhile
-        stamp = read_stamp(target)
-        if stamp is not None and not (repair and health.problems(target, stamp)):
+        if read_stamp(target) is not None and not (repair and health.missing_files(target, limit=1)):
             store.switch(spec.name, target)  # an earlier build of this very spec: reuse it
             progress.finished(spec.name, f"switched to its existing build {target.name}")
             return Outcome(spec.name, "switched", target, time.monotonic() - started)
         progress.started(spec.name, f"building ({_describe(spec)})")
         log = store.log_path(spec.name, spec.hash)
+        from . import builder
+
         try:
             builder.build(spec, target, sources, config.root, log)
         except BuildError as e:
@@ -133,7 +141,8 @@ def _sync_one(config: Config, store: Store, spec: BuildSpec, sources: Sources,
 
 
 def _describe(spec: BuildSpec) -> str:
-    what = f"lock {spec.lock_file.name}" if spec.lock_file else f"{len(spec.env.requirements)} requirements"
+    count = len(spec.env.requirements)
+    what = f"lock {spec.lock_file.name}" if spec.lock_file else f"{count} requirement{'s' * (count != 1)}"
     if spec.env.requirements_file and not spec.lock_file:
         what += f" + {spec.env.requirements_file.name}"
     return f"Python {spec.interpreter.version}, {what}, {spec.installer.name}"
