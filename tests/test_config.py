@@ -45,7 +45,7 @@ def test_config_option_points_at_a_file_elsewhere(workspace, tmp_path):
     ('[envs.a]\nrequirements = ["jinja2 >>= 3"]\n', ["'jinja2 >>= 3' is not a valid PEP 508 requirement"]),
     ('[envs.a]\nrequirements-file = "nope.txt"\n', ["requirements-file:", "nope.txt does not exist"]),
     ('[envs.a]\nisolation = "thread"\n', ["isolation: must be one of namespace, process"]),
-    ('[envs.a]\npython = "3.99"\n', ["env 'a': python = '3.99': no CPython 3.99 found"]),
+    ('[envs.a]\npython = "3.99"\n', ["[envs.a] python = '3.99': no CPython 3.99 found"]),
     ('[envs.a]\npython = "./no/such/python"\n', ["is not an executable file"]),
     ('[envs.a\n', ["not valid TOML"]),
 ])

@@ -65,11 +65,12 @@ def config_text(wheelhouse: Path, generation: int) -> str:
     return "\n".join(lines)
 
 
-def imported_versions(python: Path, modules: list[str], env: dict[str, str]) -> dict[str, str]:
-    """What the env's own interpreter imports (and the last bigpkg module, which must load)."""
+def imported_versions(python: Path, modules: list[str], env: dict[str, str],
+                      also: str | None = BIG_MODULE) -> dict[str, str]:
+    """The versions the env's own interpreter imports (after importing ``also``, which must load)."""
     code = ("import importlib, json, sys; "
-            f"importlib.import_module({BIG_MODULE!r}); "
-            "print(json.dumps({m: importlib.import_module(m).__version__ for m in sys.argv[1:]}))")
+            + (f"importlib.import_module({also!r}); " if also else "")
+            + "print(json.dumps({m: importlib.import_module(m).__version__ for m in sys.argv[1:]}))")
     proc = subprocess.run([str(python), "-c", code, *modules], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, f"{python} cannot import {modules}:\n{proc.stderr}"
     return json.loads(proc.stdout)
@@ -117,6 +118,20 @@ def live_members(pgid: int) -> list[int]:
     return alive
 
 
+def kill_group(proc: subprocess.Popen) -> int:
+    """SIGKILL every process of ``proc``'s group; return once all of them are dead."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    returncode = proc.wait(timeout=30)
+    give_up = time.monotonic() + 10  # the group may outlive its leader for a moment
+    while live_members(proc.pid):
+        assert time.monotonic() < give_up, f"processes of group {proc.pid} survived SIGKILL"
+        time.sleep(0.005)
+    return returncode
+
+
 class Killed:
     """A polyvenv command started in its own session, then SIGKILLed, with every process of its
     group (uv included), after ``delay`` seconds unless it finished first."""
@@ -129,19 +144,8 @@ class Killed:
         while proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.002)
         self.finished = proc.poll() is not None
-        if not self.finished:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.returncode = proc.wait(timeout=30)
-        self.killed = self.returncode == -signal.SIGKILL
+        self.returncode = proc.returncode if self.finished else kill_group(proc)
         self.output = log.read_text()
-        if not self.finished:  # the group may outlive its leader for a moment: wait until all are gone
-            give_up = time.monotonic() + 10
-            while live_members(proc.pid):
-                assert time.monotonic() < give_up, f"processes of group {proc.pid} survived SIGKILL"
-                time.sleep(0.005)
 
 
 def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
@@ -276,14 +280,13 @@ def test_create_killed_at_random_moments_then_rerun_gives_a_whole_venv(tmp_path,
     assert imported_versions(venv / "bin" / "python", sorted(versions), cli_env) == versions
 
 
-VENV_MARKERS = ("pyvenv.cfg", ".polyvenv-building", "polyvenv.json")
 
 
 @pytest.mark.fault
 def test_create_killed_while_clearing_the_old_venv_then_rerun_gives_a_whole_venv(tmp_path, wheelhouse, cli_env):
-    """The one moment of a rebuild the random kills above hit only now and then: `create` has
-    begun deleting the old venv and the files that say "venv" are already gone, the rest
-    (lib/, bin/) not yet. The kill is real; only its moment is chosen, by watching the venv."""
+    """The one moment of a rebuild the random kills above hit only now and then: `create` is
+    deleting the old venv (moved aside to a hidden `.app.trash-*` sibling first, so the real
+    name is never half-deleted). The kill is real; only its moment is chosen, by watching."""
     reqs = tmp_path / "requirements.txt"
     venv = tmp_path / "venvs" / "app"
     venv.parent.mkdir()
@@ -292,10 +295,13 @@ def test_create_killed_while_clearing_the_old_venv_then_rerun_gives_a_whole_venv
     timed(create, tmp_path, cli_env)
 
     def mid_clear() -> bool:
-        try:
-            return bool(os.listdir(venv)) and not any(os.path.lexists(venv / m) for m in VENV_MARKERS)
-        except FileNotFoundError:
-            return False
+        for trash in venv.parent.glob(f".{venv.name}.trash-*"):
+            try:
+                if os.listdir(trash):
+                    return True
+            except FileNotFoundError:
+                pass
+        return False
 
     caught = False
     for attempt in range(10):
@@ -307,21 +313,19 @@ def test_create_killed_while_clearing_the_old_venv_then_rerun_gives_a_whole_venv
         while proc.poll() is None and not mid_clear():
             time.sleep(0.0002)
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-        while live_members(proc.pid):
-            time.sleep(0.005)
+            kill_group(proc)
         if mid_clear():
             caught = True
             break
     assert caught, "could not kill `create` while it was clearing the old venv in 10 attempts"
-    left = sorted(os.listdir(venv))
+    left = sorted(os.listdir(venv.parent))
 
     proc = subprocess.run(create, cwd=tmp_path, capture_output=True, text=True, env=cli_env)
     assert proc.returncode == 0, (f"create after a kill mid-clear (left {left} in {venv}) exited "
                                   f"{proc.returncode}:\n{proc.stderr}")
     assert has_valid_stamp(venv)
     assert missing_record_files(venv) == []
+    assert not list(venv.parent.glob(".app.trash-*")), "the half-deleted old venv was not cleared"
     assert imported_versions(venv / "bin" / "python", ["alpha", "bigpkg"], cli_env) == {"alpha": "1.0",
                                                                                         "bigpkg": "1.0"}
 
@@ -423,12 +427,5 @@ def test_bad_config_is_refused_and_leaves_the_existing_env_untouched(workspace: 
     assert sorted(p.name for p in (envs_dir / ".builds").iterdir()) == builds
     assert workspace.builds() == history
     assert not (workspace.root / "x").exists() and not (workspace.root.parent / "x").exists()
-    versions = imported_versions_plain(workspace.env_python("app"), cli_env)
+    versions = imported_versions(workspace.env_python("app"), ["alpha", "beta"], cli_env, also=None)
     assert versions == {"alpha": "1.0", "beta": "1.0"}
-
-
-def imported_versions_plain(python: Path, env: dict[str, str]) -> dict[str, str]:
-    code = "import json, alpha, beta; print(json.dumps({'alpha': alpha.__version__, 'beta': beta.__version__}))"
-    proc = subprocess.run([str(python), "-c", code], capture_output=True, text=True, env=env)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)

@@ -25,8 +25,7 @@ BUILDING_MARK = ".polyvenv-building"
 def build(spec: BuildSpec, target: Path, sources: Sources, cwd: Path, log_path: Path) -> dict[str, Any]:
     """Build ``spec`` at ``target`` (cleared first); return the stamp written last."""
     started = time.monotonic()
-    if target.exists() or target.is_symlink():
-        remove_tree(target)
+    remove_tree(target)  # whatever an interrupted run left, and its half-deleted leftovers
     target.mkdir(parents=True)
     (target / BUILDING_MARK).touch()  # lets `create` recognise a partial of its own
     log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 from ..config import Config
@@ -49,6 +50,8 @@ def gc(config: Config) -> list[Path]:
                 removed.append(store.link(name))
         if not declared:
             shims.remove_for(config, name)
+    for leftover in (store.root / ".builds").glob(".*.trash-*"):
+        shutil.rmtree(leftover, ignore_errors=True)  # a delete cut short by a kill
     kept = {build.name for name in store.built_names() for build in store.builds(name)}
     for log in (store.root / ".logs").glob("*.log"):
         if _BUILD_LOG.match(log.name) and log.stem not in kept:

@@ -52,20 +52,19 @@ def current() -> Interpreter:
     )
 
 
-def resolve(request: str | None, root: Path, cache: ProbeCache, env: str = "") -> Interpreter:
+def resolve(request: str | None, root: Path, cache: ProbeCache) -> Interpreter:
     """The interpreter for an env's ``python`` setting (None: the one running polyvenv)."""
     if request is None:
         return current()
-    where = f"env {env!r}: " if env else ""
     if os.sep in request or request.startswith("."):
         path = (root / request).resolve()
         if not path.is_file() or not os.access(path, os.X_OK):
-            raise InterpreterNotFound(f"{where}python = {request!r}: {path} is not an executable file")
+            raise InterpreterNotFound(f"python = {request!r}: {path} is not an executable file")
         return _identify(str(path), cache)
     match = _VERSION_REQUEST.match(request)
     if not match:
         raise InterpreterNotFound(
-            f"{where}python = {request!r}: expected a version such as '3.12' or a path to an interpreter"
+            f"python = {request!r}: expected a version such as '3.12' or a path to an interpreter"
         )
     wanted = match.group(1)
     found = []
@@ -79,7 +78,7 @@ def resolve(request: str | None, root: Path, cache: ProbeCache, env: str = "") -
     if not found:
         seen = sorted({i.version for i in _all_known(cache)})
         raise InterpreterNotFound(
-            f"{where}python = {request!r}: no CPython {wanted} found on PATH or under pyenv"
+            f"python = {request!r}: no CPython {wanted} found on PATH or under pyenv"
             f" (found: {', '.join(seen) or 'none'}); install it or give a path"
         )
     return max(found, key=lambda i: tuple(int(p) for p in i.version.split(".")))

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 from ..config import Config, EnvSpec
 from .installers import Installer, Wants, installer_named
+from ..errors import InterpreterNotFound
 from .interpreters import Interpreter, resolve
 from .probes import ProbeCache
 
@@ -72,14 +73,26 @@ class Planner:
         if self._installer_version is None:
             self._installer_version = self.installer.version()
         lock_file = lock_path(self.config, env.name) if lock else None
+        try:
+            interpreter = resolve(env.python, self.config.root, self.cache)
+        except InterpreterNotFound as e:
+            raise InterpreterNotFound(f"{self._where(env)}{e}") from None
         return BuildSpec(
             env=env,
-            interpreter=resolve(env.python, self.config.root, self.cache, env.name),
+            interpreter=interpreter,
             installer=self.installer,
             installer_version=self._installer_version,
             lock_file=lock_file if lock_file and lock_file.is_file() else None,
             with_pip=with_pip,
         )
+
+    def _where(self, env: EnvSpec) -> str:
+        """Where an env's settings come from, as config problems name it."""
+        path = self.config.path
+        if path is None:
+            return f"env {env.name!r}: "
+        table = "tool.polyvenv.envs" if path.name == "pyproject.toml" else "envs"
+        return f"{path}: [{table}.{env.name}] "
 
     def close(self) -> None:
         self.cache.save()

@@ -48,9 +48,9 @@ class Store:
 
     def built_names(self) -> set[str]:
         """Names with a build or a link on disk, declared or not (for gc)."""
-        names = {p.name.rpartition("-")[0] for p in (self.root / ".builds").glob("*-*")}
+        names = {p.name.rpartition("-")[0] for p in (self.root / ".builds").glob("[!.]*-*")}
         if self.root.is_dir():
-            names |= {p.name for p in self.root.iterdir() if p.is_symlink()}
+            names |= {p.name for p in self.root.iterdir() if p.is_symlink() and not p.name.startswith(".")}
         return names
 
     # -- the current build --------------------------------------------------
@@ -129,13 +129,21 @@ def write_stamp(build: Path, stamp: dict[str, Any]) -> None:
 
 
 def remove_tree(path: Path) -> None:
-    """Delete a build: drop its stamp first, so a delete cut short never leaves a 'complete' husk."""
+    """Delete a directory so it is gone at once: renamed aside first, then removed.
+
+    A delete cut short by a kill leaves only a hidden ``.<name>.trash-<pid>``
+    sibling (removed by the next delete of that name, or by gc), never a
+    half-deleted directory under the real name. Callers hold the name's lock.
+    """
     import shutil
 
     if path.is_symlink() or path.is_file():
         path.unlink()
         return
-    stamp = path / STAMP
-    if stamp.exists():
-        stamp.unlink()
-    shutil.rmtree(path, ignore_errors=False)
+    if path.exists():
+        trash = path.with_name(f".{path.name}.trash-{os.getpid()}")
+        if trash.exists():
+            shutil.rmtree(trash)
+        os.replace(path, trash)
+    for leftover in path.parent.glob(f".{path.name}.trash-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
