@@ -15,9 +15,16 @@ from .errors import (
     ShimConflict,
     UsageError,
 )
-from .runtime.workspace import Workspace
-
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """The API beyond the errors loads on first use: importing polyvenv costs a host nothing."""
+    if name == "Workspace":
+        from .runtime.workspace import Workspace
+
+        return Workspace
+    raise AttributeError(f"module 'polyvenv' has no attribute {name!r}")
 
 __all__ = [
     "BuildError", "ConfigError", "EnvNotFound", "InterpreterNotFound", "LockFileOutdated",

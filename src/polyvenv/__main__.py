@@ -1,5 +1,20 @@
+"""`polyvenv` and `python -m polyvenv`: a no-op `sync` answered from its memo, else the full CLI."""
+
+from __future__ import annotations
+
 import sys
 
-from .cli import main
 
-sys.exit(main())
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    from .build.noop import answer
+
+    if answer(argv):
+        return 0
+    from .cli import main as cli_main
+
+    return cli_main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

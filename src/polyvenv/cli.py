@@ -51,7 +51,6 @@ def _config(args: argparse.Namespace, required: bool = True) -> Config:
 # -- commands ------------------------------------------------------------------
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from .build.progress import for_terminal
     from .build.sync import sync
 
     config = _config(args, required=not args.discover)
@@ -60,7 +59,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
     outcomes = sync(
         config, args.names, offline=args.offline or None, wheelhouse=_path(args.wheelhouse),
         jobs=args.jobs, locked=args.locked, repair=args.repair, installer=args.installer,
-        progress=for_terminal(args.quiet),
+        quiet=args.quiet, memo=not (args.names or args.installer or args.discover),
     )
     failed = [o for o in outcomes if o.error]
     shim_changes = _update_shims(config, args.bin_dir)

@@ -223,6 +223,8 @@ def _validate(data: dict[str, Any], *, root: Path, path: Path | None) -> Config:
         envs={},
     )
 
+    if config.offline and config.wheelhouse is None:
+        check.add(top, "offline = true needs `wheelhouse`: offline, local wheels are the only source")
     envs_table = check.typed(top, data, "envs", dict, {})
     envs: dict[str, EnvSpec] = {}
     for name, body in envs_table.items():

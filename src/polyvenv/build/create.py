@@ -8,13 +8,13 @@ refused rather than deleted.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from ..config import Config, EnvSpec
 from ..errors import UsageError
 from . import health
 from .builder import BUILDING_MARK, build
+from .noop import user_cache_dir
 from .spec import Planner
 from .store import exclusive_lock, read_stamp
 from .sync import sources_for
@@ -70,6 +70,4 @@ def _ours_to_clear(target: Path) -> bool:
 
 
 def _cache_dir() -> Path:
-    import platformdirs
-
-    return Path(os.environ.get("POLYVENV_CACHE_DIR") or platformdirs.user_cache_path("polyvenv"))
+    return Path(user_cache_dir())

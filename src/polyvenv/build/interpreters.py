@@ -56,7 +56,7 @@ def resolve(request: str | None, root: Path, cache: ProbeCache) -> Interpreter:
     """The interpreter for an env's ``python`` setting (None: the one running polyvenv)."""
     if request is None:
         return current()
-    if os.sep in request or request.startswith("."):
+    if is_path(request):
         path = (root / request).resolve()
         if not path.is_file() or not os.access(path, os.X_OK):
             raise InterpreterNotFound(f"python = {request!r}: {path} is not an executable file")
@@ -82,6 +82,11 @@ def resolve(request: str | None, root: Path, cache: ProbeCache) -> Interpreter:
             f" (found: {', '.join(seen) or 'none'}); install it or give a path"
         )
     return max(found, key=lambda i: tuple(int(p) for p in i.version.split(".")))
+
+
+def is_path(request: str) -> bool:
+    """Whether a ``python`` setting names a file (else it is a version request)."""
+    return os.sep in request or request.startswith(".")
 
 
 def _matches(version: str, wanted: str) -> bool:

@@ -9,13 +9,12 @@ from typing import Sequence
 
 from ..config import Config
 from ..errors import UsageError
-from .progress import Lines
 from .sync import sync
 
 
 def run(config: Config, name: str, command: Sequence[str]) -> int:
     """Build the env if needed, run ``command`` in it, and return its exit code."""
-    outcome = sync(config, [name], progress=Lines())[0]
+    outcome = sync(config, [name])[0]
     if outcome.error:
         raise outcome.error
     env_dir = config.envs_dir / name

@@ -13,13 +13,14 @@ import time
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
-from ..config import Config, EnvSpec
+from ..config import DISCOVERED_FILE, Config, EnvSpec
 from ..errors import BuildError, ConfigError, UsageError
 from . import health
 from .installers import Sources
-from .progress import Lines, Progress
+from .interpreters import is_path
+from .progress import Progress
 from .spec import BuildSpec, Planner, lock_path
-from .store import Store, read_stamp
+from .store import STAMP, Store, read_stamp
 
 
 class Outcome(NamedTuple):
@@ -86,9 +87,15 @@ def sync(
     repair: bool = False,
     installer: str | None = None,
     progress: Progress | None = None,
+    quiet: bool = False,
+    memo: bool = False,
 ) -> list[Outcome]:
-    """Build what is missing or stale; return one Outcome per env (failures included)."""
-    sources = sources_for(config, offline, wheelhouse)
+    """Build what is missing or stale; return one Outcome per env (failures included).
+
+    Progress goes to ``progress``, else to the terminal (a live display) or
+    stderr lines, unless ``quiet``. ``memo``: this is a plain `sync` of the
+    whole workspace, whose no-op answer the next one may reuse (noop.py).
+    """
     store = Store(config.envs_dir)
     planner, specs = plan(config, select(config, names), installer)
     try:
@@ -99,10 +106,15 @@ def sync(
                 lockfiles.check_current(spec, lock_path(config, spec.name))
         todo = [s for s in specs if not is_current(store, s, verify=repair)]
         outcomes = {s.name: Outcome(s.name, "up to date", store.current(s.name)) for s in specs}
+        if not todo and memo:
+            _remember_noop(config, specs)
         if todo:
             from concurrent.futures import ThreadPoolExecutor
 
-            progress = progress or Lines()
+            from .progress import for_terminal
+
+            sources = sources_for(config, offline, wheelhouse)
+            progress = progress or for_terminal(quiet)
             with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
                 for outcome in pool.map(lambda s: _sync_one(config, store, s, sources, repair, progress), todo):
                     outcomes[outcome.name] = outcome
@@ -110,6 +122,29 @@ def sync(
     finally:
         planner.close()
     return [outcomes[s.name] for s in specs]
+
+
+def _remember_noop(config: Config, specs: list[BuildSpec]) -> None:
+    """Let the next plain `sync` answer from a memo (noop.py), where its inputs are plain files."""
+    from . import noop
+    from .installers import Uv
+
+    if config.path is None or config.discoveries or config.bin_dir:
+        return  # discovery globs and shims depend on more than a list of files
+    if any(s.env.python and not is_path(s.env.python) for s in specs) or not specs:
+        return  # "3.12" means the newest 3.12 installed: that can change without any file we know
+    if not isinstance(specs[0].installer, Uv):
+        return
+    files = [(config.path, True), (config.envs_dir / DISCOVERED_FILE, True), (specs[0].installer.binary, True)]
+    for spec in specs:
+        link = config.envs_dir / spec.name
+        files += [(link, False), (link / STAMP, True), (lock_path(config, spec.name), True),
+                  (spec.interpreter.path, True)]
+        if spec.env.requirements_file:
+            files.append((spec.env.requirements_file, True))
+        if spec.env.python:
+            files.append((config.root / spec.env.python, True))
+    noop.remember(str(config.path), len(specs), [(str(path), follow) for path, follow in files])
 
 
 def _sync_one(config: Config, store: Store, spec: BuildSpec, sources: Sources,

@@ -1,0 +1,121 @@
+"""A memo of the last `sync` that found nothing to do, checked with stat calls alone.
+
+A no-op `sync` must cost little more than starting Python, but deciding it
+the full way means importing the TOML parser, pathlib, argparse and the
+build modules (about 50 ms). So when a plain `sync` finds every env up to
+date, it records every file that decision read, with its identity (inode,
+size, mtime): the config file, each env's requirements and lock file (or
+their absence), the env's link and stamp, its interpreter, uv. The next
+plain `sync` compares those identities and, if none changed, is answered
+here: the same inputs give the same decision. Anything else (a changed
+file, an option, discovery, shims, a ``python = "3.12"`` version request
+whose answer depends on what is installed) takes the full path.
+
+This module imports only ``os``, ``sys`` and ``marshal``: that is the point.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import sys
+
+FORMAT = 1
+PLAIN_SYNC = (["sync"], ["sync", "-q"], ["sync", "--quiet"])
+_CANDIDATES = ("polyvenv.toml", "pyproject.toml")
+
+
+def user_cache_dir() -> str:
+    """polyvenv's per-user cache (``$POLYVENV_CACHE_DIR``, else the XDG cache directory)."""
+    explicit = os.environ.get("POLYVENV_CACHE_DIR")
+    if explicit:
+        return explicit
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "polyvenv")
+
+
+def answer(argv: list[str]) -> bool:
+    """Answer a plain no-op `sync` from the memo; False when the full path must decide."""
+    if argv not in PLAIN_SYNC:
+        return False
+    config = _nearest_config(os.getcwd())
+    if config is None:
+        return False
+    try:
+        with open(_memo_path(config), "rb") as f:
+            memo = marshal.load(f)
+    except (OSError, EOFError, ValueError, TypeError):
+        return False
+    if not isinstance(memo, dict) or memo.get("key") != _key():
+        return False
+    if any(_identity(path, follow) != identity for path, follow, identity in memo["files"]):
+        return False
+    if argv == ["sync"]:
+        count = memo["envs"]
+        sys.stderr.write(f"polyvenv: {count} envs: 0 built, {count} up to date, 0 failed\n")
+    return True
+
+
+def remember(config_path: str, envs: int, files: list[tuple[str, bool]]) -> None:
+    """Record that a plain `sync` of ``config_path`` found its ``envs`` up to date, given ``files``."""
+    memo = {
+        "key": _key(),
+        "envs": envs,
+        "files": [(path, follow, _identity(path, follow)) for path, follow in files],
+    }
+    target = _memo_path(config_path)
+    try:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        tmp = f"{target}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            marshal.dump(memo, f)
+        os.replace(tmp, target)
+    except OSError:
+        pass  # a memo: without it the next no-op takes the full path, nothing worse
+
+
+def forget(config_path: str) -> None:
+    try:
+        os.unlink(_memo_path(config_path))
+    except OSError:
+        pass
+
+
+def _nearest_config(start: str) -> str | None:
+    """The first polyvenv.toml or pyproject.toml at or above ``start``.
+
+    The full path skips a pyproject.toml without [tool.polyvenv]; no memo is
+    ever written for such a file, so stopping at it just means no answer.
+    """
+    directory = start
+    while True:
+        for name in _CANDIDATES:
+            candidate = os.path.join(directory, name)
+            if os.path.isfile(candidate):
+                return candidate
+        parent = os.path.dirname(directory)
+        if parent == directory:
+            return None
+        directory = parent
+
+
+def _memo_path(config_path: str) -> str:
+    name = os.path.realpath(config_path).replace(os.sep, "%")
+    return os.path.join(user_cache_dir(), "noop", name)
+
+
+def _key() -> list[str | int]:
+    from .. import __version__
+
+    return [FORMAT, __version__, sys.executable, sys.version]
+
+
+def _identity(path: str, follow: bool) -> tuple[int, int, int] | str | None:
+    """What identifies a file's content (inode, size, mtime), a link's target, or None if absent."""
+    try:
+        if not follow:
+            return os.readlink(path)
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
