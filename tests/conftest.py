@@ -28,6 +28,12 @@ def find_python(minor: str) -> str | None:
     return found[-1] if found else None
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache_dir(tmp_path_factory):
+    """polyvenv's own per-user cache (no-op memos, probes for `create`) kept inside the test run."""
+    os.environ["POLYVENV_CACHE_DIR"] = str(tmp_path_factory.mktemp("polyvenv-cache"))
+
+
 @pytest.fixture(params=MINORS)
 def any_python(request) -> str:
     """Each CPython 3.9-3.13 found; a missing one is skipped with a message, never silently."""
