@@ -60,3 +60,21 @@ class EnvNotFound(UsageError):
 
 class NotBuilt(PolyvenvError):
     """An env was used before it was built, or its build is broken."""
+
+
+class EnvImportError(PolyvenvError, ModuleNotFoundError):
+    """An env's code imported a module the env does not have (nor shares with the host)."""
+
+    def __init__(self, env: str, module: str, looked_in: list[str]) -> None:
+        where = ", ".join(looked_in) or "nowhere (the env has no site-packages)"
+        super().__init__(
+            f"env {env!r} has no module {module!r} (looked in {where}); add the distribution that "
+            f"provides it to the env's requirements, or list {module.split('.')[0]!r} in its `shared` "
+            "to use the host's",
+            name=module,
+        )
+        self.env = env
+
+
+class ExtensionNotSupported(PolyvenvError, ImportError):
+    """A compiled extension module in a namespace env: not loadable side by side yet."""

@@ -14,7 +14,7 @@ from ..config import Config, EnvSpec
 from ..errors import UsageError
 from . import health
 from .builder import BUILDING_MARK, build
-from .noop import user_cache_dir
+from ..runtime.locations import user_cache_dir
 from .spec import Planner
 from .store import exclusive_lock, read_stamp
 from .sync import sources_for

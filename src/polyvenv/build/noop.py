@@ -20,18 +20,11 @@ import marshal
 import os
 import sys
 
+from ..runtime.locations import user_cache_dir
+
 FORMAT = 1
 PLAIN_SYNC = (["sync"], ["sync", "-q"], ["sync", "--quiet"])
 _CANDIDATES = ("polyvenv.toml", "pyproject.toml")
-
-
-def user_cache_dir() -> str:
-    """polyvenv's per-user cache (``$POLYVENV_CACHE_DIR``, else the XDG cache directory)."""
-    explicit = os.environ.get("POLYVENV_CACHE_DIR")
-    if explicit:
-        return explicit
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "polyvenv")
 
 
 def answer(argv: list[str]) -> bool:

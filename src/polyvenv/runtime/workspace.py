@@ -15,6 +15,7 @@ class Workspace:
 
     def __init__(self, config: Config) -> None:
         self.config = config
+        self._envs: dict[str, Any] = {}
 
     @classmethod
     def load(cls, path: str | Path = ".", config_file: str | Path | None = None) -> "Workspace":
@@ -39,6 +40,22 @@ class Workspace:
         if manifest is None:
             raise NotBuilt(f"env {name!r} is not built: run `polyvenv sync {name}` (or Workspace.sync())")
         return manifest
+
+    def env(self, name: str):
+        """The built env ``name``, ready to import from (one Env object per name)."""
+        from .env import Env
+
+        env = self._envs.get(name)
+        if env is None:
+            spec = self.config.env(name)
+            if spec.isolation == "process":
+                from ..errors import PolyvenvError
+
+                raise PolyvenvError(f"env {name!r} has isolation = \"process\", which this version cannot "
+                                    "load yet; use isolation = \"namespace\"")
+            self.manifest(name)  # NotBuilt, with the command that fixes it
+            env = self._envs[name] = Env.from_path(self.env_dir(name), name=name, shared=spec.shared)
+        return env
 
     def sync(self, *names: str, **options: Any) -> list[Any]:
         """Build what is missing or stale, as `polyvenv sync` does (needs the build dependencies)."""

@@ -1,0 +1,48 @@
+"""Compiled, rewritten code of env modules, cached on disk outside the env.
+
+The env's own files are never written to (its ``__pycache__`` belongs to
+code compiled from the unrewritten source). An entry is keyed like a .pyc
+by the source file's path, mtime and size, plus the env's name map and the
+rewriter's version, so a warm import reads one file and unmarshals it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import marshal
+import os
+import sys
+from types import CodeType
+
+from .locations import user_cache_dir
+from .rewrite import REWRITE_VERSION
+
+
+class CodeCache:
+    def __init__(self, directory: str | None = None) -> None:
+        self.directory = os.path.join(directory or user_cache_dir(), "code", f"py{sys.hexversion:x}")
+
+    def key(self, path: str, st: os.stat_result, names_digest: str) -> str:
+        text = f"{REWRITE_VERSION}\0{path}\0{st.st_mtime_ns}\0{st.st_size}\0{names_digest}"
+        return hashlib.sha256(text.encode()).hexdigest()[:40]
+
+    def get(self, key: str) -> CodeType | None:
+        try:
+            with open(os.path.join(self.directory, key[:2], key), "rb") as f:
+                return marshal.load(f)
+        except (OSError, EOFError, ValueError, TypeError):
+            return None
+
+    def put(self, key: str, code: CodeType) -> None:
+        target = os.path.join(self.directory, key[:2], key)
+        try:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            tmp = f"{target}.{os.getpid()}.tmp"
+            with open(tmp, "wb") as f:
+                marshal.dump(code, f)
+            os.replace(tmp, target)
+        except OSError:
+            pass  # a cache: the next import rewrites again, nothing worse
+
+
+CODE_CACHE = CodeCache()

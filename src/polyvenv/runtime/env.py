@@ -1,0 +1,274 @@
+"""An environment loaded side by side with the host and other envs, in this interpreter.
+
+An env's modules live in ``sys.modules`` under alias names (runtime/names.py)
+and run code rewritten so that every module name means the env's own module
+(runtime/rewrite.py). Within an env, a top-level name resolves to:
+
+- the env's own distribution or source module of that name (its alias);
+- ``importlib``: an env-bound facade, so ``import_module``, ``find_spec``,
+  ``resources.files`` and ``metadata`` answer for the env (facades.py);
+- the host's module, for the standard library and the env's ``shared`` names;
+- otherwise nothing: importing it raises EnvImportError, as in a venv
+  without system site-packages.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import importlib
+import json
+import sys
+import threading
+from importlib.machinery import ModuleSpec
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Iterable
+
+from ..errors import EnvImportError, NotBuilt
+from . import facades
+from .codecache import CODE_CACHE
+from .importer import FINDER, install_finder
+from .manifest import read_manifest
+from .names import ALIASES, STDLIB, top_level_names
+from .rewrite import rewrite
+
+_FACADED = ("importlib",)
+
+
+class Env:
+    """One env: its directories, its names, and its modules once imported."""
+
+    def __init__(self, name: str, roots: Iterable[str | Path], shared: Iterable[str] = (),
+                 manifest: dict[str, Any] | None = None) -> None:
+        self.name = name
+        self.roots = [Path(r) for r in roots]
+        self.shared = tuple(shared)
+        self.manifest = manifest
+        self._lock = threading.RLock()
+        self._state: _Names | None = None
+
+    # -- construction -------------------------------------------------------------
+
+    @classmethod
+    def from_path(cls, path: str | Path, name: str | None = None, shared: Iterable[str] = ()) -> "Env":
+        """Any existing venv (or a site-packages directory itself), no build step, no config."""
+        path = Path(path).resolve()
+        manifest = read_manifest(path)
+        site = _site_packages(path)
+        if site is None:
+            raise NotBuilt(f"{path} is neither a virtualenv nor a site-packages directory")
+        roots = [site]
+        if manifest and manifest.get("source"):
+            roots.append(Path(manifest["source"]))
+        return cls(name or (manifest or {}).get("name") or path.name, roots, shared, manifest)
+
+    # -- the host's API -------------------------------------------------------------
+
+    def import_module(self, name: str) -> ModuleType:
+        """The env's module ``name`` (a dotted name as the env's code would write it)."""
+        return importlib.import_module(self.names.module_name(name))
+
+    def unload(self) -> None:
+        """Forget every module this env loaded: they are collected once the host drops them.
+
+        The next import reads the env's directories afresh, so an env rebuilt
+        with other versions is loaded anew without restarting the host.
+        """
+        with self._lock:
+            state, self._state = self._state, None
+            if state is None:
+                return
+            prefixes = tuple(state.tops.values())
+            for key in [k for k in sys.modules if k.partition(".")[0] in prefixes]:
+                sys.modules.pop(key, None)
+            FINDER.forget(self)
+            ALIASES.release(state)
+
+    @property
+    def loaded(self) -> list[str]:
+        """Names (as the env's code writes them) of this env's modules now in ``sys.modules``."""
+        state = self._state
+        if state is None:
+            return []
+        reverse = {alias: real for real, alias in state.tops.items()}
+        return sorted(reverse[k.partition(".")[0]] + k[len(k.partition(".")[0]):]
+                      for k in list(sys.modules) if k.partition(".")[0] in reverse)
+
+    # metadata, answered for this env only
+    def distributions(self):
+        return self.metadata.distributions()
+
+    def distribution(self, name: str):
+        return self.metadata.distribution(name)
+
+    def version(self, name: str) -> str:
+        return self.metadata.version(name)
+
+    def entry_points(self, **params: Any):
+        return self.metadata.entry_points(**params)
+
+    def files(self, name: str):
+        return self.metadata.files(name)
+
+    @property
+    def metadata(self) -> ModuleType:
+        """This env's ``importlib.metadata`` (what its own code gets for that import)."""
+        return self.import_module("importlib.metadata")
+
+    def __repr__(self) -> str:
+        return f"<polyvenv.Env {self.name!r} at {', '.join(map(str, self.roots))}>"
+
+    # -- what the loader and the rewritten code call ---------------------------------
+
+    @property
+    def names(self) -> "_Names":
+        state = self._state
+        if state is None:
+            with self._lock:
+                if self._state is None:
+                    self._state = _Names(self)
+                    install_finder()
+                state = self._state
+        return state
+
+    @property
+    def builtins(self) -> dict[str, Any]:
+        return self.names.builtins
+
+    @property
+    def names_digest(self) -> str:
+        return self.names.digest
+
+    def replace(self, top: str, importing: bool) -> str | None:
+        return self.names.replace(top, importing)
+
+    def find_spec(self, fullname: str, path: Any) -> ModuleSpec | None:
+        return self.names.find_spec(fullname, path)
+
+
+class _Names:
+    """An env's name map for one load: real top-level names -> aliases, and the finder's answers."""
+
+    def __init__(self, env: Env) -> None:
+        self.env = env
+        self.found = top_level_names(env.roots)  # real top-level name -> root it is in
+        self.tops: dict[str, str] = {}  # real or facade or missing name -> reserved alias
+        for real in sorted(self.found):
+            if real not in STDLIB:  # a backport shadowing the standard library: the host's wins
+                self.tops[real] = ALIASES.reserve(real, self)
+        for name in _FACADED:
+            self.tops[name] = ALIASES.reserve(name, self)
+        self.missing = ALIASES.reserve("_polyvenv_missing", self)
+        self.real = {alias: real for real, alias in self.tops.items()}
+        self.shared_tops = {s.partition(".")[0] for s in env.shared}
+        self.digest = hashlib.sha256(json.dumps(
+            [sorted(self.tops.items()), self.missing, sorted(self.shared_tops)]).encode()).hexdigest()[:16]
+        self.builtins = _env_builtins(self)
+        self.owner = env
+
+    # ALIASES owners must answer find_spec (the finder dispatches on the alias's owner)
+    def find_spec(self, fullname: str, path: Any) -> ModuleSpec | None:
+        top, dot, rest = fullname.partition(".")
+        if top == self.missing:
+            raise EnvImportError(self.env.name, rest, [str(r) for r in self.env.roots])
+        real = self.real.get(top)
+        if real is None:
+            return None
+        if real in _FACADED:
+            return facades.spec(self, fullname, real + dot + rest)
+        if not dot:
+            return self._find_top(fullname, real)
+        for directory in path or ():
+            spec = FINDER.file_finder(self.env, directory).find_spec(fullname)
+            if spec is not None:
+                return spec
+        return None
+
+    def _find_top(self, alias: str, real: str) -> ModuleSpec | None:
+        portions = []
+        for root in self.env.roots:
+            spec = FINDER.file_finder(self.env, str(root)).find_spec(real)
+            if spec is None:
+                continue
+            if spec.loader is not None:
+                found = ModuleSpec(alias, spec.loader.__class__(self.env, alias, spec.origin),
+                                   origin=spec.origin, is_package=spec.submodule_search_locations is not None)
+                if spec.submodule_search_locations is not None:
+                    found.submodule_search_locations = list(spec.submodule_search_locations)
+                found.has_location = True
+                return found
+            portions += list(spec.submodule_search_locations or ())
+        if portions:  # a namespace package, possibly spread over the env's roots
+            found = ModuleSpec(alias, None, is_package=True)
+            found.submodule_search_locations = portions
+            return found
+        return None
+
+    def replace(self, top: str, importing: bool) -> str | None:
+        """The new first component for a module name the env's code uses (None: unchanged)."""
+        alias = self.tops.get(top)
+        if alias is not None:
+            return alias if importing or top not in _FACADED else None
+        if not importing or top in STDLIB or top in self.shared_tops or top in self.real or top == self.missing:
+            return None
+        return f"{self.missing}.{top}"
+
+    def module_name(self, dotted: str) -> str:
+        """What ``dotted``, as the env's code writes it, is called in this process."""
+        if not isinstance(dotted, str):
+            return dotted
+        top, dot, rest = dotted.partition(".")
+        new = self.replace(top, True)
+        return new + dot + rest if new else dotted
+
+    name = module_name  # the rewritten code's ``__polyvenv__.name(...)``
+
+
+def _site_packages(path: Path) -> Path | None:
+    """A venv's site-packages, or ``path`` itself when it is a site-packages-like directory."""
+    found = sorted(path.glob("lib/python*/site-packages")) or sorted(path.glob("Lib/site-packages"))
+    if found:
+        return found[0]
+    if path.is_dir() and (path.name == "site-packages" or any(path.glob("*.dist-info"))):
+        return path
+    return None
+
+
+def _env_builtins(names: _Names) -> dict[str, Any]:
+    """The env's builtins: the host's, but ``compile``/``exec``/``eval`` rewrite source strings first
+    (jinja2 compiles templates that import ``jinja2.runtime``), and ``__polyvenv__`` maps names at
+    run time. ``__import__`` stays the host's own, which keeps CPython's import fast path."""
+    env_builtins = dict(builtins.__dict__)
+    real_compile, real_exec, real_eval = builtins.compile, builtins.exec, builtins.eval
+    import ast
+
+    def env_compile(source, filename, mode, flags=0, dont_inherit=False, optimize=-1, **kw):
+        if isinstance(source, (str, bytes, ast.AST)) and not flags & ast.PyCF_ONLY_AST:
+            tree = source if isinstance(source, ast.AST) else real_compile(
+                source, filename, mode, flags | ast.PyCF_ONLY_AST, dont_inherit, optimize)
+            source = rewrite(tree, names.replace)
+        return real_compile(source, filename, mode, flags, dont_inherit, optimize, **kw)
+
+    def _frame_namespaces(globals_, locals_):
+        if globals_ is None:
+            caller = sys._getframe(2)
+            globals_, locals_ = caller.f_globals, caller.f_locals if locals_ is None else locals_
+        if "__builtins__" not in globals_:
+            globals_["__builtins__"] = env_builtins
+        return globals_, locals_
+
+    def env_exec(source, globals=None, locals=None, **kw):
+        globals, locals = _frame_namespaces(globals, locals)
+        if isinstance(source, (str, bytes)):
+            source = env_compile(source, "<string>", "exec")
+        return real_exec(source, globals, locals, **kw)
+
+    def env_eval(source, globals=None, locals=None):
+        globals, locals = _frame_namespaces(globals, locals)
+        if isinstance(source, (str, bytes)):
+            source = env_compile(source.lstrip(" \t") if isinstance(source, str) else source, "<string>", "eval")
+        return real_eval(source, globals, locals)
+
+    env_builtins.update(compile=env_compile, exec=env_exec, eval=env_eval, __polyvenv__=names)
+    return env_builtins

@@ -1,0 +1,126 @@
+"""``importlib`` as an env's code sees it: the host's, except where a module name is involved.
+
+``import_module``, ``util.find_spec``, the ``resources`` functions and
+``__import__`` map the names they are given to the env's aliases (names
+computed at run time, which the rewriter cannot see), and ``metadata``
+answers from the env's own distributions only. Every other attribute is the
+host's own object.
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+import types
+from importlib.machinery import ModuleSpec
+from typing import Any, Callable
+
+_SUBMODULES = ("metadata", "util", "resources")
+_OWN = ("distributions", "distribution")  # the two the facade defines; the rest are re-bound to them
+_RESOURCE_FUNCTIONS = ("files", "open_binary", "open_text", "read_binary", "read_text", "contents",
+                       "is_resource", "path")
+
+
+class _Facade(types.ModuleType):
+    """A module whose missing attributes are those of the module it stands for."""
+
+    def __getattr__(self, attr: str) -> Any:
+        real = self.__dict__["__polyvenv_real__"]
+        return getattr(importlib.import_module(real), attr)
+
+
+class FacadeLoader:
+    def __init__(self, names: Any, real: str) -> None:
+        self.names = names
+        self.real = real
+
+    def create_module(self, spec: ModuleSpec) -> types.ModuleType:
+        module = _Facade(spec.name)
+        module.__dict__["__polyvenv_real__"] = self.real
+        make = _MAKERS.get(self.real.partition(".")[2] or "")
+        if make:
+            make(module, self.names, spec.name)
+        return module
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        pass
+
+
+def spec(names: Any, fullname: str, real: str) -> ModuleSpec:
+    found = ModuleSpec(fullname, FacadeLoader(names, real), is_package=real == "importlib")
+    if real == "importlib":
+        found.submodule_search_locations = []
+    return found
+
+
+def _top(module: types.ModuleType, names: Any, alias: str) -> None:
+    def import_module(name: str, package: str | None = None):
+        return importlib.import_module(name if name.startswith(".") else names.module_name(name), package)
+
+    def __import__(name, globals=None, locals=None, fromlist=(), level=0):
+        return builtins.__import__(names.module_name(name) if level == 0 else name, globals, locals, fromlist, level)
+
+    def submodule(attr: str) -> Any:
+        if attr in _SUBMODULES:
+            return importlib.import_module(f"{alias}.{attr}")
+        return getattr(importlib, attr)
+
+    module.__dict__.update(import_module=import_module, __import__=__import__)
+    module.__getattr__ = submodule  # type: ignore[method-assign]  # PEP 562 module __getattr__
+
+
+def _util(module: types.ModuleType, names: Any, alias: str) -> None:
+    import importlib.util
+
+    def find_spec(name: str, package: str | None = None):
+        return importlib.util.find_spec(name if name.startswith(".") else names.module_name(name), package)
+
+    module.__dict__["find_spec"] = find_spec
+
+
+def _resources(module: types.ModuleType, names: Any, alias: str) -> None:
+    import importlib.resources
+
+    def mapped(function: Callable[..., Any]) -> Callable[..., Any]:
+        def call(package: Any, *args: Any, **kwargs: Any) -> Any:
+            return function(names.module_name(package) if isinstance(package, str) else package, *args, **kwargs)
+        call.__name__ = call.__qualname__ = function.__name__
+        call.__doc__ = function.__doc__
+        return call
+
+    for name in _RESOURCE_FUNCTIONS:
+        function = getattr(importlib.resources, name, None)
+        if callable(function):
+            module.__dict__[name] = mapped(function)
+
+
+def _metadata(module: types.ModuleType, names: Any, alias: str) -> None:
+    """The stdlib's own functions, re-bound to a namespace where "all distributions" means the env's."""
+    import importlib.metadata as real
+
+    paths = [str(root) for root in names.env.roots]
+    namespace = dict(real.__dict__)
+
+    def distributions(**kwargs: Any):
+        kwargs.setdefault("path", paths)
+        return real.Distribution.discover(**kwargs)
+
+    def distribution(distribution_name: str):
+        for found in distributions(name=distribution_name):
+            return found
+        raise real.PackageNotFoundError(distribution_name)
+
+    namespace.update(distributions=distributions, distribution=distribution)
+    for name, value in real.__dict__.items():
+        if isinstance(value, types.FunctionType) and value.__globals__ is real.__dict__ and name not in _OWN:
+            rebound = types.FunctionType(value.__code__, namespace, value.__name__, value.__defaults__,
+                                         value.__closure__)
+            rebound.__kwdefaults__ = value.__kwdefaults__
+            rebound.__doc__ = value.__doc__
+            namespace[name] = rebound
+    module.__dict__.update({k: v for k, v in namespace.items() if not k.startswith("__") or k == "__all__"})
+
+
+_MAKERS: dict[str, Callable[[types.ModuleType, Any, str], None]] = {
+    "": _top, "util": _util, "resources": _resources, "metadata": _metadata,
+}

@@ -1,0 +1,120 @@
+"""The meta-path finder and loaders that load env modules under their alias names.
+
+One finder sits first on ``sys.meta_path`` and answers only names whose
+first component is an alias some Env reserved; everything else (all of the
+host's imports) falls through at the cost of one dict lookup, and only on a
+``sys.modules`` miss: cached imports never reach a finder.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import sys
+import threading
+from importlib.machinery import (
+    BYTECODE_SUFFIXES,
+    EXTENSION_SUFFIXES,
+    SOURCE_SUFFIXES,
+    FileFinder,
+    ModuleSpec,
+    SourceFileLoader,
+)
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ExtensionNotSupported
+from .codecache import CODE_CACHE
+from .names import ALIASES
+from .rewrite import rewrite
+
+if TYPE_CHECKING:
+    from .env import Env
+
+
+class EnvSourceLoader(SourceFileLoader):
+    """Loads a ``.py`` file of an env: rewritten code, the env's builtins, cached compiled code."""
+
+    def __init__(self, env: Env, fullname: str, path: str) -> None:
+        super().__init__(fullname, path)
+        self.env = env
+
+    def get_code(self, fullname: str):
+        path = self.get_filename(fullname)
+        st = os.stat(path)
+        key = CODE_CACHE.key(path, st, self.env.names_digest)
+        code = CODE_CACHE.get(key)
+        if code is None:
+            source = self.get_data(path)
+            tree = ast.parse(source, path)
+            code = compile(rewrite(tree, self.env.replace), path, "exec", dont_inherit=True)
+            CODE_CACHE.put(key, code)
+        return code
+
+    def exec_module(self, module) -> None:
+        module.__dict__["__builtins__"] = self.env.builtins
+        super().exec_module(module)
+
+
+class EnvUnsupportedLoader(SourceFileLoader):
+    """Compiled modules (extensions, bytecode-only files) of a namespace env: refused, never loaded
+    under a name their C code does not know (it would bind the host's objects)."""
+
+    def __init__(self, env: Env, fullname: str, path: str) -> None:
+        super().__init__(fullname, path)
+        self.env = env
+
+    def create_module(self, spec: ModuleSpec) -> Any:
+        raise ExtensionNotSupported(
+            f"env {self.env.name!r}: {self.path} is compiled code, which namespace isolation cannot load "
+            "side by side yet; use isolation = \"process\" for this env, or its pure-Python fallback",
+            name=spec.name, path=self.path,
+        )
+
+    def exec_module(self, module) -> None:  # pragma: no cover - create_module always raises
+        raise ImportError(self.path)
+
+
+class EnvFinder:
+    """Finds alias-named modules in their env's directories."""
+
+    def __init__(self) -> None:
+        self._finders: dict[tuple[int, str], FileFinder] = {}
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
+        top, _, _ = fullname.partition(".")
+        env = ALIASES.owner(top)
+        if env is None:
+            return None
+        return env.find_spec(fullname, path)  # type: ignore[attr-defined]
+
+    def file_finder(self, env: Env, directory: str) -> FileFinder:
+        key = (id(env), directory)
+        finder = self._finders.get(key)
+        if finder is None:
+            finder = FileFinder(
+                directory,
+                (lambda name, path: EnvUnsupportedLoader(env, name, path), EXTENSION_SUFFIXES),
+                (lambda name, path: EnvSourceLoader(env, name, path), SOURCE_SUFFIXES),
+                (lambda name, path: EnvUnsupportedLoader(env, name, path), BYTECODE_SUFFIXES),
+            )
+            self._finders[key] = finder
+        return finder
+
+    def forget(self, env: Env) -> None:
+        for key in [k for k in self._finders if k[0] == id(env)]:
+            del self._finders[key]
+
+    def invalidate_caches(self) -> None:
+        for finder in self._finders.values():
+            finder.invalidate_caches()
+
+
+FINDER = EnvFinder()
+_install_lock = threading.Lock()
+
+
+def install_finder() -> None:
+    """Put the finder first on ``sys.meta_path`` (once)."""
+    with _install_lock:
+        if FINDER not in sys.meta_path:
+            sys.meta_path.insert(0, FINDER)

@@ -1,0 +1,119 @@
+"""Which top-level names an env has, and the aliases its modules live under in this process.
+
+Every module an env loads gets a real, unique dotted name: the env's
+top-level name with an *alias* of the same length in place of the first
+component (``jinja2`` -> ``Jinja2``, ``jInja2``, ...). ``sys.modules``,
+``__name__``, pickle, loggers and C code (once its strings are patched the
+same way) all agree on it, so nothing needs swapping at run time. Same
+length, so compiled extensions can be patched byte for byte later.
+"""
+
+from __future__ import annotations
+
+import keyword
+import os
+import sys
+import sysconfig
+import threading
+from pathlib import Path
+from typing import Iterable
+
+_EXTENSION_SUFFIXES = (".so", ".pyd")
+_NOT_MODULES = ("__pycache__", "_distutils_hack", "__editable__")
+
+
+def stdlib_names() -> frozenset[str]:
+    """Top-level names of the standard library (``sys.stdlib_module_names`` from 3.10)."""
+    names = getattr(sys, "stdlib_module_names", None)
+    if names is None:  # Python 3.9: list the standard library's directories
+        paths = sysconfig.get_paths()
+        found = set(sys.builtin_module_names)
+        for directory in {paths["stdlib"], paths["platstdlib"], os.path.join(paths["platstdlib"], "lib-dynload")}:
+            try:
+                found.update(e.split(".", 1)[0] for e in os.listdir(directory) if e != "site-packages")
+            except OSError:
+                continue
+        names = {n for n in found if n.isidentifier()}
+    return frozenset(names) | {"__main__"}
+
+
+STDLIB = stdlib_names()
+
+
+def top_level_names(roots: Iterable[Path]) -> dict[str, Path]:
+    """Importable top-level names found directly in ``roots``, with the root each comes from."""
+    found: dict[str, Path] = {}
+    for root in roots:
+        try:
+            entries = sorted(os.scandir(root), key=lambda e: e.name)
+        except OSError:
+            continue
+        for entry in entries:
+            name = entry.name
+            if entry.is_dir():
+                if name.isidentifier() and name not in _NOT_MODULES and "." not in name:
+                    found.setdefault(name, Path(root))
+            elif name.endswith(".py"):
+                stem = name[:-3]
+                if stem.isidentifier() and stem not in _NOT_MODULES:
+                    found.setdefault(stem, Path(root))
+            elif name.endswith(_EXTENSION_SUFFIXES):
+                stem = name.split(".", 1)[0]
+                if stem.isidentifier():
+                    found.setdefault(stem, Path(root))
+    return found
+
+
+class Aliases:
+    """The process-wide registry of alias names; no two envs ever share one."""
+
+    def __init__(self) -> None:
+        self._owner: dict[str, object] = {}
+        self._lock = threading.Lock()
+
+    def reserve(self, name: str, owner: object) -> str:
+        """A new alias of ``name`` (same length) for ``owner``."""
+        with self._lock:
+            for candidate in _variants(name):
+                if self._free(candidate):
+                    self._owner[candidate] = owner
+                    return candidate
+        raise RuntimeError(f"no free alias of the same length for {name!r}")
+
+    def release(self, owner: object) -> None:
+        with self._lock:
+            for alias in [a for a, o in self._owner.items() if o is owner]:
+                del self._owner[alias]
+
+    def owner(self, alias: str) -> object | None:
+        return self._owner.get(alias)
+
+    def _free(self, candidate: str) -> bool:
+        lowered = candidate.lower()
+        return (
+            candidate not in self._owner
+            and candidate not in sys.modules
+            and lowered not in _STDLIB_LOWER
+            and not keyword.iskeyword(candidate)
+        )
+
+
+_STDLIB_LOWER = frozenset(n.lower() for n in STDLIB)
+ALIASES = Aliases()
+
+
+def _variants(name: str):
+    """Same-length variants of ``name`` in a fixed order: one letter's case toggled, then two, then
+    a digit in place of a letter (never the first character, which must stay a letter or '_')."""
+    letters = [i for i, c in enumerate(name) if c.isalpha()]
+    for i in letters:
+        yield name[:i] + name[i].swapcase() + name[i + 1:]
+    for a in range(len(letters)):
+        for b in range(a + 1, len(letters)):
+            i, j = letters[a], letters[b]
+            yield name[:i] + name[i].swapcase() + name[i + 1:j] + name[j].swapcase() + name[j + 1:]
+    for i in letters:
+        if i == 0:
+            continue
+        for digit in "0123456789":
+            yield name[:i] + digit + name[i + 1:]

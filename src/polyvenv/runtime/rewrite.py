@@ -1,0 +1,144 @@
+"""Rewrite an env module's code so every module name in it means that env's module.
+
+Import statements are rewritten, not hooked: the rewritten code runs on
+CPython's own import fast path, as fast as the host's imports. Strings are
+rewritten only where they are module names by context (the research found
+half of all literals equal to a module name are data): the first argument
+of ``importlib.import_module``, ``find_spec``, ``__import__``,
+``pkgutil.get_data``, ``importlib.resources.files``, ``set_module``; keys of
+``sys.modules``; ``__module__`` assignments; ``"module:attribute"`` strings.
+Names computed at run time in those places go through ``__polyvenv__.name``.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from typing import Callable
+
+REWRITE_VERSION = 1
+HELPER = "__polyvenv__"  # in the env's builtins: an object with .name(str) -> str
+
+_NAME_CALLS = {"import_module", "find_spec", "__import__", "find_loader", "get_data", "set_module", "get_loader"}
+_SYS_MODULES_METHODS = {"get", "pop", "setdefault", "__getitem__", "__contains__", "__delitem__", "__setitem__"}
+_ENTRY = re.compile(r"^[A-Za-z_]\w*(\.\w+)*:\w+(\.\w+)*$")
+
+
+class Rewriter(ast.NodeTransformer):
+    """``replace(top, importing)`` gives the new first component of a module name, or None.
+
+    ``importing`` is true where the name is imported or looked up in
+    ``sys.modules`` (a name the env lacks must then fail or be absent), false
+    where it is only recorded (``__module__``, ``"module:attr"``).
+    """
+
+    def __init__(self, replace: Callable[[str, bool], str | None]) -> None:
+        self.replace = replace
+
+    # -- names -------------------------------------------------------------------
+
+    def name(self, dotted: str, importing: bool = True) -> str:
+        top, dot, rest = dotted.partition(".")
+        new = self.replace(top, importing)
+        return new + dot + rest if new else dotted
+
+    def _name_expr(self, node: ast.expr, importing: bool = True) -> ast.expr:
+        """A module-name expression, mapped now if constant, else at run time."""
+        if isinstance(node, ast.Constant):
+            if isinstance(node.value, str):
+                return ast.copy_location(ast.Constant(self.name(node.value, importing)), node)
+            return node
+        if isinstance(node, ast.Starred):
+            return node
+        call = ast.Call(ast.Attribute(ast.Name(HELPER, ast.Load()), "name", ast.Load()), [node], [])
+        return ast.copy_location(call, node)
+
+    # -- import statements -----------------------------------------------------------
+
+    def visit_Import(self, node: ast.Import):
+        kept, extra = [], []
+        for alias in node.names:
+            top, dot, rest = alias.name.partition(".")
+            new = self.replace(top, True)
+            if new is None:
+                kept.append(alias)
+            elif alias.asname or not dot:
+                kept.append(ast.alias(name=new + dot + rest, asname=alias.asname or top))
+            else:  # `import a.b` binds `a`: import the alias, bind `a` to it, drop the alias name
+                extra += [
+                    ast.Import(names=[ast.alias(name=new + dot + rest, asname=None)]),
+                    ast.Assign(targets=[ast.Name(top, ast.Store())], value=ast.Name(new, ast.Load())),
+                    ast.Delete(targets=[ast.Name(new, ast.Del())]),
+                ]
+        statements = ([ast.Import(names=kept)] if kept else []) + extra
+        for statement in statements:
+            ast.copy_location(statement, node)
+            ast.fix_missing_locations(statement)
+        return statements
+
+    def visit_ImportFrom(self, node: ast.ImportFrom):
+        if node.level == 0 and node.module:
+            node.module = self.name(node.module)
+        return node
+
+    # -- module names in strings, by context ------------------------------------------
+
+    def visit_Call(self, node: ast.Call):
+        self.generic_visit(node)
+        func = node.func
+        terminal = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+        if not node.args:
+            return node
+        if terminal in _NAME_CALLS or (terminal == "files" and _is_resources(func)) or (
+            terminal in _SYS_MODULES_METHODS and isinstance(func, ast.Attribute) and _is_sys_modules(func.value)
+        ):
+            node.args[0] = self._name_expr(node.args[0])
+        return node
+
+    def visit_Subscript(self, node: ast.Subscript):
+        self.generic_visit(node)
+        if _is_sys_modules(node.value) and isinstance(node.slice, ast.expr):
+            node.slice = self._name_expr(node.slice)
+        return node
+
+    def visit_Compare(self, node: ast.Compare):
+        self.generic_visit(node)
+        if (len(node.ops) == 1 and isinstance(node.ops[0], (ast.In, ast.NotIn))
+                and _is_sys_modules(node.comparators[0])):
+            node.left = self._name_expr(node.left)
+        return node
+
+    def visit_Assign(self, node: ast.Assign):
+        self.generic_visit(node)
+        if any(_is_module_attr(t) for t in node.targets) and isinstance(node.value, ast.Constant):
+            node.value = self._name_expr(node.value, importing=False)
+        return node
+
+    def visit_Constant(self, node: ast.Constant):
+        if isinstance(node.value, str) and _ENTRY.match(node.value):
+            module, colon, attr = node.value.partition(":")
+            mapped = self.name(module, importing=False)
+            if mapped != module:
+                return ast.copy_location(ast.Constant(mapped + colon + attr), node)
+        return node
+
+
+def rewrite(tree: ast.AST, replace: Callable[[str, bool], str | None]) -> ast.AST:
+    tree = Rewriter(replace).visit(tree)
+    return ast.fix_missing_locations(tree)
+
+
+def _is_sys_modules(node: ast.AST) -> bool:
+    return (isinstance(node, ast.Attribute) and node.attr == "modules"
+            and isinstance(node.value, ast.Name) and node.value.id == "sys")
+
+
+def _is_resources(func: ast.AST) -> bool:
+    value = func.value if isinstance(func, ast.Attribute) else None
+    return (isinstance(value, ast.Name) and value.id == "resources") or (
+        isinstance(value, ast.Attribute) and value.attr == "resources")
+
+
+def _is_module_attr(target: ast.AST) -> bool:
+    return (isinstance(target, ast.Name) and target.id == "__module__") or (
+        isinstance(target, ast.Attribute) and target.attr == "__module__")
