@@ -24,6 +24,7 @@ def make_wheel(
     *,
     requires: list[str] = (),
     scripts: dict[str, str] | None = None,
+    entry_points: dict[str, dict[str, str]] | None = None,
     tag: str = "py3-none-any",
 ) -> Path:
     """Write ``{name}-{version}-{tag}.whl`` holding ``files`` (paths relative to site-packages)."""
@@ -37,8 +38,11 @@ def make_wheel(
     contents[f"{info}/WHEEL"] = (
         f"Wheel-Version: 1.0\nGenerator: polyvenv-tests\nRoot-Is-Purelib: {pure}\nTag: {tag}\n"
     ).encode()
+    groups = dict(entry_points or {})
     if scripts:
-        body = "[console_scripts]\n" + "".join(f"{k} = {v}\n" for k, v in scripts.items())
+        groups["console_scripts"] = scripts
+    if groups:
+        body = "".join(f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items()) for group, eps in groups.items())
         contents[f"{info}/entry_points.txt"] = body.encode()
     record = []
     for path, data in contents.items():
@@ -102,3 +106,118 @@ def c_extension_wheel(directory: Path, python: str, name: str = "cspeed", versio
         }
     tag = f"{facts['tag']}-{facts['tag']}-{facts['platform']}"
     return make_wheel(directory, name, version, files, tag=tag)
+
+
+def demo_package_files(version: str, name: str = "demo") -> dict[str, str]:
+    """A package exercising every import form an env's code may use; values depend on ``version``."""
+    return {
+        f"{name}/__init__.py": f'''
+import sys
+__version__ = {version!r}
+from . import sub
+from .sub import helper
+import {name}.deep.leaf
+from {name}.star import *
+from {name} import circ_a
+import {name}.tmp
+del sys.modules["{name}.tmp"]          # jinja2 2.10's pattern (seed 000)
+SELF_IS_ME = sys.modules[__name__] is sys.modules["{name}"]
+''',
+        f"{name}/sub.py": f"VALUE = 'sub-{version}'\ndef helper():\n    return 'helper-{version}'\n",
+        f"{name}/deep/__init__.py": "",
+        f"{name}/deep/leaf.py": f"LEAF = 'leaf-{version}'\n",
+        f"{name}/star.py": f"__all__ = ['STARRED']\nSTARRED = 'star-{version}'\n",
+        f"{name}/circ_a.py": f"from {name} import circ_b\nA = 'a-{version}'\ndef b():\n    return circ_b.B\n",
+        f"{name}/circ_b.py": f"from . import circ_a\nB = 'b-{version}'\n",
+        f"{name}/tmp.py": "",
+        f"{name}/dyn.py": f"DYN = 'dyn-{version}'\n",
+        f"{name}/late_mod.py": f"LATE = 'late-{version}'\n",
+        f"{name}/threaded.py": f"THREADED = 'thread-{version}'\n",
+        f"{name}/data.txt": f"data-{version}",
+        f"{name}/api.py": f'''
+import dataclasses, importlib, importlib.util, inspect, logging, pickle, pkgutil, sys, threading, typing
+from importlib import resources
+from importlib.metadata import version as dist_version
+import importlib.metadata
+
+@dataclasses.dataclass
+class Point:
+    x: int
+    y: "typing.Optional[Point]" = None
+
+def late():
+    import {name}.late_mod
+    return {name}.late_mod.LATE
+
+def dynamic():
+    return importlib.import_module(".".join(["{name}", "dyn"])).DYN
+
+def dunder_import():
+    return __import__("{name}" + ".dyn", fromlist=["DYN"]).DYN
+
+def spec_origin():
+    return importlib.util.find_spec("{name}.dyn").origin
+
+def resource():
+    return resources.files("{name}").joinpath("data.txt").read_text()
+
+def submodules():
+    import {name}
+    return sorted(m.name for m in pkgutil.iter_modules({name}.__path__))
+
+def pickled():
+    p = Point(1)
+    return pickle.loads(pickle.dumps(p)) == p and type(pickle.loads(pickle.dumps(p))) is Point
+
+def hints():
+    return typing.get_type_hints(Point)["x"] is int and inspect.getmodule(Point).__name__ == Point.__module__
+
+def logger_name():
+    return logging.getLogger(__name__).name
+
+def threaded():
+    out = []
+    def work():
+        import {name}.threaded
+        out.append({name}.threaded.THREADED)
+    t = threading.Thread(target=work)
+    t.start(); t.join()
+    return out[0]
+
+def executed():
+    namespace = {{}}
+    exec("import {name}.sub as s\\nRESULT = s.VALUE", namespace)
+    return namespace["RESULT"]
+
+def evaluated():
+    return eval("__import__('{name}.sub').sub.VALUE")
+
+def metadata_version():
+    return dist_version("{name}"), importlib.metadata.version("{name}")
+
+def entry_point_names():
+    return sorted(ep.name for ep in importlib.metadata.entry_points().select(group="demo.plugins")) \\
+        if hasattr(importlib.metadata.entry_points(), "select") else \\
+        sorted(ep.name for ep in importlib.metadata.entry_points().get("demo.plugins", []))
+
+def host_only():
+    try:
+        import hostonly
+    except ImportError as e:
+        return type(e).__name__ + ": " + str(e)
+    return "imported " + hostonly.__file__
+
+def sys_modules_view():
+    return "{name}.sub" in sys.modules, "hostonly" in sys.modules, sys.modules.get("{name}") is sys.modules[__name__.split(".")[0]]
+
+def reloaded():
+    import {name}.dyn
+    return importlib.reload({name}.dyn).DYN
+''',
+        "nsdemo/part.py": f"PART = 'part-{version}'\n",
+    }
+
+
+def demo_wheel(directory: Path, version: str, name: str = "demo") -> Path:
+    return make_wheel(directory, name, version, demo_package_files(version, name),
+                      entry_points={"demo.plugins": {f"plugin{version.replace('.', '')}": f"{name}.sub:helper"}})

@@ -87,7 +87,7 @@ def find_config(start: Path) -> Path | None:
         if candidate.is_file():
             return candidate
         candidate = directory / PYPROJECT
-        if candidate.is_file() and "polyvenv" in _read_toml(candidate).get("tool", {}):
+        if candidate.is_file() and _has_polyvenv_table(candidate):
             return candidate
     return None
 
@@ -109,7 +109,15 @@ def load_config(start: Path | str = ".", config_file: Path | str | None = None, 
         return _validate({}, root=start.resolve(), path=None)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
-    data = _read_toml(path)
+    try:
+        data = _read_toml(path)
+    except _NoTomlParser as e:
+        from . import snapshot
+
+        config = snapshot.read(path)
+        if config is None:
+            raise ConfigError(f"{e}; or run `polyvenv sync` once, which leaves a copy this Python can read") from None
+        return config
     if path.name == PYPROJECT:  # any other file holds polyvenv's keys at top level
         data = data.get("tool", {}).get("polyvenv", {})
     return _validate(data, root=path.parent, path=path)
@@ -153,7 +161,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
         try:
             import tomli as tomllib  # type: ignore[no-redef]
         except ImportError:
-            raise ConfigError(f"{path}: reading TOML needs Python 3.11+ or the tomli package") from None
+            raise _NoTomlParser(f"{path}: reading TOML needs Python 3.11+ or the tomli package") from None
     try:
         with path.open("rb") as f:
             return tomllib.load(f)
@@ -161,6 +169,17 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+
+
+class _NoTomlParser(ConfigError):
+    pass
+
+
+def _has_polyvenv_table(pyproject: Path) -> bool:
+    try:
+        return "polyvenv" in _read_toml(pyproject).get("tool", {})
+    except _NoTomlParser:  # no parser here: a table header is enough to tell
+        return re.search(r"^\s*\[\s*tool\.polyvenv\b", pyproject.read_text(), re.M) is not None
 
 
 class _Checker:

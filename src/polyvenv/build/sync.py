@@ -98,6 +98,9 @@ def sync(
     """
     store = Store(config.envs_dir)
     planner, specs = plan(config, select(config, names), installer)
+    from .. import snapshot
+
+    snapshot.write(config)  # lets a host without a TOML parser load this workspace
     try:
         if locked:
             from . import lockfiles

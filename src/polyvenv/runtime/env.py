@@ -170,7 +170,9 @@ class _Names:
     # ALIASES owners must answer find_spec (the finder dispatches on the alias's owner)
     def find_spec(self, fullname: str, path: Any) -> ModuleSpec | None:
         top, dot, rest = fullname.partition(".")
-        if top == self.missing:
+        if top == self.missing:  # `import x` of a name the env lacks became `import <missing>.x`
+            if not dot:
+                return _empty_package(top)
             raise EnvImportError(self.env.name, rest, [str(r) for r in self.env.roots])
         real = self.real.get(top)
         if real is None:
@@ -200,7 +202,7 @@ class _Names:
                 return found
             portions += list(spec.submodule_search_locations or ())
         if portions:  # a namespace package, possibly spread over the env's roots
-            found = ModuleSpec(alias, None, is_package=True)
+            found = _empty_package(alias)
             found.submodule_search_locations = portions
             return found
         return None
@@ -223,6 +225,12 @@ class _Names:
         return new + dot + rest if new else dotted
 
     name = module_name  # the rewritten code's ``__polyvenv__.name(...)``
+
+
+def _empty_package(name: str) -> ModuleSpec:
+    spec = ModuleSpec(name, None, is_package=True)
+    spec.submodule_search_locations = []
+    return spec
 
 
 def _site_packages(path: Path) -> Path | None:

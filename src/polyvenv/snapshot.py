@@ -1,0 +1,86 @@
+"""A JSON copy of a validated config, for hosts on Python < 3.11 without a TOML parser.
+
+`polyvenv sync` (the build half, which can read TOML) writes it to the
+per-user cache, keyed by the config file's path, with the identity (inode,
+size, mtime) of that file and of the remembered discoveries. The runtime
+uses it only while both are unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .config import DISCOVERED_FILE, Config, Discovery, EnvSpec
+from .runtime.locations import user_cache_dir
+
+_PATHS = {"root", "path", "envs_dir", "locks_dir", "bin_dir", "wheelhouse", "requirements_file", "source",
+          "script_dir", "dir"}
+
+
+def write(config: Config) -> None:
+    if config.path is None:
+        return
+    data = {"inputs": _inputs(config.path, config.envs_dir), "config": _plain(config._asdict())}
+    target = _location(config.path)
+    try:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        tmp = f"{target}.{os.getpid()}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(data, f)
+        os.replace(tmp, target)
+    except OSError:
+        pass
+
+
+def read(path: Path) -> Config | None:
+    """The snapshot of the config at ``path``, if it is still what that file says."""
+    try:
+        with open(_location(path)) as f:
+            data = json.load(f)
+        raw = data["config"]
+        config = _config(raw)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return config if data["inputs"] == _inputs(path, config.envs_dir) else None
+
+
+def _location(path: Path) -> str:
+    return os.path.join(user_cache_dir(), "configs", os.path.realpath(path).replace(os.sep, "%") + ".json")
+
+
+def _inputs(path: Path, envs_dir: Path) -> list[Any]:
+    identities = []
+    for file in (path, envs_dir / DISCOVERED_FILE):
+        try:
+            st = os.stat(file)
+            identities.append([st.st_ino, st.st_size, st.st_mtime_ns])
+        except OSError:
+            identities.append(None)
+    return identities
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):
+        return _plain(value._asdict())
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _fields(raw: dict[str, Any]) -> dict[str, Any]:
+    return {k: (Path(v) if k in _PATHS and v is not None else tuple(v) if isinstance(v, list) else v)
+            for k, v in raw.items()}
+
+
+def _config(raw: dict[str, Any]) -> Config:
+    fields = _fields({k: v for k, v in raw.items() if k not in ("envs", "discoveries")})
+    envs = {name: EnvSpec(**_fields(spec)) for name, spec in raw["envs"].items()}
+    discoveries = tuple(Discovery(**_fields(d)) for d in raw["discoveries"])
+    return Config(envs=envs, discoveries=discoveries, **fields)

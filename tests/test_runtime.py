@@ -1,0 +1,234 @@
+"""Two versions of one generated package loaded side by side in one host process.
+
+Every check runs host code in a fresh interpreter (a real subprocess) that
+also has its own `demo` (version "host") and a `hostonly` module importable,
+so an env that leaked into the host's modules, or the host's into an env's,
+shows up as a wrong version.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from wheelgen import demo_package_files, demo_wheel
+
+SRC = Path(__file__).parent.parent / "src"
+
+
+@pytest.fixture(scope="module")
+def two_demos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runtime")
+    wh = root / "wheels"
+    demo_wheel(wh, "1.0")
+    demo_wheel(wh, "2.0")
+    host = root / "host"
+    for path, text in demo_package_files("host").items():
+        (host / path).parent.mkdir(parents=True, exist_ok=True)
+        (host / path).write_text(text)
+    (host / "hostonly.py").write_text("")
+    project = root / "project"
+    project.mkdir()
+    (project / "polyvenv.toml").write_text(textwrap.dedent(f"""
+        wheelhouse = "{wh}"
+        offline = true
+        [envs.v1]
+        requirements = ["demo==1.0"]
+        [envs.v2]
+        requirements = ["demo==2.0"]
+    """))
+    subprocess.run([sys.executable, "-m", "polyvenv", "sync"], cwd=project, check=True, capture_output=True)
+    return project, host
+
+
+def run_host(two_demos, body: str):
+    """Run ``body`` in a fresh host interpreter; it sets ``result``, which comes back as JSON."""
+    project, host = two_demos
+    code = (
+        f"import sys, json\nsys.path[:0] = [{str(SRC)!r}, {str(host)!r}]\n"
+        f"import polyvenv\nws = polyvenv.Workspace.load({str(project)!r})\n"
+        f"v1, v2 = ws.env('v1'), ws.env('v2')\n"
+        + textwrap.dedent(body)
+        + "\nprint(json.dumps(result))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_each_env_sees_its_own_version_and_the_host_keeps_its_own(two_demos):
+    result = run_host(two_demos, """
+        import demo as host_demo
+        d1, d2 = v1.import_module("demo"), v2.import_module("demo")
+        result = [d.__version__ for d in (d1, d2, host_demo)] + [host_demo is sys.modules["demo"]]
+    """)
+    assert result == ["1.0", "2.0", "host", True]
+
+
+@pytest.mark.parametrize("attribute, expected", [
+    ("sub.VALUE", "sub-{v}"),
+    ("helper()", "helper-{v}"),
+    ("deep.leaf.LEAF", "leaf-{v}"),
+    ("STARRED", "star-{v}"),
+    ("circ_a.b()", "b-{v}"),
+    ("SELF_IS_ME", True),
+    ("api.late()", "late-{v}"),
+    ("api.dynamic()", "dyn-{v}"),
+    ("api.dunder_import()", "dyn-{v}"),
+    ("api.resource()", "data-{v}"),
+    ("api.pickled()", True),
+    ("api.hints()", True),
+    ("api.threaded()", "thread-{v}"),
+    ("api.executed()", "sub-{v}"),
+    ("api.evaluated()", "sub-{v}"),
+    ("api.reloaded()", "dyn-{v}"),
+    ("api.metadata_version()", ["{v}", "{v}"]),
+    ("api.entry_point_names()", ["plugin{vv}"]),
+    ("api.submodules()", ["api", "circ_a", "circ_b", "deep", "dyn", "late_mod", "star", "sub", "threaded", "tmp"]),
+    ("api.sys_modules_view()", [True, False, True]),
+])
+def test_every_import_form_resolves_inside_the_env(two_demos, attribute, expected):
+    result = run_host(two_demos, f"""
+        result = []
+        for env in (v1, v2):
+            demo = env.import_module("demo")
+            import importlib
+            env.import_module("demo.api")
+            result.append(eval("demo." + {attribute!r}))
+    """)
+    def fill(value, v):
+        if isinstance(value, str):
+            return value.format(v=v, vv=v.replace(".", ""))
+        if isinstance(value, list):
+            return [fill(x, v) for x in value]
+        return value
+    assert result == [fill(expected, "1.0"), fill(expected, "2.0")]
+
+
+def test_spec_origin_points_into_the_env(two_demos):
+    result = run_host(two_demos, """
+        result = [env.import_module("demo.api").spec_origin() for env in (v1, v2)]
+    """)
+    assert "/v1" in result[0] or "v1-" in result[0]
+    assert "v2-" in result[1]
+
+
+def test_a_module_the_env_lacks_is_an_import_error_naming_the_env(two_demos):
+    result = run_host(two_demos, """
+        result = v1.import_module("demo.api").host_only()
+    """)
+    assert result.startswith("EnvImportError: env 'v1' has no module 'hostonly'")
+    assert "site-packages" in result and "requirements" in result
+
+
+def test_loggers_are_per_env(two_demos):
+    result = run_host(two_demos, """
+        names = [env.import_module("demo.api").logger_name() for env in (v1, v2)]
+        result = [len(set(names)), names[0].endswith(".api")]
+    """)
+    assert result == [2, True]
+
+
+def test_host_metadata_api(two_demos):
+    result = run_host(two_demos, """
+        result = [v1.version("demo"), v2.version("demo"), sorted(d.metadata["Name"] for d in v1.distributions())]
+    """)
+    assert result == ["1.0", "2.0", ["demo"]]
+
+
+def test_namespace_packages(two_demos):
+    result = run_host(two_demos, """
+        result = [env.import_module("nsdemo.part").PART for env in (v1, v2)]
+    """)
+    assert result == ["part-1.0", "part-2.0"]
+
+
+def test_unload_frees_the_modules(two_demos):
+    result = run_host(two_demos, """
+        import gc, weakref
+        demo = v1.import_module("demo")
+        api = v1.import_module("demo.api")
+        refs = [weakref.ref(demo), weakref.ref(api)]
+        before = len(v1.loaded)
+        v1.unload()
+        del demo, api
+        gc.collect()
+        again = v1.import_module("demo").__version__
+        result = [before > 10, [r() is None for r in refs], again, v2.import_module("demo").__version__]
+    """)
+    assert result == [True, [True, True], "1.0", "2.0"]
+
+
+def test_many_threads_importing_in_both_envs(two_demos):
+    result = run_host(two_demos, """
+        import threading
+        wrong = []
+        def work(env, version):
+            for _ in range(50):
+                api = env.import_module("demo.api")
+                if api.dynamic() != "dyn-" + version or api.late() != "late-" + version:
+                    wrong.append(version)
+        threads = [threading.Thread(target=work, args=(env, v)) for env, v in ((v1, "1.0"), (v2, "2.0")) * 4]
+        [t.start() for t in threads]; [t.join() for t in threads]
+        result = wrong
+    """)
+    assert result == []
+
+
+CHECKS = ["sub.VALUE", "helper()", "deep.leaf.LEAF", "STARRED", "circ_a.b()", "SELF_IS_ME", "api.late()",
+          "api.dynamic()", "api.dunder_import()", "api.resource()", "api.pickled()", "api.hints()",
+          "api.threaded()", "api.executed()", "api.evaluated()", "api.reloaded()", "api.metadata_version()",
+          "api.entry_point_names()", "api.sys_modules_view()", "api.host_only()[:14]"]
+
+
+def test_side_by_side_on_every_python(tmp_path, any_python):
+    """The same checks with the host (and the envs) on each CPython 3.9-3.13 found."""
+    wh = tmp_path / "wheels"
+    demo_wheel(wh, "1.0")
+    demo_wheel(wh, "2.0")
+    host = tmp_path / "host"
+    for path, text in demo_package_files("host").items():
+        (host / path).parent.mkdir(parents=True, exist_ok=True)
+        (host / path).write_text(text)
+    (host / "hostonly.py").write_text("")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "polyvenv.toml").write_text(textwrap.dedent(f"""
+        wheelhouse = "{wh}"
+        offline = true
+        [envs.v1]
+        requirements = ["demo==1.0"]
+        python = "{any_python}"
+        [envs.v2]
+        requirements = ["demo==2.0"]
+        python = "{any_python}"
+    """))
+    subprocess.run([sys.executable, "-m", "polyvenv", "sync"], cwd=project, check=True, capture_output=True)
+    code = textwrap.dedent(f"""
+        import sys, json
+        sys.path[:0] = [{str(SRC)!r}, {str(host)!r}]
+        import polyvenv, demo as host_demo
+        ws = polyvenv.Workspace.load({str(project)!r}, {str(project / "polyvenv.toml")!r})
+        out = {{}}
+        for name in ("v1", "v2"):
+            demo = ws.env(name).import_module("demo")
+            ws.env(name).import_module("demo.api")
+            out[name] = [demo.__version__] + [eval("demo." + c) for c in {CHECKS!r}]
+        out["host"] = host_demo.__version__
+        print(json.dumps(out))
+    """)
+    proc = subprocess.run([any_python, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    for name, v in (("v1", "1.0"), ("v2", "2.0")):
+        vv = v.replace(".", "")
+        assert out[name] == [v, f"sub-{v}", f"helper-{v}", f"leaf-{v}", f"star-{v}", f"b-{v}", True,
+                             f"late-{v}", f"dyn-{v}", f"dyn-{v}", f"data-{v}", True, True, f"thread-{v}",
+                             f"sub-{v}", f"sub-{v}", f"dyn-{v}", [v, v], [f"plugin{vv}"], [True, False, True],
+                             "EnvImportError"]
+    assert out["host"] == "host"
