@@ -1,13 +1,16 @@
 """polyvenv: many isolated Python environments, side by side in one program.
 
-This module re-exports the public API only. Importing it costs the host
-nothing beyond the standard library.
+This module re-exports the public API only. The errors are defined here
+(they import nothing); the rest loads on first use, so importing polyvenv
+costs a host nothing.
 """
 
 from .errors import (
     BuildError,
     ConfigError,
+    EnvImportError,
     EnvNotFound,
+    ExtensionNotSupported,
     InterpreterNotFound,
     LockFileOutdated,
     NotBuilt,
@@ -15,18 +18,25 @@ from .errors import (
     ShimConflict,
     UsageError,
 )
+
 __version__ = "0.1.0"
+
+_LAZY = {
+    "Workspace": "polyvenv.runtime.workspace",
+    "Env": "polyvenv.runtime.env",
+    "install_import_map": "polyvenv.runtime.import_map",
+}
+
+__all__ = [
+    "BuildError", "ConfigError", "EnvImportError", "EnvNotFound", "ExtensionNotSupported",
+    "InterpreterNotFound", "LockFileOutdated", "NotBuilt", "PolyvenvError", "ShimConflict", "UsageError",
+    *_LAZY, "__version__",
+]
 
 
 def __getattr__(name: str):
-    """The API beyond the errors loads on first use: importing polyvenv costs a host nothing."""
-    if name == "Workspace":
-        from .runtime.workspace import Workspace
+    if name in _LAZY:
+        import importlib
 
-        return Workspace
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'polyvenv' has no attribute {name!r}")
-
-__all__ = [
-    "BuildError", "ConfigError", "EnvNotFound", "InterpreterNotFound", "LockFileOutdated",
-    "NotBuilt", "PolyvenvError", "ShimConflict", "UsageError", "Workspace", "__version__",
-]

@@ -199,6 +199,38 @@ def cmd_gc(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_python(args: argparse.Namespace) -> int:
+    """The host interpreter with the import map installed: ``python [-c CODE | -m MOD | SCRIPT] [ARGS]``."""
+    import runpy
+
+    from .build.sync import sync
+    from .runtime.import_map import install_import_map
+    from .runtime.workspace import Workspace
+
+    config = _config(args)
+    failed = [o for o in sync(config, quiet=True) if o.error]
+    if failed:
+        raise failed[0].error  # type: ignore[misc]
+    install_import_map(Workspace(config))
+    argv = list(args.args)
+    if not argv:
+        import code
+
+        code.interact(banner=f"polyvenv python: import map of {config.describe()} installed", local={})
+        return 0
+    if argv[0] == "-c" and len(argv) > 1:
+        sys.argv = ["-c", *argv[2:]]
+        exec(compile(argv[1], "<string>", "exec"), {"__name__": "__main__"})
+    elif argv[0] == "-m" and len(argv) > 1:
+        sys.argv = [argv[1], *argv[2:]]
+        runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
+    else:
+        sys.argv = argv
+        sys.path.insert(0, str(Path(argv[0]).resolve().parent))
+        runpy.run_path(argv[0], run_name="__main__")
+    return 0
+
+
 def cmd_import_map(args: argparse.Namespace) -> int:
     from .runtime.import_map import conflicts, provided_names
 
@@ -273,6 +305,9 @@ def _parser() -> argparse.ArgumentParser:
     p = command("wheelhouse", cmd_wheelhouse, "download every wheel the envs need, for offline builds")
     p.add_argument("dir", metavar="DIR")
     p.add_argument("names", nargs="*", metavar="NAME")
+
+    p = command("python", cmd_python, "run the host interpreter with the import map installed")
+    p.add_argument("args", nargs=argparse.REMAINDER, metavar="[-c CODE | -m MODULE | SCRIPT] ARGS")
 
     p = command("import-map", cmd_import_map, "show which top-level names go to which env")
     p.add_argument("--json", action="store_true")

@@ -47,6 +47,7 @@ class Env:
         self.manifest = manifest
         self._lock = threading.RLock()
         self._state: _Names | None = None
+        self._host_names: set[str] = set()  # names the import map gave this env's modules
 
     # -- construction -------------------------------------------------------------
 
@@ -82,8 +83,15 @@ class Env:
             prefixes = tuple(state.tops.values())
             for key in [k for k in sys.modules if k.partition(".")[0] in prefixes]:
                 sys.modules.pop(key, None)
+            for key in self._host_names:
+                sys.modules.pop(key, None)
+            self._host_names.clear()
             FINDER.forget(self)
             ALIASES.release(state)
+
+    def also_known_as(self, host_name: str) -> None:
+        """Record that ``sys.modules[host_name]`` is one of this env's modules (unload removes it)."""
+        self._host_names.add(host_name)
 
     @property
     def loaded(self) -> list[str]:

@@ -1,11 +1,25 @@
-"""Which top-level import names each env provides: its ``provides``, else its source's modules."""
+"""The import map: host code's ``import dep_a`` loads ``dep_a`` from the env that provides it.
+
+Each env provides the names in its ``provides``, else the top-level modules
+of its ``source``. Installing the map puts a finder on ``sys.meta_path``
+that answers those names (and their submodules) with the env's own module
+objects, registered under the host's name as well as the env's alias.
+"""
 
 from __future__ import annotations
 
+import importlib
+import sys
+from importlib.machinery import ModuleSpec
 from pathlib import Path
-from typing import Iterable
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Iterable
 
 from ..config import EnvSpec
+from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from .workspace import Workspace
 
 
 def top_level_modules(source: Path) -> list[str]:
@@ -38,3 +52,47 @@ def conflicts(names: dict[str, list[str]]) -> list[str]:
         "keep it in one env's `provides` (or rename it in the others)"
         for name, envs in sorted(names.items()) if len(envs) > 1
     ]
+
+
+class ImportMapFinder:
+    """Answers the mapped names with the providing env's modules."""
+
+    def __init__(self, workspace: Workspace, routes: dict[str, str]) -> None:
+        self.workspace = workspace
+        self.routes = routes  # top-level name -> env name
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
+        env_name = self.routes.get(fullname.partition(".")[0])
+        if env_name is None:
+            return None
+        env = self.workspace.env(env_name)
+        module = env.import_module(fullname)
+        env.also_known_as(fullname)
+        return ModuleSpec(fullname, _Existing(module), is_package=hasattr(module, "__path__"))
+
+
+class _Existing:
+    """Hands the import system a module that is already loaded, leaving its own spec in place."""
+
+    def __init__(self, module: ModuleType) -> None:
+        self.module = module
+        self.spec = module.__spec__
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType:
+        return self.module
+
+    def exec_module(self, module: ModuleType) -> None:
+        module.__spec__ = self.spec  # the import system set it to ours; the env's is the true one
+
+
+def install_import_map(workspace: Workspace) -> ImportMapFinder:
+    """From now on, host code's imports of the names envs provide load them from those envs."""
+    names = provided_names(workspace.config.envs.values())
+    clashes = conflicts(names)
+    if clashes:
+        raise ConfigError(clashes)
+    for finder in [f for f in sys.meta_path if isinstance(f, ImportMapFinder) and f.workspace is workspace]:
+        sys.meta_path.remove(finder)
+    finder = ImportMapFinder(workspace, {name: envs[0] for name, envs in names.items()})
+    sys.meta_path.insert(0, finder)
+    return finder
