@@ -16,7 +16,6 @@ from importlib.machinery import ModuleSpec
 from typing import Any, Callable
 
 _SUBMODULES = ("metadata", "util", "resources")
-_OWN = ("distributions", "distribution")  # the two the facade defines; the rest are re-bound to them
 _RESOURCE_FUNCTIONS = ("files", "open_binary", "open_text", "read_binary", "read_text", "contents",
                        "is_resource", "path")
 
@@ -95,24 +94,29 @@ def _resources(module: types.ModuleType, names: Any, alias: str) -> None:
 
 
 def _metadata(module: types.ModuleType, names: Any, alias: str) -> None:
-    """The stdlib's own functions, re-bound to a namespace where "all distributions" means the env's."""
+    """The stdlib's own functions, re-bound to a namespace whose ``Distribution`` discovers the env's
+    distributions only: ``version``, ``metadata``, ``entry_points``... then answer for the env."""
     import importlib.metadata as real
 
     paths = [str(root) for root in names.env.roots]
-    namespace = dict(real.__dict__)
 
-    def distributions(**kwargs: Any):
-        kwargs.setdefault("path", paths)
-        return real.Distribution.discover(**kwargs)
+    class Distribution(real.Distribution):  # type: ignore[misc]  # only its class methods are used
+        @classmethod
+        def discover(cls, **kwargs: Any):
+            if kwargs.get("context") is None:
+                kwargs.pop("context", None)
+                kwargs.setdefault("path", paths)
+            return real.Distribution.discover(**kwargs)
 
-    def distribution(distribution_name: str):
-        for found in distributions(name=distribution_name):
-            return found
-        raise real.PackageNotFoundError(distribution_name)
+        @classmethod
+        def from_name(cls, name: str):
+            for found in cls.discover(name=name):
+                return found
+            raise real.PackageNotFoundError(name)
 
-    namespace.update(distributions=distributions, distribution=distribution)
+    namespace = dict(real.__dict__, Distribution=Distribution)
     for name, value in real.__dict__.items():
-        if isinstance(value, types.FunctionType) and value.__globals__ is real.__dict__ and name not in _OWN:
+        if isinstance(value, types.FunctionType) and value.__globals__ is real.__dict__:
             rebound = types.FunctionType(value.__code__, namespace, value.__name__, value.__defaults__,
                                          value.__closure__)
             rebound.__kwdefaults__ = value.__kwdefaults__

@@ -1,0 +1,54 @@
+"""The examples of the seed scenarios work for real (copied to a temporary directory first)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+EXAMPLES = Path(__file__).parent.parent / "examples"
+
+
+def _copy(name: str, tmp_path: Path) -> Path:
+    target = tmp_path / name
+    shutil.copytree(EXAMPLES / name, target, ignore=shutil.ignore_patterns(".polyvenv", "__pycache__"))
+    return target
+
+
+def _run(argv, cwd) -> str:
+    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_plugin_host_three_jinja2_versions(tmp_path):
+    example = _copy("plugin-host", tmp_path)
+    out = _run([sys.executable, str(example / "host.py")], example)
+    assert "alpha: Alpha says hello to world with jinja2 2.10.3" in out
+    assert "beta: Beta says hello to world with jinja2 2.11.3" in out
+    assert "gamma: Gamma says hello to world with jinja2 3.1." in out
+    assert "evalcontextfilter: True" in out and "evalcontextfilter: False" in out
+    assert "host: jinja2 in sys.modules: False" in out
+
+
+def test_app_whose_dependencies_conflict(tmp_path):
+    example = _copy("conflicting-deps", tmp_path)
+    out = _run([sys.executable, "-m", "polyvenv", "python", "app.py"], example)
+    lines = out.splitlines()
+    assert lines[0] == "dep_a uses attrs 21.4.0: {'x': 1, 'y': 0}"
+    assert lines[1].startswith("dep_b uses attrs 2") and lines[1].endswith("{'x': 1, 'y': 2}")
+
+
+def test_addon_reinstalled_and_reloaded_without_restart(tmp_path):
+    example = _copy("addon-host", tmp_path)
+    out = _run([sys.executable, str(example / "host.py")], example)
+    assert out.splitlines() == [
+        "before: greeter add-on on jinja2 2.11.3",
+        "old module collected: True",
+        out.splitlines()[2],
+    ]
+    assert out.splitlines()[2].startswith("after:  greeter add-on on jinja2 3.1.")
