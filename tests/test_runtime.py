@@ -232,3 +232,62 @@ def test_side_by_side_on_every_python(tmp_path, any_python):
                              f"sub-{v}", f"sub-{v}", f"dyn-{v}", [v, v], [f"plugin{vv}"], [True, False, True],
                              "EnvImportError"]
     assert out["host"] == "host"
+
+
+def test_the_host_import_machinery_is_left_alone(two_demos):
+    result = run_host(two_demos, """
+        import builtins
+        original = builtins.__import__
+        keys = set(sys.modules)
+        v1.import_module("demo.api").late()
+        v2.import_module("demo.api").dynamic()
+        import demo
+        result = [builtins.__import__ is original, demo.__version__,
+                  sorted(k for k in set(sys.modules) - keys if k.split(".")[0] == "demo")]
+    """)
+    assert result == [True, "host", ["demo", "demo.circ_a", "demo.circ_b", "demo.deep", "demo.deep.leaf",
+                                     "demo.star", "demo.sub"]]
+
+
+def test_shared_names_are_the_hosts_own_objects(tmp_path, wheelhouse):
+    site = tmp_path / "site-packages"
+    (site / "plugin").mkdir(parents=True)
+    (site / "plugin" / "__init__.py").write_text("import hostapi\nAPI = hostapi\n")
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "hostapi.py").write_text("REGISTRY = []\n")
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path[:0] = [{str(SRC)!r}, {str(host)!r}]
+        import polyvenv, hostapi
+        shared = polyvenv.Env.from_path({str(site)!r}, name="p", shared=["hostapi"])
+        private = polyvenv.Env.from_path({str(site)!r}, name="q")
+        print(shared.import_module("plugin").API is hostapi)
+        try:
+            private.import_module("plugin")
+        except polyvenv.EnvImportError as e:
+            print(type(e).__name__, e.env)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "EnvImportError", "q"]
+
+
+def test_compiled_extensions_are_refused_never_bound_to_another_version(tmp_path, wheelhouse):
+    """Until extension modules get their own support, loading one under an alias is refused loudly."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "polyvenv.toml").write_text(
+        f'wheelhouse = "{wheelhouse}"\noffline = true\n[envs.c]\nrequirements = ["cspeed"]\n')
+    subprocess.run([sys.executable, "-m", "polyvenv", "sync"], cwd=project, check=True, capture_output=True)
+    code = textwrap.dedent(f"""
+        import polyvenv
+        env = polyvenv.Workspace.load({str(project)!r}).env("c")
+        try:
+            env.import_module("cspeed")
+        except polyvenv.ExtensionNotSupported as e:
+            print("refused:", "isolation" in str(e), "_speedups" in str(e), isinstance(e, ImportError))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "refused: True True True"
