@@ -53,8 +53,13 @@ class Env:
 
     @classmethod
     def from_path(cls, path: str | Path, name: str | None = None, shared: Iterable[str] = ()) -> "Env":
-        """Any existing venv (or a site-packages directory itself), no build step, no config."""
-        path = Path(path).resolve()
+        """Any existing venv (or a site-packages directory itself), no build step, no config.
+
+        Links in ``path`` are kept, not resolved: for a workspace env (a link to
+        its current build), an import after ``unload()`` reads the build the
+        link points at then, so a rebuilt env loads its new versions.
+        """
+        path = Path(path).absolute()
         manifest = read_manifest(path)
         site = _site_packages(path)
         if site is None:
