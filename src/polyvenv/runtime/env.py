@@ -61,7 +61,7 @@ class Env:
         """
         path = Path(path).absolute()
         manifest = read_manifest(path)
-        site = _site_packages(path)
+        site = site_packages(path)
         if site is None:
             raise NotBuilt(f"{path} is neither a virtualenv nor a site-packages directory")
         roots = [site]
@@ -239,6 +239,19 @@ class _Names:
 
     name = module_name  # the rewritten code's ``__polyvenv__.name(...)``
 
+    def modules_view(self) -> dict[str, ModuleType]:
+        """``sys.modules`` as the env's code sees it: its own modules under the names it knows,
+        the standard library's and its shared ones; not the host's others, not other envs'."""
+        view = {}
+        for key, module in list(sys.modules.items()):
+            top, dot, rest = key.partition(".")
+            real = self.real.get(top)
+            if real is not None and real not in _FACADED:
+                view[real + dot + rest] = module
+            elif real is None and (top in STDLIB or top in self.shared_tops):
+                view.setdefault(key, module)
+        return view
+
 
 def _empty_package(name: str) -> ModuleSpec:
     spec = ModuleSpec(name, None, is_package=True)
@@ -246,7 +259,7 @@ def _empty_package(name: str) -> ModuleSpec:
     return spec
 
 
-def _site_packages(path: Path) -> Path | None:
+def site_packages(path: Path) -> Path | None:
     """A venv's site-packages, or ``path`` itself when it is a site-packages-like directory."""
     found = sorted(path.glob("lib/python*/site-packages")) or sorted(path.glob("Lib/site-packages"))
     if found:

@@ -91,10 +91,10 @@ class EnvFinder:
         key = (id(env), directory)
         finder = self._finders.get(key)
         if finder is None:
-            finder = FileFinder(
+            finder = FileFinder(  # source before extensions: mypyc builds ship both, and only source loads
                 directory,
-                (lambda name, path: EnvUnsupportedLoader(env, name, path), EXTENSION_SUFFIXES),
                 (lambda name, path: EnvSourceLoader(env, name, path), SOURCE_SUFFIXES),
+                (lambda name, path: EnvUnsupportedLoader(env, name, path), EXTENSION_SUFFIXES),
                 (lambda name, path: EnvUnsupportedLoader(env, name, path), BYTECODE_SUFFIXES),
             )
             self._finders[key] = finder

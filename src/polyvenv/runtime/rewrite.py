@@ -8,6 +8,10 @@ of ``importlib.import_module``, ``find_spec``, ``__import__``,
 ``pkgutil.get_data``, ``importlib.resources.files``, ``set_module``; keys of
 ``sys.modules``; ``__module__`` assignments; ``"module:attribute"`` strings.
 Names computed at run time in those places go through ``__polyvenv__.name``.
+Where env code walks ``sys.modules`` (``for m in sys.modules``, ``list(...)``,
+``.items()``), it walks ``__polyvenv__.modules_view()``: the modules the env
+sees, under the names its code knows (requests registers its vendored
+packages that way).
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ import ast
 import re
 from typing import Callable
 
-REWRITE_VERSION = 1
+REWRITE_VERSION = 2
 HELPER = "__polyvenv__"  # in the env's builtins: an object with .name(str) -> str
 
 _NAME_CALLS = {"import_module", "find_spec", "__import__", "find_loader", "get_data", "set_module", "get_loader"}
 _SYS_MODULES_METHODS = {"get", "pop", "setdefault", "__getitem__", "__contains__", "__delitem__", "__setitem__"}
+_ITERATING_CALLS = {"list", "tuple", "set", "frozenset", "sorted", "dict", "iter", "len", "enumerate"}
+_VIEW_METHODS = {"keys", "items", "values", "copy"}
 _ENTRY = re.compile(r"^[A-Za-z_]\w*(\.\w+)*:\w+(\.\w+)*$")
 
 
@@ -89,10 +95,35 @@ class Rewriter(ast.NodeTransformer):
         terminal = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
         if not node.args:
             return node
+        if isinstance(func, ast.Name) and terminal in _ITERATING_CALLS:
+            node.args[0] = self._view(node.args[0])
         if terminal in _NAME_CALLS or (terminal == "files" and _is_resources(func)) or (
             terminal in _SYS_MODULES_METHODS and isinstance(func, ast.Attribute) and _is_sys_modules(func.value)
         ):
             node.args[0] = self._name_expr(node.args[0])
+        return node
+
+    def _view(self, node: ast.expr) -> ast.expr:
+        """``sys.modules`` where env code iterates it: the env's view instead."""
+        if not _is_sys_modules(node):
+            return node
+        view = ast.Call(ast.Attribute(ast.Name(HELPER, ast.Load()), "modules_view", ast.Load()), [], [])
+        return ast.copy_location(view, node)
+
+    def visit_For(self, node: ast.For):
+        self.generic_visit(node)
+        node.iter = self._view(node.iter)
+        return node
+
+    def visit_comprehension(self, node: ast.comprehension):
+        self.generic_visit(node)
+        node.iter = self._view(node.iter)
+        return node
+
+    def visit_Attribute(self, node: ast.Attribute):
+        self.generic_visit(node)
+        if node.attr in _VIEW_METHODS:
+            node.value = self._view(node.value)
         return node
 
     def visit_Subscript(self, node: ast.Subscript):

@@ -43,7 +43,7 @@ class Workspace:
 
     def env(self, name: str):
         """The built env ``name``, ready to import from (one Env object per name)."""
-        from .env import Env
+        from .env import Env, site_packages
 
         env = self._envs.get(name)
         if env is None:
@@ -53,8 +53,9 @@ class Workspace:
 
                 raise PolyvenvError(f"env {name!r} has isolation = \"process\", which this version cannot "
                                     "load yet; use isolation = \"namespace\"")
-            self.manifest(name)  # NotBuilt, with the command that fixes it
-            env = self._envs[name] = Env.from_path(self.env_dir(name), name=name, shared=spec.shared)
+            manifest = self.manifest(name)  # NotBuilt, with the command that fixes it
+            roots = [site_packages(self.env_dir(name)), spec.source]  # source and shared: as declared now
+            env = self._envs[name] = Env(name, [r for r in roots if r], spec.shared, manifest)
         return env
 
     def sync(self, *names: str, **options: Any) -> list[Any]:
