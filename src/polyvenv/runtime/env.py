@@ -132,10 +132,9 @@ class Env:
     def __repr__(self) -> str:
         return f"<polyvenv.Env {self.name!r} at {', '.join(map(str, self.roots))}>"
 
-    # -- what the loader and the rewritten code call ---------------------------------
-
     @property
     def names(self) -> "_Names":
+        """The env's name map for its current load (made on first use, dropped by unload)."""
         state = self._state
         if state is None:
             with self._lock:
@@ -144,20 +143,6 @@ class Env:
                     install_finder()
                 state = self._state
         return state
-
-    @property
-    def builtins(self) -> dict[str, Any]:
-        return self.names.builtins
-
-    @property
-    def names_digest(self) -> str:
-        return self.names.digest
-
-    def replace(self, top: str, importing: bool) -> str | None:
-        return self.names.replace(top, importing)
-
-    def find_spec(self, fullname: str, path: Any) -> ModuleSpec | None:
-        return self.names.find_spec(fullname, path)
 
 
 class _Names:
@@ -178,7 +163,6 @@ class _Names:
         self.digest = hashlib.sha256(json.dumps(
             [sorted(self.tops.items()), self.missing, sorted(self.shared_tops)]).encode()).hexdigest()[:16]
         self.builtins = _env_builtins(self)
-        self.owner = env
 
     # ALIASES owners must answer find_spec (the finder dispatches on the alias's owner)
     def find_spec(self, fullname: str, path: Any) -> ModuleSpec | None:

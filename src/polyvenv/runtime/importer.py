@@ -41,17 +41,18 @@ class EnvSourceLoader(SourceFileLoader):
     def get_code(self, fullname: str):
         path = self.get_filename(fullname)
         st = os.stat(path)
-        key = CODE_CACHE.key(path, st, self.env.names_digest)
+        names = self.env.names
+        key = CODE_CACHE.key(path, st, names.digest)
         code = CODE_CACHE.get(key)
         if code is None:
             source = self.get_data(path)
             tree = ast.parse(source, path)
-            code = compile(rewrite(tree, self.env.replace), path, "exec", dont_inherit=True)
+            code = compile(rewrite(tree, names.replace), path, "exec", dont_inherit=True)
             CODE_CACHE.put(key, code)
         return code
 
     def exec_module(self, module) -> None:
-        module.__dict__["__builtins__"] = self.env.builtins
+        module.__dict__["__builtins__"] = self.env.names.builtins
         super().exec_module(module)
 
 
@@ -82,10 +83,10 @@ class EnvFinder:
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
         top, _, _ = fullname.partition(".")
-        env = ALIASES.owner(top)
-        if env is None:
+        names = ALIASES.owner(top)  # an env's name map (runtime/env.py)
+        if names is None:
             return None
-        return env.find_spec(fullname, path)  # type: ignore[attr-defined]
+        return names.find_spec(fullname, path)  # type: ignore[attr-defined]
 
     def file_finder(self, env: Env, directory: str) -> FileFinder:
         key = (id(env), directory)
