@@ -151,15 +151,16 @@ class _Names:
     def __init__(self, env: Env) -> None:
         self.env = env
         self.found = top_level_names(env.roots)  # real top-level name -> root it is in
+        self.shared_tops = {s.partition(".")[0] for s in env.shared}
         self.tops: dict[str, str] = {}  # real or facade or missing name -> reserved alias
         for real in sorted(self.found):
-            if real not in STDLIB:  # a backport shadowing the standard library: the host's wins
+            # the host's wins for a backport shadowing the standard library, and for what is shared
+            if real not in STDLIB and real not in self.shared_tops:
                 self.tops[real] = ALIASES.reserve(real, self)
         for name in _FACADED:
             self.tops[name] = ALIASES.reserve(name, self)
         self.missing = ALIASES.reserve("_polyvenv_missing", self)
         self.real = {alias: real for real, alias in self.tops.items()}
-        self.shared_tops = {s.partition(".")[0] for s in env.shared}
         self.digest = hashlib.sha256(json.dumps(
             [sorted(self.tops.items()), self.missing, sorted(self.shared_tops)]).encode()).hexdigest()[:16]
         self.builtins = _env_builtins(self)
