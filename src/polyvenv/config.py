@@ -92,11 +92,15 @@ def find_config(start: Path) -> Path | None:
     return None
 
 
-def load_config(start: Path | str = ".", config_file: Path | str | None = None, *, required: bool = True) -> Config:
+def load_config(start: Path | str = ".", config_file: Path | str | None = None, *, required: bool = True,
+                prefer_snapshot: bool = False) -> Config:
     """Find and validate the configuration; raise ConfigError listing every problem.
 
     With ``required=False`` and no file found, the workspace is the directory
     ``start`` with default settings (what ``sync --discover`` needs).
+    ``prefer_snapshot``: take the copy `sync` left of this very file, if it is
+    current, rather than parse the TOML again (the runtime does: a host's
+    start-up should not pay for a TOML parser).
     """
     start = Path(start)
     path = Path(config_file).resolve() if config_file else find_config(start)
@@ -109,6 +113,12 @@ def load_config(start: Path | str = ".", config_file: Path | str | None = None, 
         return _validate({}, root=start.resolve(), path=None)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
+    if prefer_snapshot:
+        from . import snapshot
+
+        config = snapshot.read(path)
+        if config is not None:
+            return config
     try:
         data = _read_toml(path)
     except _NoTomlParser as e:

@@ -15,7 +15,10 @@ import sys
 from types import CodeType
 
 from .locations import user_cache_dir
-from .rewrite import REWRITE_VERSION
+
+
+# Bump when rewrite.py changes what it makes of the same source (cached code would be stale).
+REWRITE_VERSION = 3
 
 
 class CodeCache:
@@ -29,7 +32,7 @@ class CodeCache:
     def get(self, key: str) -> CodeType | None:
         try:
             with open(os.path.join(self.directory, key[:2], key), "rb") as f:
-                return marshal.load(f)
+                return marshal.loads(f.read())  # one read: marshal.load(f) reads in many small calls
         except (OSError, EOFError, ValueError, TypeError):
             return None
 

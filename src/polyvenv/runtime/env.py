@@ -31,7 +31,6 @@ from .codecache import CODE_CACHE
 from .importer import FINDER, install_finder
 from .manifest import read_manifest
 from .names import ALIASES, STDLIB, top_level_names
-from .rewrite import rewrite
 
 _FACADED = ("importlib",)
 
@@ -91,6 +90,7 @@ class Env:
             for key in self._host_names:
                 sys.modules.pop(key, None)
             self._host_names.clear()
+            _forget_in_typing(prefixes)
             FINDER.forget(self)
             ALIASES.release(state)
 
@@ -238,6 +238,19 @@ class _Names:
         return view
 
 
+def _forget_in_typing(prefixes: tuple[str, ...]) -> None:
+    """Drop what the standard library's typing keeps of unloaded modules: ``@overload`` stubs by
+    module name (3.11+) and its lru caches of generic aliases, which hold the env's classes."""
+    typing = sys.modules.get("typing")
+    if typing is None:
+        return
+    registry = getattr(typing, "_overload_registry", {})
+    for module_name in [m for m in list(registry) if m.partition(".")[0] in prefixes]:
+        registry.pop(module_name, None)
+    for clear in list(getattr(typing, "_cleanups", ())):
+        clear()
+
+
 def _empty_package(name: str) -> ModuleSpec:
     spec = ModuleSpec(name, None, is_package=True)
     spec.submodule_search_locations = []
@@ -260,9 +273,12 @@ def _env_builtins(names: _Names) -> dict[str, Any]:
     run time. ``__import__`` stays the host's own, which keeps CPython's import fast path."""
     env_builtins = dict(builtins.__dict__)
     real_compile, real_exec, real_eval = builtins.compile, builtins.exec, builtins.eval
-    import ast
 
     def env_compile(source, filename, mode, flags=0, dont_inherit=False, optimize=-1, **kw):
+        import ast
+
+        from .rewrite import rewrite
+
         if isinstance(source, (str, bytes, ast.AST)) and not flags & ast.PyCF_ONLY_AST:
             tree = source if isinstance(source, ast.AST) else real_compile(
                 source, filename, mode, flags | ast.PyCF_ONLY_AST, dont_inherit, optimize)

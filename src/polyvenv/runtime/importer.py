@@ -8,7 +8,6 @@ host's imports) falls through at the cost of one dict lookup, and only on a
 
 from __future__ import annotations
 
-import ast
 import os
 import sys
 import threading
@@ -25,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ExtensionNotSupported
 from .codecache import CODE_CACHE
 from .names import ALIASES
-from .rewrite import rewrite
 
 if TYPE_CHECKING:
     from .env import Env
@@ -44,7 +42,11 @@ class EnvSourceLoader(SourceFileLoader):
         names = self.env.names
         key = CODE_CACHE.key(path, st, names.digest)
         code = CODE_CACHE.get(key)
-        if code is None:
+        if code is None:  # first load of this file by an env with these names: rewrite it once
+            import ast
+
+            from .rewrite import rewrite
+
             source = self.get_data(path)
             tree = ast.parse(source, path)
             code = compile(rewrite(tree, names.replace), path, "exec", dont_inherit=True)

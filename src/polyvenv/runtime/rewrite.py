@@ -20,7 +20,6 @@ import ast
 import re
 from typing import Callable
 
-REWRITE_VERSION = 2
 HELPER = "__polyvenv__"  # in the env's builtins: an object with .name(str) -> str
 
 _NAME_CALLS = {"import_module", "find_spec", "__import__", "find_loader", "get_data", "set_module", "get_loader"}
@@ -57,7 +56,7 @@ class Rewriter(ast.NodeTransformer):
         if isinstance(node, ast.Starred):
             return node
         call = ast.Call(ast.Attribute(ast.Name(HELPER, ast.Load()), "name", ast.Load()), [node], [])
-        return ast.copy_location(call, node)
+        return ast.fix_missing_locations(ast.copy_location(call, node))
 
     # -- import statements -----------------------------------------------------------
 
@@ -108,7 +107,7 @@ class Rewriter(ast.NodeTransformer):
         if not _is_sys_modules(node):
             return node
         view = ast.Call(ast.Attribute(ast.Name(HELPER, ast.Load()), "modules_view", ast.Load()), [], [])
-        return ast.copy_location(view, node)
+        return ast.fix_missing_locations(ast.copy_location(view, node))
 
     def visit_For(self, node: ast.For):
         self.generic_visit(node)
@@ -155,8 +154,8 @@ class Rewriter(ast.NodeTransformer):
 
 
 def rewrite(tree: ast.AST, replace: Callable[[str, bool], str | None]) -> ast.AST:
-    tree = Rewriter(replace).visit(tree)
-    return ast.fix_missing_locations(tree)
+    """The same tree, rewritten in place (every node made here gets its location where it is made)."""
+    return Rewriter(replace).visit(tree)
 
 
 def _is_sys_modules(node: ast.AST) -> bool:

@@ -19,7 +19,7 @@ class Workspace:
 
     @classmethod
     def load(cls, path: str | Path = ".", config_file: str | Path | None = None) -> "Workspace":
-        return cls(load_config(Path(path), config_file))
+        return cls(load_config(Path(path), config_file, prefer_snapshot=True))
 
     @property
     def root(self) -> Path:
