@@ -17,7 +17,6 @@ from __future__ import annotations
 import builtins
 import hashlib
 import importlib
-import json
 import sys
 import threading
 from importlib.machinery import ModuleSpec
@@ -161,8 +160,8 @@ class _Names:
             self.tops[name] = ALIASES.reserve(name, self)
         self.missing = ALIASES.reserve("_polyvenv_missing", self)
         self.real = {alias: real for real, alias in self.tops.items()}
-        self.digest = hashlib.sha256(json.dumps(
-            [sorted(self.tops.items()), self.missing, sorted(self.shared_tops)]).encode()).hexdigest()[:16]
+        self.digest = hashlib.sha256(
+            repr([sorted(self.tops.items()), self.missing, sorted(self.shared_tops)]).encode()).hexdigest()[:16]
         self.builtins = _env_builtins(self)
 
     # ALIASES owners must answer find_spec (the finder dispatches on the alias's owner)

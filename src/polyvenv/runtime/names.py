@@ -13,7 +13,6 @@ from __future__ import annotations
 import keyword
 import os
 import sys
-import sysconfig
 import threading
 from pathlib import Path
 from typing import Iterable
@@ -26,6 +25,8 @@ def stdlib_names() -> frozenset[str]:
     """Top-level names of the standard library (``sys.stdlib_module_names`` from 3.10)."""
     names = getattr(sys, "stdlib_module_names", None)
     if names is None:  # Python 3.9: list the standard library's directories
+        import sysconfig
+
         paths = sysconfig.get_paths()
         found = set(sys.builtin_module_names)
         for directory in {paths["stdlib"], paths["platstdlib"], os.path.join(paths["platstdlib"], "lib-dynload")}:
