@@ -83,7 +83,7 @@ class Env:
             state, self._state = self._state, None
             if state is None:
                 return
-            prefixes = tuple(state.tops.values())
+            prefixes = (*state.tops.values(), state.missing)
             for key in [k for k in sys.modules if k.partition(".")[0] in prefixes]:
                 sys.modules.pop(key, None)
             for key in self._host_names:
@@ -215,7 +215,7 @@ class _Names:
 
     def module_name(self, dotted: str) -> str:
         """What ``dotted``, as the env's code writes it, is called in this process."""
-        if not isinstance(dotted, str):
+        if not isinstance(dotted, str) or dotted.startswith("."):
             return dotted
         top, dot, rest = dotted.partition(".")
         new = self.replace(top, True)

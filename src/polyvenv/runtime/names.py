@@ -105,16 +105,17 @@ ALIASES = Aliases()
 
 def _variants(name: str):
     """Same-length variants of ``name`` in a fixed order: one letter's case toggled, then two, then
-    a digit in place of a letter (never the first character, which must stay a letter or '_')."""
+    a digit in place of any character but the first (which must stay a letter or '_'), alone and
+    with the first letter's case toggled too (so even ``z3`` or ``h2`` has a few dozen)."""
     letters = [i for i, c in enumerate(name) if c.isalpha()]
-    for i in letters:
-        yield name[:i] + name[i].swapcase() + name[i + 1:]
+    toggled = [name[:i] + name[i].swapcase() + name[i + 1:] for i in letters]
+    yield from toggled
     for a in range(len(letters)):
         for b in range(a + 1, len(letters)):
             i, j = letters[a], letters[b]
             yield name[:i] + name[i].swapcase() + name[i + 1:j] + name[j].swapcase() + name[j + 1:]
-    for i in letters:
-        if i == 0:
-            continue
-        for digit in "0123456789":
-            yield name[:i] + digit + name[i + 1:]
+    for base in [name, *toggled[:1]]:
+        for i in range(1, len(base)):
+            for digit in "0123456789":
+                if digit != base[i]:
+                    yield base[:i] + digit + base[i + 1:]

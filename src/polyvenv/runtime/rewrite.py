@@ -43,6 +43,8 @@ class Rewriter(ast.NodeTransformer):
     # -- names -------------------------------------------------------------------
 
     def name(self, dotted: str, importing: bool = True) -> str:
+        if dotted.startswith("."):  # relative: resolved against the caller's package, already an alias
+            return dotted
         top, dot, rest = dotted.partition(".")
         new = self.replace(top, importing)
         return new + dot + rest if new else dotted
@@ -61,21 +63,20 @@ class Rewriter(ast.NodeTransformer):
     # -- import statements -----------------------------------------------------------
 
     def visit_Import(self, node: ast.Import):
-        kept, extra = [], []
+        statements: list[ast.stmt] = []  # one per name, in source order: `import a, b` imports a first
         for alias in node.names:
             top, dot, rest = alias.name.partition(".")
             new = self.replace(top, True)
             if new is None:
-                kept.append(alias)
+                statements.append(ast.Import(names=[alias]))
             elif alias.asname or not dot:
-                kept.append(ast.alias(name=new + dot + rest, asname=alias.asname or top))
+                statements.append(ast.Import(names=[ast.alias(name=new + dot + rest, asname=alias.asname or top)]))
             else:  # `import a.b` binds `a`: import the alias, bind `a` to it, drop the alias name
-                extra += [
+                statements += [
                     ast.Import(names=[ast.alias(name=new + dot + rest, asname=None)]),
                     ast.Assign(targets=[ast.Name(top, ast.Store())], value=ast.Name(new, ast.Load())),
                     ast.Delete(targets=[ast.Name(new, ast.Del())]),
                 ]
-        statements = ([ast.Import(names=kept)] if kept else []) + extra
         for statement in statements:
             ast.copy_location(statement, node)
             ast.fix_missing_locations(statement)
@@ -96,6 +97,8 @@ class Rewriter(ast.NodeTransformer):
             return node
         if isinstance(func, ast.Name) and terminal in _ITERATING_CALLS:
             node.args[0] = self._view(node.args[0])
+        if terminal == "__import__" and not _absolute_import_call(node):
+            return node  # a relative __import__: the name is resolved against the caller's package
         if terminal in _NAME_CALLS or (terminal == "files" and _is_resources(func)) or (
             terminal in _SYS_MODULES_METHODS and isinstance(func, ast.Attribute) and _is_sys_modules(func.value)
         ):
@@ -156,6 +159,12 @@ class Rewriter(ast.NodeTransformer):
 def rewrite(tree: ast.AST, replace: Callable[[str, bool], str | None]) -> ast.AST:
     """The same tree, rewritten in place (every node made here gets its location where it is made)."""
     return Rewriter(replace).visit(tree)
+
+
+def _absolute_import_call(node: ast.Call) -> bool:
+    """Whether an ``__import__(name, globals, locals, fromlist, level)`` call has level 0."""
+    level = node.args[4] if len(node.args) > 4 else next((k.value for k in node.keywords if k.arg == "level"), None)
+    return level is None or (isinstance(level, ast.Constant) and level.value == 0)
 
 
 def _is_sys_modules(node: ast.AST) -> bool:
