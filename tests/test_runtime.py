@@ -21,9 +21,9 @@ from wheelgen import demo_package_files, demo_wheel
 SRC = Path(__file__).parent.parent / "src"
 
 
-@pytest.fixture(scope="module")
-def two_demos(tmp_path_factory):
-    root = tmp_path_factory.mktemp("runtime")
+def make_two_demos(root: Path, python: str | None = None) -> tuple[Path, Path]:
+    """Envs v1 and v2 (demo 1.0 and 2.0, built with ``python``) and a host directory holding its own
+    demo ("host") and a `hostonly` module; returns (project, host)."""
     wh = root / "wheels"
     demo_wheel(wh, "1.0")
     demo_wheel(wh, "2.0")
@@ -34,16 +34,24 @@ def two_demos(tmp_path_factory):
     (host / "hostonly.py").write_text("")
     project = root / "project"
     project.mkdir()
+    interpreter = f'python = "{python}"' if python else ""
     (project / "polyvenv.toml").write_text(textwrap.dedent(f"""
         wheelhouse = "{wh}"
         offline = true
         [envs.v1]
         requirements = ["demo==1.0"]
+        {interpreter}
         [envs.v2]
         requirements = ["demo==2.0"]
+        {interpreter}
     """))
     subprocess.run([sys.executable, "-m", "polyvenv", "sync"], cwd=project, check=True, capture_output=True)
     return project, host
+
+
+@pytest.fixture(scope="module")
+def two_demos(tmp_path_factory):
+    return make_two_demos(tmp_path_factory.mktemp("runtime"))
 
 
 def run_host(two_demos, body: str):
@@ -188,27 +196,7 @@ CHECKS = ["sub.VALUE", "helper()", "deep.leaf.LEAF", "STARRED", "circ_a.b()", "S
 
 def test_side_by_side_on_every_python(tmp_path, any_python):
     """The same checks with the host (and the envs) on each CPython 3.9-3.13 found."""
-    wh = tmp_path / "wheels"
-    demo_wheel(wh, "1.0")
-    demo_wheel(wh, "2.0")
-    host = tmp_path / "host"
-    for path, text in demo_package_files("host").items():
-        (host / path).parent.mkdir(parents=True, exist_ok=True)
-        (host / path).write_text(text)
-    (host / "hostonly.py").write_text("")
-    project = tmp_path / "project"
-    project.mkdir()
-    (project / "polyvenv.toml").write_text(textwrap.dedent(f"""
-        wheelhouse = "{wh}"
-        offline = true
-        [envs.v1]
-        requirements = ["demo==1.0"]
-        python = "{any_python}"
-        [envs.v2]
-        requirements = ["demo==2.0"]
-        python = "{any_python}"
-    """))
-    subprocess.run([sys.executable, "-m", "polyvenv", "sync"], cwd=project, check=True, capture_output=True)
+    project, host = make_two_demos(tmp_path, any_python)
     code = textwrap.dedent(f"""
         import sys, json
         sys.path[:0] = [{str(SRC)!r}, {str(host)!r}]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import DISCOVERED_FILE, Config, Discovery, EnvSpec
-from .runtime.locations import user_cache_dir
+from .runtime.locations import user_cache_dir, write_cache_file
 
 _PATHS = {"root", "path", "envs_dir", "locks_dir", "bin_dir", "wheelhouse", "requirements_file", "source",
           "script_dir", "dir"}
@@ -24,15 +24,7 @@ def write(config: Config) -> None:
     if config.path is None:
         return
     data = {"inputs": _inputs(config.path, config.envs_dir), "config": _plain(config._asdict())}
-    target = _location(config.path)
-    try:
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        tmp = f"{target}.{os.getpid()}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(data, f)
-        os.replace(tmp, target)
-    except OSError:
-        pass
+    write_cache_file(_location(config.path), json.dumps(data).encode())
 
 
 def read(path: Path) -> Config | None:

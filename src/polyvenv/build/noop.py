@@ -20,7 +20,7 @@ import marshal
 import os
 import sys
 
-from ..runtime.locations import user_cache_dir
+from ..runtime.locations import user_cache_dir, write_cache_file
 
 FORMAT = 1
 PLAIN_SYNC = (["sync"], ["sync", "-q"], ["sync", "--quiet"])
@@ -56,15 +56,7 @@ def remember(config_path: str, envs: int, files: list[tuple[str, bool]]) -> None
         "envs": envs,
         "files": [(path, follow, _identity(path, follow)) for path, follow in files],
     }
-    target = _memo_path(config_path)
-    try:
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        tmp = f"{target}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
-            marshal.dump(memo, f)
-        os.replace(tmp, target)
-    except OSError:
-        pass  # a memo: without it the next no-op takes the full path, nothing worse
+    write_cache_file(_memo_path(config_path), marshal.dumps(memo))
 
 
 def forget(config_path: str) -> None:

@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
+from ..runtime.locations import write_cache_file
+
 
 class ProbeCache:
     def __init__(self, path: Path) -> None:
@@ -34,14 +36,8 @@ class ProbeCache:
     def save(self) -> None:
         if not self._dirty or self._entries is None:
             return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(self._entries, indent=1))
-            tmp.replace(self.path)
+        if write_cache_file(self.path, json.dumps(self._entries, indent=1).encode()):
             self._dirty = False
-        except OSError:
-            pass  # a cache: losing it costs a probe next time, nothing more
 
     def _load(self) -> dict[str, Any]:
         if self._entries is None:

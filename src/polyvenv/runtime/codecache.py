@@ -14,7 +14,7 @@ import os
 import sys
 from types import CodeType
 
-from .locations import user_cache_dir
+from .locations import user_cache_dir, write_cache_file
 
 
 # Bump when rewrite.py changes what it makes of the same source (cached code would be stale).
@@ -37,15 +37,7 @@ class CodeCache:
             return None
 
     def put(self, key: str, code: CodeType) -> None:
-        target = os.path.join(self.directory, key[:2], key)
-        try:
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            tmp = f"{target}.{os.getpid()}.tmp"
-            with open(tmp, "wb") as f:
-                marshal.dump(code, f)
-            os.replace(tmp, target)
-        except OSError:
-            pass  # a cache: the next import rewrites again, nothing worse
+        write_cache_file(os.path.join(self.directory, key[:2], key), marshal.dumps(code))
 
 
 CODE_CACHE = CodeCache()

@@ -12,3 +12,20 @@ def user_cache_dir() -> str:
         return explicit
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "polyvenv")
+
+
+def write_cache_file(path: str | os.PathLike[str], data: bytes) -> bool:
+    """Write a cache file whole or not at all (temp file + rename); False if it could not be written.
+
+    Callers are caches: a file that cannot be written costs work next time, nothing worse.
+    """
+    path = os.fspath(path)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+        return True
+    except OSError:
+        return False
