@@ -7,6 +7,7 @@ naming the file and the key.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -305,18 +306,21 @@ def _env_spec(check: _Checker, table: str, name: str, body: Any, root: Path) -> 
     )
 
 
-# Requirements this simple are valid PEP 508 for certain; only others need packaging's
-# parser, whose import costs more than a whole no-op `sync` may.
-_SIMPLE_REQUIREMENT = re.compile(
-    r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?(\[[A-Za-z0-9_-]+(,[A-Za-z0-9_-]+)*\])?"
-    r"(\s*(==|!=)\s*\d+(\.\d+)*(\.\*)?|\s*(>=|<=|>|<|~=)\s*\d+(\.\d+)*)?"
-    r"(\s*,\s*(==|!=)\s*\d+(\.\d+)*(\.\*)?|\s*,\s*(>=|<=|>|<|~=)\s*\d+(\.\d+)*)*$"
-)
+@functools.lru_cache(maxsize=None)
+def _simple_requirement() -> re.Pattern[str]:
+    """Requirements this simple are valid PEP 508 for certain; only others need packaging's parser,
+    whose import costs more than a whole no-op `sync` may. Compiled on first use: a host loading a
+    workspace from its snapshot never needs it."""
+    version = r"\d+(\.\d+)*"
+    clause = rf"\s*((==|!=)\s*{version}(\.\*)?|(>=|<=|>|<|~=)\s*{version})"
+    return re.compile(
+        rf"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?(\[[A-Za-z0-9_-]+(,[A-Za-z0-9_-]+)*\])?({clause}(\s*,{clause})*)?$"
+    )
 
 
 def _requirement_problems(requirements: Iterable[str]) -> list[str]:
     """PEP 508 problems, when packaging is importable (always in the build half)."""
-    requirements = [r for r in requirements if not _SIMPLE_REQUIREMENT.match(r)]
+    requirements = [r for r in requirements if not _simple_requirement().match(r)]
     if not requirements:
         return []
     try:
