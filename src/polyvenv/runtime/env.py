@@ -26,7 +26,6 @@ from typing import Any, Iterable
 
 from ..errors import EnvImportError, NotBuilt
 from . import facades
-from .codecache import CODE_CACHE
 from .importer import FINDER, install_finder
 from .manifest import read_manifest
 from .names import ALIASES, STDLIB, top_level_names
@@ -103,9 +102,13 @@ class Env:
         state = self._state
         if state is None:
             return []
-        reverse = {alias: real for real, alias in state.tops.items()}
-        return sorted(reverse[k.partition(".")[0]] + k[len(k.partition(".")[0]):]
-                      for k in list(sys.modules) if k.partition(".")[0] in reverse)
+        own = {alias: real for alias, real in state.real.items() if real not in _FACADED}
+        loaded = []
+        for key in list(sys.modules):
+            top, dot, rest = key.partition(".")
+            if top in own:
+                loaded.append(own[top] + dot + rest)
+        return sorted(loaded)
 
     # metadata, answered for this env only
     def distributions(self):
