@@ -221,3 +221,59 @@ def reloaded():
 def demo_wheel(directory: Path, version: str, name: str = "demo") -> Path:
     return make_wheel(directory, name, version, demo_package_files(version, name),
                       entry_points={"demo.plugins": {f"plugin{version.replace('.', '')}": f"{name}.sub:helper"}})
+
+
+_SELF_IMPORTING_C = r"""
+#include <Python.h>
+/* Imports its own package by name at init and its helpers lazily at run time, like markupsafe's
+   speedups and numpy's lazy imports: the C code knows only the real name, "%(name)s". */
+static PyObject *box_class = NULL;
+static PyObject *init_version = NULL;
+
+static PyObject *make_box(PyObject *self, PyObject *args) { return PyObject_CallObject(box_class, args); }
+static PyObject *version_at_init(PyObject *self, PyObject *noargs) { Py_INCREF(init_version); return init_version; }
+static PyObject *lazy_version(PyObject *self, PyObject *noargs) {
+    PyObject *helpers = PyImport_ImportModule("%(name)s.helpers");
+    if (helpers == NULL) return NULL;
+    PyObject *value = PyObject_GetAttrString(helpers, "VERSION");
+    Py_DECREF(helpers);
+    return value;
+}
+static PyMethodDef methods[] = {
+    {"make_box", make_box, METH_VARARGS, NULL}, {"version_at_init", version_at_init, METH_NOARGS, NULL},
+    {"lazy_version", lazy_version, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "%(name)s._core", NULL, -1, methods};
+PyMODINIT_FUNC PyInit__core(void) {
+    PyObject *package = PyImport_ImportModule("%(name)s");
+    if (package == NULL) return NULL;
+    box_class = PyObject_GetAttrString(package, "Box");
+    init_version = PyObject_GetAttrString(package, "VERSION");
+    Py_DECREF(package);
+    if (box_class == NULL || init_version == NULL) return NULL;
+    return PyModule_Create(&module);
+}
+"""
+
+
+def self_importing_c_files(python: str, version: str, name: str = "cself") -> dict[str, bytes | str]:
+    """A package whose C extension imports the package by its real name, compiled here for ``python``."""
+    facts = json.loads(subprocess.run([python, "-c", _PROBE], capture_output=True, text=True, check=True).stdout)
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "core.c"
+        source.write_text(_SELF_IMPORTING_C % {"name": name})
+        shared = Path(tmp) / f"_core{facts['suffix']}"
+        subprocess.run(["gcc", "-shared", "-fPIC", "-O1", f"-I{facts['include']}", str(source), "-o", str(shared)],
+                       check=True, capture_output=True)
+        core = shared.read_bytes()
+    return {
+        f"{name}/__init__.py": (f"VERSION = {version!r}\n"
+                                "class Box:\n    def __init__(self, value):\n        self.value = value\n"
+                                "from ._core import make_box, version_at_init, lazy_version\n"),
+        f"{name}/helpers.py": f"VERSION = 'helpers-{version}'\n",
+        f"{name}/_core{facts['suffix']}": core,
+    }, f"{facts['tag']}-{facts['tag']}-{facts['platform']}"
+
+
+def self_importing_c_wheel(directory: Path, python: str, version: str, name: str = "cself") -> Path:
+    files, tag = self_importing_c_files(python, version, name)
+    return make_wheel(directory, name, version, files, tag=tag)

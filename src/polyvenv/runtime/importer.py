@@ -15,6 +15,7 @@ from importlib.machinery import (
     BYTECODE_SUFFIXES,
     EXTENSION_SUFFIXES,
     SOURCE_SUFFIXES,
+    ExtensionFileLoader,
     FileFinder,
     ModuleSpec,
     SourceFileLoader,
@@ -58,9 +59,45 @@ class EnvSourceLoader(SourceFileLoader):
         super().exec_module(module)
 
 
+class EnvExtensionLoader(ExtensionFileLoader):
+    """Loads a compiled extension of an env from a copy patched to the env's alias (relocate.py)."""
+
+    def __init__(self, env: Env, fullname: str, path: str) -> None:
+        super().__init__(fullname, path)
+        self.env = env
+
+    def create_module(self, spec: ModuleSpec) -> Any:
+        import _imp
+
+        from .relocate import relocated
+
+        names = self.env.names
+        alias, _, rest = spec.name.partition(".")
+        real = names.real[alias]
+        patched = relocated(self.path, str(names.found[real]), real, alias)
+        if rest:
+            return _imp.create_dynamic(ModuleSpec(spec.name, self, origin=patched))
+        # A top-level extension (or compiled package __init__): its init function is named after the
+        # real name, so create it under that name, then give it the alias (research: renaming.md).
+        saved = sys.modules.get(real)
+        try:
+            module = _imp.create_dynamic(ModuleSpec(real, self, origin=patched))
+        finally:
+            if saved is None:
+                sys.modules.pop(real, None)
+            else:
+                sys.modules[real] = saved
+        module.__name__ = spec.name
+        return module
+
+    def exec_module(self, module) -> None:
+        import _imp
+
+        _imp.exec_dynamic(module)
+
+
 class EnvUnsupportedLoader(SourceFileLoader):
-    """Compiled modules (extensions, bytecode-only files) of a namespace env: refused, never loaded
-    under a name their C code does not know (it would bind the host's objects)."""
+    """Bytecode-only modules of a namespace env: refused, never loaded without the rewrite."""
 
     def __init__(self, env: Env, fullname: str, path: str) -> None:
         super().__init__(fullname, path)
@@ -68,8 +105,8 @@ class EnvUnsupportedLoader(SourceFileLoader):
 
     def create_module(self, spec: ModuleSpec) -> Any:
         raise ExtensionNotSupported(
-            f"env {self.env.name!r}: {self.path} is compiled code, which namespace isolation cannot load "
-            "side by side yet; use isolation = \"process\" for this env, or its pure-Python fallback",
+            f"env {self.env.name!r}: {self.path} is bytecode without its source, which namespace isolation "
+            "cannot rewrite; install the distribution with its sources",
             name=spec.name, path=self.path,
         )
 
@@ -94,10 +131,10 @@ class EnvFinder:
         key = (id(env), directory)
         finder = self._finders.get(key)
         if finder is None:
-            finder = FileFinder(  # source before extensions: mypyc builds ship both, and only source loads
+            finder = FileFinder(  # source before extensions: mypyc builds ship both, and the source is whole
                 directory,
                 (lambda name, path: EnvSourceLoader(env, name, path), SOURCE_SUFFIXES),
-                (lambda name, path: EnvUnsupportedLoader(env, name, path), EXTENSION_SUFFIXES),
+                (lambda name, path: EnvExtensionLoader(env, name, path), EXTENSION_SUFFIXES),
                 (lambda name, path: EnvUnsupportedLoader(env, name, path), BYTECODE_SUFFIXES),
             )
             self._finders[key] = finder

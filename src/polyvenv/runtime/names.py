@@ -54,8 +54,8 @@ def top_level_names(roots: Iterable[Path]) -> dict[str, Path]:
             if entry.is_dir():
                 if name.isidentifier() and name not in _NOT_MODULES and "." not in name:
                     found.setdefault(name, Path(root))
-            elif name.endswith(".py"):
-                stem = name[:-3]
+            elif name.endswith((".py", ".pyc")):
+                stem = name.rsplit(".", 1)[0]
                 if stem.isidentifier() and stem not in _NOT_MODULES:
                     found.setdefault(stem, Path(root))
             elif name.endswith(_EXTENSION_SUFFIXES):

@@ -1,0 +1,69 @@
+"""Compiled extension modules side by side: C code that imports its own package by its real name
+(at init and lazily at run time) gets its own env's modules, on every CPython found."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from wheelgen import self_importing_c_files, self_importing_c_wheel
+
+SRC = Path(__file__).parent.parent / "src"
+
+
+def test_c_code_importing_by_name_binds_its_own_env(tmp_path, any_python):
+    wh = tmp_path / "wheels"
+    self_importing_c_wheel(wh, any_python, "1.0")
+    self_importing_c_wheel(wh, any_python, "2.0")
+    host = tmp_path / "host"  # the host has its own cself, already imported when the envs load
+    files, _ = self_importing_c_files(any_python, "host")
+    for path, data in files.items():
+        (host / path).parent.mkdir(parents=True, exist_ok=True)
+        (host / path).write_bytes(data if isinstance(data, bytes) else data.encode())
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "polyvenv.toml").write_text(textwrap.dedent(f"""
+        wheelhouse = "{wh}"
+        offline = true
+        [envs.v1]
+        requirements = ["cself==1.0"]
+        python = "{any_python}"
+        [envs.v2]
+        requirements = ["cself==2.0"]
+        python = "{any_python}"
+    """))
+    subprocess.run([sys.executable, "-m", "polyvenv", "sync"], cwd=project, check=True, capture_output=True)
+    code = textwrap.dedent(f"""
+        import json, sys, threading
+        sys.path[:0] = [{str(SRC)!r}, {str(host)!r}]
+        import cself as host_cself, polyvenv
+        ws = polyvenv.Workspace.load({str(project)!r})
+        out = {{}}
+        for name in ("v1", "v2"):
+            cself = ws.env(name).import_module("cself")
+            box = cself.make_box(7)
+            out[name] = [cself.version_at_init(), cself.lazy_version(), type(box) is cself.Box,
+                         type(box).__module__ == cself.__name__, cself._core.__name__ == cself.__name__ + "._core",
+                         "/relocated/" in cself._core.__file__]
+        results = []
+        def hammer(name, version):
+            cself = ws.env(name).import_module("cself")
+            results.append(all(cself.lazy_version() == "helpers-" + version for _ in range(200)))
+        threads = [threading.Thread(target=hammer, args=a) for a in (("v1", "1.0"), ("v2", "2.0")) * 4]
+        [t.start() for t in threads]; [t.join() for t in threads]
+        out["threads"] = all(results)
+        out["host"] = [host_cself.version_at_init(), host_cself.lazy_version(), type(host_cself.make_box(1)) is host_cself.Box]
+        print(json.dumps(out))
+    """)
+    proc = subprocess.run([any_python, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["v1"] == ["1.0", "helpers-1.0", True, True, True, True]
+    assert out["v2"] == ["2.0", "helpers-2.0", True, True, True, True]
+    assert out["threads"] is True
+    assert out["host"] == ["host", "helpers-host", True]
+    for original in (project / ".polyvenv").glob("v*/lib/python*/site-packages/cself/_core*"):
+        assert b"cself._core\0" in original.read_bytes(), "the env's own file must never be modified"
