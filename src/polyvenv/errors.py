@@ -77,4 +77,4 @@ class EnvImportError(PolyvenvError, ModuleNotFoundError):
 
 
 class ExtensionNotSupported(PolyvenvError, ImportError):
-    """A compiled extension module in a namespace env: not loadable side by side yet."""
+    """Compiled code a namespace env cannot load side by side (today: bytecode without its source)."""
