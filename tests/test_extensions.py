@@ -67,3 +67,39 @@ def test_c_code_importing_by_name_binds_its_own_env(tmp_path, any_python):
     assert out["host"] == ["host", "helpers-host", True]
     for original in (project / ".polyvenv").glob("v*/lib/python*/site-packages/cself/_core*"):
         assert b"cself._core\0" in original.read_bytes(), "the env's own file must never be modified"
+
+
+def test_c_code_whose_names_cannot_be_patched_is_refused_not_bound_to_the_hosts(tmp_path):
+    """A name assembled at run time (as Cython 3.1's compressed string tables hide names) would
+    import the host's module of that name: loading fails loudly instead, and the host is left as it was."""
+    wh = tmp_path / "wheels"
+    self_importing_c_wheel(wh, sys.executable, "1.0", hidden=True)
+    host = tmp_path / "host"
+    files, _ = self_importing_c_files(sys.executable, "host")
+    for path, data in files.items():
+        (host / path).parent.mkdir(parents=True, exist_ok=True)
+        (host / path).write_bytes(data if isinstance(data, bytes) else data.encode())
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "polyvenv.toml").write_text(f'wheelhouse = "{wh}"\noffline = true\n[envs.h]\nrequirements = ["cself"]\n')
+    subprocess.run([sys.executable, "-m", "polyvenv", "sync"], cwd=project, check=True, capture_output=True)
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path[:0] = [{str(SRC)!r}, {str(host)!r}]
+        import polyvenv
+        env = polyvenv.Workspace.load({str(project)!r}).env("h")
+        try:
+            env.import_module("cself")
+            print("loaded")
+        except polyvenv.ExtensionNotSupported as e:
+            print("refused", "'cself'" in str(e), "cself" in sys.modules)
+        import cself as host_cself  # now the host has its own: the C code would silently bind it
+        try:
+            env.import_module("cself")
+            print("loaded")
+        except polyvenv.ExtensionNotSupported as e:
+            print("refused", "'cself'" in str(e), sys.modules["cself"] is host_cself)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[:2] == ["refused True False", "refused True True"]

@@ -244,26 +244,35 @@ static PyMethodDef methods[] = {
     {"lazy_version", lazy_version, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "%(name)s._core", NULL, -1, methods};
 PyMODINIT_FUNC PyInit__core(void) {
+#ifdef HIDDEN_NAME  /* the name assembled at run time, as compressed or unterminated strings hide it */
+    PyObject *hidden = PyUnicode_FromFormat("%%s%%s", "%(head)s", "%(tail)s");
+    PyObject *package = PyImport_Import(hidden);
+    Py_DECREF(hidden);
+#else
     PyObject *package = PyImport_ImportModule("%(name)s");
+#endif
     if (package == NULL) return NULL;
     box_class = PyObject_GetAttrString(package, "Box");
     init_version = PyObject_GetAttrString(package, "VERSION");
-    Py_DECREF(package);
     if (box_class == NULL || init_version == NULL) return NULL;
-    return PyModule_Create(&module);
+    PyObject *created = PyModule_Create(&module);
+    if (created != NULL) PyModule_AddObject(created, "package", package);  /* like Cython's `import x` */
+    return created;
 }
 """
 
 
-def self_importing_c_files(python: str, version: str, name: str = "cself") -> dict[str, bytes | str]:
-    """A package whose C extension imports the package by its real name, compiled here for ``python``."""
+def self_importing_c_files(python: str, version: str, name: str = "cself",
+                           hidden: bool = False) -> tuple[dict[str, bytes | str], str]:
+    """A package whose C extension imports the package by its real name, compiled here for ``python``
+    (``hidden``: a name no byte patch can find, assembled at run time)."""
     facts = json.loads(subprocess.run([python, "-c", _PROBE], capture_output=True, text=True, check=True).stdout)
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "core.c"
-        source.write_text(_SELF_IMPORTING_C % {"name": name})
+        source.write_text(_SELF_IMPORTING_C % {"name": name, "head": name[:2], "tail": name[2:]})
         shared = Path(tmp) / f"_core{facts['suffix']}"
-        subprocess.run(["gcc", "-shared", "-fPIC", "-O1", f"-I{facts['include']}", str(source), "-o", str(shared)],
-                       check=True, capture_output=True)
+        subprocess.run(["gcc", "-shared", "-fPIC", "-O1", *(["-DHIDDEN_NAME"] if hidden else []),
+                        f"-I{facts['include']}", str(source), "-o", str(shared)], check=True, capture_output=True)
         core = shared.read_bytes()
     return {
         f"{name}/__init__.py": (f"VERSION = {version!r}\n"
@@ -274,6 +283,7 @@ def self_importing_c_files(python: str, version: str, name: str = "cself") -> di
     }, f"{facts['tag']}-{facts['tag']}-{facts['platform']}"
 
 
-def self_importing_c_wheel(directory: Path, python: str, version: str, name: str = "cself") -> Path:
-    files, tag = self_importing_c_files(python, version, name)
+def self_importing_c_wheel(directory: Path, python: str, version: str, name: str = "cself",
+                           hidden: bool = False) -> Path:
+    files, tag = self_importing_c_files(python, version, name, hidden)
     return make_wheel(directory, name, version, files, tag=tag)

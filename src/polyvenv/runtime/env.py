@@ -163,6 +163,7 @@ class _Names:
             self.tops[name] = ALIASES.reserve(name, self)
         self.missing = ALIASES.reserve("_polyvenv_missing", self)
         self.real = {alias: real for real, alias in self.tops.items()}
+        self.own = {real for real in self.tops if real not in _FACADED}  # the env's own top-level names
         self.digest = hashlib.sha256(
             repr([sorted(self.tops.items()), self.missing, sorted(self.shared_tops)]).encode()).hexdigest()[:16]
         self.builtins = _env_builtins(self)

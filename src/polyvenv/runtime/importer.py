@@ -20,6 +20,7 @@ from importlib.machinery import (
     ModuleSpec,
     SourceFileLoader,
 )
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ExtensionNotSupported
@@ -76,12 +77,12 @@ class EnvExtensionLoader(ExtensionFileLoader):
         real = names.real[alias]
         patched = relocated(self.path, str(names.found[real]), real, alias)
         if rest:
-            return _imp.create_dynamic(ModuleSpec(spec.name, self, origin=patched))
+            return self._checked(lambda: _imp.create_dynamic(ModuleSpec(spec.name, self, origin=patched)))
         # A top-level extension (or compiled package __init__): its init function is named after the
         # real name, so create it under that name, then give it the alias (research: renaming.md).
         saved = sys.modules.get(real)
         try:
-            module = _imp.create_dynamic(ModuleSpec(real, self, origin=patched))
+            module = self._checked(lambda: _imp.create_dynamic(ModuleSpec(real, self, origin=patched)), real)
         finally:
             if saved is None:
                 sys.modules.pop(real, None)
@@ -93,7 +94,35 @@ class EnvExtensionLoader(ExtensionFileLoader):
     def exec_module(self, module) -> None:
         import _imp
 
-        _imp.exec_dynamic(module)
+        self._checked(lambda: _imp.exec_dynamic(module), module=module)
+
+    def _checked(self, load: Any, allowed: str = "", module: Any = None) -> Any:
+        """Run an extension's initialisation and make sure its C code bound nothing by a real name.
+
+        Names stored where byte patching cannot reach them (Cython 3.1's compressed string tables,
+        Rust's unterminated strings) would import the host's module of that name, or fail: either
+        is refused here, loudly, rather than leave another version's objects in the env.
+        """
+        own = self.env.names.own
+        before = set(sys.modules)
+        result = load()
+        leaked = sorted(k for k in set(sys.modules) - before if k.partition(".")[0] in own and k != allowed)
+        values = vars(module if module is not None else result).values() if result is not None or module else ()
+        bound = sorted({v.__name__ for v in values if isinstance(v, ModuleType)
+                        and v.__name__.partition(".")[0] in own and v.__name__ != allowed})
+        if leaked or bound:
+            for key in (*leaked, self.name):  # single-phase modules put themselves in sys.modules
+                sys.modules.pop(key, None)
+            names = leaked or bound
+            more = f" (and {len(names) - 3} more)" if len(names) > 3 else ""
+            raise ExtensionNotSupported(
+                f"env {self.env.name!r}: the compiled code of {self.path} imported "
+                f"{', '.join(repr(n) for n in names[:3])}{more} by a name polyvenv could not patch "
+                "(compressed or unterminated strings): it would bind another version's objects; "
+                "this distribution cannot load side by side in namespace isolation yet",
+                name=self.name, path=self.path,
+            )
+        return result
 
 
 class EnvUnsupportedLoader(SourceFileLoader):
