@@ -107,8 +107,8 @@ class EnvExtensionLoader(ExtensionFileLoader):
         before = set(sys.modules)
         result = load()
         leaked = sorted(k for k in set(sys.modules) - before if k.partition(".")[0] in own and k != allowed)
-        values = vars(module if module is not None else result).values() if result is not None or module else ()
-        bound = sorted({v.__name__ for v in values if isinstance(v, ModuleType)
+        loaded = module if module is not None else result
+        bound = sorted({v.__name__ for v in vars(loaded).values() if isinstance(v, ModuleType)
                         and v.__name__.partition(".")[0] in own and v.__name__ != allowed})
         if leaked or bound:
             for key in (*leaked, self.name):  # single-phase modules put themselves in sys.modules
