@@ -18,7 +18,7 @@ from .locations import user_cache_dir, write_cache_file
 
 
 # Bump when rewrite.py changes what it makes of the same source (cached code would be stale).
-REWRITE_VERSION = 4
+REWRITE_VERSION = 5
 
 
 class CodeCache:

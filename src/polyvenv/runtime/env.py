@@ -274,18 +274,31 @@ def _env_builtins(names: _Names) -> dict[str, Any]:
     """The env's builtins: the host's, but ``compile``/``exec``/``eval`` rewrite source strings first
     (jinja2 compiles templates that import ``jinja2.runtime``), and ``__polyvenv__`` maps names at
     run time. ``__import__`` stays the host's own, which keeps CPython's import fast path."""
+    import functools
+
     env_builtins = dict(builtins.__dict__)
     real_compile, real_exec, real_eval = builtins.compile, builtins.exec, builtins.eval
+
+    @functools.lru_cache(maxsize=256)  # code objects are immutable: the same source compiles once
+    def compile_text(source, filename, mode, flags, dont_inherit, optimize):
+        import ast
+
+        from .rewrite import rewrite
+
+        tree = real_compile(source, filename, mode, flags | ast.PyCF_ONLY_AST, dont_inherit, optimize)
+        return real_compile(rewrite(tree, names.replace), filename, mode, flags, dont_inherit, optimize)
 
     def env_compile(source, filename, mode, flags=0, dont_inherit=False, optimize=-1, **kw):
         import ast
 
         from .rewrite import rewrite
 
-        if isinstance(source, (str, bytes, ast.AST)) and not flags & ast.PyCF_ONLY_AST:
-            tree = source if isinstance(source, ast.AST) else real_compile(
-                source, filename, mode, flags | ast.PyCF_ONLY_AST, dont_inherit, optimize)
-            source = rewrite(tree, names.replace)
+        if flags & ast.PyCF_ONLY_AST:
+            return real_compile(source, filename, mode, flags, dont_inherit, optimize, **kw)
+        if isinstance(source, (str, bytes)) and not kw:
+            return compile_text(source, filename, mode, flags, dont_inherit, optimize)
+        if isinstance(source, ast.AST):
+            source = rewrite(source, names.replace)
         return real_compile(source, filename, mode, flags, dont_inherit, optimize, **kw)
 
     def _frame_namespaces(globals_, locals_):

@@ -77,7 +77,9 @@ class EnvExtensionLoader(ExtensionFileLoader):
         real = names.real[alias]
         patched = relocated(self.path, str(names.found[real]), real, alias)
         if rest:
-            return self._checked(lambda: _imp.create_dynamic(ModuleSpec(spec.name, self, origin=patched)))
+            module = self._checked(lambda: _imp.create_dynamic(ModuleSpec(spec.name, self, origin=patched)))
+            module.__file__ = self.path  # the env's file, as for every module: data beside it is found
+            return module
         # A top-level extension (or compiled package __init__): its init function is named after the
         # real name, so create it under that name, then give it the alias (research: renaming.md).
         saved = sys.modules.get(real)
@@ -89,6 +91,7 @@ class EnvExtensionLoader(ExtensionFileLoader):
             else:
                 sys.modules[real] = saved
         module.__name__ = spec.name
+        module.__file__ = self.path
         return module
 
     def exec_module(self, module) -> None:

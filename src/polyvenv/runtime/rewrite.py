@@ -22,7 +22,7 @@ from typing import Callable
 
 HELPER = "__polyvenv__"  # in the env's builtins: an object with .name(str) -> str
 
-_NAME_CALLS = {"import_module", "find_spec", "__import__", "find_loader", "get_data", "set_module", "get_loader"}
+_NAME_CALLS = {"import_module", "find_spec", "__import__", "find_loader", "set_module", "get_loader"}
 _SYS_MODULES_METHODS = {"get", "pop", "setdefault", "__getitem__", "__contains__", "__delitem__", "__setitem__"}
 _ITERATING_CALLS = {"list", "tuple", "set", "frozenset", "sorted", "dict", "iter", "len", "enumerate"}
 _VIEW_METHODS = {"keys", "items", "values", "copy"}
@@ -100,6 +100,7 @@ class Rewriter(ast.NodeTransformer):
         if terminal == "__import__" and not _absolute_import_call(node):
             return node  # a relative __import__: the name is resolved against the caller's package
         if terminal in _NAME_CALLS or (terminal == "files" and _is_resources(func)) or (
+            terminal == "get_data" and _is_pkgutil_get_data(func)) or (
             terminal in _SYS_MODULES_METHODS and isinstance(func, ast.Attribute) and _is_sys_modules(func.value)
         ):
             node.args[0] = self._name_expr(node.args[0])
@@ -170,6 +171,11 @@ def _absolute_import_call(node: ast.Call) -> bool:
 def _is_sys_modules(node: ast.AST) -> bool:
     return (isinstance(node, ast.Attribute) and node.attr == "modules"
             and isinstance(node.value, ast.Name) and node.value.id == "sys")
+
+
+def _is_pkgutil_get_data(func: ast.AST) -> bool:
+    """``pkgutil.get_data(package, ...)`` or a bare ``get_data``; not a loader's ``.get_data(path)``."""
+    return isinstance(func, ast.Name) or (isinstance(func.value, ast.Name) and func.value.id == "pkgutil")
 
 
 def _is_resources(func: ast.AST) -> bool:
