@@ -78,6 +78,14 @@ def test_polyvenv_python_runs_an_app_whose_deps_conflict(workspace, tmp_path):
     )
 
 
+def test_polyvenv_python_dash_c_and_a_missing_script(workspace, tmp_path):
+    _app_with_two_deps(workspace, tmp_path)
+    proc = workspace.cli("python", "-c", "import dep_b, sys; print(dep_b.describe()[0], sys.argv)", "x")
+    assert proc.stdout.strip() == "2.0 ['-c', 'x']"
+    proc = workspace.cli("python", "nosuch.py", check=False)
+    assert proc.returncode == 2 and proc.stderr.startswith("polyvenv: error: cannot run nosuch.py")
+
+
 def test_install_import_map_from_python(workspace, tmp_path):
     _app_with_two_deps(workspace, tmp_path)
     workspace.cli("sync")

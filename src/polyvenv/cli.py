@@ -24,7 +24,17 @@ Handler = Callable[[argparse.Namespace], int]
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `polyvenv python -c CODE ...`: everything after `python` belongs to it, options included
+    # (argparse's REMAINDER would take `-c` for one of ours).
+    command_at = next((i for i, a in enumerate(argv) if not a.startswith("-") and
+                       (i == 0 or argv[i - 1] != "--config")), None)
+    rest = []
+    if command_at is not None and argv[command_at] == "python":
+        argv, rest = argv[:command_at + 1], argv[command_at + 1:]
     args = parser.parse_args(argv)
+    if rest:
+        args.args = rest
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)
         return 2
@@ -225,9 +235,12 @@ def cmd_python(args: argparse.Namespace) -> int:
         sys.argv = [argv[1], *argv[2:]]
         runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
     else:
+        script = Path(argv[0])
+        if not script.is_file():
+            raise UsageError(f"cannot run {script}: no such file")
         sys.argv = argv
-        sys.path.insert(0, str(Path(argv[0]).resolve().parent))
-        runpy.run_path(argv[0], run_name="__main__")
+        sys.path.insert(0, str(script.resolve().parent))
+        runpy.run_path(str(script), run_name="__main__")
     return 0
 
 
