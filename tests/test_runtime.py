@@ -308,3 +308,32 @@ def test_unload_then_import_after_a_rebuild_gives_the_new_version(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["1.0", "1.0", "2.0", "dyn-2.0"]
+
+
+def test_vocabulary_packages_are_shared_when_versions_match_and_reported_when_not(tmp_path):
+    """typing_extensions-like packages must be the host's very objects where they can be."""
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "typing_extensions.py").write_text("TypedDict = object()\n")
+    (host / "typing_extensions-4.12.2.dist-info").mkdir()
+    (host / "typing_extensions-4.12.2.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: typing_extensions\nVersion: 4.12.2\n")
+    code = textwrap.dedent(f"""
+        import sys, warnings
+        sys.path[:0] = [{str(SRC)!r}, {str(host)!r}]
+        import polyvenv, typing_extensions
+        for version in ("4.12.2", "4.5.0"):
+            site = {str(tmp_path)!r} + "/site-" + version
+            import os
+            os.makedirs(site + "/typing_extensions-" + version + ".dist-info", exist_ok=True)
+            open(site + "/typing_extensions.py", "w").write("TypedDict = object()\\n")
+            open(site + "/user.py", "w").write("import typing_extensions\\nTE = typing_extensions\\n")
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                user = polyvenv.Env.from_path(site, name="v" + version).import_module("user")
+            print(version, user.TE is typing_extensions,
+                  [type(w.message).__name__ for w in caught], "pin typing_extensions==4.12.2" in str([str(w.message) for w in caught]))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["4.12.2 True [] False", "4.5.0 False ['VocabularyConflict'] True"]

@@ -17,6 +17,7 @@ from .errors import (
     PolyvenvError,
     ShimConflict,
     UsageError,
+    VocabularyConflict,
 )
 
 __version__ = "0.1.0"
@@ -30,7 +31,7 @@ _LAZY = {
 __all__ = [
     "BuildError", "ConfigError", "EnvImportError", "EnvNotFound", "ExtensionNotSupported",
     "InterpreterNotFound", "LockFileOutdated", "NotBuilt", "PolyvenvError", "ShimConflict", "UsageError",
-    *_LAZY, "__version__",
+    "VocabularyConflict", *_LAZY, "__version__",
 ]
 
 

@@ -78,3 +78,8 @@ class EnvImportError(PolyvenvError, ModuleNotFoundError):
 
 class ExtensionNotSupported(PolyvenvError, ImportError):
     """Compiled code a namespace env cannot load side by side (today: bytecode without its source)."""
+
+
+class VocabularyConflict(UserWarning):
+    """An env has its own version of a package whose objects cross API boundaries (typing_extensions,
+    annotated_types): the host's objects of that package are not the env's, so they may be ignored."""

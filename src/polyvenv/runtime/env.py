@@ -31,6 +31,11 @@ from .manifest import read_manifest
 from .names import ALIASES, STDLIB, top_level_names
 
 _FACADED = ("importlib",)
+# Packages whose objects are the vocabulary of other packages' APIs: a user's typing_extensions.TypedDict
+# or annotated_types.Gt must be the very objects the env's pydantic knows (research/renaming.md, trap 4).
+# Shared with the host when the versions match; a mismatch is reported, never silently renamed away.
+VOCABULARY = {"typing_extensions": "typing_extensions", "annotated_types": "annotated_types",
+              "mypy_extensions": "mypy_extensions"}
 
 
 class Env:
@@ -153,7 +158,7 @@ class _Names:
     def __init__(self, env: Env) -> None:
         self.env = env
         self.found = top_level_names(env.roots)  # real top-level name -> root it is in
-        self.shared_tops = {s.partition(".")[0] for s in env.shared}
+        self.shared_tops = {s.partition(".")[0] for s in env.shared} | _same_vocabulary(env, self.found)
         self.tops: dict[str, str] = {}  # real or facade or missing name -> reserved alias
         for real in sorted(self.found):
             # the host's wins for a backport shadowing the standard library, and for what is shared
@@ -239,6 +244,41 @@ class _Names:
             elif real is None and (top in STDLIB or top in self.shared_tops):
                 view.setdefault(key, module)
         return view
+
+
+def _same_vocabulary(env: Env, found: dict[str, Path]) -> set[str]:
+    """Vocabulary packages the env may share with the host (same version); warn about the others."""
+    shared = set()
+    for top, dist in VOCABULARY.items():
+        if top not in found:
+            continue
+        ours = _dist_version(found[top], dist)
+        try:
+            import importlib.metadata
+
+            theirs = importlib.metadata.version(dist)
+        except Exception:  # the host has none: nothing to share
+            continue
+        if ours == theirs:
+            shared.add(top)
+        else:
+            import warnings
+
+            from ..errors import VocabularyConflict
+
+            warnings.warn(VocabularyConflict(
+                f"env {env.name!r} has {dist} {ours}, the host has {theirs}: the host's {top} objects are not "
+                f"the env's (its code may reject or ignore them); pin {dist}=={theirs} in the env to share it"),
+                stacklevel=4)
+    return shared
+
+
+def _dist_version(root: Path, dist: str) -> str | None:
+    for info in root.glob("*.dist-info"):
+        name, _, version = info.name[: -len(".dist-info")].partition("-")
+        if name.lower().replace("-", "_") == dist.lower().replace("-", "_"):
+            return version
+    return None
 
 
 def _forget_in_typing(prefixes: tuple[str, ...]) -> None:
