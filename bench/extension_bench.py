@@ -61,8 +61,8 @@ from pathlib import Path
 from typing import Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from build_bench import du_kib, render, say, source_state  # noqa: E402  (same directory, same table style)
-from runtime_bench import Bench, attribution, env_tops, importtime, met, ms, ns, x  # noqa: E402
+from build_bench import du_kib, say, source_state  # noqa: E402  (same directory, same table style)
+from runtime_bench import Bench, attribution, env_tops, importtime, met, ms, ns, print_parts, x  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 POLYVENV = VENV_BIN / "polyvenv"
@@ -689,13 +689,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           + (f"every timed process pinned to CPU {pin} (on this VM a process's speed swings ~1.5x with the CPU it "
              "lands on and when: pinned and interleaved, the variants compared see the same)" if pin is not None
              else "timed processes not pinned"))
-    for heading, (rows, extra) in zip(headings, parts):
-        print()
-        print(heading)
-        print(render(rows))
-        print(extra["notes"])
-    missed = [h.split(".")[0] for h, (_, e) in zip(headings, parts) if not e["ok"]]
-    print(f"\ntargets: {'all met' if not missed else 'missed in part ' + ', '.join(missed)}")
+    print_parts(headings, parts)
     return 0
 
 

@@ -729,6 +729,17 @@ def part4(b: Bench) -> tuple[list, dict]:
     return rows, {"ok": back >= TARGET_MEMORY, "notes": notes}
 
 
+def print_parts(headings: list[str], parts: list) -> None:
+    """Each part's table and notes, then which targets were missed (shared by extension_bench.py)."""
+    for heading, (rows, extra) in zip(headings, parts):
+        print()
+        print(heading)
+        print(render(rows))
+        print(extra["notes"])
+    missed = [h.split(".")[0] for h, (_, e) in zip(headings, parts) if not e["ok"]]
+    print(f"\ntargets: {'all met' if not missed else 'missed in part ' + ', '.join(missed)}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer processes and repeats (about a minute)")
@@ -778,13 +789,7 @@ def main(argv: Sequence[str] | None = None) -> int:
           + "; ".join(f"{n} = " + ", ".join(f"{k} {v}" for k, v in d[n]["distributions"].items()) for n in d))
     print(f"  {time.monotonic() - started:.0f}s in all; load average {load_before:.2f} at start, "
           f"{os.getloadavg()[0]:.2f} at end")
-    for heading, (rows, extra) in zip(headings, parts):
-        print()
-        print(heading)
-        print(render(rows))
-        print(extra["notes"])
-    missed = [h.split(".")[0] for h, (_, e) in zip(headings, parts) if not e["ok"]]
-    print(f"\ntargets: {'all met' if not missed else 'missed in part ' + ', '.join(missed)}")
+    print_parts(headings, parts)
     return 0
 
 

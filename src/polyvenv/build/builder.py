@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BuildError
-from .health import distributions, missing_files, site_packages
+from ..runtime.sitedir import site_packages
+from .health import distributions, missing_files
 from .installers import Sources, env_python
 from .probes import file_identity
 from .spec import BuildSpec

@@ -11,23 +11,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-
-
-def site_packages(env: Path) -> Path | None:
-    found = sorted(env.glob("lib/python*/site-packages")) or sorted(env.glob("Lib/site-packages"))
-    return found[0] if found else None
+from ..runtime import sitedir
+from ..runtime.sitedir import site_packages
 
 
 def distributions(env: Path) -> dict[str, str]:
-    """Installed distributions and their versions, from the dist-info directory names."""
+    """Installed distributions of a built env and their versions."""
     sp = site_packages(env)
-    if sp is None:
-        return {}
-    found = {}
-    for info in sp.glob("*.dist-info"):
-        name, _, version = info.name[: -len(".dist-info")].partition("-")
-        found[name.lower().replace("_", "-")] = version
-    return dict(sorted(found.items()))
+    return sitedir.distributions(sp) if sp else {}
 
 
 def missing_files(env: Path, limit: int = 20) -> list[str]:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..config import Config, EnvSpec
 from ..errors import ShimConflict
-from .health import site_packages
+from ..runtime.sitedir import site_packages
 from .store import Store
 
 REGISTRY = ".polyvenv-shims.json"

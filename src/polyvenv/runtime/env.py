@@ -29,6 +29,7 @@ from . import facades
 from .importer import FINDER, install_finder
 from .manifest import read_manifest
 from .names import ALIASES, STDLIB, top_level_names
+from .sitedir import distributions, normalize, site_packages
 
 _FACADED = ("importlib",)
 # Packages whose objects are the vocabulary of other packages' APIs: a user's typing_extensions.TypedDict
@@ -252,7 +253,7 @@ def _same_vocabulary(env: Env, found: dict[str, Path]) -> set[str]:
     for top, dist in VOCABULARY.items():
         if top not in found:
             continue
-        ours = _dist_version(found[top], dist)
+        ours = distributions(found[top]).get(normalize(dist))
         try:
             import importlib.metadata
 
@@ -273,14 +274,6 @@ def _same_vocabulary(env: Env, found: dict[str, Path]) -> set[str]:
     return shared
 
 
-def _dist_version(root: Path, dist: str) -> str | None:
-    for info in root.glob("*.dist-info"):
-        name, _, version = info.name[: -len(".dist-info")].partition("-")
-        if name.lower().replace("-", "_") == dist.lower().replace("-", "_"):
-            return version
-    return None
-
-
 def _forget_in_typing(prefixes: tuple[str, ...]) -> None:
     """Drop what the standard library's typing keeps of unloaded modules: ``@overload`` stubs by
     module name (3.11+) and its lru caches of generic aliases, which hold the env's classes."""
@@ -298,16 +291,6 @@ def _empty_package(name: str) -> ModuleSpec:
     spec = ModuleSpec(name, None, is_package=True)
     spec.submodule_search_locations = []
     return spec
-
-
-def site_packages(path: Path) -> Path | None:
-    """A venv's site-packages, or ``path`` itself when it is a site-packages-like directory."""
-    found = sorted(path.glob("lib/python*/site-packages")) or sorted(path.glob("Lib/site-packages"))
-    if found:
-        return found[0]
-    if path.is_dir() and (path.name == "site-packages" or any(path.glob("*.dist-info"))):
-        return path
-    return None
 
 
 def _env_builtins(names: _Names) -> dict[str, Any]:

@@ -43,7 +43,8 @@ class Workspace:
 
     def env(self, name: str):
         """The built env ``name``, ready to import from (one Env object per name)."""
-        from .env import Env, site_packages
+        from .env import Env
+        from .sitedir import site_packages
 
         env = self._envs.get(name)
         if env is None:
