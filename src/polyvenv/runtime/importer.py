@@ -70,8 +70,10 @@ class EnvExtensionLoader(ExtensionFileLoader):
     def create_module(self, spec: ModuleSpec) -> Any:
         import _imp
 
+        from .binpatch import strings_module
         from .relocate import relocated
 
+        strings_module()  # what a relocated Cython 3.2 extension unpacks its strings with
         names = self.env.names
         alias, _, rest = spec.name.partition(".")
         real = names.real[alias]

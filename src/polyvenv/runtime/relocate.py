@@ -4,9 +4,7 @@ C code imports by the real dotted name (``PyImport_ImportModule("markupsafe")``)
 and names its own module in its definition. A copy of the ``.so`` with the
 top-level name replaced by the env's alias (same length, so no offset moves)
 in its string constants imports, and is named, like the env's Python code.
-The rule that is safe for C strings (research/renaming.md): the name, not
-preceded by an identifier character or by ``. / - : @`` (paths, URLs,
-``PyInit_`` symbols), and followed by ``.`` or a NUL terminator.
+Where the name is stored and how it is replaced: binpatch.py.
 
 Copies live outside the env, in a tree that mirrors its site-packages (so
 ``$ORIGIN``-relative RPATHs find the env's bundled ``*.libs`` through links),
@@ -18,18 +16,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 
+from .binpatch import patch
 from .locations import user_cache_dir, write_cache_file
 
-RELOCATE_VERSION = 1
-
-
-def patch(data: bytes, name: str, alias: str) -> bytes:
-    """``data`` with the module name ``name`` replaced by ``alias`` where C strings use it as one."""
-    assert len(name) == len(alias)
-    pattern = re.compile(rb"(?<![A-Za-z0-9_./\-:@])" + re.escape(name.encode()) + rb"(?=[.\x00])")
-    return pattern.sub(alias.encode(), data)
+RELOCATE_VERSION = 3
 
 
 def relocated(path: str, root: str, name: str, alias: str) -> str:
@@ -48,8 +39,9 @@ def relocated(path: str, root: str, name: str, alias: str) -> str:
         pass
     _link_bundled_libraries(root, tree)
     with open(path, "rb") as f:
-        data = patch(f.read(), name, alias)
-    if not write_cache_file(target, data) or not write_cache_file(stamp, identity):
+        patched = patch(f.read(), name, alias, blob_path=target + ".strings")
+    files = [*patched.blobs.items(), (target, patched.data), (stamp, identity)]  # the stamp last
+    if not all(write_cache_file(file, data) for file, data in files):
         raise OSError(f"cannot write the relocated copy of {path} to {target}")
     return target
 

@@ -1,0 +1,136 @@
+"""Where a compiled extension stores a module name, and how to swap it for a same-length alias.
+
+Three layouts are known (research/renaming.md), each with its own idea of
+where a string ends:
+
+- C strings end with NUL. The name is replaced where it is a whole dotted
+  component: not preceded by an identifier character or by ``. / - : @``
+  (paths, URLs, ``PyInit_`` symbols), and followed by ``.`` or NUL.
+- Cython 3.2+ joins all of a module's strings into one blob, usually
+  zlib-compressed, and keeps their lengths in a separate ``unsigned int``
+  table. The blob is unpacked, split by that table and patched string by
+  string with the rule above. A patched blob rarely packs into the old
+  stream's bytes, so the copy gets a small stream naming a file that holds
+  it, and its ``"zlib"`` (what Cython's unpacker imports to call
+  ``decompress``) becomes ``"pv:z"``: STRINGS_MODULE, whose ``decompress``
+  hands back the patched blob. ``zlib.decompress`` ignores what follows the
+  end of a stream, so the short stream fits where the long one was.
+- Rust (pyo3) strings have no terminator at all: see ``_RUST``.
+
+Anything not recognised stays as it is; the importer's guard refuses an
+extension whose C code then imports one of the env's names by its real name.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import sys
+import zlib
+from types import ModuleType
+from typing import Iterator, NamedTuple
+
+STRINGS_MODULE = "pv:z"  # same length as "zlib"; the colon keeps it apart from any importable module
+
+# Cython's string-table unpacker names its failure with this message: files without it have no blob.
+_CYTHON_BLOB_MARK = b"cannot initialise module strings"
+_ZLIB_BEST = b"\x78\xda"  # the zlib header of level 9, the level Cython compresses with
+_TABLE_SEARCH = 4096      # how far after the blob its length table may start, in bytes
+_POINTER = b"polyvenv: patched strings in "
+
+
+class Patched(NamedTuple):
+    """A patched extension file, and the patched string blobs it points at (path -> contents)."""
+
+    data: bytes
+    blobs: dict[str, bytes]
+
+
+def patch(data: bytes, name: str, alias: str, blob_path: str) -> Patched:
+    """``data`` (an extension file) with the module name ``name`` replaced by ``alias`` where it is one.
+
+    Patched Cython string blobs are to be written to ``blob_path`` (plus a number for any but the first).
+    """
+    assert len(name) == len(alias)
+    rule = _c_string_rule(name)
+    blobs: dict[str, bytes] = {}
+    unpacker = re.compile(rb"(?<=\x00)zlib(?=\x00)")  # the module name Cython's unpacker imports
+    if _CYTHON_BLOB_MARK in data and unpacker.search(data):
+        out = bytearray(data)
+        for start, size, blob in _cython_blobs(data):
+            strings = _split(data, start + size, blob) if name.encode() in blob else None
+            if strings is None:
+                continue
+            patched = b"".join(rule.sub(alias.encode(), s + b"\x00")[:-1] for s in strings)
+            path = blob_path + (f".{len(blobs)}" if blobs else "")
+            pointer = zlib.compress(_POINTER + path.encode(), 9)
+            if patched == blob or len(pointer) > size:
+                continue
+            out[start:start + size] = pointer.ljust(size, b"\x00")
+            blobs[path] = patched
+        data = bytes(out)
+        if blobs:
+            data = unpacker.sub(STRINGS_MODULE.encode(), data)
+    return Patched(rule.sub(alias.encode(), data), blobs)
+
+
+def strings_module() -> ModuleType:
+    """STRINGS_MODULE, registered: ``zlib`` whose ``decompress`` follows a copy's pointer to its strings."""
+    module = sys.modules.get(STRINGS_MODULE)
+    if module is None:
+        module = ModuleType(STRINGS_MODULE, "zlib for relocated Cython extensions (polyvenv)")
+        module.decompress = _decompress  # type: ignore[attr-defined]
+        module.__getattr__ = lambda attr: getattr(zlib, attr)  # type: ignore[attr-defined]
+        module = sys.modules.setdefault(STRINGS_MODULE, module)
+    return module
+
+
+def _decompress(data, *args, **kwargs) -> bytes:
+    raw = zlib.decompress(data, *args, **kwargs)
+    if raw.startswith(_POINTER):
+        with open(raw[len(_POINTER):].decode(), "rb") as f:
+            return f.read()
+    return raw
+
+
+def _c_string_rule(name: str) -> re.Pattern[bytes]:
+    return re.compile(rb"(?<![A-Za-z0-9_./\-:@])" + re.escape(name.encode()) + rb"(?=[.\x00])")
+
+
+def _cython_blobs(data: bytes) -> Iterator[tuple[int, int, bytes]]:
+    """(offset, size, unpacked) of every complete level-9 zlib stream in ``data``."""
+    start = data.find(_ZLIB_BEST)
+    while start != -1:
+        stream = zlib.decompressobj()
+        try:
+            blob = stream.decompress(data[start:])
+        except zlib.error:
+            blob = b""
+        if blob and stream.eof:
+            yield start, len(data) - start - len(stream.unused_data), blob
+        start = data.find(_ZLIB_BEST, start + 1)
+
+
+def _split(data: bytes, after: int, blob: bytes) -> list[bytes] | None:
+    """``blob`` cut into its strings by the lengths table that follows it in ``data``, if one does.
+
+    The table is ``unsigned int`` lengths, 4-byte aligned, that add up to the blob's length.
+    """
+    first = (after + 3) & ~3
+    window = data[first:first + _TABLE_SEARCH + 4 * len(blob)]
+    values = struct.unpack(f"<{len(window) // 4}I", window[:len(window) // 4 * 4])
+    for begin in range(min(len(values), _TABLE_SEARCH // 4)):
+        if not values[begin]:
+            continue
+        run = end = 0
+        for end in range(begin, len(values)):
+            run += values[end]
+            if run >= len(blob):
+                break
+        if run == len(blob) and end > begin:
+            strings, at = [], 0
+            for n in values[begin:end + 1]:
+                strings.append(blob[at:at + n])
+                at += n
+            return strings
+    return None
