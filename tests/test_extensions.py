@@ -106,3 +106,36 @@ def test_c_code_whose_names_cannot_be_patched_is_refused_not_bound_to_the_hosts(
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split("\n")[:2] == ["refused True False", "refused True True"]
+
+
+def cython_blob_file(strings: list[bytes], table: bool = True) -> bytes:
+    """The layout Cython 3.2 gives a module's strings: one zlib stream, then the lengths table."""
+    import struct
+    import zlib
+
+    stream = zlib.compress(b"".join(strings), 9)
+    lengths = struct.pack(f"<{len(strings)}I", *map(len, strings)) if table else b"\xff" * 64
+    return (b"\x7fELF\x00ss\x00zlib\x00Failed to import '%.20s.decompress' - cannot initialise module strings\x00"
+            + stream + b"\x00" * (-len(stream) % 4 + 8) + lengths + b"\x00" * 16)
+
+
+def test_cython_compressed_strings_are_patched_string_by_string(tmp_path):
+    sys.path.insert(0, str(SRC))
+    from polyvenv.runtime.binpatch import STRINGS_MODULE, patch, strings_module
+
+    docs = bytes(range(32, 127)) * 4  # the rest of a module's strings, which pack poorly
+    strings = [b"np", b"numpy", b"numpy.random._x", b"numpyish_attr", b"see numpy/x.pyx", b"pop", docs]
+    data = cython_blob_file(strings)
+    patched = patch(data, "numpy", "nUmpy", blob_path=str(tmp_path / "x.so.strings"))
+    assert len(patched.data) == len(data)  # nothing moves
+    assert b"\x00zlib\x00" not in patched.data and f"\x00{STRINGS_MODULE}\x00".encode() in patched.data
+    for path, blob in patched.blobs.items():
+        Path(path).write_bytes(blob)
+    start = patched.data.index(b"\x78\xda")
+    unpacked = strings_module().decompress(memoryview(patched.data)[start:])  # what the extension gets
+    assert unpacked == b"npnUmpynUmpy.random._xnumpyish_attrsee numpy/x.pyxpop" + docs
+    assert strings_module().compress is __import__("zlib").compress  # everything else is zlib's
+
+    # Without a lengths table the boundaries are unknown: nothing is touched (the load guard refuses).
+    untouched = cython_blob_file(strings, table=False)
+    assert patch(untouched, "numpy", "nUmpy", blob_path=str(tmp_path / "y")) == (untouched, {})

@@ -9,26 +9,28 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import PYENV, find_python
 
 pytestmark = pytest.mark.integration
 SRC = Path(__file__).parent.parent / "src"
 
 
-def build(root: Path, envs: dict[str, list[str]]) -> Path:
+def build(root: Path, envs: dict[str, list[str]], python: str | None = None) -> Path:
     project = root / "project"
     project.mkdir()
-    body = "".join(f"[envs.{name}]\nrequirements = {json.dumps(reqs)}\n" for name, reqs in envs.items())
+    pin = f"python = {json.dumps(python)}\n" if python else ""
+    body = "".join(f"[envs.{name}]\nrequirements = {json.dumps(reqs)}\n{pin}" for name, reqs in envs.items())
     (project / "polyvenv.toml").write_text(body)
     proc = subprocess.run([sys.executable, "-m", "polyvenv", "sync"], cwd=project, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     return project
 
 
-def host(project: Path, body: str):
+def host(project: Path, body: str, python: str = sys.executable):
     code = (f"import sys, json\nsys.path.insert(0, {str(SRC)!r})\nimport polyvenv\n"
             f"ws = polyvenv.Workspace.load({str(project)!r})\n" + textwrap.dedent(body)
             + "\nprint(json.dumps(result))\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    proc = subprocess.run([python, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -66,32 +68,57 @@ def test_markupsafe_pyyaml_msgpack_with_their_c_code_side_by_side(tmp_path):
     assert result["distinct"] is True
 
 
-def test_numpy_1_26_in_an_env_with_its_own_errors_from_c(tmp_path):
-    project = build(tmp_path, {"np": ["numpy==1.26.4"]})
-    result = host(project, """
-        import pickle
-        np = ws.env("np").import_module("numpy")
+NUMPY_CHECKS = """
+    def check(np):
         try:
             np.add(np.ones(2), "x")
             error = None
-        except Exception as e:
-            error = [type(e).__module__.split(".")[0] == np.__name__, type(e).__name__]
+        except Exception as e:  # raised from C: the env's own class, the version's own message
+            error = [type(e).__module__.split(".")[0] == np.__name__, type(e).__name__, "ufunc 'add'" in str(e)]
         try:
             np.empty((1 << 22, 1 << 22))  # 128 TiB: refused by the allocator, raised from C
             memory = None
         except MemoryError as e:
             memory = type(e).__module__.split(".")[0] == np.__name__
         a = np.arange(6).reshape(2, 3)
-        result = {
+        back = pickle.loads(pickle.dumps(a))
+        return {
             "version": np.__version__, "sum": int(np.arange(10).sum()), "repr": repr(np.float64(0.1)),
             "error": error, "memory": memory, "linalg": round(float(np.linalg.det(np.eye(3) * 2)), 9),
             "fft": float(abs(np.fft.fft(np.ones(4))[0])), "random": int(np.random.default_rng(1).integers(100)),
-            "pickle": bool((pickle.loads(pickle.dumps(a)) == a).all()), "datetime": str(np.datetime64("2020-01-31") + 1),
-            "host_has_real_numpy_only_if_it_imported_it": "numpy" in sys.modules,
+            "pickle": [bool((back == a).all()), type(back) is np.ndarray],
+            "datetime": str(np.datetime64("2020-01-31") + 1),
         }
-    """)
-    assert result == {
-        "version": "1.26.4", "sum": 45, "repr": "0.1", "error": [True, "UFuncTypeError"], "memory": True,
-        "linalg": 8.0, "fft": 4.0, "random": result["random"], "pickle": True, "datetime": "2020-02-01",
-        "host_has_real_numpy_only_if_it_imported_it": False,
-    }
+"""
+
+
+@pytest.mark.parametrize("minor", ["3.10", "3.11", "3.12"])  # where numpy 1.26.4, 2.1.3 and 2.2.6 all have wheels
+def test_numpy_1_26_and_2_2_in_one_process_beside_the_hosts_numpy_2_1(tmp_path, minor):
+    python = find_python(minor)
+    if python is None:
+        pytest.skip(f"CPython {minor} not found under {PYENV}")
+    project = build(tmp_path, {"np1": ["numpy==1.26.4"], "np2": ["numpy==2.2.6"], "hostnp": ["numpy==2.1.3"]},
+                    python=minor)
+    result = host(project, textwrap.dedent(NUMPY_CHECKS) + textwrap.dedent("""
+        import pickle, threading
+        from polyvenv.runtime.sitedir import site_packages
+        sys.path.insert(0, str(site_packages(ws.env_dir("hostnp"))))
+        import numpy  # the host's own numpy, imported plainly, before and beside the envs' ones
+        result = {}
+        def run(name):  # two threads import and use their env's numpy at once
+            result[name] = check(ws.env(name).import_module("numpy"))
+        threads = [threading.Thread(target=run, args=(name,)) for name in ("np1", "np2")]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        np1, np2 = (ws.env(n).import_module("numpy") for n in ("np1", "np2"))
+        result["host"] = [numpy.__version__, numpy.__name__, sys.modules["numpy"] is numpy]
+        result["distinct"] = len({id(numpy.ndarray), id(np1.ndarray), id(np2.ndarray)}) == 3
+    """), python)
+    expected = {"sum": 45, "error": [True, "UFuncTypeError", True], "memory": True, "linalg": 8.0, "fft": 4.0,
+                "pickle": [True, True], "datetime": "2020-02-01"}
+    for name, version, float_repr in (("np1", "1.26.4", "0.1"), ("np2", "2.2.6", "np.float64(0.1)")):
+        got = result[name]
+        assert got == {**expected, "version": version, "repr": float_repr, "random": got["random"]}, name
+    assert result["np1"]["random"] == result["np2"]["random"]  # same seed, same generator, two copies
+    assert result["host"] == ["2.1.3", "numpy", True]
+    assert result["distinct"] is True
