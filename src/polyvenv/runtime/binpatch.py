@@ -15,10 +15,18 @@ where a string ends:
   ``decompress``) becomes ``"pv:z"``: STRINGS_MODULE, whose ``decompress``
   hands back the patched blob. ``zlib.decompress`` ignores what follows the
   end of a stream, so the short stream fits where the long one was.
-- Rust (pyo3) strings have no terminator at all: see ``_RUST``.
+- Rust (pyo3) packs its constants back to back without terminators, so
+  there the name is replaced where it is not preceded by ``_ . / - : @``
+  nor followed by ``_`` or ``-`` (the rule that found pydantic-core's
+  run-time ``import pydantic``), and in any dotted path whose first two
+  components name a module the env has (``…implementation.`` then
+  ``pydantic_core._pydantic_core``, while ``errors.pydantic.dev`` stays).
 
-Anything not recognised stays as it is; the importer's guard refuses an
-extension whose C code then imports one of the env's names by its real name.
+Every one of the env's top-level names is replaced in one pass (an extension
+may import its package's neighbours: mypyc's shared ``<hash>__mypyc``,
+pydantic 1's ``typing_extensions``). Anything not recognised stays as it
+is; the importer's guard refuses an extension whose C code then imports one
+of the env's names by its real name.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ import struct
 import sys
 import zlib
 from types import ModuleType
-from typing import Iterator, NamedTuple
+from typing import Callable, Iterator, NamedTuple
 
 STRINGS_MODULE = "pv:z"  # same length as "zlib"; the colon keeps it apart from any importable module
 
@@ -37,6 +45,7 @@ _CYTHON_BLOB_MARK = b"cannot initialise module strings"
 _ZLIB_BEST = b"\x78\xda"  # the zlib header of level 9, the level Cython compresses with
 _TABLE_SEARCH = 4096      # how far after the blob its length table may start, in bytes
 _POINTER = b"polyvenv: patched strings in "
+_RUST_MARK = b"/rustc/"  # panic locations name the toolchain's sources: in every Rust binary
 
 
 class Patched(NamedTuple):
@@ -46,22 +55,26 @@ class Patched(NamedTuple):
     blobs: dict[str, bytes]
 
 
-def patch(data: bytes, name: str, alias: str, blob_path: str) -> Patched:
-    """``data`` (an extension file) with the module name ``name`` replaced by ``alias`` where it is one.
+def patch(data: bytes, names: dict[str, str], blob_path: str,
+          is_module: Callable[[str], bool] = lambda dotted: False) -> Patched:
+    """``data`` (an extension file) with each module name in ``names`` replaced by its alias where it is one.
 
-    Patched Cython string blobs are to be written to ``blob_path`` (plus a number for any but the first).
+    Patched Cython string blobs are to be written to ``blob_path`` (plus a number for any but the first);
+    ``is_module("a.b")`` says whether the env has that module (for Rust's unterminated paths).
     """
-    assert len(name) == len(alias)
-    rule = _c_string_rule(name)
+    assert all(len(name) == len(alias) for name, alias in names.items())
+    if not names:
+        return Patched(data, {})
+    c_strings = _rule(names, rb"(?<![A-Za-z0-9_./\-:@])", rb"(?=[.\x00])")
     blobs: dict[str, bytes] = {}
     unpacker = re.compile(rb"(?<=\x00)zlib(?=\x00)")  # the module name Cython's unpacker imports
     if _CYTHON_BLOB_MARK in data and unpacker.search(data):
         out = bytearray(data)
         for start, size, blob in _cython_blobs(data):
-            strings = _split(data, start + size, blob) if name.encode() in blob else None
+            strings = _split(data, start + size, blob) if any(n.encode() in blob for n in names) else None
             if strings is None:
                 continue
-            patched = b"".join(rule.sub(alias.encode(), s + b"\x00")[:-1] for s in strings)
+            patched = b"".join(c_strings.sub(s + b"\x00")[:-1] for s in strings)
             path = blob_path + (f".{len(blobs)}" if blobs else "")
             pointer = zlib.compress(_POINTER + path.encode(), 9)
             if patched == blob or len(pointer) > size:
@@ -71,7 +84,33 @@ def patch(data: bytes, name: str, alias: str, blob_path: str) -> Patched:
         data = bytes(out)
         if blobs:
             data = unpacker.sub(STRINGS_MODULE.encode(), data)
-    return Patched(rule.sub(alias.encode(), data), blobs)
+    if _RUST_MARK in data:
+        data = _rule(names, rb"(?<![_./\-:@])", rb"(?![_\-])").sub(data)
+        paths = _rule(names, b"", rb"(?=\.[A-Za-z_][A-Za-z0-9_]*)")
+        identifier = re.compile(rb"[A-Za-z0-9_]*")
+        out = bytearray(data)
+        for match in paths.pattern.finditer(data):
+            component = identifier.match(data, match.end() + 1).group().decode()
+            # unterminated: the component may run on into the next constant, so try its prefixes
+            if any(is_module(f"{match.group().decode()}.{component[:n]}") for n in range(len(component), 0, -1)):
+                out[match.start():match.end()] = paths.aliases[match.group()]
+        data = bytes(out)
+    return Patched(c_strings.sub(data), blobs)
+
+
+class _Rule(NamedTuple):
+    pattern: re.Pattern[bytes]
+    aliases: dict[bytes, bytes]
+
+    def sub(self, data: bytes) -> bytes:
+        return self.pattern.sub(lambda m: self.aliases[m.group()], data)
+
+
+def _rule(names: dict[str, str], before: bytes, after: bytes) -> _Rule:
+    """Any of ``names``, with the ``before`` and ``after`` conditions, the longest name first."""
+    alternatives = b"|".join(re.escape(n.encode()) for n in sorted(names, key=len, reverse=True))
+    return _Rule(re.compile(before + b"(?:" + alternatives + b")" + after),
+                 {n.encode(): a.encode() for n, a in names.items()})
 
 
 def strings_module() -> ModuleType:
@@ -91,10 +130,6 @@ def _decompress(data, *args, **kwargs) -> bytes:
         with open(raw[len(_POINTER):].decode(), "rb") as f:
             return f.read()
     return raw
-
-
-def _c_string_rule(name: str) -> re.Pattern[bytes]:
-    return re.compile(rb"(?<![A-Za-z0-9_./\-:@])" + re.escape(name.encode()) + rb"(?=[.\x00])")
 
 
 def _cython_blobs(data: bytes) -> Iterator[tuple[int, int, bytes]]:

@@ -54,7 +54,7 @@ def spec(names: Any, fullname: str, real: str) -> ModuleSpec:
 
 def _top(module: types.ModuleType, names: Any, alias: str) -> None:
     def import_module(name: str, package: str | None = None):
-        return importlib.import_module(name if name.startswith(".") else names.module_name(name), package)
+        return importlib.import_module(*_absolute(names, name, package))
 
     def __import__(name, globals=None, locals=None, fromlist=(), level=0):
         return builtins.__import__(names.module_name(name) if level == 0 else name, globals, locals, fromlist, level)
@@ -72,7 +72,7 @@ def _util(module: types.ModuleType, names: Any, alias: str) -> None:
     import importlib.util
 
     def find_spec(name: str, package: str | None = None):
-        return importlib.util.find_spec(name if name.startswith(".") else names.module_name(name), package)
+        return importlib.util.find_spec(*_absolute(names, name, package))
 
     module.__dict__["find_spec"] = find_spec
 
@@ -128,3 +128,11 @@ def _metadata(module: types.ModuleType, names: Any, alias: str) -> None:
 _MAKERS: dict[str, Callable[[types.ModuleType, Any, str], None]] = {
     "": _top, "util": _util, "resources": _resources, "metadata": _metadata,
 }
+
+
+def _absolute(names: Any, name: str, package: str | None) -> tuple[str, str | None]:
+    """``(name, package)`` in the process's names: a relative name keeps its dots, its package is mapped
+    (pydantic 2's ``import_module('.', package='pydantic_core')``)."""
+    if name.startswith("."):
+        return name, names.module_name(package) if isinstance(package, str) else package
+    return names.module_name(name), package

@@ -61,23 +61,55 @@ class EnvSourceLoader(SourceFileLoader):
 
 
 class EnvExtensionLoader(ExtensionFileLoader):
-    """Loads a compiled extension of an env from a copy patched to the env's alias (relocate.py)."""
+    """Loads a compiled extension of an env from a copy patched to the env's alias (relocate.py).
+
+    An extension the guard refuses, or whose initialisation fails (its names out of the patch's
+    reach: Cython 3.3's LZSS-packed strings; or a sibling it cimports fell back), and whose distribution ships the module's source too (charset_normalizer, mypyc
+    builds, pydantic 1) runs that source instead, as the package itself would without its compiled
+    code; an ``ImportWarning`` (hidden by default) says so.
+    """
 
     def __init__(self, env: Env, fullname: str, path: str) -> None:
         super().__init__(fullname, path)
         self.env = env
+        self._source_instead = False
 
     def create_module(self, spec: ModuleSpec) -> Any:
+        try:
+            return self._create(spec)
+        except Exception as refused:  # refused, or failing on a name (or a sibling) the patch could not reach
+            if self._source() is None:
+                raise
+            self._warn_source_instead(refused)
+            self._source_instead = True
+            return None  # a plain module, which exec_module fills from the source
+
+    def _source(self) -> str | None:
+        """The ``.py`` file of the same (non-package) module beside the extension, if any."""
+        if "." not in self.name:
+            return None
+        source = os.path.join(os.path.dirname(self.path), self.name.rpartition(".")[2] + ".py")
+        return source if os.path.isfile(source) else None
+
+    def _warn_source_instead(self, refused: Exception) -> None:
+        import warnings
+
+        warnings.warn(f"env {self.env.name!r}: {self.path} did not load side by side ({refused}); running "
+                      f"its source {self._source()} instead", ImportWarning, stacklevel=2)
+
+    def _create(self, spec: ModuleSpec) -> Any:
         import _imp
 
         from .binpatch import strings_module
         from .relocate import relocated
+        from .sitedir import has_module
 
         strings_module()  # what a relocated Cython 3.2 extension unpacks its strings with
         names = self.env.names
         alias, _, rest = spec.name.partition(".")
         real = names.real[alias]
-        patched = relocated(self.path, str(names.found[real]), real, alias)
+        patched = relocated(self.path, str(names.found[real]), {n: names.tops[n] for n in names.own},
+                            lambda dotted: has_module(str(names.found[dotted.partition(".")[0]]), dotted))
         if rest:
             module = self._checked(lambda: _imp.create_dynamic(ModuleSpec(spec.name, self, origin=patched)))
             module.__file__ = self.path  # the env's file, as for every module: data beside it is found
@@ -99,18 +131,52 @@ class EnvExtensionLoader(ExtensionFileLoader):
     def exec_module(self, module) -> None:
         import _imp
 
-        self._checked(lambda: _imp.exec_dynamic(module), module=module)
+        if self._source_instead:
+            module.__file__ = self._source()
+            EnvSourceLoader(self.env, self.name, self._source()).exec_module(module)
+            return
+        try:
+            self._checked(lambda: _imp.exec_dynamic(module), module=module)
+        except Exception as refused:
+            if self._source() is None:
+                raise
+            self._warn_source_instead(refused)
+            # the refused module object belongs to the extension: a fresh one takes its place,
+            # and the import system returns what sys.modules holds once the loader is done
+            fresh = ModuleType(self.name)
+            fresh.__dict__.update(__spec__=module.__spec__, __loader__=self, __package__=module.__package__,
+                                  __file__=self._source())
+            sys.modules[self.name] = fresh
+            try:
+                EnvSourceLoader(self.env, self.name, self._source()).exec_module(fresh)
+            except BaseException:
+                sys.modules.pop(self.name, None)
+                raise
 
     def _checked(self, load: Any, allowed: str = "", module: Any = None) -> Any:
         """Run an extension's initialisation and make sure its C code bound nothing by a real name.
 
-        Names stored where byte patching cannot reach them (Cython 3.1's compressed string tables,
-        Rust's unterminated strings) would import the host's module of that name, or fail: either
+        Names stored where byte patching cannot reach them (Cython 3.3's LZSS-packed string tables,
+        a Cython 3.2 table whose lengths were not found) would import the host's module of that name, or fail: either
         is refused here, loudly, rather than leave another version's objects in the env.
         """
         own = self.env.names.own
         before = set(sys.modules)
-        result = load()
+        if self._source() is None:
+            result = load()
+        else:  # what a failed attempt warns (Cython's "size changed") is no news if the source runs instead
+            import warnings
+
+            loaded = False
+            try:
+                with warnings.catch_warnings(record=True) as said:
+                    warnings.simplefilter("always")
+                    result = load()
+                loaded = True
+            finally:  # a sibling's fallback (an ImportWarning) is news either way
+                for message in said:
+                    if loaded or message.category is ImportWarning:
+                        warnings.warn_explicit(message.message, message.category, message.filename, message.lineno)
         leaked = sorted(k for k in set(sys.modules) - before if k.partition(".")[0] in own and k != allowed)
         loaded = module if module is not None else result
         bound = sorted({v.__name__ for v in vars(loaded).values() if isinstance(v, ModuleType)
@@ -165,10 +231,10 @@ class EnvFinder:
         key = (id(env), directory)
         finder = self._finders.get(key)
         if finder is None:
-            finder = FileFinder(  # source before extensions: mypyc builds ship both, and the source is whole
+            finder = FileFinder(  # as CPython's: a compiled module wins over its source (pydantic 1, mypyc)
                 directory,
-                (lambda name, path: EnvSourceLoader(env, name, path), SOURCE_SUFFIXES),
                 (lambda name, path: EnvExtensionLoader(env, name, path), EXTENSION_SUFFIXES),
+                (lambda name, path: EnvSourceLoader(env, name, path), SOURCE_SUFFIXES),
                 (lambda name, path: EnvUnsupportedLoader(env, name, path), BYTECODE_SUFFIXES),
             )
             self._finders[key] = finder

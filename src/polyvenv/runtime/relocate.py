@@ -16,19 +16,22 @@ from __future__ import annotations
 
 import hashlib
 import os
+from typing import Callable
 
 from .binpatch import patch
 from .locations import user_cache_dir, write_cache_file
 
-RELOCATE_VERSION = 3
+RELOCATE_VERSION = 7
 
 
-def relocated(path: str, root: str, name: str, alias: str) -> str:
-    """A patched copy of the extension file ``path`` (inside the env directory ``root``)."""
+def relocated(path: str, root: str, names: dict[str, str],
+              is_module: Callable[[str], bool] = lambda dotted: False) -> str:
+    """A copy of the extension file ``path`` (inside the env directory ``root``) whose module names
+    (the keys of ``names``) are their aliases."""
     st = os.stat(path)
     identity = f"{RELOCATE_VERSION} {st.st_ino} {st.st_size} {st.st_mtime_ns}".encode()
     tree = os.path.join(user_cache_dir(), "relocated",
-                        hashlib.sha256(f"{root}\0{name}\0{alias}".encode()).hexdigest()[:24])
+                        hashlib.sha256(repr([root, sorted(names.items())]).encode()).hexdigest()[:24])
     target = os.path.join(tree, os.path.relpath(path, root))
     stamp = target + ".source"
     try:
@@ -39,7 +42,7 @@ def relocated(path: str, root: str, name: str, alias: str) -> str:
         pass
     _link_bundled_libraries(root, tree)
     with open(path, "rb") as f:
-        patched = patch(f.read(), name, alias, blob_path=target + ".strings")
+        patched = patch(f.read(), names, target + ".strings", is_module)
     files = [*patched.blobs.items(), (target, patched.data), (stamp, identity)]  # the stamp last
     if not all(write_cache_file(file, data) for file, data in files):
         raise OSError(f"cannot write the relocated copy of {path} to {target}")

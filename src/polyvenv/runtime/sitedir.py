@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import glob
+import os
 import re
 from pathlib import Path
 
@@ -28,3 +30,9 @@ def distributions(site: Path) -> dict[str, str]:
         name, _, version = info.name[: -len(".dist-info")].partition("-")
         found[normalize(name)] = version
     return dict(sorted(found.items()))
+
+
+def has_module(root: str, dotted: str) -> bool:
+    """Whether ``dotted`` is a module or package found under ``root`` (source, compiled or namespace)."""
+    base = os.path.join(root, *dotted.split("."))
+    return os.path.isdir(base) or os.path.isfile(base + ".py") or bool(glob.glob(glob.escape(base) + ".*so"))

@@ -1,0 +1,310 @@
+"""A channel: one end of the socket between the host and a worker. Both ends run this same code.
+
+Requests and replies carry a request id; requests also carry a *chain*, the
+thread at the root of a call that may go back and forth (host -> worker ->
+host callback -> worker ...): a request of a known chain goes to the thread
+running that chain, so nested calls run where their caller waits; other
+requests go to server threads.
+
+No thread is dedicated to reading. Whichever waiting thread finds the socket
+free reads the next frame and hands it to its thread (leader/follower): a
+caller usually reads its own reply, so a call costs one message each way and
+no thread switch. A side that serves (the worker always; the host once the
+worker holds host objects it may call) keeps a server thread reading while
+everyone else is busy, which is also how a worker notices at once that its
+host has gone, even in the middle of a long call.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import os
+import threading
+from typing import Any, Callable
+
+from . import codec, exceptions
+from .buffers import Incoming, Outgoing
+from .handles import Exports, Imports
+from .proxy import Proxy
+from .wire import ERROR, REPLY, REQUEST, Closed, Wire
+
+
+class _Waiter:
+    """A thread's place in the channel: what was handed to it, and how to wake it."""
+
+    __slots__ = ("inbox", "wake", "asleep", "chain", "server")
+
+    def __init__(self) -> None:
+        self.inbox: collections.deque = collections.deque()
+        self.wake = threading.Lock()
+        self.wake.acquire()  # released to wake the thread up
+        self.asleep = False
+        self.chain = 0  # the chain this thread runs in now (0: none)
+        self.server = False
+
+
+class Channel:
+    """Calls to the peer's objects, and the peer's calls to ours, over one socket."""
+
+    def __init__(self, sock: Any, side: int, ops: dict[str, Any], remote_error: type,
+                 closed_error: Callable[[], BaseException], peer_name: str, serve: bool) -> None:
+        self.wire = Wire(sock)
+        self.side = side  # 0 host, 1 worker: their chain numbers never meet
+        self.ops = ops
+        self.remote_error = remote_error
+        self.closed_error = closed_error
+        self.peer_name = peer_name
+        self.peer_numpy = False
+        self.exports = Exports()
+        self.imports = Imports(lambda handle: Proxy(self, handle))
+        self.outgoing = Outgoing()
+        self.incoming = Incoming()
+        self.closed = False
+        self.on_close: Callable[[], None] | None = None
+        self._serving = serve
+        self._lock = threading.Lock()
+        self._reading = False
+        self._idle: list[_Waiter] = []  # asleep until their inbox fills or the socket is free
+        self._replies: dict[int, _Waiter] = {}
+        self._chains: dict[int, _Waiter] = {}
+        self._ids = itertools.count(1)
+        self._chain_ids = itertools.count(1)
+        self._local = threading.local()
+
+    # -- calling the peer -------------------------------------------------------------
+
+    def request(self, op: str, args: tuple) -> Any:
+        """Run ``op(*args)`` on the peer and return its result (or raise its exception here)."""
+        if self.closed:
+            raise self.closed_error()
+        me = self._waiter()
+        root = not me.chain
+        if root:
+            me.chain = next(self._chain_ids) * 2 + self.side
+            self._chains[me.chain] = me
+        try:
+            rid = next(self._ids)
+            self._replies[rid] = me
+            self._send(REQUEST, rid, me.chain, (op, args))
+            kind, payload = self._wait(me, rid)
+        finally:
+            if root:
+                del self._chains[me.chain]
+                me.chain = 0
+        if kind == ERROR:
+            error = exceptions.rebuild(payload, self.remote_error)
+            raise error from error.__cause__
+        return payload
+
+    def _send(self, kind: int, rid: int, chain: int, body: Any) -> None:
+        notes = self._notes()
+        payload, large = codec.encode(self, (notes, body) if notes else body)
+        places, fd = self.outgoing.place(large) if large else ((), None)
+        try:
+            self.wire.send(kind | (0x40 if notes else 0), rid, chain, payload, places, fd)
+        except Closed:
+            self._close()
+            raise self.closed_error() from None
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    def export(self, obj: Any) -> int:
+        """A handle for one of this side's objects; the peer may now call it at any time, so serve."""
+        if not self._serving:
+            self.serve_in_background()
+        return self.exports.export(obj)
+
+    def _notes(self) -> tuple | None:
+        """What this side let go of since its last message: handles, and the peer's segments."""
+        released = self.imports.take_released()
+        freed = self.incoming.take_freed()
+        dropped = self.outgoing.take_dropped()
+        return (released, freed, dropped) if released or freed or dropped else None
+
+    def _receive(self, frame: tuple) -> tuple[int, Any]:
+        kind, _rid, _chain, places, payload, _fd = frame
+        body = codec.decode(self, payload, self.incoming.views(places) if places else None)
+        if kind & 0x40:
+            (released, freed, dropped), body = body
+            self.exports.release(released)
+            self.outgoing.freed(freed)
+            self.incoming.drop(dropped)
+        return kind & 0x3F, body
+
+    # -- waiting: for a reply, or for work -------------------------------------------
+
+    def _waiter(self) -> _Waiter:
+        try:
+            return self._local.waiter
+        except AttributeError:
+            waiter = self._local.waiter = _Waiter()
+            return waiter
+
+    def _wait(self, me: _Waiter, rid: int) -> tuple[int, Any]:
+        """Until the reply to ``rid`` comes (``rid`` 0: forever), run the requests handed to this thread."""
+        while True:
+            with self._lock:
+                frame = me.inbox.popleft() if me.inbox else None
+                read = frame is None and not self._reading and not self.closed
+                if read:
+                    self._reading = True
+                elif frame is None and not self.closed:
+                    me.asleep = True
+                    self._idle.append(me)
+            if frame is None and read:
+                frame = self._read(me)
+            elif frame is None:
+                if self.closed:
+                    self._replies.pop(rid, None)
+                    raise self.closed_error()
+                try:
+                    me.wake.acquire()
+                except BaseException:  # interrupted (KeyboardInterrupt): leave no trace, pass the turn on
+                    with self._lock:
+                        if me.asleep:
+                            me.asleep = False
+                            self._idle.remove(me)
+                        self._wake_one()
+                    self._replies.pop(rid, None)
+                    raise
+                continue
+            if frame is None:
+                continue
+            if frame[0] & 0x3F == REQUEST:
+                self._serve(me, frame)
+            elif frame[1] == rid:
+                return self._receive(frame)
+
+    def _read(self, me: _Waiter) -> tuple | None:
+        """Read one frame (this thread has the turn) and route it; returns it if it is this thread's."""
+        try:
+            frame = self.wire.recv()
+        except BaseException as e:
+            with self._lock:
+                self._reading = False
+                self._wake_one()
+            if isinstance(e, Closed) or self.wire.midframe:
+                self._close()
+                return None
+            raise
+        if frame[5] is not None:
+            self.incoming.map(frame[3][0][0], frame[5])
+        kind, rid, chain = frame[0] & 0x3F, frame[1], frame[2]
+        with self._lock:
+            self._reading = False
+            if kind == REQUEST:
+                target = self._chains.get(chain)
+                if target is None:
+                    target = me if me.server else self._idle_server()
+            else:
+                target = self._replies.pop(rid, None)
+            if target is not None and target is not me:
+                target.inbox.append(frame)
+                self._wake(target)
+            elif target is me:  # this thread goes off to work: another one takes the turn
+                self._wake_one()
+            spawn = (target is None and kind == REQUEST) or (target is me and self._serving and not self._idle)
+        if spawn:  # nobody idle will read while this thread is busy: a new server will
+            self._spawn(frame if target is None else None)
+        elif target is None:  # the reply to a call given up (interrupted): its notes still count
+            self._receive(frame)
+        return frame if target is me else None
+
+    def _idle_server(self) -> _Waiter | None:
+        for waiter in self._idle:
+            if waiter.server:
+                return waiter
+        return None
+
+    def _wake(self, waiter: _Waiter) -> None:
+        if waiter.asleep:
+            waiter.asleep = False
+            self._idle.remove(waiter)
+            waiter.wake.release()
+
+    def _wake_one(self) -> None:
+        """The socket is free: let one sleeping thread take the turn."""
+        if self._idle:
+            self._wake(self._idle[-1])
+
+    # -- serving the peer's requests ----------------------------------------------------
+
+    def serve_forever(self) -> None:
+        """Serve requests in this thread until the channel closes."""
+        me = self._waiter()
+        me.server = True
+        try:
+            self._wait(me, 0)
+        except BaseException:
+            if not self.closed:
+                raise
+
+    def _spawn(self, frame: tuple | None) -> None:
+        def serve() -> None:
+            me = self._waiter()
+            me.server = True
+            if frame is not None:
+                self._serve(me, frame)
+            self.serve_forever()
+
+        threading.Thread(target=serve, name=f"polyvenv-{self.peer_name}-server", daemon=True).start()
+
+    def serve_in_background(self) -> None:
+        """Keep a server thread reading from now on (the peer holds objects it may call at any time)."""
+        with self._lock:
+            if self._serving:
+                return
+            self._serving = True
+            start = not self._reading
+        if start:
+            self._spawn(None)
+
+    def _serve(self, me: _Waiter, frame: tuple) -> None:
+        rid, chain = frame[1], frame[2]
+        outer, me.chain = me.chain, chain
+        self._chains[chain] = me
+        try:
+            try:
+                _kind, (op, args) = self._receive(frame)
+                frame = None
+                kind, result = REPLY, self.ops[op](*args)
+            except BaseException as e:
+                kind, result = ERROR, exceptions.describe(e)
+                if isinstance(e, KeyboardInterrupt):  # the user stops this side: tell the peer, then stop
+                    self._reply(ERROR, rid, chain, result)
+                    raise
+            args = None
+            self._reply(kind, rid, chain, result)
+        finally:
+            me.chain = outer
+            if outer == chain:
+                self._chains[chain] = me
+            else:
+                del self._chains[chain]
+
+    def _reply(self, kind: int, rid: int, chain: int, result: Any) -> None:
+        try:
+            self._send(kind, rid, chain, result)
+        except BaseException as e:
+            if self.closed:
+                return
+            self._send(ERROR, rid, chain, exceptions.describe(e))
+
+    # -- the end ----------------------------------------------------------------------
+
+    def _close(self) -> None:
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            for waiter in list(self._idle):
+                self._wake(waiter)
+        self.wire.close()
+        if self.on_close is not None:
+            self.on_close()
+
+    def close(self) -> None:
+        """Stop talking to the peer: pending and later calls raise ``closed_error()``."""
+        self._close()

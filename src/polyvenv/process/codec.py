@@ -1,0 +1,104 @@
+"""What crosses by value, and what stays behind as a handle: pickle protocol 5 with persistent ids.
+
+Plain data (None, bool, int, float, complex, str, bytes, bytearray, slice,
+range and the builtin containers of them) is copied; so are numpy arrays and
+scalars when both sides have numpy, rebuilt from dtype, shape and buffer so
+that numpy 1.x and 2.x read each other. Anything else is exported as a handle
+and arrives as a proxy; a proxy sent back arrives as the object itself.
+Nothing is ever found by module and name except the few builtins plain data
+needs, so neither side can make the other import or run anything.
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+import io
+import pickle
+import sys
+from typing import Any
+
+from .buffers import THRESHOLD
+from .proxy import Proxy
+
+PLAIN = frozenset({type(None), bool, int, float, complex, str, bytearray, tuple, list, dict, set, frozenset,
+                   slice, range, type(Ellipsis)})
+_GLOBALS = {"complex", "bytearray", "slice", "range", "set", "frozenset", "Ellipsis"}
+
+
+class Encoder(pickle.Pickler):
+    """Pickles one message for ``channel``'s peer; large buffers are collected in ``large``."""
+
+    def __init__(self, channel: Any, file: io.BytesIO) -> None:
+        super().__init__(file, 5, buffer_callback=self._buffer)
+        self.channel = channel
+        self.large: list[pickle.PickleBuffer] = []
+
+    def _buffer(self, buffer: pickle.PickleBuffer) -> bool:
+        if buffer.raw().nbytes < THRESHOLD:
+            return True  # in band
+        self.large.append(buffer)
+        return False
+
+    def persistent_id(self, obj: Any) -> Any:
+        kind = type(obj)
+        if kind in PLAIN:
+            return None
+        if kind is bytes:
+            return ("b", pickle.PickleBuffer(obj)) if len(obj) >= THRESHOLD else None
+        if kind is Proxy and obj._pv_channel is self.channel:
+            return ("y", obj._pv_handle)
+        if kind is memoryview:
+            return ("b", pickle.PickleBuffer(obj) if obj.c_contiguous else obj.tobytes())
+        numpy = sys.modules.get("numpy") if self.channel.peer_numpy else None
+        if numpy is not None:
+            if kind is numpy.ndarray and not obj.dtype.hasobject:
+                obj = numpy.ascontiguousarray(obj)
+                return ("a", _dtype(obj.dtype), obj.shape, pickle.PickleBuffer(obj))
+            if isinstance(obj, numpy.generic) and not obj.dtype.hasobject:
+                return ("s", _dtype(obj.dtype), obj.tobytes())
+        return ("m", self.channel.export(obj))
+
+
+class Decoder(pickle.Unpickler):
+    """Unpickles one message from ``channel``'s peer."""
+
+    def __init__(self, channel: Any, payload: bytes, buffers: list) -> None:
+        super().__init__(io.BytesIO(payload), buffers=buffers)
+        self.channel = channel
+
+    def persistent_load(self, pid: Any) -> Any:
+        tag = pid[0]
+        if tag == "m":
+            return self.channel.imports.proxy(pid[1])
+        if tag == "y":
+            return self.channel.exports[pid[1]]
+        if tag == "b":
+            return bytes(pid[1])
+        numpy = sys.modules.get("numpy") or importlib.import_module("numpy")
+        if tag == "a":
+            return numpy.frombuffer(pid[3], numpy.dtype(pid[1])).reshape(pid[2])
+        if tag == "s":
+            return numpy.frombuffer(pid[2], numpy.dtype(pid[1]))[0]
+        raise pickle.UnpicklingError(f"unknown persistent id {tag!r}")
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "builtins" and name in _GLOBALS:
+            return getattr(builtins, name)
+        raise pickle.UnpicklingError(f"{module}.{name} is not plain data")
+
+
+def encode(channel: Any, message: Any) -> tuple[bytes, list[pickle.PickleBuffer]]:
+    """The pickled message and its large out-of-band buffers."""
+    file = io.BytesIO()
+    encoder = Encoder(channel, file)
+    encoder.dump(message)
+    return file.getvalue(), encoder.large
+
+
+def decode(channel: Any, payload: bytes, buffers: list) -> Any:
+    return Decoder(channel, payload, buffers).load()
+
+
+def _dtype(dtype: Any) -> Any:
+    return dtype.str if dtype.fields is None else dtype.descr
