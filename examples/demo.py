@@ -1,5 +1,5 @@
-"""The README's main command: build two real envs with different jinja2 versions, then load both
-into this one interpreter and render the same template with each, side by side."""
+"""The README's main command: build real envs with different jinja2 versions and different numpy
+versions, then load them all into this one interpreter and use each, side by side."""
 
 from __future__ import annotations
 
@@ -36,7 +36,27 @@ def main() -> int:
         print(f"  [host] its own jinja2 {host_jinja2.__version__} is untouched ({host_jinja2.__name__!r})")
     except ImportError:
         print("  [host] has no jinja2 of its own, and still has none:", "jinja2" not in sys.modules)
+    two_numpys()
     return 0
+
+
+def two_numpys() -> None:
+    """Compiled code side by side: each numpy's C code computes, and raises its own version's errors."""
+    ws = polyvenv.Workspace.load(HERE / "two-numpys")
+    started = time.monotonic()
+    outcomes = ws.sync(jobs=2)
+    print(f"\nsync: {', '.join(f'{o.name} {o.action}' for o in outcomes)} ({time.monotonic() - started:.2f}s)")
+    print("two numpys with their C extensions in this same process:")
+    for name in ws.env_names:
+        np = ws.env(name).import_module("numpy")
+        a = np.arange(6.0).reshape(2, 3)
+        print(f"  [{name}] numpy {np.__version__}: a @ a.T = {(a @ a.T).tolist()}, "
+              f"det = {np.linalg.det(np.eye(3) * 2):.1f}, repr(np.float64(0.5)) = {np.float64(0.5)!r}")
+        try:
+            np.add(np.ones(2), "x")
+        except Exception as error:  # raised from C: that version's own class
+            print(f"  [{name}]   np.add(np.ones(2), 'x') raised {type(error).__module__}.{type(error).__name__}: "
+                  f"{str(error)[:60]}...")
 
 
 if __name__ == "__main__":
