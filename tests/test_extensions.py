@@ -139,3 +139,41 @@ def test_cython_compressed_strings_are_patched_string_by_string(tmp_path):
     # Without a lengths table the boundaries are unknown: nothing is touched (the load guard refuses).
     untouched = cython_blob_file(strings, table=False)
     assert patch(untouched, {"numpy": "nUmpy"}, blob_path=str(tmp_path / "y")) == (untouched, {})
+
+
+SIGNAL_SETTING_C = r"""
+#include <Python.h>
+#include <signal.h>
+static void on_usr2(int sig) { (void)sig; }
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "_sig", NULL, -1, NULL};
+PyMODINIT_FUNC PyInit__sig(void) {
+    PyOS_setsig(SIGUSR2, on_usr2);  /* process-global: one handler per process, whoever set it last */
+    return PyModule_Create(&def);
+}
+"""
+
+
+def test_an_extension_changing_process_global_state_is_reported_with_the_way_out(tmp_path):
+    import sysconfig
+
+    site = tmp_path / "site-packages" / "sigpkg"
+    site.mkdir(parents=True)
+    (site / "__init__.py").write_text("from . import _sig\n")
+    (tmp_path / "sig.c").write_text(SIGNAL_SETTING_C)
+    subprocess.run(["gcc", "-shared", "-fPIC", "-O1", f"-I{sysconfig.get_paths()['include']}", str(tmp_path / "sig.c"),
+                    "-o", str(site / f"_sig{sysconfig.get_config_var('EXT_SUFFIX')}")], check=True)
+    code = textwrap.dedent(f"""
+        import json, signal, sys, warnings
+        sys.path.insert(0, {str(SRC)!r})
+        import polyvenv
+        env = polyvenv.Env.from_path({str(site.parent)!r}, name="sig")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            env.import_module("sigpkg")
+            plain = env.import_module("json")  # no extension of the env's: nothing to say
+        print(json.dumps([[w.category.__name__, str(w.message)] for w in caught]))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    [[category, message]] = json.loads(proc.stdout)
+    assert category == "ProcessGlobalState"
+    assert "env 'sig'" in message and "the handler of SIGUSR2" in message and 'isolation = "process"' in message

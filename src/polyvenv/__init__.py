@@ -15,6 +15,7 @@ from .errors import (
     LockFileOutdated,
     NotBuilt,
     PolyvenvError,
+    ProcessGlobalState,
     ShimConflict,
     UsageError,
     VocabularyConflict,
@@ -31,7 +32,7 @@ _LAZY = {
 __all__ = [
     "BuildError", "ConfigError", "EnvImportError", "EnvNotFound", "ExtensionNotSupported",
     "InterpreterNotFound", "LockFileOutdated", "NotBuilt", "PolyvenvError", "ShimConflict", "UsageError",
-    "VocabularyConflict", *_LAZY, "__version__",
+    "VocabularyConflict", "ProcessGlobalState", *_LAZY, "__version__",
 ]
 
 

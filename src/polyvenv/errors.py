@@ -83,3 +83,18 @@ class ExtensionNotSupported(PolyvenvError, ImportError):
 class VocabularyConflict(UserWarning):
     """An env has its own version of a package whose objects cross API boundaries (typing_extensions,
     annotated_types): the host's objects of that package are not the env's, so they may be ignored."""
+
+
+class WorkerDied(PolyvenvError):
+    """The worker process of an env with process isolation died (or was stopped) before it answered."""
+
+
+class RemoteError(PolyvenvError):
+    """An exception raised in an env's worker, of a type that is not builtin: each remote type gets a
+    subclass of this named after it (``remote_type`` is its qualified name), with the remote traceback
+    as ``remote_traceback`` and as its ``__cause__``."""
+
+
+class ProcessGlobalState(UserWarning):
+    """An env's compiled code changed state one process has once (signal handlers, atexit, the C locale):
+    envs sharing the process share it; ``isolation = "process"`` gives the env its own."""

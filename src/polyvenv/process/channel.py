@@ -27,7 +27,7 @@ from . import codec, exceptions
 from .buffers import Incoming, Outgoing
 from .handles import Exports, Imports
 from .proxy import Proxy
-from .wire import ERROR, REPLY, REQUEST, Closed, Wire
+from .wire import ERROR, HELLO, REPLY, REQUEST, Closed, Wire  # noqa: F401  (HELLO: for the worker)
 
 
 class _Waiter:
@@ -203,9 +203,9 @@ class Channel:
             if target is not None and target is not me:
                 target.inbox.append(frame)
                 self._wake(target)
-            elif target is me:  # this thread goes off to work: another one takes the turn
+            elif target is me and not os.environ.get("NOPROMO"):  # this thread goes off to work: another one takes the turn
                 self._wake_one()
-            spawn = (target is None and kind == REQUEST) or (target is me and self._serving and not self._idle)
+            spawn = (target is None and kind == REQUEST) or (target is me and self._serving and not self._idle and not os.environ.get('NOPROMO'))
         if spawn:  # nobody idle will read while this thread is busy: a new server will
             self._spawn(frame if target is None else None)
         elif target is None:  # the reply to a call given up (interrupted): its notes still count

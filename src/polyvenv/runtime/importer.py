@@ -160,8 +160,11 @@ class EnvExtensionLoader(ExtensionFileLoader):
         a Cython 3.2 table whose lengths were not found) would import the host's module of that name, or fail: either
         is refused here, loudly, rather than leave another version's objects in the env.
         """
+        from .globalstate import snapshot, warn_if_changed
+
         own = self.env.names.own
         before = set(sys.modules)
+        state = snapshot()
         if self._source() is None:
             result = load()
         else:  # what a failed attempt warns (Cython's "size changed") is no news if the source runs instead
@@ -177,6 +180,7 @@ class EnvExtensionLoader(ExtensionFileLoader):
                 for message in said:
                     if loaded or message.category is ImportWarning:
                         warnings.warn_explicit(message.message, message.category, message.filename, message.lineno)
+        warn_if_changed(state, self.env.name, self.path)
         leaked = sorted(k for k in set(sys.modules) - before if k.partition(".")[0] in own and k != allowed)
         loaded = module if module is not None else result
         bound = sorted({v.__name__ for v in vars(loaded).values() if isinstance(v, ModuleType)

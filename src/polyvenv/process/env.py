@@ -1,0 +1,173 @@
+"""An env with process isolation: its code runs in a worker process of its own interpreter.
+
+The same API as the in-process Env: ``import_module`` gives a proxy of the
+env's module, and every object reached from it is a proxy too, except plain
+data, which is copied (codec.py). The worker starts on first use; if it dies,
+the pending call and the objects it held raise WorkerDied, and the next call
+starts a fresh one; ``unload()`` stops it.
+
+The worker is trusted like any installed package: the channel is a socket
+pair only the two processes hold, but what the env's code does is its own.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from ..errors import NotBuilt, RemoteError, WorkerDied
+from ..runtime.manifest import read_manifest
+from ..runtime.sitedir import normalize, site_packages
+from .channel import Channel
+from .ops import OPS
+from .wire import HELLO, Closed
+
+WORKER = Path(__file__).with_name("worker.py")
+
+
+class ProcessEnv:
+    """One env whose modules are imported and run in a worker process."""
+
+    def __init__(self, name: str, path: str | Path, manifest: dict[str, Any] | None = None,
+                 source: str | Path | None = None) -> None:
+        self.name = name
+        self.path = Path(path)
+        self.manifest = manifest
+        self.source = Path(source) if source else None
+        self._lock = threading.Lock()
+        self._worker: _Worker | None = None
+
+    @classmethod
+    def from_path(cls, path: str | Path, name: str | None = None) -> "ProcessEnv":
+        """Any existing venv, no config: its own interpreter runs the worker."""
+        path = Path(path).absolute()
+        manifest = read_manifest(path)
+        if not _python(path).exists():
+            raise NotBuilt(f"{path} is not a virtualenv (no {_python(path).relative_to(path)}): process "
+                           "isolation runs the env's own interpreter")
+        source = (manifest or {}).get("source")
+        return cls(name or (manifest or {}).get("name") or path.name, path, manifest, source)
+
+    @property
+    def python(self) -> Path:
+        return _python(self.path)
+
+    def import_module(self, name: str) -> Any:
+        """A proxy of the env's module ``name``, imported in the worker (started if need be)."""
+        return self._channel().request("import", (name,))
+
+    def version(self, name: str) -> str:
+        """The installed version of distribution ``name`` in this env (read here: no worker needed)."""
+        return self.distribution(name).version
+
+    def distribution(self, name: str) -> Any:
+        from importlib import metadata
+
+        site = site_packages(self.path)
+        roots = [str(r) for r in (site, self.source) if r]
+        for dist in metadata.distributions(path=roots):
+            if normalize(dist.metadata["Name"] or "") == normalize(name):
+                return dist
+        raise metadata.PackageNotFoundError(name)
+
+    def unload(self) -> None:
+        """Stop the worker: its objects are gone (their proxies raise WorkerDied); the next import
+        starts a fresh worker, which reads the env afresh (a rebuilt env gives its new versions)."""
+        with self._lock:
+            worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.stop()
+
+    @property
+    def pid(self) -> int | None:
+        """The worker's process id, or None while no worker runs."""
+        worker = self._worker
+        return worker.proc.pid if worker is not None and not worker.channel.closed else None
+
+    def __repr__(self) -> str:
+        pid = self.pid
+        return (f"<polyvenv.ProcessEnv {self.name!r} at {self.path} "
+                f"({f'worker pid {pid}' if pid else 'no worker'})>")
+
+    def _channel(self) -> Channel:
+        worker = self._worker
+        if worker is None or worker.channel.closed:
+            with self._lock:
+                worker = self._worker
+                if worker is None or worker.channel.closed:
+                    worker = self._worker = _Worker(self)
+        return worker.channel
+
+
+class _Worker:
+    """One worker process and the host's end of its channel."""
+
+    def __init__(self, env: ProcessEnv) -> None:
+        self.env = env.name
+        self.stopped = False
+        if not env.python.exists():
+            raise NotBuilt(f"env {env.name!r} has no interpreter at {env.python}: run `polyvenv sync {env.name}`")
+        ours, theirs = socket.socketpair()
+        args = [str(env.python), "-I", str(WORKER), str(theirs.fileno()), "1" if "numpy" in sys.modules else "0"]
+        if env.source:
+            args.append(str(env.source))
+        try:
+            # a session of its own: the terminal's Ctrl-C interrupts the host's call, not the worker
+            self.proc = subprocess.Popen(args, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
+                                         start_new_session=True)
+        finally:
+            theirs.close()
+        self.channel = Channel(ours, 0, OPS, RemoteError, self.error, f"worker of env {env.name!r}", serve=False)
+        try:
+            kind, _rid, _chain, _places, payload, _fd = self.channel.wire.recv()
+        except Closed:
+            self.channel.close()
+            raise self.error(starting=True) from None
+        import pickle
+
+        assert kind == HELLO, kind
+        _pid, self.version, self.channel.peer_numpy = pickle.loads(payload)
+
+    def error(self, starting: bool = False) -> WorkerDied:
+        """What the calls of a closed channel raise: which env, what became of its worker, what next."""
+        pid = self.proc.pid
+        if self.stopped:
+            return WorkerDied(f"env {self.env!r} was unloaded: its worker process (pid {pid}) was stopped; "
+                              "import from the env again to start a fresh worker")
+        if starting:
+            return WorkerDied(f"env {self.env!r}: its worker process (pid {pid}) {self.status()} while starting "
+                              "(its error output, if any, is above)")
+        return WorkerDied(f"env {self.env!r}: its worker process (pid {pid}) {self.status()}; the objects it held "
+                          "are gone, and the next call on the env (env.import_module(...)) starts a fresh worker")
+
+    def status(self) -> str:
+        try:
+            code = self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return "stopped answering and was killed"
+        if code < 0:
+            import signal
+
+            try:
+                return f"was killed by signal {-code} ({signal.Signals(-code).name})"
+            except ValueError:
+                return f"was killed by signal {-code}"
+        return f"exited with code {code}"
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.channel.close()  # the worker sees the end of its socket and exits
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _python(path: Path) -> Path:
+    return path / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
