@@ -17,7 +17,7 @@ SRC = Path(__file__).parent.parent / "src"
 def test_c_code_importing_by_name_binds_its_own_env(tmp_path, any_python):
     wh = tmp_path / "wheels"
     self_importing_c_wheel(wh, any_python, "1.0")
-    self_importing_c_wheel(wh, any_python, "2.0")
+    self_importing_c_wheel(wh, any_python, "2.0", merged=True)  # "cself" is the tail of "to_cself" there
     host = tmp_path / "host"  # the host has its own cself, already imported when the envs load
     files, _ = self_importing_c_files(any_python, "host")
     for path, data in files.items():
@@ -59,6 +59,7 @@ def test_c_code_importing_by_name_binds_its_own_env(tmp_path, any_python):
         [t.start() for t in threads]; [t.join() for t in threads]
         out["threads"] = all(results)
         out["host"] = [host_cself.version_at_init(), host_cself.lazy_version(), type(host_cself.make_box(1)) is host_cself.Box]
+        out["merged_name_kept"] = ws.env("v2").import_module("cself._core").to_cself()  # the longer string intact
         print(json.dumps(out))
     """)
     proc = subprocess.run([any_python, "-c", code], capture_output=True, text=True)
@@ -68,6 +69,9 @@ def test_c_code_importing_by_name_binds_its_own_env(tmp_path, any_python):
     assert out["v2"] == ["2.0", "helpers-2.0", True, True, True, True]
     assert out["threads"] is True
     assert out["host"] == ["host", "helpers-host", True]
+    assert out["merged_name_kept"] == "2.0"
+    [merged] = (project / ".polyvenv").glob("v2/lib/python*/site-packages/cself/_core*")
+    assert b"\0to_cself\0" in merged.read_bytes() and b"\0cself\0" not in merged.read_bytes()  # really merged
     for original in (project / ".polyvenv").glob("v*/lib/python*/site-packages/cself/_core*"):
         assert b"cself._core\0" in original.read_bytes(), "the env's own file must never be modified"
 

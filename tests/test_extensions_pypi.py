@@ -163,8 +163,6 @@ def test_pydantic_1_compiled_and_pydantic_2_validate_side_by_side(tmp_path):
                             "core": [True, True, True], "adapter": [1, 2]}
 
 
-@pytest.mark.xfail(strict=True, reason="not yet: the linker merged pandas' C string \"numpy\" into the tail of "
-                   "\"to_numpy\", so the patch cannot rename it in place (needs the string's relocations redirected)")
 def test_pandas_2_0_and_2_2_over_their_own_numpys(tmp_path):
     """Seed 001: two dependencies pin different pandas; one of them uses Series.case_when (2.2 only)."""
     project = build(tmp_path, {"old": ["pandas==2.0.3", "numpy==1.26.4"], "new": ["pandas==2.2.3", "numpy==2.2.6"]})

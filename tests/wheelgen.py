@@ -241,7 +241,11 @@ static PyObject *lazy_version(PyObject *self, PyObject *noargs) {
 }
 static PyMethodDef methods[] = {
     {"make_box", make_box, METH_VARARGS, NULL}, {"version_at_init", version_at_init, METH_NOARGS, NULL},
-    {"lazy_version", lazy_version, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
+    {"lazy_version", lazy_version, METH_NOARGS, NULL},
+#ifdef MERGED_NAME  /* a name ending with the package's: the linker keeps one "to_%(name)s\0" for both */
+    {"to_%(name)s", version_at_init, METH_NOARGS, NULL},
+#endif
+    {NULL, NULL, 0, NULL}};
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "%(name)s._core", NULL, -1, methods};
 PyMODINIT_FUNC PyInit__core(void) {
 #ifdef HIDDEN_NAME  /* the name assembled at run time, as compressed or unterminated strings hide it */
@@ -262,16 +266,18 @@ PyMODINIT_FUNC PyInit__core(void) {
 """
 
 
-def self_importing_c_files(python: str, version: str, name: str = "cself",
-                           hidden: bool = False) -> tuple[dict[str, bytes | str], str]:
+def self_importing_c_files(python: str, version: str, name: str = "cself", hidden: bool = False,
+                           merged: bool = False) -> tuple[dict[str, bytes | str], str]:
     """A package whose C extension imports the package by its real name, compiled here for ``python``
-    (``hidden``: a name no byte patch can find, assembled at run time)."""
+    (``hidden``: a name no byte patch can find, assembled at run time; ``merged``: the name the C code
+    imports is the tail of a longer string, as the linker leaves it in pandas)."""
     facts = json.loads(subprocess.run([python, "-c", _PROBE], capture_output=True, text=True, check=True).stdout)
     with tempfile.TemporaryDirectory() as tmp:
         source = Path(tmp) / "core.c"
         source.write_text(_SELF_IMPORTING_C % {"name": name, "head": name[:2], "tail": name[2:]})
         shared = Path(tmp) / f"_core{facts['suffix']}"
         subprocess.run(["gcc", "-shared", "-fPIC", "-O1", *(["-DHIDDEN_NAME"] if hidden else []),
+                        *(["-DMERGED_NAME"] if merged else []),
                         f"-I{facts['include']}", str(source), "-o", str(shared)], check=True, capture_output=True)
         core = shared.read_bytes()
     return {
@@ -284,6 +290,6 @@ def self_importing_c_files(python: str, version: str, name: str = "cself",
 
 
 def self_importing_c_wheel(directory: Path, python: str, version: str, name: str = "cself",
-                           hidden: bool = False) -> Path:
-    files, tag = self_importing_c_files(python, version, name, hidden)
+                           hidden: bool = False, merged: bool = False) -> Path:
+    files, tag = self_importing_c_files(python, version, name, hidden, merged)
     return make_wheel(directory, name, version, files, tag=tag)

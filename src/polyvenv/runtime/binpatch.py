@@ -22,6 +22,9 @@ where a string ends:
   components name a module the env has (``…implementation.`` then
   ``pydantic_core._pydantic_core``, while ``errors.pydantic.dev`` stays).
 
+A name the linker merged into the tail of a longer C string (``"numpy"`` as
+the end of ``"to_numpy"``) gets a string of its own: elfsplit.py.
+
 Every one of the env's top-level names is replaced in one pass (an extension
 may import its package's neighbours: mypyc's shared ``<hash>__mypyc``,
 pydantic 1's ``typing_extensions``). Anything not recognised stays as it
@@ -36,6 +39,8 @@ import struct
 import sys
 import zlib
 from types import ModuleType
+
+from .elfsplit import split_merged_tails
 from typing import Callable, Iterator, NamedTuple
 
 STRINGS_MODULE = "pv:z"  # same length as "zlib"; the colon keeps it apart from any importable module
@@ -95,7 +100,14 @@ def patch(data: bytes, names: dict[str, str], blob_path: str,
             if any(is_module(f"{match.group().decode()}.{component[:n]}") for n in range(len(component), 0, -1)):
                 out[match.start():match.end()] = paths.aliases[match.group()]
         data = bytes(out)
-    return Patched(c_strings.sub(data), blobs)
+    data = c_strings.sub(data)
+    tails = _rule(names, rb"(?<=[A-Za-z0-9_./\-:@])", rb"(?=\x00)")  # "numpy" inside "to_numpy": elfsplit.py
+    merged = {m.start(): tails.aliases[m.group()] + b"\x00" for m in tails.pattern.finditer(data)}
+    if merged:
+        out = bytearray(data)
+        if split_merged_tails(out, merged):
+            data = bytes(out)
+    return Patched(data, blobs)
 
 
 class _Rule(NamedTuple):
