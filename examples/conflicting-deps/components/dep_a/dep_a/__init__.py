@@ -1,13 +1,9 @@
-"""dep_a: pinned to attrs 21.4 (uses the old `attr.s` API)."""
+"""dep_a: needs pandas >= 2.2 (uses `Series.case_when`)."""
 
-import attr
-
-
-@attr.s(frozen=True)
-class Point:
-    x = attr.ib()
-    y = attr.ib(default=0)
+import pandas as pd
 
 
 def describe() -> str:
-    return f"dep_a uses attrs {attr.__version__}: {attr.asdict(Point(1))}"
+    s = pd.Series([1, 5, 9])
+    grades = s.case_when([(s > 7, "high"), (s > 3, "mid")]).where(s > 3, "low")
+    return f"dep_a uses pandas {pd.__version__}: {grades.tolist()}"

@@ -1,13 +1,9 @@
-"""dep_b: needs attrs >= 24 (uses `attrs.define` and `attrs.evolve`)."""
+"""dep_b: pinned to pandas 2.0.3 (and so to numpy 1.x)."""
 
-import attrs
-
-
-@attrs.define
-class Point:
-    x: int
-    y: int = 0
+import numpy as np
+import pandas as pd
 
 
 def describe() -> str:
-    return f"dep_b uses attrs {attrs.__version__}: {attrs.asdict(attrs.evolve(Point(1), y=2))}"
+    df = pd.DataFrame({"team": ["a", "b", "a"], "score": np.array([1.5, 2.0, 3.5])})
+    return f"dep_b uses pandas {pd.__version__} on numpy {np.__version__}: {df.groupby('team')['score'].sum().to_dict()}"
