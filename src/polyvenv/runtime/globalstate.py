@@ -4,8 +4,8 @@ One process has one set of signal handlers, one ``atexit`` list, one C locale.
 Two envs whose compiled code claims them overwrite each other, whatever the
 renaming does; such an env belongs in its own process (``isolation =
 "process"``). Checked around each extension's initialisation, cheaply: the
-handlers of the catchable signals (as the OS has them, so a handler set from
-C counts too), the number of ``atexit`` callbacks, and the C locale.
+handlers of the signals libraries claim (as the OS has them, so a handler set
+from C counts too), the number of ``atexit`` callbacks, and the C locale.
 """
 
 from __future__ import annotations
@@ -18,7 +18,11 @@ from typing import NamedTuple
 
 from ..errors import ProcessGlobalState
 
-_SIGNALS = tuple(s for s in signal.Signals if s not in (signal.SIGKILL, signal.SIGSTOP))
+# the signals libraries claim (crash reporters, profilers, servers, child reapers): checked per extension,
+# so a short list keeps the check cheap (~20 sigaction calls)
+_SIGNALS = tuple(getattr(signal, n) for n in (
+    "SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGPIPE", "SIGCHLD", "SIGALRM", "SIGUSR1", "SIGUSR2", "SIGSEGV",
+    "SIGBUS", "SIGFPE", "SIGILL", "SIGABRT", "SIGWINCH", "SIGPROF", "SIGVTALRM", "SIGXCPU") if hasattr(signal, n))
 
 
 class Snapshot(NamedTuple):
