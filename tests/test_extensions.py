@@ -7,9 +7,11 @@ import json
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
-from wheelgen import self_importing_c_files, self_importing_c_wheel
+import pytest
+from wheelgen import cython_wheel, self_importing_c_files, self_importing_c_wheel
 
 SRC = Path(__file__).parent.parent / "src"
 
@@ -181,3 +183,53 @@ def test_an_extension_changing_process_global_state_is_reported_with_the_way_out
     [[category, message]] = json.loads(proc.stdout)
     assert category == "ProcessGlobalState"
     assert "env 'sig'" in message and "the handler of SIGUSR2" in message and 'isolation = "process"' in message
+
+
+@pytest.fixture(scope="session")
+def cython_command(tmp_path_factory) -> str:
+    """Cython 3.2 (compressed string tables) from PyPI in a venv of its own, or a skip saying why."""
+    from uv import find_uv_bin
+
+    venv = tmp_path_factory.mktemp("cython") / "venv"
+    uv = find_uv_bin()
+    made = subprocess.run([uv, "venv", "-q", str(venv)], capture_output=True, text=True)
+    if made.returncode == 0:
+        made = subprocess.run([uv, "pip", "install", "-q", "--python", str(venv / "bin" / "python"), "cython==3.2.1"],
+                              capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"Cython 3.2.1 could not be installed from PyPI: {made.stderr.strip()[-300:]}")
+    return str(venv / "bin" / "cython")
+
+
+def test_cython_3_2_modules_importing_their_package_bind_their_own_env(tmp_path, cython_command):
+    wh = tmp_path / "wheels"
+    for version in ("1.0", "2.0"):
+        cython_wheel(wh, sys.executable, cython_command, version)
+    [core] = [n for n in zipfile.ZipFile(next(wh.glob("cypkg-1.0-*.whl"))).namelist() if "_core" in n]
+    assert b"cannot initialise module strings" in zipfile.ZipFile(next(wh.glob("cypkg-1.0-*.whl"))).read(core)
+    host = tmp_path / "host" / "cypkg"  # the host has a pure-Python cypkg of its own, imported first
+    host.mkdir(parents=True)
+    (host / "__init__.py").write_text("VERSION = 'host'\n")
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "polyvenv.toml").write_text(f'wheelhouse = "{wh}"\noffline = true\n[envs.v1]\nrequirements = '
+                                           '["cypkg==1.0"]\n[envs.v2]\nrequirements = ["cypkg==2.0"]\n')
+    subprocess.run([sys.executable, "-m", "polyvenv", "sync"], cwd=project, check=True, capture_output=True)
+    code = textwrap.dedent(f"""
+        import json, sys
+        sys.path[:0] = [{str(SRC)!r}, {str(host.parent)!r}]
+        import cypkg as host_cypkg, polyvenv
+        ws = polyvenv.Workspace.load({str(project)!r})
+        out = {{}}
+        for name in ("v1", "v2"):
+            cypkg = ws.env(name).import_module("cypkg")
+            out[name] = [cypkg.VERSION_AT_INIT, cypkg.lazy_version(), type(cypkg.make_box(1)) is cypkg.Box,
+                         cypkg._core.Thing().describe(1, 2, 3).endswith(cypkg.__name__ + "._core Thing"),
+                         cypkg._core.__file__.endswith(".so")]
+        out["host"] = host_cypkg.VERSION
+        print(json.dumps(out))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"v1": ["1.0", "helpers-1.0", True, True, True],
+                                       "v2": ["2.0", "helpers-2.0", True, True, True], "host": "host"}

@@ -124,6 +124,26 @@ def test_numpy_1_26_and_2_2_in_one_process_beside_the_hosts_numpy_2_1(tmp_path, 
     assert result["distinct"] is True
 
 
+def test_numpy_2_3_built_with_cython_3_2_compressed_strings(tmp_path):
+    """numpy 2.3's random is Cython 3.2: its strings are zlib-packed, their lengths table in .rodata for
+    the big modules and written by code for the small ones (_sfc64)."""
+    project = build(tmp_path, {"np23": ["numpy==2.3.5"], "np126": ["numpy==1.26.4"]})
+    result = host(project, textwrap.dedent(NUMPY_CHECKS) + textwrap.dedent("""
+        import pickle
+        result = {}
+        for name in ("np23", "np126"):
+            np = ws.env(name).import_module("numpy")
+            rng = np.random.default_rng(1)
+            result[name] = {**check(np), "sfc64": int(np.random.SFC64(1).random_raw()),
+                            "generator_pickle": type(pickle.loads(pickle.dumps(rng))) is np.random.Generator}
+    """))
+    for name, version in (("np23", "2.3.5"), ("np126", "1.26.4")):
+        got = result[name]
+        assert got["version"] == version and got["error"] == [True, "UFuncTypeError", True], name
+        assert got["pickle"] == [True, True] and got["generator_pickle"] is True, name
+    assert result["np23"]["sfc64"] == result["np126"]["sfc64"] and result["np23"]["random"] == result["np126"]["random"]
+
+
 def test_pydantic_1_compiled_and_pydantic_2_validate_side_by_side(tmp_path):
     project = build(tmp_path, {"v1": ["pydantic==1.10.18"], "v2": ["pydantic==2.9.2"]})
     result = host(project, """

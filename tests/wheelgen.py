@@ -293,3 +293,51 @@ def self_importing_c_wheel(directory: Path, python: str, version: str, name: str
                            hidden: bool = False, merged: bool = False) -> Path:
     files, tag = self_importing_c_files(python, version, name, hidden, merged)
     return make_wheel(directory, name, version, files, tag=tag)
+
+
+_CYTHON_PYX = '''
+# A Cython module that imports its own package by name at init and lazily at run time.
+import %(name)s
+from %(name)s import helpers
+
+VERSION_AT_INIT = %(name)s.VERSION
+
+
+def lazy_version():
+    import %(name)s.helpers
+    return %(name)s.helpers.VERSION
+
+
+def make_box(value):
+    return %(name)s.Box(value)
+
+
+class Thing:
+    """A docstring long enough that the module's strings are worth compressing, as numpy's are."""
+
+    def describe(self, a, b, c):
+        return f"{a} {b} {c} {type(self).__module__} {self.__class__.__qualname__}"
+'''
+
+
+def cython_wheel(directory: Path, python: str, cython: str, version: str, name: str = "cypkg") -> Path:
+    """A package whose Cython module imports the package by its real name, cythonized with the
+    ``cython`` command given and compiled here for ``python``."""
+    facts = json.loads(subprocess.run([python, "-c", _PROBE], capture_output=True, text=True, check=True).stdout)
+    with tempfile.TemporaryDirectory() as tmp:
+        pyx = Path(tmp) / name / "_core.pyx"
+        pyx.parent.mkdir()
+        pyx.write_text(_CYTHON_PYX % {"name": name})
+        (pyx.parent / "__init__.py").touch()  # so Cython names the module "{name}._core"
+        subprocess.run([cython, "-3", str(pyx), "-o", str(pyx.with_suffix(".c"))], check=True, capture_output=True)
+        shared = pyx.with_name(f"_core{facts['suffix']}")
+        subprocess.run(["gcc", "-shared", "-fPIC", "-O2", f"-I{facts['include']}", str(pyx.with_suffix(".c")),
+                        "-o", str(shared)], check=True, capture_output=True)
+        files = {
+            f"{name}/__init__.py": (f"VERSION = {version!r}\n"
+                                    "class Box:\n    def __init__(self, value):\n        self.value = value\n"
+                                    "from ._core import make_box, lazy_version, VERSION_AT_INIT\n"),
+            f"{name}/helpers.py": f"VERSION = 'helpers-{version}'\n",
+            f"{name}/_core{facts['suffix']}": shared.read_bytes(),
+        }
+    return make_wheel(directory, name, version, files, tag=f"{facts['tag']}-{facts['tag']}-{facts['platform']}")

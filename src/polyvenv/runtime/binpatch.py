@@ -8,8 +8,9 @@ where a string ends:
   (paths, URLs, ``PyInit_`` symbols), and followed by ``.`` or NUL.
 - Cython 3.2+ joins all of a module's strings into one blob, usually
   zlib-compressed, and keeps their lengths in a separate ``unsigned int``
-  table. The blob is unpacked, split by that table and patched string by
-  string with the rule above. A patched blob rarely packs into the old
+  table (in ``.rodata``, or for a small one built by code: codetable.py).
+  The blob is unpacked, split by that table and patched string by string
+  with the rule above. A patched blob rarely packs into the old
   stream's bytes, so the copy gets a small stream naming a file that holds
   it, and its ``"zlib"`` (what Cython's unpacker imports to call
   ``decompress``) becomes ``"pv:z"``: STRINGS_MODULE, whose ``decompress``
@@ -76,10 +77,10 @@ def patch(data: bytes, names: dict[str, str], blob_path: str,
     if _CYTHON_BLOB_MARK in data and unpacker.search(data):
         out = bytearray(data)
         for start, size, blob in _cython_blobs(data):
-            strings = _split(data, start + size, blob) if any(n.encode() in blob for n in names) else None
-            if strings is None:
-                continue
-            patched = b"".join(c_strings.sub(s + b"\x00")[:-1] for s in strings)
+            strings, rest = _split(data, start + size, blob) if any(n.encode() in blob for n in names) else ([], b"")
+            if not strings or any(n.encode() in rest for n in names):
+                continue  # no table; or one that leaves a name in the part it does not cover
+            patched = b"".join(c_strings.sub(s + b"\x00")[:-1] for s in strings) + rest
             path = blob_path + (f".{len(blobs)}" if blobs else "")
             pointer = zlib.compress(_POINTER + path.encode(), 9)
             if patched == blob or len(pointer) > size:
@@ -158,13 +159,28 @@ def _cython_blobs(data: bytes) -> Iterator[tuple[int, int, bytes]]:
         start = data.find(_ZLIB_BEST, start + 1)
 
 
-def _split(data: bytes, after: int, blob: bytes) -> list[bytes] | None:
-    """``blob`` cut into its strings by the lengths table that follows it in ``data``, if one does.
+def _split(data: bytes, after: int, blob: bytes) -> tuple[list[bytes], bytes]:
+    """``blob`` cut into its strings by its lengths table: the one that follows it in ``data``, else
+    (x86-64) the one the code builds on the stack (codetable.py), which may cover only a prefix of the
+    blob; the part no table covers comes second. ``[]`` if no table was found."""
+    lengths = _table_after(data, after, len(blob))
+    if lengths is None and data[:4] == b"\x7fELF" and data[18:20] == b"\x3e\x00":  # ELF, x86-64
+        from .codetable import stack_table
 
-    The table is ``unsigned int`` lengths, 4-byte aligned, that add up to the blob's length.
-    """
+        lengths, _ = stack_table(data, len(blob))
+    if not lengths:
+        return [], b""
+    strings, at = [], 0
+    for n in lengths:
+        strings.append(blob[at:at + n])
+        at += n
+    return strings, blob[at:]
+
+
+def _table_after(data: bytes, after: int, total: int) -> list[int] | None:
+    """``unsigned int`` lengths, 4-byte aligned, soon after ``after``, that add up to ``total``."""
     first = (after + 3) & ~3
-    window = data[first:first + _TABLE_SEARCH + 4 * len(blob)]
+    window = data[first:first + _TABLE_SEARCH + 4 * total]
     values = struct.unpack(f"<{len(window) // 4}I", window[:len(window) // 4 * 4])
     for begin in range(min(len(values), _TABLE_SEARCH // 4)):
         if not values[begin]:
@@ -172,12 +188,8 @@ def _split(data: bytes, after: int, blob: bytes) -> list[bytes] | None:
         run = end = 0
         for end in range(begin, len(values)):
             run += values[end]
-            if run >= len(blob):
+            if run >= total:
                 break
-        if run == len(blob) and end > begin:
-            strings, at = [], 0
-            for n in values[begin:end + 1]:
-                strings.append(blob[at:at + n])
-                at += n
-            return strings
+        if run == total and end > begin:
+            return list(values[begin:end + 1])
     return None

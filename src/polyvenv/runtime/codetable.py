@@ -1,0 +1,74 @@
+"""A small ``unsigned int`` bitfield table that x86-64 code builds on the stack, read back from the code.
+
+Cython 3.2 keeps its string lengths in a local ``const struct {unsigned int
+length: N;} index[]``. For a large table gcc copies it from ``.rodata``
+(binpatch.py finds it there); for a small one it writes each entry with
+immediates: ``or $len, %eax; mov %al, disp(%rsp)`` (``N`` < 8, after masking
+the old bits), ``orb $len, disp(%rsp)``, ``movb``/``movl $len, disp(%rsp)``.
+This module collects those writes (stack offset -> value) from each stretch
+of straight code and looks for consecutive entries, 4 bytes apart, that add
+up to the blob's length; entries of zero may have no write of their own.
+gcc may also unroll the loop over the last strings (Cython's bytes
+constants) and fold their lengths into code: then the entries on the stack
+cover a prefix of the blob, and ``stack_table`` answers the longest such run
+(at least ``_MIN_PREFIX`` entries) and how many bytes it leaves uncovered;
+the caller must leave those alone.
+Nothing is ever written back to the code.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+
+_GAP = 48  # bytes of other instructions allowed between two writes of one table
+_MIN_PREFIX = 8
+
+# (pattern, how to read (stack offset, value) from its groups), all stores relative to %rsp
+_WRITES = [
+    (re.compile(rb"\x83\xc8(.)\x88\x44\x24(.)", re.S), lambda g: (g[1][0], g[0][0])),          # or imm8; mov %al,d8
+    (re.compile(rb"\x83\xc8(.)\x88\x84\x24(....)", re.S), lambda g: (_i32(g[1]), g[0][0])),     # or imm8; mov %al,d32
+    (re.compile(rb"\x80\x4c\x24(.)(.)", re.S), lambda g: (g[0][0], g[1][0])),                  # orb imm8, d8
+    (re.compile(rb"\x80\x8c\x24(....)(.)", re.S), lambda g: (_i32(g[0]), g[1][0])),             # orb imm8, d32
+    (re.compile(rb"\xc6\x44\x24(.)(.)", re.S), lambda g: (g[0][0], g[1][0])),                  # movb imm8, d8
+    (re.compile(rb"\xc6\x84\x24(....)(.)", re.S), lambda g: (_i32(g[0]), g[1][0])),             # movb imm8, d32
+    (re.compile(rb"\xc7\x44\x24(.)(....)", re.S), lambda g: (g[0][0], _i32(g[1]))),            # movl imm32, d8
+    (re.compile(rb"\xc7\x84\x24(....)(....)", re.S), lambda g: (_i32(g[0]), _i32(g[1]))),       # movl imm32, d32
+]
+
+
+def _i32(raw: bytes) -> int:
+    return struct.unpack("<i", raw)[0]
+
+
+def stack_table(code: bytes, total: int) -> tuple[list[int], int]:
+    """The entries (4 bytes apart on the stack) of a table built in ``code`` that add up to ``total``;
+    or, if none does, the longest run that covers a prefix of it, and the bytes it leaves uncovered."""
+    writes = sorted((m.start(), m.end(), *read(m.groups())) for pattern, read in _WRITES
+                    for m in pattern.finditer(code))
+    stretch: dict[int, int] = {}
+    last_end = -_GAP
+    prefix: list[int] = []
+    for start, end, offset, value in writes + [(len(code) + _GAP, 0, 0, 0)]:
+        if start - last_end > _GAP:  # a stretch ended: does it hold the table?
+            for run in _runs(stretch):
+                if sum(run) == total and len(run) > 1:
+                    return run, 0
+                if sum(run) < total and len(run) >= max(_MIN_PREFIX, len(prefix) + 1):
+                    prefix = run
+            stretch = {}
+        stretch[offset] = value
+        last_end = end
+    return prefix, total - sum(prefix)
+
+
+def _runs(entries: dict[int, int]):
+    """Each run of entries 4 bytes apart (a missing one between two present counts as 0)."""
+    for base in sorted(entries):
+        if base - 4 in entries:
+            continue  # a run starts where no entry precedes it
+        offset, values = base, []
+        while offset in entries or (offset + 4 in entries and values):
+            values.append(entries.get(offset, 0))
+            offset += 4
+        yield values
