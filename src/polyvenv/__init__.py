@@ -16,9 +16,11 @@ from .errors import (
     NotBuilt,
     PolyvenvError,
     ProcessGlobalState,
+    RemoteError,
     ShimConflict,
     UsageError,
     VocabularyConflict,
+    WorkerDied,
 )
 
 __version__ = "0.1.0"
@@ -26,13 +28,14 @@ __version__ = "0.1.0"
 _LAZY = {
     "Workspace": "polyvenv.runtime.workspace",
     "Env": "polyvenv.runtime.env",
+    "ProcessEnv": "polyvenv.process.env",
     "install_import_map": "polyvenv.runtime.import_map",
 }
 
 __all__ = [
     "BuildError", "ConfigError", "EnvImportError", "EnvNotFound", "ExtensionNotSupported",
     "InterpreterNotFound", "LockFileOutdated", "NotBuilt", "PolyvenvError", "ShimConflict", "UsageError",
-    "VocabularyConflict", "ProcessGlobalState", *_LAZY, "__version__",
+    "VocabularyConflict", "ProcessGlobalState", "RemoteError", "WorkerDied", *_LAZY, "__version__",
 ]
 
 

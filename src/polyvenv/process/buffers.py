@@ -103,7 +103,7 @@ class Incoming:
     def __init__(self) -> None:
         self._maps: dict[int, memoryview] = {}
         self._live: dict[int, int] = {}
-        self._released: collections.deque[int] = collections.deque()  # appended by finalizers, any thread
+        self.released: collections.deque[int] = collections.deque()  # appended by finalizers, any thread
         self._lock = threading.Lock()  # never taken by a finalizer: they only append
 
     def map(self, sid: int, fd: int) -> None:
@@ -118,7 +118,7 @@ class Incoming:
         out = []
         for sid, offset, length in places:
             part = self._maps[sid][offset:offset + length]
-            weakref.finalize(part, self._released.append, sid).atexit = False
+            weakref.finalize(part, self.released.append, sid).atexit = False
             out.append(PickleBuffer(part))
         with self._lock:
             self._live[places[0][0]] = self._live.get(places[0][0], 0) + len(places)
@@ -128,8 +128,8 @@ class Incoming:
         """Segments whose every view is gone since the last call (to tell the peer)."""
         freed = []
         with self._lock:
-            while self._released:
-                sid = self._released.popleft()
+            while self.released:
+                sid = self.released.popleft()
                 self._live[sid] -= 1
                 if not self._live[sid]:
                     del self._live[sid]

@@ -8,11 +8,16 @@ requests go to server threads.
 
 No thread is dedicated to reading. Whichever waiting thread finds the socket
 free reads the next frame and hands it to its thread (leader/follower): a
-caller usually reads its own reply, so a call costs one message each way and
-no thread switch. A side that serves (the worker always; the host once the
-worker holds host objects it may call) keeps a server thread reading while
-everyone else is busy, which is also how a worker notices at once that its
-host has gone, even in the middle of a long call.
+caller usually reads its own reply and a worker thread runs the request it
+read, so a call costs one message each way and no thread switch.
+
+While a worker thread runs a request nobody reads the socket. The host rings
+a *bell* (a second socket pair) when it sends a request while another of its
+threads already waits on the worker; the worker's bell watcher then gets a
+thread reading again (an idle one, else a new one). The watcher also sees the
+bell's end when the host is gone, and ends the worker even in the middle of a
+long call. The host serves the worker's calls once the worker holds host
+objects it may call at any time: then a host server thread keeps reading.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from .wire import ERROR, HELLO, REPLY, REQUEST, Closed, Wire  # noqa: F401  (HEL
 class _Waiter:
     """A thread's place in the channel: what was handed to it, and how to wake it."""
 
-    __slots__ = ("inbox", "wake", "asleep", "chain", "server")
+    __slots__ = ("inbox", "wake", "asleep", "chain", "server", "encoder")
 
     def __init__(self) -> None:
         self.inbox: collections.deque = collections.deque()
@@ -42,13 +47,15 @@ class _Waiter:
         self.asleep = False
         self.chain = 0  # the chain this thread runs in now (0: none)
         self.server = False
+        self.encoder: codec.Encoder | None = None
 
 
 class Channel:
     """Calls to the peer's objects, and the peer's calls to ours, over one socket."""
 
     def __init__(self, sock: Any, side: int, ops: dict[str, Any], remote_error: type,
-                 closed_error: Callable[[], BaseException], peer_name: str, serve: bool) -> None:
+                 closed_error: Callable[[], BaseException], peer_name: str, serve: bool,
+                 ring: Callable[[bytes], Any] | None = None) -> None:
         self.wire = Wire(sock)
         self.side = side  # 0 host, 1 worker: their chain numbers never meet
         self.ops = ops
@@ -63,6 +70,9 @@ class Channel:
         self.closed = False
         self.on_close: Callable[[], None] | None = None
         self._serving = serve
+        self._ring = ring  # the host's bell: another thread waits on the worker, which may be busy
+        self._bell = False  # the worker's: a reader is needed when the bell rings, not at every request
+        self._wanted = 0  # readers the bell asked for while one was reading
         self._lock = threading.Lock()
         self._reading = False
         self._idle: list[_Waiter] = []  # asleep until their inbox fills or the socket is free
@@ -86,7 +96,12 @@ class Channel:
         try:
             rid = next(self._ids)
             self._replies[rid] = me
-            self._send(REQUEST, rid, me.chain, (op, args))
+            self._send(REQUEST, rid, me.chain, (op, args), me)
+            if root and self._ring is not None and len(self._chains) > 1:
+                try:
+                    self._ring(b"!")
+                except OSError:  # the worker is gone: the wait below says so
+                    pass
             kind, payload = self._wait(me, rid)
         finally:
             if root:
@@ -97,9 +112,12 @@ class Channel:
             raise error from error.__cause__
         return payload
 
-    def _send(self, kind: int, rid: int, chain: int, body: Any) -> None:
+    def _send(self, kind: int, rid: int, chain: int, body: Any, me: _Waiter | None = None) -> None:
         notes = self._notes()
-        payload, large = codec.encode(self, (notes, body) if notes else body)
+        me = me or self._waiter()
+        if me.encoder is None:
+            me.encoder = codec.Encoder(self)
+        payload, large = me.encoder.encode((notes, body) if notes else body)
         places, fd = self.outgoing.place(large) if large else ((), None)
         try:
             self.wire.send(kind | (0x40 if notes else 0), rid, chain, payload, places, fd)
@@ -118,6 +136,8 @@ class Channel:
 
     def _notes(self) -> tuple | None:
         """What this side let go of since its last message: handles, and the peer's segments."""
+        if not (self.imports.dead or self.incoming.released or self.outgoing.dropped):
+            return None  # the usual case, without taking three locks
         released = self.imports.take_released()
         freed = self.incoming.take_freed()
         dropped = self.outgoing.take_dropped()
@@ -192,6 +212,7 @@ class Channel:
         if frame[5] is not None:
             self.incoming.map(frame[3][0][0], frame[5])
         kind, rid, chain = frame[0] & 0x3F, frame[1], frame[2]
+        promote = False
         with self._lock:
             self._reading = False
             if kind == REQUEST:
@@ -203,9 +224,12 @@ class Channel:
             if target is not None and target is not me:
                 target.inbox.append(frame)
                 self._wake(target)
-            elif target is me and not os.environ.get("NOPROMO"):  # this thread goes off to work: another one takes the turn
+            elif target is me and (self._wanted or not self._bell):  # off to work: another one reads
+                self._wanted = max(self._wanted - 1, 0)
+                promote = True
                 self._wake_one()
-            spawn = (target is None and kind == REQUEST) or (target is me and self._serving and not self._idle and not os.environ.get('NOPROMO'))
+            spawn = (target is None and kind == REQUEST) or (target is me and promote and self._serving
+                                                               and not self._idle)
         if spawn:  # nobody idle will read while this thread is busy: a new server will
             self._spawn(frame if target is None else None)
         elif target is None:  # the reply to a call given up (interrupted): its notes still count
@@ -250,6 +274,31 @@ class Channel:
             self.serve_forever()
 
         threading.Thread(target=serve, name=f"polyvenv-{self.peer_name}-server", daemon=True).start()
+
+    def watch(self, bell: Any, gone: Callable[[], None]) -> None:
+        """Watch the host's bell (worker side): a ring asks for a reader; its end means the host is gone."""
+        self._bell = True
+
+        def watcher() -> None:
+            while True:
+                try:
+                    rings = len(bell.recv(256))
+                except OSError:
+                    rings = 0
+                if not rings:
+                    gone()
+                    return
+                with self._lock:
+                    if self._reading:
+                        self._wanted += rings
+                        continue
+                    self._wanted += rings - 1
+                    spawn = not self._idle
+                    self._wake_one()
+                if spawn:
+                    self._spawn(None)
+
+        threading.Thread(target=watcher, name="polyvenv-bell", daemon=True).start()
 
     def serve_in_background(self) -> None:
         """Keep a server thread reading from now on (the peer holds objects it may call at any time)."""

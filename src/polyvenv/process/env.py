@@ -112,16 +112,21 @@ class _Worker:
         if not env.python.exists():
             raise NotBuilt(f"env {env.name!r} has no interpreter at {env.python}: run `polyvenv sync {env.name}`")
         ours, theirs = socket.socketpair()
-        args = [str(env.python), "-I", str(WORKER), str(theirs.fileno()), "1" if "numpy" in sys.modules else "0"]
+        self.bell, bell = socket.socketpair()
+        args = [str(env.python), "-I", str(WORKER), str(theirs.fileno()), str(bell.fileno()),
+                "1" if "numpy" in sys.modules else "0"]
         if env.source:
             args.append(str(env.source))
         try:
             # a session of its own: the terminal's Ctrl-C interrupts the host's call, not the worker
-            self.proc = subprocess.Popen(args, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(args, pass_fds=[theirs.fileno(), bell.fileno()],
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
         finally:
             theirs.close()
-        self.channel = Channel(ours, 0, OPS, RemoteError, self.error, f"worker of env {env.name!r}", serve=False)
+            bell.close()
+        self.channel = Channel(ours, 0, OPS, RemoteError, self.error, f"worker of env {env.name!r}",
+                               serve=False, ring=self.bell.send)
+        self.channel.on_close = self.bell.close
         try:
             kind, _rid, _chain, _places, payload, _fd = self.channel.wire.recv()
         except Closed:

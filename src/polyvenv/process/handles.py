@@ -61,7 +61,7 @@ class Imports:
         self._make = make
         self._lock = threading.Lock()  # never taken by a weakref callback: they only append
         self._proxies: dict[int, tuple[weakref.ref, list[int]]] = {}
-        self._dead: collections.deque = collections.deque()
+        self.dead: collections.deque = collections.deque()
 
     def proxy(self, handle: int) -> Any:
         with self._lock:
@@ -70,7 +70,7 @@ class Imports:
             if proxy is None:
                 proxy = self._make(handle)
                 count = [1]
-                ref = weakref.ref(proxy, lambda ref, h=handle, c=count: self._dead.append((h, c, ref)))
+                ref = weakref.ref(proxy, lambda ref, h=handle, c=count: self.dead.append((h, c, ref)))
                 self._proxies[handle] = (ref, count)
             else:
                 entry[1][0] += 1
@@ -80,8 +80,8 @@ class Imports:
         """(handle, count) for the proxies collected since the last call."""
         released = []
         with self._lock:
-            while self._dead:
-                handle, count, ref = self._dead.popleft()
+            while self.dead:
+                handle, count, ref = self.dead.popleft()
                 entry = self._proxies.get(handle)
                 if entry is not None and entry[0] is ref:
                     del self._proxies[handle]

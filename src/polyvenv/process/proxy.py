@@ -45,8 +45,8 @@ class Proxy:
 
     # text and conversions
     def __repr__(self) -> str:
-        if self._pv_channel.closed:
-            return f"<remote object #{self._pv_handle} of a {self._pv_channel.peer_name} that is gone>"
+        if self._pv_channel.closed:  # never raise here: debuggers and tracebacks show proxies
+            return f"<remote object #{self._pv_handle} of the {self._pv_channel.peer_name}, which is gone>"
         return self._pv("repr", self)
 
     def __str__(self) -> str:

@@ -22,8 +22,8 @@ HEADER = struct.Struct("<BqqQI")  # kind, request id, chain, payload length, buf
 PLACE = struct.Struct("<IQQ")  # segment, offset, length
 REQUEST, REPLY, ERROR, HELLO = 1, 2, 3, 4
 WITH_FD = 0x80
-_WAITALL = _socket.MSG_WAITALL
-_FD_SPACE = _socket.CMSG_SPACE(array.array("i").itemsize)
+_FD_SPACE = _socket.CMSG_SPACE(4 * array.array("i").itemsize)
+BUFFER = 1 << 18
 
 
 class Closed(Exception):
@@ -37,6 +37,10 @@ class Wire:
         self.sock = sock
         self.midframe = False  # a read stopped inside a frame: the stream can no longer be trusted
         self._send_lock = threading.Lock()
+        self._buffer = bytearray(BUFFER)
+        self._view = memoryview(self._buffer)
+        self._start = self._end = 0
+        self._fds: list[int] = []
 
     def send(self, kind: int, rid: int, chain: int, payload: bytes, places: list = (),
              fd: int | None = None) -> None:
@@ -60,55 +64,68 @@ class Wire:
             raise Closed(str(e)) from None
 
     def recv(self) -> tuple[int, int, int, list, bytes, int | None]:
-        """The next frame: (kind, request id, chain, places, payload, fd or None)."""
-        head = self._exactly(HEADER.size)
-        self.midframe = True
-        kind, rid, chain, size, count = HEADER.unpack(head)
-        places = []
-        if count:
-            table = self._exactly(PLACE.size * count)
-            places = [PLACE.unpack_from(table, i * PLACE.size) for i in range(count)]
+        """The next frame: (kind, request id, chain, places, payload, fd or None).
+
+        Reads are buffered: one system call usually brings a whole small frame
+        (or several). An interrupted read loses nothing: what came stays buffered.
+        """
+        self._fill(HEADER.size)
+        kind, rid, chain, size, count = HEADER.unpack_from(self._buffer, self._start)
+        table = HEADER.size + PLACE.size * count
+        if table + size <= len(self._buffer):
+            self._fill(table + size)
+        else:
+            self._fill(table)
+        places = [PLACE.unpack_from(self._buffer, self._start + HEADER.size + i * PLACE.size)
+                  for i in range(count)]
+        if table + size <= len(self._buffer):
+            payload = bytes(self._view[self._start + table:self._start + table + size])
+            self._start += table + size
+        else:
+            payload = self._large(table, size)
         fd = None
         if kind & WITH_FD:
             kind &= ~WITH_FD
-            payload, fd = self._with_fd(size)
-        else:
-            payload = self._exactly(size)
-        self.midframe = False
+            fd = self._fds.pop(0)
         return kind, rid, chain, places, payload, fd
 
-    def _exactly(self, n: int) -> bytes:
+    def _fill(self, need: int) -> None:
+        """At least ``need`` bytes buffered from ``_start`` on."""
+        if self._end - self._start >= need:
+            return
+        if self._start + need > len(self._buffer):  # move what is left to the front
+            left = self._end - self._start
+            self._view[:left] = self._view[self._start:self._end]
+            self._start, self._end = 0, left
+        while self._end - self._start < need:
+            self._end += self._read_into(self._view[self._end:])
+
+    def _read_into(self, view: memoryview) -> int:
         try:
-            data = self.sock.recv(n, _WAITALL)
+            n, ancillary, _flags, _addr = self.sock.recvmsg_into([view], _FD_SPACE)
         except OSError as e:
             raise Closed(str(e)) from None
-        if len(data) == n:
-            return data
-        if not data:
+        if not n:
             raise Closed("end of stream")
-        self.midframe = True
-        parts, got = [data], len(data)
-        while got < n:
-            more = self.sock.recv(n - got, _WAITALL)
-            if not more:
-                raise Closed("end of stream inside a frame")
-            parts.append(more)
-            got += len(more)
-        return b"".join(parts)
-
-    def _with_fd(self, size: int) -> tuple[bytes, int | None]:
-        data, ancillary, _flags, _addr = self.sock.recvmsg(size, _FD_SPACE, _WAITALL)
-        if not data:
-            raise Closed("end of stream inside a frame")
-        fd = None
         for level, kind, raw in ancillary:
             if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
                 fds = array.array("i")
                 fds.frombytes(raw[: len(raw) - len(raw) % fds.itemsize])
-                fd = fds[0]
-        if len(data) < size:
-            data += self._exactly(size - len(data))
-        return data, fd
+                self._fds.extend(fds)
+        return n
+
+    def _large(self, table: int, size: int) -> bytes:
+        """A payload larger than the buffer: what is buffered, then the rest straight into place."""
+        payload = bytearray(size)
+        have = min(self._end - self._start - table, size)
+        payload[:have] = self._view[self._start + table:self._start + table + have]
+        self._start = self._end = 0
+        self.midframe = True  # from here on an interruption would lose part of the frame
+        with memoryview(payload) as view:
+            while have < size:
+                have += self._read_into(view[have:])
+        self.midframe = False
+        return bytes(payload)
 
     def close(self) -> None:
         """End the stream (a thread blocked reading it sees the end), then the socket."""

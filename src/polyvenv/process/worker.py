@@ -1,15 +1,15 @@
 """The worker: run by path with the env's own interpreter in isolated mode, it serves its host.
 
-    <env>/bin/python -I .../polyvenv/process/worker.py FD HOST_NUMPY [PATH...]
+    <env>/bin/python -I .../polyvenv/process/worker.py FD BELL_FD HOST_NUMPY [PATH...]
 
 ``-I`` keeps the host's PYTHONPATH, user site and working directory out:
 the worker sees the standard library, the env's site-packages (its venv's
 ``site``) and PATH... (the env's ``source``). Its own modules, the files
 beside this one, are loaded as the private package ``_polyvenv_process``, so
-no ``polyvenv`` name exists in the worker for env code to collide with. FD is
-the worker's end of the host's socket pair. When the host goes (exit, crash,
-kill -9) the socket ends, and whichever worker thread is reading it ends the
-process, busy calls included: there is always one reading.
+no ``polyvenv`` name exists in the worker for env code to collide with. FD and
+BELL_FD are the worker's ends of the host's two socket pairs (channel.py).
+When the host goes (exit, crash, kill -9) both reach their end, and the
+bell's watcher thread ends the process, busy calls included.
 """
 
 import os
@@ -45,7 +45,7 @@ def _exit() -> None:
 
 
 def main(argv: list) -> None:
-    fd, host_numpy, *paths = argv
+    fd, bell, host_numpy, *paths = argv
     sys.argv[:] = [os.path.abspath(__file__)]
     sys.path.extend(paths)
     channel_module, ops = _load_package()
@@ -56,6 +56,7 @@ def main(argv: list) -> None:
     channel = channel_module.Channel(_socket.socket(fileno=int(fd)), 1, ops.WORKER_OPS, HostError,
                                      _exit, "host", serve=True)
     channel.on_close = _exit
+    channel.watch(_socket.socket(fileno=int(bell)), _exit)
     channel.peer_numpy = host_numpy == "1"
     numpy = importlib.util.find_spec("numpy") is not None
     hello = pickle.dumps((os.getpid(), tuple(sys.version_info[:3]), numpy), 5)

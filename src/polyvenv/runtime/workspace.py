@@ -42,19 +42,19 @@ class Workspace:
         return manifest
 
     def env(self, name: str):
-        """The built env ``name``, ready to import from (one Env object per name)."""
+        """The built env ``name``, ready to import from (one Env, or ProcessEnv, object per name)."""
         from .env import Env
         from .sitedir import site_packages
 
         env = self._envs.get(name)
         if env is None:
             spec = self.config.env(name)
-            if spec.isolation == "process":
-                from ..errors import PolyvenvError
-
-                raise PolyvenvError(f"env {name!r} has isolation = \"process\", which this version cannot "
-                                    "load yet; use isolation = \"namespace\"")
             manifest = self.manifest(name)  # NotBuilt, with the command that fixes it
+            if spec.isolation == "process":  # a worker process of the env's own interpreter
+                from ..process import ProcessEnv
+
+                env = self._envs[name] = ProcessEnv(name, self.env_dir(name), manifest, spec.source)
+                return env
             roots = [site_packages(self.env_dir(name)), spec.source]  # source and shared: as declared now
             env = self._envs[name] = Env(name, [r for r in roots if r], spec.shared, manifest)
         return env

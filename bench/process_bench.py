@@ -1,0 +1,269 @@
+"""Benchmark: an env in a worker process (isolation = "process") against the floors and the peers.
+
+Run from the repository root:
+
+    .venv/bin/python bench/process_bench.py [--quick] [--no-pin]
+
+One run sets up (once, kept under the checkout's ignored .cache/process-bench/)
+a bench venv with numpy 2, rpyc and execnet (and pyisolate), installed with
+uv, and a worker venv with numpy; then, in a child process of the bench venv
+pinned to one CPU (--no-pin: not pinned; this 2-vCPU VM swings ~1.5x with
+the CPU a process lands on), it prints one table:
+
+1. Round trip of a trivial call, ``f(2)`` on a cached proxy, against a raw
+   ``multiprocessing.connection`` send_bytes/recv_bytes echo over a
+   socketpair (target <= 1.5x), and rpyc (a cached netref over a subprocess
+   stream), execnet (a persistent channel) on the same call; a peer that
+   cannot be installed or run is skipped with a message.
+2. A 100 MB float64 array to the worker and back, against pickling it
+   through a ``multiprocessing.Pipe`` to an echoing child and against two
+   in-process memcpys (``np.copyto`` into preallocated arrays; target >= 0.8x
+   of their speed). Medians after warm-up (segments are reused then).
+3. Worker start: a fresh env's first ``import_module`` against
+   ``python -c pass`` (and ``-I``) with the same interpreter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from build_bench import render, say, source_state  # noqa: E402  (same directory, same table style)
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = REPO / ".cache" / "process-bench"
+UV = Path(sys.executable).parent / "uv"
+PEERS = ["rpyc", "execnet", "pyisolate"]
+RESEARCH = {"rpyc": "126 / 92", "execnet": "100 / 71", "pyisolate": "971 / 595 (482 with its retries cached)"}
+TARGET_CALL, TARGET_ARRAY = 1.5, 0.8
+
+BENCHMOD = '''
+def f(x):
+    return x
+
+
+def echo(value):
+    return value
+'''
+
+# Runs in the bench venv's python: measures everything and prints a JSON line.
+MEASURE = r'''
+import json, os, pickle, socket, statistics, subprocess, sys, time
+from multiprocessing.connection import Connection
+sys.path.insert(0, sys.argv[1])
+worker, source, quick = sys.argv[2], sys.argv[3], sys.argv[4] == "1"
+import numpy as np
+from polyvenv.process import ProcessEnv
+
+CALLS = 2000 if quick else 20000
+REPS = 3 if quick else 7
+out = {"skipped": {}}
+
+
+def child(code):
+    """A child process of this interpreter running ``code`` on its end of a new socket pair: ours."""
+    a, b = socket.socketpair()
+    proc = subprocess.Popen([sys.executable, "-c", code, str(b.fileno())], pass_fds=[b.fileno()])
+    b.close()
+    return a, proc
+
+
+def per_call(fn, n=CALLS):
+    best = []
+    for _ in range(REPS):
+        t = time.perf_counter()
+        for _ in range(n):
+            fn()
+        best.append((time.perf_counter() - t) / n)
+    return statistics.median(best), min(best)
+
+
+# 1. raw multiprocessing.connection echo over a socketpair
+ECHO = "import sys\nfrom multiprocessing.connection import Connection\nc = Connection(int(sys.argv[1]))\n" \
+       "while True:\n    c.send_bytes(c.recv_bytes())\n"
+a, echoing = child(ECHO)
+conn = Connection(a.detach())
+message = pickle.dumps((1, "f", (2,)), 5)
+def raw():
+    conn.send_bytes(message)
+    pickle.loads(conn.recv_bytes())
+raw()
+out["raw"] = per_call(raw)
+echoing.kill()
+
+env = ProcessEnv("bench", worker, source=source)
+mod = env.import_module("pvbench")
+f = mod.f
+f(2)
+out["polyvenv"] = per_call(lambda: f(2))
+
+try:
+    import rpyc
+    from rpyc.core.stream import SocketStream
+    RPYC = "import socket, sys, rpyc\nfrom rpyc.core.stream import SocketStream\n" \
+           "rpyc.classic.connect_stream(SocketStream(socket.socket(fileno=int(sys.argv[1])))).serve_all()\n"
+    a, rchild = child(RPYC)
+    rconn = rpyc.classic.connect_stream(SocketStream(a))
+    rconn.modules.sys.path.insert(0, source)
+    rf = rconn.modules.pvbench.f
+    rf(2)
+    out["rpyc"] = per_call(lambda: rf(2), CALLS // 4)
+    rconn.close()
+    rchild.kill()
+except Exception as e:
+    out["skipped"]["rpyc"] = f"{type(e).__name__}: {e}"
+try:
+    import execnet
+    gw = execnet.makegateway(f"popen//python={sys.executable}")
+    ch = gw.remote_exec(f"import sys\nsys.path.insert(0, {source!r})\nimport pvbench\n"
+                        "while 1:\n    channel.send(pvbench.f(channel.receive()))\n")
+    def ex():
+        ch.send(2)
+        ch.receive()
+    ex()
+    out["execnet"] = per_call(ex, CALLS // 4)
+    gw.exit()
+except Exception as e:
+    out["skipped"]["execnet"] = f"{type(e).__name__}: {e}"
+
+# 2. 100 MB float64 host -> worker -> host
+big = np.random.default_rng(0).random(100 * 1024 * 1024 // 8)
+echo = mod.echo
+def timed(fn, reps):
+    times = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return times
+def through_worker():
+    back = echo(big)
+    assert back.shape == big.shape
+times = timed(through_worker, 3 + REPS)[3:]  # the first calls map fresh segments
+back = echo(big)
+assert np.array_equal(back, big) and back.flags.writeable
+del back
+out["array"] = statistics.median(times), min(times)
+first, second = np.empty_like(big), np.empty_like(big)
+def memcpys():
+    np.copyto(first, big)
+    np.copyto(second, first)
+out["memcpy"] = (statistics.median(timed(memcpys, 1 + REPS)[1:]), None)
+PIPE_ECHO = "import sys, pickle\nfrom multiprocessing.connection import Connection\nc = Connection(int(sys.argv[1]))\n" \
+            "while True:\n    c.send(c.recv())\n"
+a, echoing = child(PIPE_ECHO)
+pconn = Connection(a.detach())
+def piped():
+    pconn.send(big)
+    pconn.recv()
+out["pipe"] = (statistics.median(timed(piped, 1 + max(REPS // 2, 2))[1:]), None)
+echoing.kill()
+env.unload()
+
+# 3. worker start
+starts, plain, isolated = [], [], []
+python = os.path.join(worker, "bin", "python")
+for _ in range(5 if quick else 11):
+    env = ProcessEnv("bench", worker, source=source)
+    t = time.perf_counter()
+    env.import_module("pvbench")
+    starts.append(time.perf_counter() - t)
+    env.unload()
+    t = time.perf_counter()
+    subprocess.run([python, "-c", "pass"])
+    plain.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    subprocess.run([python, "-I", "-c", "pass"])
+    isolated.append(time.perf_counter() - t)
+out["start"] = [statistics.median(starts), statistics.median(plain), statistics.median(isolated)]
+out["numpy"] = np.__version__
+print(json.dumps(out))
+'''
+
+
+def ensure_venvs() -> tuple[Path, Path, dict[str, str]]:
+    """The bench venv (numpy 2 + the peers that install) and the worker venv (numpy), made once."""
+    bench, worker = CACHE / "venv", CACHE / "worker"
+    skipped = {}
+    for venv, packages in ((bench, ["numpy>=2"]), (worker, ["numpy>=2"])):
+        if not (venv / "bin" / "python").exists():
+            say(f"creating {venv}")
+            subprocess.run([str(UV), "venv", "-q", "-p", sys.executable, str(venv)], check=True)
+            subprocess.run([str(UV), "pip", "install", "-q", "-p", str(venv / "bin" / "python"), *packages],
+                           check=True)
+    python = str(bench / "bin" / "python")
+    for peer in PEERS:
+        found = subprocess.run([python, "-c", f"import {peer}"], capture_output=True).returncode == 0
+        if not found:
+            proc = subprocess.run([str(UV), "pip", "install", "-q", "-p", python, peer], capture_output=True, text=True)
+            if proc.returncode != 0:
+                skipped[peer] = f"could not be installed: {proc.stderr.strip().splitlines()[-1:]}"
+    return bench, worker, skipped
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (about 20 s)")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin the processes to one CPU")
+    args = parser.parse_args(argv)
+    bench, worker, skipped = ensure_venvs()
+    with tempfile.TemporaryDirectory(prefix="process-bench-") as tmp:
+        source = Path(tmp) / "src"
+        source.mkdir()
+        (source / "pvbench.py").write_text(textwrap.dedent(BENCHMOD))
+        pin = [] if args.no_pin or not hasattr(os, "sched_setaffinity") else ["taskset", "-c", "0"]
+        say("measuring" + (" (pinned to CPU 0)" if pin else ""))
+        proc = subprocess.run([*pin, str(bench / "bin" / "python"), "-c", MEASURE, str(REPO / "src"), str(worker),
+                               str(source), "1" if args.quick else "0"], capture_output=True, text=True,
+                              env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    if proc.returncode != 0:
+        sys.exit(f"bench: the measuring process failed:\n{proc.stderr}")
+    import json
+
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    skipped.update(r["skipped"])
+    skipped.setdefault("pyisolate", "not wired up here: it builds its own venvs per extension package, "
+                       "needs bubblewrap by default and speaks asyncio")
+    us = lambda pair: f"{pair[0] * 1e6:.1f} / {pair[1] * 1e6:.1f}"  # noqa: E731
+    raw = r["raw"][0]
+    rows: list = [f"polyvenv process isolation, {source_state()}; host numpy {r['numpy']}; "
+                  f"{'pinned to one CPU' if not args.no_pin else 'not pinned'}; load {os.getloadavg()[0]:.2f}",
+                  "", "1. trivial call round trip, f(2) on a cached proxy",
+                  ["", "µs median / min", "vs raw echo", "target", "met"],
+                  ["raw multiprocessing.connection echo, socketpair", us(r["raw"]), "1.00x", "", ""],
+                  ["polyvenv ProcessEnv", us(r["polyvenv"]), f"{r['polyvenv'][0] / raw:.2f}x",
+                   f"<= {TARGET_CALL}x", "yes" if r["polyvenv"][0] / raw <= TARGET_CALL else "NO"]]
+    for peer in PEERS:
+        if peer in r:
+            rows.append([peer, us(r[peer]), f"{r[peer][0] / raw:.2f}x", "", ""])
+        else:
+            rows.append(f"  {peer}: skipped ({skipped.get(peer, '?')}); research figure: {RESEARCH[peer]} µs")
+    memcpy = r["memcpy"][0]
+    mb = 100 * 1024 * 1024 / 1e6
+    rows += ["", "2. 100 MB float64 array, host -> worker -> host",
+             ["", "ms median", "MB/s", "speed vs 2 memcpys", "met"],
+             ["two in-process memcpys (np.copyto)", f"{memcpy * 1e3:.1f}", f"{mb / memcpy:,.0f}", "1.00x", ""],
+             ["polyvenv (shared memory, reused)", f"{r['array'][0] * 1e3:.1f}", f"{mb / r['array'][0]:,.0f}",
+              f"{memcpy / r['array'][0]:.2f}x", f">= {TARGET_ARRAY}x: " +
+              ("yes" if memcpy / r["array"][0] >= TARGET_ARRAY else "NO")],
+             ["pickle through a multiprocessing Pipe", f"{r['pipe'][0] * 1e3:.1f}", f"{mb / r['pipe'][0]:,.0f}",
+              f"{memcpy / r['pipe'][0]:.2f}x", ""]]
+    start, plain, isolated = r["start"]
+    rows += ["", "3. worker start (first import_module on a fresh env)",
+             ["", "ms median", "vs python -c pass"],
+             ["python -c pass", f"{plain * 1e3:.1f}", "1.00x"],
+             ["python -I -c pass", f"{isolated * 1e3:.1f}", f"{isolated / plain:.2f}x"],
+             ["polyvenv worker start + first import", f"{start * 1e3:.1f}", f"{start / plain:.2f}x"]]
+    print(render(rows))
+
+
+if __name__ == "__main__":
+    main()
