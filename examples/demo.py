@@ -46,17 +46,22 @@ def two_numpys() -> None:
     started = time.monotonic()
     outcomes = ws.sync(jobs=2)
     print(f"\nsync: {', '.join(f'{o.name} {o.action}' for o in outcomes)} ({time.monotonic() - started:.2f}s)")
-    print("two numpys with their C extensions in this same process:")
+    print(f"two numpys with their C extensions in this same process (pid {subprocess.os.getpid()}), "
+          "and one in a worker process:")
     for name in ws.env_names:
-        np = ws.env(name).import_module("numpy")
+        env = ws.env(name)
+        np = env.import_module("numpy")  # a module, or for a process env a proxy of the worker's module
+        where = f"worker pid {env.pid}" if isinstance(env, polyvenv.ProcessEnv) else "in this process"
         a = np.arange(6.0).reshape(2, 3)
-        print(f"  [{name}] numpy {np.__version__}: a @ a.T = {(a @ a.T).tolist()}, "
+        print(f"  [{name}] numpy {np.__version__} ({where}): a @ a.T = {(a @ a.T).tolist()}, "
               f"det = {np.linalg.det(np.eye(3) * 2):.1f}, repr(np.float64(0.5)) = {np.float64(0.5)!r}")
         try:
             np.add(np.ones(2), "x")
-        except Exception as error:  # raised from C: that version's own class
+        except Exception as error:  # raised from C: that version's own class (from a worker: its RemoteError twin)
             print(f"  [{name}]   np.add(np.ones(2), 'x') raised {type(error).__module__}.{type(error).__name__}: "
                   f"{str(error)[:60]}...")
+        if isinstance(env, polyvenv.ProcessEnv):
+            env.unload()
 
 
 if __name__ == "__main__":

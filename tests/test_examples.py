@@ -51,3 +51,20 @@ def test_addon_reinstalled_and_reloaded_without_restart(tmp_path):
         out.splitlines()[2],
     ]
     assert out.splitlines()[2].startswith("after:  greeter add-on on jinja2 3.1.")
+
+
+def test_the_readme_demo(tmp_path):
+    """`scripts/demo`'s job: two jinja2 and two numpy side by side in one process, one numpy in a worker."""
+    example = tmp_path / "examples"
+    for name in ("two-jinjas", "two-numpys"):
+        _copy(name, example)
+    shutil.copy(EXAMPLES / "demo.py", example / "demo.py")
+    out = _run([sys.executable, str(example / "demo.py")], example)
+    assert "[render_old] jinja2 2.11.3" in out and "[render_new] jinja2 3.1." in out
+    assert out.count("&lt;b&gt;&amp;&lt;/b&gt;") == 2  # both escape with their own markupsafe
+    assert "[numpy_1] numpy 1.26.4 (in this process): a @ a.T = [[5.0, 14.0], [14.0, 50.0]], det = 8.0" in out
+    assert "[numpy_2] numpy 2.2.6 (in this process)" in out and "repr(np.float64(0.5)) = np.float64(0.5)" in out
+    assert "raised Numpy.core._exceptions.UFuncTypeError" in out or "raised nUmpy.core._exceptions.UFuncTypeError" in out
+    worker = [line for line in out.splitlines() if line.startswith("  [numpy_1_worker] numpy 1.26.4 (worker pid ")]
+    assert worker and worker[0].endswith("det = 8.0, repr(np.float64(0.5)) = 0.5")
+    assert "[numpy_1_worker]   np.add(np.ones(2), 'x') raised " in out
