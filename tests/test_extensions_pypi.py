@@ -15,6 +15,14 @@ pytestmark = pytest.mark.integration
 SRC = Path(__file__).parent.parent / "src"
 
 
+def interpreter(minor: str) -> str:
+    """The CPython ``minor`` found under /root/.pyenv/versions, or a skip that says it is missing."""
+    python = find_python(minor)
+    if python is None:
+        pytest.skip(f"CPython {minor} not found under {PYENV}")
+    return python
+
+
 def build(root: Path, envs: dict[str, list[str]], python: str | None = None) -> Path:
     project = root / "project"
     project.mkdir()
@@ -35,8 +43,10 @@ def host(project: Path, body: str, python: str = sys.executable):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def test_markupsafe_pyyaml_msgpack_with_their_c_code_side_by_side(tmp_path):
-    project = build(tmp_path, {
+@pytest.mark.parametrize("minor", ["3.9", "3.10", "3.11", "3.12"])  # where all six have wheels
+def test_markupsafe_pyyaml_msgpack_with_their_c_code_side_by_side(tmp_path, minor):
+    python = interpreter(minor)
+    project = build(tmp_path, python=minor, envs={
         "a": ["markupsafe==2.1.5", "pyyaml==6.0.1", "msgpack==1.0.8"],
         "b": ["markupsafe>=3,<4", "pyyaml==6.0.2", "msgpack>=1.1,<1.2"],
     })
@@ -56,7 +66,7 @@ def test_markupsafe_pyyaml_msgpack_with_their_c_code_side_by_side(tmp_path):
                             msgpack.Packer.__module__, msgpack.Packer.__module__.startswith(msgpack.__name__)],
             }
         result["distinct"] = ws.env("a").import_module("markupsafe").Markup is not ws.env("b").import_module("markupsafe").Markup
-    """)
+    """, python)
     a, b = result["a"], result["b"]
     assert a["markupsafe"] == ["2.1.5", True, "&lt;b&gt;", True]
     assert b["markupsafe"][0].startswith("3.") and b["markupsafe"][1:] == [True, "&lt;b&gt;", True]
@@ -94,9 +104,7 @@ NUMPY_CHECKS = """
 
 @pytest.mark.parametrize("minor", ["3.10", "3.11", "3.12"])  # where numpy 1.26.4, 2.1.3 and 2.2.6 all have wheels
 def test_numpy_1_26_and_2_2_in_one_process_beside_the_hosts_numpy_2_1(tmp_path, minor):
-    python = find_python(minor)
-    if python is None:
-        pytest.skip(f"CPython {minor} not found under {PYENV}")
+    python = interpreter(minor)
     project = build(tmp_path, {"np1": ["numpy==1.26.4"], "np2": ["numpy==2.2.6"], "hostnp": ["numpy==2.1.3"]},
                     python=minor)
     result = host(project, textwrap.dedent(NUMPY_CHECKS) + textwrap.dedent("""
@@ -144,8 +152,10 @@ def test_numpy_2_3_built_with_cython_3_2_compressed_strings(tmp_path):
     assert result["np23"]["sfc64"] == result["np126"]["sfc64"] and result["np23"]["random"] == result["np126"]["random"]
 
 
-def test_pydantic_1_compiled_and_pydantic_2_validate_side_by_side(tmp_path):
-    project = build(tmp_path, {"v1": ["pydantic==1.10.18"], "v2": ["pydantic==2.9.2"]})
+@pytest.mark.parametrize("minor", ["3.9", "3.10", "3.11", "3.12"])  # pydantic 1.10.18's compiled wheels
+def test_pydantic_1_compiled_and_pydantic_2_validate_side_by_side(tmp_path, minor):
+    python = interpreter(minor)
+    project = build(tmp_path, {"v1": ["pydantic==1.10.18"], "v2": ["pydantic==2.9.2"]}, python=minor)
     result = host(project, """
         import datetime, pickle, warnings
         warnings.simplefilter("ignore")  # a VocabularyConflict with the host's typing_extensions is fine here
@@ -175,7 +185,7 @@ def test_pydantic_1_compiled_and_pydantic_2_validate_side_by_side(tmp_path):
                 result[name]["core"] = [core.__name__ != "pydantic_core", core.ValidationError is pd.ValidationError,
                                         core._pydantic_core.__file__.endswith(".so")]
                 result[name]["adapter"] = pd.TypeAdapter(list[int]).validate_python(["1", 2])
-    """)
+    """, python)
     dump = {"id": 7, "when": "2020-01-02", "tags": []}
     assert result["v1"] == {"version": "1.10.18", "error": [True, True, True, False], "dump": dump, "pickle": True,
                             "compiled": True}
@@ -183,9 +193,12 @@ def test_pydantic_1_compiled_and_pydantic_2_validate_side_by_side(tmp_path):
                             "core": [True, True, True], "adapter": [1, 2]}
 
 
-def test_pandas_2_0_and_2_2_over_their_own_numpys(tmp_path):
+@pytest.mark.parametrize("minor", ["3.10", "3.11"])  # where pandas 2.0.3, 2.2.3 and numpy 2.2.6 all have wheels
+def test_pandas_2_0_and_2_2_over_their_own_numpys(tmp_path, minor):
     """Seed 001: two dependencies pin different pandas; one of them uses Series.case_when (2.2 only)."""
-    project = build(tmp_path, {"old": ["pandas==2.0.3", "numpy==1.26.4"], "new": ["pandas==2.2.3", "numpy==2.2.6"]})
+    python = interpreter(minor)
+    project = build(tmp_path, {"old": ["pandas==2.0.3", "numpy==1.26.4"], "new": ["pandas==2.2.3", "numpy==2.2.6"]},
+                    python=minor)
     result = host(project, """
         result = {}
         for name in ("old", "new"):
@@ -201,7 +214,7 @@ def test_pandas_2_0_and_2_2_over_their_own_numpys(tmp_path):
                 "dates": str(pd.Timestamp("2020-01-31") + pd.offsets.MonthEnd()),
                 "case_when": (s.case_when([(s > 2, 0)]).tolist() if hasattr(s, "case_when") else None),
             }
-    """)
+    """, python)
     common = {"sum": 12, "csv": ["a,b", "1,x", "2,y", "3,z"], "numpy_is_env_own": True,
               "groupby": {"x": 1, "y": 2, "z": 3}, "dates": "2020-02-29 00:00:00"}
     assert result["old"] == {**common, "versions": ["2.0.3", "1.26.4"], "case_when": None}
