@@ -13,8 +13,10 @@ the CPU a process lands on), it prints one table:
 1. Round trip of a trivial call, ``f(2)`` on a cached proxy, against a raw
    ``multiprocessing.connection`` send_bytes/recv_bytes echo over a
    socketpair (target <= 1.5x), and rpyc (a cached netref over a subprocess
-   stream), execnet (a persistent channel) on the same call; a peer that
-   cannot be installed or run is skipped with a message.
+   stream), execnet (a persistent channel) and pyisolate (``await ext.f(2)``
+   on an extension in a venv of its own under .cache/process-bench/pyisolate/,
+   no sandbox) on the same call; a peer that cannot be installed or run is
+   skipped with a message.
 2. A 100 MB float64 array to the worker and back, against pickling it
    through a ``multiprocessing.Pipe`` to an echoing child and against two
    in-process memcpys (``np.copyto`` into preallocated arrays; target >= 0.8x
@@ -54,12 +56,22 @@ def echo(value):
     return value
 '''
 
+# pyisolate's extension package: the host proxies this ExtensionBase subclass, the child serves it (methods are async).
+ISOLATEMOD = '''
+from pyisolate import ExtensionBase
+
+
+class Bench(ExtensionBase):
+    async def f(self, x):
+        return x
+'''
+
 # Runs in the bench venv's python: measures everything and prints a JSON line.
 MEASURE = r'''
 import json, os, pickle, socket, statistics, subprocess, sys, time
 from multiprocessing.connection import Connection
 sys.path.insert(0, sys.argv[1])
-worker, source, quick = sys.argv[2], sys.argv[3], sys.argv[4] == "1"
+worker, source, quick, isolate = sys.argv[2], sys.argv[3], sys.argv[4] == "1", sys.argv[5]
 import numpy as np
 from polyvenv.process import ProcessEnv
 
@@ -76,14 +88,21 @@ def child(code):
     return a, proc
 
 
-def per_call(fn, n=CALLS):
+def per_batch(batch, n):
+    """Median and minimum time per call over REPS runs of ``batch(n)``, which makes n calls."""
     best = []
     for _ in range(REPS):
         t = time.perf_counter()
-        for _ in range(n):
-            fn()
+        batch(n)
         best.append((time.perf_counter() - t) / n)
     return statistics.median(best), min(best)
+
+
+def per_call(fn, n=CALLS):
+    def batch(n):
+        for _ in range(n):
+            fn()
+    return per_batch(batch, n)
 
 
 # 1. raw multiprocessing.connection echo over a socketpair
@@ -133,6 +152,27 @@ try:
     gw.exit()
 except Exception as e:
     out["skipped"]["execnet"] = f"{type(e).__name__}: {e}"
+try:
+    import asyncio, pyisolate
+    sys.path.insert(0, isolate)
+    from pvisolate import Bench
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    manager = pyisolate.ExtensionManager(Bench, {"venv_root_path": os.path.join(isolate, "venvs")})
+    # isolated, no dependencies, no bubblewrap; the child's python -m pyisolate... needs pyisolate on its path
+    ext = manager.load_extension({"name": "pvbench", "module_path": os.path.join(isolate, "pvisolate"),
+                                  "isolated": True, "dependencies": [], "share_torch": False,
+                                  "sandbox_mode": pyisolate.SandboxMode.DISABLED,
+                                  "env": {"PYTHONPATH": os.path.dirname(os.path.dirname(pyisolate.__file__))}})
+    loop.run_until_complete(ext.f(2))
+    async def awaited(n):
+        for _ in range(n):
+            await ext.f(2)
+    out["pyisolate"] = per_batch(lambda n: loop.run_until_complete(awaited(n)), CALLS // 4)
+    manager.stop_all_extensions()
+    loop.close()
+except Exception as e:
+    out["skipped"]["pyisolate"] = " ".join(f"{type(e).__name__}: {e}".split())
 
 # 2. 100 MB float64 host -> worker -> host
 big = np.random.default_rng(0).random(100 * 1024 * 1024 // 8)
@@ -219,19 +259,21 @@ def main(argv: list[str] | None = None) -> None:
         source = Path(tmp) / "src"
         source.mkdir()
         (source / "pvbench.py").write_text(textwrap.dedent(BENCHMOD))
+        isolate = CACHE / "pyisolate"
+        (isolate / "pvisolate").mkdir(parents=True, exist_ok=True)
+        (isolate / "pvisolate" / "__init__.py").write_text(textwrap.dedent(ISOLATEMOD))
         pin = [] if args.no_pin or not hasattr(os, "sched_setaffinity") else ["taskset", "-c", "0"]
         say("measuring" + (" (pinned to CPU 0)" if pin else ""))
+        path = f"{bench / 'bin'}{os.pathsep}{os.environ['PATH']}"  # pyisolate makes its venvs with the uv on PATH
         proc = subprocess.run([*pin, str(bench / "bin" / "python"), "-c", MEASURE, str(REPO / "src"), str(worker),
-                               str(source), "1" if args.quick else "0"], capture_output=True, text=True,
-                              env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+                               str(source), "1" if args.quick else "0", str(isolate)], capture_output=True, text=True,
+                              env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "PATH": path})
     if proc.returncode != 0:
         sys.exit(f"bench: the measuring process failed:\n{proc.stderr}")
     import json
 
     r = json.loads(proc.stdout.strip().splitlines()[-1])
     skipped.update(r["skipped"])
-    skipped.setdefault("pyisolate", "not wired up here: it builds its own venvs per extension package, "
-                       "needs bubblewrap by default and speaks asyncio")
     us = lambda pair: f"{pair[0] * 1e6:.1f} / {pair[1] * 1e6:.1f}"  # noqa: E731
     raw = r["raw"][0]
     rows: list = [f"polyvenv process isolation, {source_state()}; host numpy {r['numpy']}; "
@@ -242,10 +284,11 @@ def main(argv: list[str] | None = None) -> None:
                   ["polyvenv ProcessEnv", us(r["polyvenv"]), f"{r['polyvenv'][0] / raw:.2f}x",
                    f"<= {TARGET_CALL}x", "yes" if r["polyvenv"][0] / raw <= TARGET_CALL else "NO"]]
     for peer in PEERS:
+        note = f"research figure: {RESEARCH[peer]} µs"
         if peer in r:
-            rows.append([peer, us(r[peer]), f"{r[peer][0] / raw:.2f}x", "", ""])
+            rows += [[peer, us(r[peer]), f"{r[peer][0] / raw:.2f}x", "", ""], f"    {peer} {note}"]
         else:
-            rows.append(f"  {peer}: skipped ({skipped.get(peer, '?')}); research figure: {RESEARCH[peer]} µs")
+            rows.append(f"  {peer}: skipped ({skipped.get(peer, '?')}); {note}")
     memcpy = r["memcpy"][0]
     mb = 100 * 1024 * 1024 / 1e6
     rows += ["", "2. 100 MB float64 array, host -> worker -> host",

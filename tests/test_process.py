@@ -84,6 +84,18 @@ class Counter:
         return f"counter at {self.n}"
 
 
+class _NoValue:
+    pass
+
+
+NOVALUE = _NoValue()
+
+
+def is_given(value):
+    """numpy.vectorize's `pyfunc != np._NoValue`: a comparison that both sides answer NotImplemented."""
+    return value != NOVALUE
+
+
 def squares(n):
     for i in range(n):
         yield i * i
@@ -321,6 +333,20 @@ def test_host_callables_are_called_back_and_calls_nest_both_ways(demo):
     assert bottom == "bottom" and [d for d, _ in seen] == [4, 3, 2, 1]
     assert {t for _, t in seen} == {threading.get_ident()}  # nested callbacks run in the calling thread
     assert demo.call_from_thread(lambda text: text.upper()) == "FROM A WORKER THREAD"  # from the env's thread
+
+
+def test_operators_run_one_side_at_a_time_and_never_bounce(demo):
+    answers = []  # in a thread: a comparison bouncing between the processes would never return
+    thread = threading.Thread(target=lambda: answers.extend([demo.is_given(len), demo.is_given(lambda: 0)]),
+                              daemon=True)
+    thread.start()
+    thread.join(30)
+    assert answers == [True, True]  # NotImplemented on both sides: identity decides, as locally
+    counter = demo.Counter(3)
+    assert (counter == demo.Counter(3)) is True and (counter == 3) is False and (3 == counter) is False
+    assert (counter != demo.Counter(4)) is True
+    with pytest.raises(TypeError):
+        counter + 1  # neither side knows how: TypeError here, as for local objects
 
 
 def test_exceptions_come_back_as_builtin_types_or_remote_errors_with_the_remote_traceback(demo):

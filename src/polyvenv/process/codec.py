@@ -22,9 +22,9 @@ from .buffers import THRESHOLD
 from .proxy import Proxy
 
 PLAIN = frozenset({type(None), bool, int, float, complex, str, bytearray, tuple, list, dict, set, frozenset,
-                   slice, range, type(Ellipsis), pickle.PickleBuffer})
+                   slice, range, type(Ellipsis), type(NotImplemented), pickle.PickleBuffer})
 _CLASSES = frozenset(v for v in vars(builtins).values() if isinstance(v, type))  # int, float, ValueError...
-_GLOBALS = {c.__name__ for c in _CLASSES} | {"Ellipsis"}  # all a pickle of plain data may name
+_GLOBALS = {c.__name__ for c in _CLASSES} | {"Ellipsis", "NotImplemented"}  # all plain data may name
 
 
 class Encoder(pickle.Pickler):

@@ -36,6 +36,23 @@ def context_exit(obj: Any, error: tuple | None) -> Any:
     return type(obj).__exit__(obj, type(exc), exc, None)
 
 
+def one_sided(name: str) -> Any:
+    """``obj.__<name>__(other)`` as the object's own type answers it, NotImplemented included.
+
+    Binary operators and comparisons run one side only: the caller's Python then tries the reflected
+    method itself, as it would locally. Running the whole ``a == b`` protocol where ``a`` lives would
+    bounce between the processes for ever when both sides answer NotImplemented (a host function
+    compared with a numpy sentinel in the worker: numpy's ``vectorize`` does that).
+    """
+    dunder = f"__{name}__"
+
+    def op(obj: Any, other: Any) -> Any:
+        method = getattr(type(obj), dunder, None)
+        return NotImplemented if method is None else method(obj, other)
+
+    return op
+
+
 BINARY = ("add", "sub", "mul", "matmul", "truediv", "floordiv", "mod", "pow", "lshift", "rshift",
           "and", "or", "xor")
 UNARY = ("neg", "pos", "abs", "invert", "index")
@@ -48,7 +65,8 @@ OPS: dict[str, Any] = {
     "contains": operator.contains, "getitem": operator.getitem, "setitem": operator.setitem,
     "delitem": operator.delitem, "enter": context_enter, "exit": context_exit,
     "isinstance": isinstance, "issubclass": issubclass,
-    **{name: getattr(operator, name if name not in ("and", "or") else name + "_")
-       for name in BINARY + UNARY + COMPARE},
+    **{name: getattr(operator, name) for name in UNARY},
+    **{name: one_sided(name) for name in BINARY + COMPARE},
+    **{"r" + name: one_sided("r" + name) for name in BINARY},
 }
 WORKER_OPS = {**OPS, "import": importlib.import_module}

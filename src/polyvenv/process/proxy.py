@@ -118,15 +118,14 @@ class Proxy:
         raise TypeError("a proxy of a remote object cannot be pickled or copied; it lives in the other process")
 
 
-def _operator(name: str, reflected: bool = False) -> Any:
-    if reflected:
-        return lambda self, other: self._pv_channel.request(name, (other, self))
+def _operator(name: str) -> Any:
+    """The remote object's own ``__<name>__`` (ops.py: one side only; Python here does the reflection)."""
     return lambda self, *other: self._pv_channel.request(name, (self, *other))
 
 
 for _name in ("add", "sub", "mul", "matmul", "truediv", "floordiv", "mod", "pow", "lshift", "rshift",
               "and", "or", "xor"):
     setattr(Proxy, f"__{_name}__", _operator(_name))
-    setattr(Proxy, f"__r{_name}__", _operator(_name, reflected=True))
+    setattr(Proxy, f"__r{_name}__", _operator("r" + _name))
 for _name in ("neg", "pos", "abs", "invert", "index", "eq", "ne", "lt", "le", "gt", "ge"):
     setattr(Proxy, f"__{_name}__", _operator(_name))
