@@ -306,6 +306,28 @@ def test_plain_data_crosses_by_value(demo):
     assert demo.echo(bytearray(big)) == big and type(demo.echo(bytearray(big))) is bytearray
 
 
+def test_the_standard_librarys_value_types_cross_by_value(demo):
+    import collections
+    import datetime
+    import decimal
+    import fractions
+    import ipaddress
+    import pathlib
+    import uuid
+    import zoneinfo
+
+    values = [datetime.datetime(2020, 6, 1, 12, tzinfo=zoneinfo.ZoneInfo("Europe/Paris")),
+              datetime.datetime(2020, 1, 2, tzinfo=datetime.timezone.utc), datetime.date(2020, 1, 1),
+              datetime.timedelta(days=2), decimal.Decimal("1.10"), fractions.Fraction(1, 3), uuid.UUID(int=5),
+              pathlib.PurePosixPath("/a/b"), pathlib.Path("/tmp"), ipaddress.ip_network("10.0.0.0/8"),
+              collections.OrderedDict(a=1), collections.deque([1, 2], maxlen=3), collections.Counter("abca"),
+              collections.defaultdict(list, a=[1])]
+    for value in values:
+        back = demo.echo(value)
+        assert back == value and type(back) is type(value), value
+    assert demo.echo(values[0]).tzinfo.key == "Europe/Paris"
+
+
 def test_remote_objects_are_released_when_their_proxies_go(demo):
     gc.collect()  # proxies of earlier tests, held by reference cycles (tracebacks) until now
     demo.echo(None)

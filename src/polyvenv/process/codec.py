@@ -1,12 +1,15 @@
 """What crosses by value, and what stays behind as a handle: pickle protocol 5 with persistent ids.
 
 Plain data (None, bool, int, float, complex, str, bytes, bytearray, slice,
-range, the builtin containers of them, and the builtin classes) is copied; so are numpy arrays and
-scalars when both sides have numpy, rebuilt from dtype, shape and buffer so
-that numpy 1.x and 2.x read each other. Anything else is exported as a handle
-and arrives as a proxy; a proxy sent back arrives as the object itself.
-Nothing is ever found by module and name except the few builtins plain data
-needs, so neither side can make the other import or run anything.
+range, the builtin containers of them, and the builtin classes) is copied; so
+are the standard library's value types (VALUE_TYPES: dates and times,
+Decimal, Fraction, UUID, paths, IP addresses, the collections containers),
+and numpy arrays and scalars when both sides have numpy, rebuilt from dtype,
+shape and buffer so that numpy 1.x and 2.x read each other. Anything else is
+exported as a handle and arrives as a proxy; a proxy sent back arrives as the
+object itself. Nothing is ever found by module and name except the builtins
+and the value types listed here, so neither side can make the other import
+or run anything else.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import importlib
 import io
 import pickle
 import sys
+import types
 from typing import Any
 
 from .buffers import THRESHOLD
@@ -25,6 +29,18 @@ PLAIN = frozenset({type(None), bool, int, float, complex, str, bytearray, tuple,
                    slice, range, type(Ellipsis), type(NotImplemented), pickle.PickleBuffer})
 _CLASSES = frozenset(v for v in vars(builtins).values() if isinstance(v, type))  # int, float, ValueError...
 _GLOBALS = {c.__name__ for c in _CLASSES} | {"Ellipsis", "NotImplemented"}  # all plain data may name
+_FUNCTIONS = (types.BuiltinFunctionType, types.BuiltinMethodType, types.FunctionType, types.MethodType)
+# The standard library's value types, by (module, qualified name): the same on both sides, whatever the env.
+VALUE_TYPES = frozenset(
+    [("datetime", n) for n in ("date", "datetime", "time", "timedelta", "timezone")]
+    + [("decimal", "Decimal"), ("fractions", "Fraction"), ("uuid", "UUID"), ("uuid", "SafeUUID"),
+       ("zoneinfo", "ZoneInfo"), ("zoneinfo", "ZoneInfo._unpickle"),
+       ("builtins", "getattr")]  # how pickle names a classmethod: getattr(ZoneInfo, "_unpickle")
+    + [(m, n) for m in ("pathlib", "pathlib._local")
+       for n in ("PurePath", "PurePosixPath", "PureWindowsPath", "Path", "PosixPath", "WindowsPath")]
+    + [("ipaddress", n) for n in ("IPv4Address", "IPv6Address", "IPv4Network", "IPv6Network",
+                                   "IPv4Interface", "IPv6Interface")]
+    + [("collections", n) for n in ("OrderedDict", "deque", "Counter", "defaultdict")])
 
 
 class Encoder(pickle.Pickler):
@@ -60,6 +76,13 @@ class Encoder(pickle.Pickler):
             return None
         if kind is type and obj in _CLASSES:
             return None
+        if (kind.__module__, kind.__qualname__) in VALUE_TYPES:
+            return None  # by value; what it holds goes through here in turn
+        if issubclass(kind, type) or kind in _FUNCTIONS:  # a value type, or its unpickling function: by name
+            owner = getattr(obj, "__self__", None)  # a classmethod's class (ZoneInfo._unpickle)
+            module = owner.__module__ if isinstance(owner, type) else getattr(obj, "__module__", None)
+            if (module, getattr(obj, "__qualname__", None)) in VALUE_TYPES:
+                return None
         if kind is bytes:
             return ("b", pickle.PickleBuffer(obj)) if len(obj) >= THRESHOLD else None
         if kind is Proxy and obj._pv_channel is self.channel:
@@ -101,6 +124,11 @@ class Decoder(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if module == "builtins" and name in _GLOBALS:
             return getattr(builtins, name)
+        if (module, name) in VALUE_TYPES:
+            found: Any = importlib.import_module(module)
+            for part in name.split("."):
+                found = getattr(found, part)
+            return found
         raise pickle.UnpicklingError(f"{module}.{name} is not plain data")
 
 
