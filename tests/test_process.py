@@ -231,6 +231,17 @@ def test_a_process_env_from_the_workspace_starts_its_worker_on_first_use(project
     assert env.pid is None
 
 
+def test_host_code_imports_a_process_envs_module_through_the_import_map(project):
+    """`polyvenv python`: a plain `import pvdemo` in host code gives a module backed by the worker."""
+    code = ("import os, pvdemo, sys\nfrom pvdemo import squares\n"
+            "print(type(pvdemo).__name__, sys.modules['pvdemo'] is pvdemo, pvdemo.info()['pid'] != os.getpid(), "
+            "list(squares(3)), 'echo' in dir(pvdemo))")
+    out = subprocess.run([sys.executable, "-m", "polyvenv", "python", "-c", code], cwd=project,
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(SRC)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["module", "True", "True", "[0,", "1,", "4]", "True"]
+
+
 def test_from_path_needs_a_venv(tmp_path, project):
     with pytest.raises(polyvenv.NotBuilt, match="not a virtualenv"):
         ProcessEnv.from_path(tmp_path)

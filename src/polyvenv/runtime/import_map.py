@@ -67,6 +67,8 @@ class ImportMapFinder:
             return None
         env = self.workspace.env(env_name)
         module = env.import_module(fullname)
+        if not isinstance(module, ModuleType):  # a process env's proxy
+            return ModuleSpec(fullname, _Remote(module), is_package=hasattr(module, "__path__"))
         env.also_known_as(fullname)
         return ModuleSpec(fullname, _Existing(module), is_package=hasattr(module, "__path__"))
 
@@ -83,6 +85,24 @@ class _Existing:
 
     def exec_module(self, module: ModuleType) -> None:
         module.__spec__ = self.spec  # the import system set it to ours; the env's is the true one
+
+
+class _Remote:
+    """A module of an env in a worker process, for host code: a local module object (so sys.modules and
+    the import system get a real module) whose attributes are the worker's module's (PEP 562)."""
+
+    def __init__(self, proxy: Any) -> None:
+        self.proxy = proxy
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType:
+        proxy = self.proxy
+        module = ModuleType(spec.name)
+        module.__getattr__ = lambda name: getattr(proxy, name)  # type: ignore[method-assign]
+        module.__dir__ = lambda: dir(proxy)  # type: ignore[method-assign]
+        return module
+
+    def exec_module(self, module: ModuleType) -> None:
+        pass  # it ran in the worker
 
 
 def install_import_map(workspace: Workspace) -> ImportMapFinder:
