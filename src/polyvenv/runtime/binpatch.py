@@ -40,9 +40,9 @@ import struct
 import sys
 import zlib
 from types import ModuleType
+from typing import Callable, Iterator, NamedTuple
 
 from .elfsplit import split_merged_tails
-from typing import Callable, Iterator, NamedTuple
 
 STRINGS_MODULE = "pv:z"  # same length as "zlib"; the colon keeps it apart from any importable module
 
@@ -72,43 +72,55 @@ def patch(data: bytes, names: dict[str, str], blob_path: str,
     if not names:
         return Patched(data, {})
     c_strings = _rule(names, rb"(?<![A-Za-z0-9_./\-:@])", rb"(?=[.\x00])")
-    blobs: dict[str, bytes] = {}
-    unpacker = re.compile(rb"(?<=\x00)zlib(?=\x00)")  # the module name Cython's unpacker imports
-    if _CYTHON_BLOB_MARK in data and unpacker.search(data):
-        out = bytearray(data)
-        for start, size, blob in _cython_blobs(data):
-            strings, rest = _split(data, start + size, blob) if any(n.encode() in blob for n in names) else ([], b"")
-            if not strings or any(n.encode() in rest for n in names):
-                continue  # no table; or one that leaves a name in the part it does not cover
-            patched = b"".join(c_strings.sub(s + b"\x00")[:-1] for s in strings) + rest
-            path = blob_path + (f".{len(blobs)}" if blobs else "")
-            pointer = zlib.compress(_POINTER + path.encode(), 9)
-            if patched == blob or len(pointer) > size:
-                continue
-            out[start:start + size] = pointer.ljust(size, b"\x00")
-            blobs[path] = patched
-        data = bytes(out)
-        if blobs:
-            data = unpacker.sub(STRINGS_MODULE.encode(), data)
+    data, blobs = _patch_cython_blobs(data, names, c_strings, blob_path)
     if _RUST_MARK in data:
-        data = _rule(names, rb"(?<![_./\-:@])", rb"(?![_\-])").sub(data)
-        paths = _rule(names, b"", rb"(?=\.[A-Za-z_][A-Za-z0-9_]*)")
-        identifier = re.compile(rb"[A-Za-z0-9_]*")
-        out = bytearray(data)
-        for match in paths.pattern.finditer(data):
-            component = identifier.match(data, match.end() + 1).group().decode()
-            # unterminated: the component may run on into the next constant, so try its prefixes
-            if any(is_module(f"{match.group().decode()}.{component[:n]}") for n in range(len(component), 0, -1)):
-                out[match.start():match.end()] = paths.aliases[match.group()]
-        data = bytes(out)
-    data = c_strings.sub(data)
-    tails = _rule(names, rb"(?<=[A-Za-z0-9_./\-:@])", rb"(?=\x00)")  # "numpy" inside "to_numpy": elfsplit.py
-    merged = {m.start(): tails.aliases[m.group()] + b"\x00" for m in tails.pattern.finditer(data)}
-    if merged:
-        out = bytearray(data)
-        if split_merged_tails(out, merged):
-            data = bytes(out)
+        data = _patch_rust(data, names, is_module)
+    data = _give_merged_tails_their_own(c_strings.sub(data), names)
     return Patched(data, blobs)
+
+
+def _patch_cython_blobs(data: bytes, names: dict[str, str], c_strings: "_Rule",
+                        blob_path: str) -> tuple[bytes, dict[str, bytes]]:
+    unpacker = re.compile(rb"(?<=\x00)zlib(?=\x00)")  # the module name Cython's unpacker imports
+    if _CYTHON_BLOB_MARK not in data or not unpacker.search(data):
+        return data, {}
+    blobs: dict[str, bytes] = {}
+    out = bytearray(data)
+    for start, size, blob in _cython_blobs(data):
+        strings, rest = _split(data, start + size, blob) if any(n.encode() in blob for n in names) else ([], b"")
+        if not strings or any(n.encode() in rest for n in names):
+            continue  # no table; or one that leaves a name in the part it does not cover
+        patched = b"".join(c_strings.sub(s + b"\x00")[:-1] for s in strings) + rest
+        path = blob_path + (f".{len(blobs)}" if blobs else "")
+        pointer = zlib.compress(_POINTER + path.encode(), 9)
+        if patched == blob or len(pointer) > size:
+            continue
+        out[start:start + size] = pointer.ljust(size, b"\x00")
+        blobs[path] = patched
+    return (unpacker.sub(STRINGS_MODULE.encode(), bytes(out)), blobs) if blobs else (data, {})
+
+
+def _patch_rust(data: bytes, names: dict[str, str], is_module: Callable[[str], bool]) -> bytes:
+    data = _rule(names, rb"(?<![_./\-:@])", rb"(?![_\-])").sub(data)
+    paths = _rule(names, b"", rb"(?=\.[A-Za-z_][A-Za-z0-9_]*)")
+    identifier = re.compile(rb"[A-Za-z0-9_]*")
+    out = bytearray(data)
+    for match in paths.pattern.finditer(data):
+        component = identifier.match(data, match.end() + 1).group().decode()
+        # unterminated: the component may run on into the next constant, so try its prefixes
+        if any(is_module(f"{match.group().decode()}.{component[:n]}") for n in range(len(component), 0, -1)):
+            out[match.start():match.end()] = paths.aliases[match.group()]
+    return bytes(out)
+
+
+def _give_merged_tails_their_own(data: bytes, names: dict[str, str]) -> bytes:
+    """``"numpy"`` as the tail of ``"to_numpy"``: its users get an ``alias\\0`` of their own (elfsplit.py)."""
+    tails = _rule(names, rb"(?<=[A-Za-z0-9_./\-:@])", rb"(?=\x00)")
+    merged = {m.start(): tails.aliases[m.group()] + b"\x00" for m in tails.pattern.finditer(data)}
+    if not merged:
+        return data
+    out = bytearray(data)
+    return bytes(out) if split_merged_tails(out, merged) else data
 
 
 class _Rule(NamedTuple):

@@ -21,7 +21,7 @@ from typing import Callable
 from .binpatch import patch
 from .locations import user_cache_dir, write_cache_file
 
-RELOCATE_VERSION = 12
+RELOCATE_VERSION = 13
 
 
 def relocated(path: str, root: str, names: dict[str, str],
