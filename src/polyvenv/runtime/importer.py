@@ -64,9 +64,10 @@ class EnvExtensionLoader(ExtensionFileLoader):
     """Loads a compiled extension of an env from a copy patched to the env's alias (relocate.py).
 
     An extension the guard refuses, or whose initialisation fails (its names out of the patch's
-    reach: Cython 3.3's LZSS-packed strings; or a sibling it cimports fell back), and whose distribution ships the module's source too (charset_normalizer, mypyc
-    builds, pydantic 1) runs that source instead, as the package itself would without its compiled
-    code; an ``ImportWarning`` (hidden by default) says so.
+    reach: Cython 3.3's LZSS-packed strings; or a sibling it cimports fell back), and whose
+    distribution ships the module's source too (charset_normalizer, mypyc builds, pydantic 1)
+    runs that source instead, as the package itself would without its compiled code; an
+    ``ImportWarning`` (hidden by default) says so.
     """
 
     def __init__(self, env: Env, fullname: str, path: str) -> None:
@@ -157,29 +158,16 @@ class EnvExtensionLoader(ExtensionFileLoader):
         """Run an extension's initialisation and make sure its C code bound nothing by a real name.
 
         Names stored where byte patching cannot reach them (Cython 3.3's LZSS-packed string tables,
-        a Cython 3.2 table whose lengths were not found) would import the host's module of that name, or fail: either
-        is refused here, loudly, rather than leave another version's objects in the env.
+        a Cython 3.2 table whose lengths were not found) would import the host's module of that
+        name, or fail: either is refused here, loudly, rather than leave another version's objects
+        in the env.
         """
         from .globalstate import snapshot, warn_if_changed
 
         own = self.env.names.own
         before = set(sys.modules)
         state = snapshot()
-        if self._source() is None:
-            result = load()
-        else:  # what a failed attempt warns (Cython's "size changed") is no news if the source runs instead
-            import warnings
-
-            loaded = False
-            try:
-                with warnings.catch_warnings(record=True) as said:
-                    warnings.simplefilter("always")
-                    result = load()
-                loaded = True
-            finally:  # a sibling's fallback (an ImportWarning) is news either way
-                for message in said:
-                    if loaded or message.category is ImportWarning:
-                        warnings.warn_explicit(message.message, message.category, message.filename, message.lineno)
+        result = load() if self._source() is None else self._load_holding_warnings(load)
         warn_if_changed(state, self.env.name, self.path)
         leaked = sorted(k for k in set(sys.modules) - before if k.partition(".")[0] in own and k != allowed)
         loaded = module if module is not None else result
@@ -193,11 +181,29 @@ class EnvExtensionLoader(ExtensionFileLoader):
             raise ExtensionNotSupported(
                 f"env {self.env.name!r}: the compiled code of {self.path} imported "
                 f"{', '.join(repr(n) for n in names[:3])}{more} by a name polyvenv could not patch "
-                "(compressed or unterminated strings): it would bind another version's objects; "
-                "this distribution cannot load side by side in namespace isolation yet",
+                "(its compiler stored it where the patch cannot read it): it would bind another "
+                "version's objects; give this env isolation = \"process\"",
                 name=self.name, path=self.path,
             )
         return result
+
+    @staticmethod
+    def _load_holding_warnings(load: Any) -> Any:
+        """``load()``; what a failed attempt warns (Cython's "size changed") is no news when the source
+        runs instead, so warnings are passed on only if it loads, a sibling's fallback notice always."""
+        import warnings
+
+        loaded = False
+        try:
+            with warnings.catch_warnings(record=True) as said:
+                warnings.simplefilter("always")
+                result = load()
+            loaded = True
+            return result
+        finally:
+            for message in said:
+                if loaded or message.category is ImportWarning:
+                    warnings.warn_explicit(message.message, message.category, message.filename, message.lineno)
 
 
 class EnvUnsupportedLoader(SourceFileLoader):
