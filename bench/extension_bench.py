@@ -62,7 +62,8 @@ from typing import Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from build_bench import du_kib, say, source_state  # noqa: E402  (same directory, same table style)
-from runtime_bench import Bench, attribution, env_tops, importtime, met, ms, ns, print_parts, x  # noqa: E402
+from runtime_bench import (Bench, attribution, env_tops, importtime, met, ms, ns, print_parts,  # noqa: E402
+                           warm_medians, x)
 
 VENV_BIN = Path(sys.executable).parent
 POLYVENV = VENV_BIN / "polyvenv"
@@ -426,15 +427,8 @@ def part1(b: ExtBench, m: dict, runs: int, cold_runs: int, breakdown_runs: int) 
                 b.clear_env_pycache()
             b.clear_cache(empty)
             cold[kind].append(b.run(cmds["plain" if kind == "plain" else "pv"])[0])
-    for _ in range(2):  # warm up
-        for argv in cmds.values():
-            b.run(argv)
-    warm: dict[str, list[float]] = {k: [] for k in cmds}
-    for r in range(runs):
-        for kind in (list(cmds) if r % 2 == 0 else list(cmds)[::-1]):
-            warm[kind].append(b.run(cmds[kind])[0])
     c = {k: statistics.median(v) for k, v in cold.items()}
-    w = {k: statistics.median(v) for k, v in warm.items()}
+    w = warm_medians(b, cmds, runs)
 
     say(f"1. where the time goes: in-process phases ({breakdown_runs} runs), -X importtime ({breakdown_runs} runs), "
         "cProfile (3 runs)")

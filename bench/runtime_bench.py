@@ -536,6 +536,19 @@ def part2(b: Bench, s: dict, rounds: int, repeat: int) -> tuple[list, dict]:
     return rows, {"ok": ok, "notes": notes}
 
 
+def warm_medians(b: Bench, cmds: dict[str, list[str]], runs: int) -> dict[str, float]:
+    """Each command's median seconds over ``runs`` fresh processes, after two warm-up rounds, the
+    commands interleaved (in turn forwards and backwards, so none always runs first)."""
+    for _ in range(2):
+        for argv in cmds.values():
+            b.run(argv)
+    warm: dict[str, list[float]] = {k: [] for k in cmds}
+    for r in range(runs):
+        for kind in (list(cmds) if r % 2 == 0 else list(cmds)[::-1]):
+            warm[kind].append(b.run(cmds[kind])[0])
+    return {k: statistics.median(v) for k, v in warm.items()}
+
+
 def env_tops(site: str) -> set[str]:
     """Top-level module names in a site-packages directory."""
     return {e.name.partition(".")[0] for e in os.scandir(site)
@@ -620,15 +633,8 @@ def part3(b: Bench, s: dict, runs: int, cold_runs: int) -> tuple[list, dict]:
         for kind in cold:
             (b.clear_code_cache if kind.startswith("pv") else b.clear_env_pycache)()
             cold[kind].append(b.run(cmds[kind])[0])
-    for _ in range(2):  # warm up
-        for argv in cmds.values():
-            b.run(argv)
-    warm: dict[str, list[float]] = {k: [] for k in cmds}
-    for r in range(runs):
-        for kind in (list(cmds) if r % 2 == 0 else list(cmds)[::-1]):
-            warm[kind].append(b.run(cmds[kind])[0])
     c = {k: statistics.median(v) for k, v in cold.items()}
-    w = {k: statistics.median(v) for k, v in warm.items()}
+    w = warm_medians(b, cmds, runs)
 
     say("3. where the time goes: in-process phases, and -X importtime, 3 runs each")
     breakdown, attributed, costliest = {}, {}, {}

@@ -34,13 +34,18 @@ def private_cache_dir(tmp_path_factory):
     os.environ["POLYVENV_CACHE_DIR"] = str(tmp_path_factory.mktemp("polyvenv-cache"))
 
 
+def python_or_skip(minor: str) -> str:
+    """The CPython ``minor`` found, or a skip that says it is missing (never silently)."""
+    python = find_python(minor)
+    if python is None:
+        pytest.skip(f"CPython {minor} not found under {PYENV}")
+    return python
+
+
 @pytest.fixture(params=MINORS)
 def any_python(request) -> str:
     """Each CPython 3.9-3.13 found; a missing one is skipped with a message, never silently."""
-    python = find_python(request.param)
-    if python is None:
-        pytest.skip(f"CPython {request.param} not found under {PYENV}")
-    return python
+    return python_or_skip(request.param)
 
 
 @pytest.fixture(scope="session")

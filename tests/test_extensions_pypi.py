@@ -9,18 +9,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import PYENV, find_python
+from conftest import python_or_skip
 
 pytestmark = pytest.mark.integration
 SRC = Path(__file__).parent.parent / "src"
-
-
-def interpreter(minor: str) -> str:
-    """The CPython ``minor`` found under /root/.pyenv/versions, or a skip that says it is missing."""
-    python = find_python(minor)
-    if python is None:
-        pytest.skip(f"CPython {minor} not found under {PYENV}")
-    return python
 
 
 def build(root: Path, envs: dict[str, list[str]], python: str | None = None) -> Path:
@@ -45,7 +37,7 @@ def host(project: Path, body: str, python: str = sys.executable):
 
 @pytest.mark.parametrize("minor", ["3.9", "3.10", "3.11", "3.12"])  # where all six have wheels
 def test_markupsafe_pyyaml_msgpack_with_their_c_code_side_by_side(tmp_path, minor):
-    python = interpreter(minor)
+    python = python_or_skip(minor)
     project = build(tmp_path, python=minor, envs={
         "a": ["markupsafe==2.1.5", "pyyaml==6.0.1", "msgpack==1.0.8"],
         "b": ["markupsafe>=3,<4", "pyyaml==6.0.2", "msgpack>=1.1,<1.2"],
@@ -104,7 +96,7 @@ NUMPY_CHECKS = """
 
 @pytest.mark.parametrize("minor", ["3.10", "3.11", "3.12"])  # where numpy 1.26.4, 2.1.3 and 2.2.6 all have wheels
 def test_numpy_1_26_and_2_2_in_one_process_beside_the_hosts_numpy_2_1(tmp_path, minor):
-    python = interpreter(minor)
+    python = python_or_skip(minor)
     project = build(tmp_path, {"np1": ["numpy==1.26.4"], "np2": ["numpy==2.2.6"], "hostnp": ["numpy==2.1.3"]},
                     python=minor)
     result = host(project, textwrap.dedent(NUMPY_CHECKS) + textwrap.dedent("""
@@ -154,7 +146,7 @@ def test_numpy_2_3_built_with_cython_3_2_compressed_strings(tmp_path):
 
 @pytest.mark.parametrize("minor", ["3.9", "3.10", "3.11", "3.12"])  # pydantic 1.10.18's compiled wheels
 def test_pydantic_1_compiled_and_pydantic_2_validate_side_by_side(tmp_path, minor):
-    python = interpreter(minor)
+    python = python_or_skip(minor)
     project = build(tmp_path, {"v1": ["pydantic==1.10.18"], "v2": ["pydantic==2.9.2"]}, python=minor)
     result = host(project, """
         import datetime, pickle, warnings
@@ -196,7 +188,7 @@ def test_pydantic_1_compiled_and_pydantic_2_validate_side_by_side(tmp_path, mino
 @pytest.mark.parametrize("minor", ["3.10", "3.11"])  # where pandas 2.0.3, 2.2.3 and numpy 2.2.6 all have wheels
 def test_pandas_2_0_and_2_2_over_their_own_numpys(tmp_path, minor):
     """Seed 001: two dependencies pin different pandas; one of them uses Series.case_when (2.2 only)."""
-    python = interpreter(minor)
+    python = python_or_skip(minor)
     project = build(tmp_path, {"old": ["pandas==2.0.3", "numpy==1.26.4"], "new": ["pandas==2.2.3", "numpy==2.2.6"]},
                     python=minor)
     result = host(project, """

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import find_python
+from conftest import python_or_skip
 from wheelgen import c_extension_wheel, pure_wheel
 
 SRC = Path(__file__).parent.parent / "src"
@@ -67,9 +67,7 @@ def test_runtime_imports_only_the_standard_library(any_python):
 
 def _copy_interpreter(minor: str, where: Path) -> Path:
     """A private copy of a pyenv interpreter binary (it still finds its stdlib by its built-in prefix)."""
-    source = find_python(minor)
-    if source is None:
-        pytest.skip(f"CPython {minor} not found under /root/.pyenv/versions")
+    source = python_or_skip(minor)
     where.parent.mkdir(parents=True, exist_ok=True)
     target = where.with_name(where.name + ".tmp")
     shutil.copy2(os.path.realpath(source), target)
