@@ -31,14 +31,19 @@ def test_create_then_noop_then_update(tmp_path, wheelhouse):
     assert stamp["distributions"] == {"alpha": "2.0"}
 
 
-def test_a_partial_venv_is_cleared_and_rebuilt(tmp_path, wheelhouse):
+def test_a_venv_polyvenv_did_not_make_is_never_replaced(tmp_path, wheelhouse):
     reqs = tmp_path / "requirements.txt"
     reqs.write_text("alpha==1.0\n")
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    (venv / "leftover").write_text("from a crashed run")
-    assert "rebuilt" in create(tmp_path, "venv", "-r", str(reqs), "--offline", "--wheelhouse", str(wheelhouse)).stderr
-    assert not (venv / "leftover").exists()
+    (venv / "notes.txt").write_text("someone's files")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    proc = create(tmp_path, "venv", "-r", str(reqs), "--offline", "--wheelhouse", str(wheelhouse), check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines()[0].startswith(f"polyvenv: error: {venv} exists and is a virtualenv polyvenv "
+                                                  "did not make: refusing to replace or delete it")
+    assert (venv / "notes.txt").read_text() == "someone's files"
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written beside it either
 
 
 def test_create_refuses_to_delete_a_directory_that_is_not_a_venv(tmp_path, wheelhouse):
@@ -49,7 +54,7 @@ def test_create_refuses_to_delete_a_directory_that_is_not_a_venv(tmp_path, wheel
     (precious / "thesis.tex").write_text("years of work")
     proc = create(tmp_path, "precious", "-r", str(reqs), "--offline", "--wheelhouse", str(wheelhouse), check=False)
     assert proc.returncode == 2
-    assert "refusing to delete" in proc.stderr.splitlines()[0]
+    assert "refusing to replace or delete it" in proc.stderr.splitlines()[0]
     assert (precious / "thesis.tex").read_text() == "years of work"
 
 

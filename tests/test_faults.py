@@ -239,7 +239,9 @@ def test_sync_killed_at_random_moments_never_shows_a_partial_env_as_ok(tmp_path,
 # -- 2. kill -9 during `polyvenv create` ----------------------------------------------------------
 
 @pytest.mark.fault
-def test_create_killed_at_random_moments_then_rerun_gives_a_whole_venv(tmp_path, wheelhouse, cli_env):
+def test_create_killed_at_random_moments_keeps_the_old_venv_working(tmp_path, wheelhouse, cli_env):
+    """A rebuild is made beside the venv in use and switched to last: whenever `create` is killed,
+    the venv users see is a whole one (the old or the new), and a rerun finishes the job."""
     rng = random.Random(SEED + 1)
     reqs = tmp_path / "requirements.txt"
     venv = tmp_path / "venvs" / "app"
@@ -253,81 +255,80 @@ def test_create_killed_at_random_moments_then_rerun_gives_a_whole_venv(tmp_path,
     write_requirements(0)
     timed(create, tmp_path, cli_env)  # the first also warms the uv cache
     write_requirements(1)
-    duration = timed(create, tmp_path, cli_env)  # a real rebuild: clear the old venv, build anew
+    duration = timed(create, tmp_path, cli_env)  # a real rebuild: build beside, switch
     startup = timed(create, tmp_path, cli_env)  # up to date: start, read the stamp, exit
     assert startup < duration
 
     kills, interrupted = 12, 0
     for i in range(kills):
+        before = os.path.realpath(venv)
         write_requirements(2 + i)
         delay = rng.uniform(0.5 * startup, 1.1 * duration)
         run = Killed(create, tmp_path, cli_env, delay, tmp_path / f"create-{i}.log")
         where = f"kill {i} (seed {SEED + 1}, after {delay:.3f}s of a {duration:.3f}s create)"
         if run.finished:
             assert run.returncode == 0, f"{where}: create failed on its own:\n{run.output}"
-        if has_valid_stamp(venv):  # what polyvenv marks complete must be complete
-            missing = missing_record_files(venv)
-            assert not missing, f"{where}: {venv} is stamped complete but misses {missing[:3]}"
-        else:
-            interrupted += 1
+        assert has_valid_stamp(venv), f"{where}: {venv} is not a whole venv any more"
+        missing = missing_record_files(venv)
+        assert not missing, f"{where}: {venv} is stamped complete but misses {missing[:3]}"
+        assert imported_versions(venv / "bin" / "python", sorted(versions), cli_env) == versions, where
+        interrupted += os.path.realpath(venv) == before
 
     assert interrupted >= 3, f"only {interrupted} of {kills} kills interrupted a create (seed {SEED + 1})"
 
     proc = subprocess.run(create, cwd=tmp_path, capture_output=True, text=True, env=cli_env)
     assert proc.returncode == 0, f"create after {kills} kills exited {proc.returncode}:\n{proc.stderr}"
+    assert "rebuilt" in proc.stderr
     assert has_valid_stamp(venv)
     assert missing_record_files(venv) == []
     assert imported_versions(venv / "bin" / "python", sorted(versions), cli_env) == versions
-
-
+    home = venv.parent / ".app.polyvenv"
+    assert sorted(p.name for p in home.iterdir() if p.is_dir()) == [os.path.basename(os.readlink(venv))], \
+        "builds the kills interrupted were not cleared by the next run"
 
 
 @pytest.mark.fault
-def test_create_killed_while_clearing_the_old_venv_then_rerun_gives_a_whole_venv(tmp_path, wheelhouse, cli_env):
-    """The one moment of a rebuild the random kills above hit only now and then: `create` is
-    deleting the old venv (moved aside to a hidden `.app.trash-*` sibling first, so the real
-    name is never half-deleted). The kill is real; only its moment is chosen, by watching."""
+def test_create_killed_mid_rebuild_of_an_in_place_venv_keeps_it(tmp_path, wheelhouse, cli_env):
+    """A venv an earlier polyvenv built in place (a real directory with its stamp) is rebuilt
+    beside it too: killed while the new build installs, the old directory is untouched and works.
+    The kill is real; only its moment is chosen, by watching for the half-made new build."""
     reqs = tmp_path / "requirements.txt"
     venv = tmp_path / "venvs" / "app"
     venv.parent.mkdir()
     create = polyvenv("create", str(venv), "-r", str(reqs), "--offline", "--wheelhouse", str(wheelhouse))
     reqs.write_text("bigpkg\nalpha==1.0\n")
     timed(create, tmp_path, cli_env)
+    home = venv.parent / ".app.polyvenv"
+    build = home / os.readlink(venv).rpartition("/")[2]
+    os.unlink(venv)  # make it look like an in-place venv of an earlier polyvenv
+    os.replace(build, venv)
+    for script in (venv / "bin").iterdir():  # its scripts name the directory they live in
+        if script.is_file() and not script.is_symlink() and script.read_bytes().startswith(b"#!"):
+            script.write_text(script.read_text().replace(str(build), str(venv)))
+    assert imported_versions(venv / "bin" / "python", ["alpha"], cli_env, also=None) == {"alpha": "1.0"}
+    inode = venv.stat().st_ino
 
-    def mid_clear() -> bool:
-        for trash in venv.parent.glob(f".{venv.name}.trash-*"):
-            try:
-                if os.listdir(trash):
-                    return True
-            except FileNotFoundError:
-                pass
-        return False
+    def mid_build() -> bool:
+        return any(p.is_dir() and not has_valid_stamp(p) and (p / "lib").is_dir() for p in home.iterdir())
 
-    caught = False
-    for attempt in range(10):
-        if not has_valid_stamp(venv):  # a missed attempt may have left a partial: finish it first
-            timed(create, tmp_path, cli_env)
-        reqs.write_text(f"# attempt {attempt}\nbigpkg\nalpha==1.0\n")
-        proc = subprocess.Popen(create, cwd=tmp_path, env=cli_env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        while proc.poll() is None and not mid_clear():
-            time.sleep(0.0002)
-        if proc.poll() is None:
-            kill_group(proc)
-        if mid_clear():
-            caught = True
-            break
-    assert caught, "could not kill `create` while it was clearing the old venv in 10 attempts"
-    left = sorted(os.listdir(venv.parent))
-
-    proc = subprocess.run(create, cwd=tmp_path, capture_output=True, text=True, env=cli_env)
-    assert proc.returncode == 0, (f"create after a kill mid-clear (left {left} in {venv}) exited "
-                                  f"{proc.returncode}:\n{proc.stderr}")
-    assert has_valid_stamp(venv)
+    reqs.write_text("# edited\nbigpkg\nalpha==1.0\n")
+    proc = subprocess.Popen(create, cwd=tmp_path, env=cli_env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    while proc.poll() is None and not mid_build():
+        time.sleep(0.0005)
+    assert proc.poll() is None, "create finished before the new build could be caught half-made"
+    kill_group(proc)
+    assert venv.is_dir() and not venv.is_symlink() and venv.stat().st_ino == inode
     assert missing_record_files(venv) == []
-    assert not list(venv.parent.glob(".app.trash-*")), "the half-deleted old venv was not cleared"
     assert imported_versions(venv / "bin" / "python", ["alpha", "bigpkg"], cli_env) == {"alpha": "1.0",
                                                                                         "bigpkg": "1.0"}
+
+    proc = subprocess.run(create, cwd=tmp_path, capture_output=True, text=True, env=cli_env)
+    assert proc.returncode == 0, proc.stderr
+    assert venv.is_symlink() and has_valid_stamp(venv) and missing_record_files(venv) == []
+    assert imported_versions(venv / "bin" / "python", ["alpha", "bigpkg"], cli_env) == {"alpha": "1.0",
+                                                                                        "bigpkg": "1.0"}
+    assert sorted(p.name for p in home.iterdir() if p.is_dir()) == [os.readlink(venv).rpartition("/")[2]]
 
 
 # -- 3. many `sync`s at once --------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from .errors import (
     EnvImportError,
     EnvNotFound,
     ExtensionNotSupported,
+    ForeignPath,
     InterpreterNotFound,
     LockFileOutdated,
     NotBuilt,
@@ -33,7 +34,7 @@ _LAZY = {
 }
 
 __all__ = [
-    "BuildError", "ConfigError", "EnvImportError", "EnvNotFound", "ExtensionNotSupported",
+    "BuildError", "ConfigError", "EnvImportError", "EnvNotFound", "ExtensionNotSupported", "ForeignPath",
     "InterpreterNotFound", "LockFileOutdated", "NotBuilt", "PolyvenvError", "ShimConflict", "UsageError",
     "VocabularyConflict", "ProcessGlobalState", "RemoteError", "WorkerDied", *_LAZY, "__version__",
 ]

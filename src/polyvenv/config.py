@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any, Iterable, NamedTuple
@@ -22,7 +23,15 @@ DEFAULT_PATTERN = "*/requirements.txt"
 ISOLATIONS = ("namespace", "process")
 INSTALLERS = ("uv", "pip")
 
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+# An env's name becomes part of file names polyvenv makes (".<name>.<pid>.link", "<name>-<hash>.log",
+# ".<name>-<hash>.trash-<pid>"); 200 leaves room for the longest suffix under NAME_MAX (255).
+MAX_NAME = 200
+ENVS_MARKER = ".polyvenv-envs"  # in envs-dir: this directory is polyvenv's (build/store.py writes it)
+# Names polyvenv itself uses inside envs-dir: no env may take them.
+_RESERVED = {DISCOVERED_FILE, ENVS_MARKER}
+# What an envs-dir made before it carried ENVS_MARKER holds: recognised as polyvenv's, marked on next sync.
+_LEGACY_ENTRIES = {".builds", ".locks", ".logs", ".cache", DISCOVERED_FILE}
 _TOP_KEYS = ("envs-dir", "bin-dir", "wheelhouse", "offline", "locks-dir", "installer", "discover", "envs")
 _ENV_KEYS = (
     "requirements", "requirements-file", "source", "python",
@@ -73,7 +82,7 @@ class Config(NamedTuple):
         try:
             return self.envs[name]
         except KeyError:
-            hint = _did_you_mean(name, self.envs)
+            hint = did_you_mean(name, self.envs)
             known = ", ".join(self.envs) or "none"
             raise EnvNotFound(f"no env named {name!r} in {self.describe()}{hint} (declared: {known})") from None
 
@@ -208,7 +217,7 @@ class _Checker:
         allowed = tuple(allowed)
         for key in data:
             if key not in allowed:
-                self.add(table, f"unknown key {key!r}{_did_you_mean(key, allowed)}")
+                self.add(table, f"unknown key {key!r}{did_you_mean(key, allowed)}")
 
     def typed(self, table: str, data: dict[str, Any], key: str, kind: type, default: Any = None) -> Any:
         value = data.get(key, default)
@@ -253,12 +262,19 @@ def _validate(data: dict[str, Any], *, root: Path, path: Path | None) -> Config:
         envs={},
     )
 
+    problem = envs_dir_problem(config.envs_dir, root)
+    if problem:
+        check.add(top, problem)
+    for key, value in (("bin-dir", config.bin_dir), ("locks-dir", config.locks_dir)):
+        if value is not None and os.path.lexists(value) and not value.is_dir():
+            check.add(top, f"{key}: {value} exists and is not a directory: move it away or choose another path")
     if config.offline and config.wheelhouse is None:
         check.add(top, "offline = true needs `wheelhouse`: offline, local wheels are the only source")
     envs_table = check.typed(top, data, "envs", dict, {})
     envs: dict[str, EnvSpec] = {}
     for name, body in envs_table.items():
-        spec = _env_spec(check, f"{top}.envs.{name}", name, body, root)
+        plain = name if _NAME.fullmatch(name) and len(name) <= MAX_NAME else json.dumps(name[:40])
+        spec = _env_spec(check, f"{top}.envs.{plain}", name, body, root)
         if spec:
             envs[name] = spec
 
@@ -270,10 +286,62 @@ def _validate(data: dict[str, Any], *, root: Path, path: Path | None) -> Config:
     return _merge_discovered(config, discoveries + remembered)
 
 
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name an env (it becomes a file name in envs-dir), or None.
+
+    One rule for names from the config, from discovery and from the command line.
+    """
+    if len(name) > MAX_NAME:
+        return f"env name {name[:40]!r}... is {len(name)} characters long: at most {MAX_NAME} fit in a file name"
+    if not _NAME.fullmatch(name) or ".." in name:
+        return (f"env name {name!r} is not a plain name: use letters, digits, '_', '-' or '.', "
+                "not starting with '.' or '-', nor containing '/' or '..'")
+    if name in _RESERVED:
+        return f"env name {name!r} is a file polyvenv keeps in envs-dir: choose another name"
+    return None
+
+
+def envs_dir_problem(envs_dir: Path, root: Path) -> str | None:
+    """Why ``envs_dir`` cannot be polyvenv's envs directory, or None.
+
+    polyvenv deletes and replaces entries of its envs dir (gc, remove, sync), so it must be a
+    directory that holds nothing else: absent, empty, or one polyvenv marked as its own. Never
+    ``/``, the home directory, the workspace root or one of its parents.
+    """
+    home = Path.home().resolve()
+    if envs_dir == root or envs_dir in root.parents:
+        what = "the workspace root" if envs_dir == root else "a parent of the workspace"
+        return f"envs-dir: {envs_dir} is {what}: polyvenv deletes what it finds there; use a directory of its own, " \
+               "such as \".polyvenv\""
+    if envs_dir == home or envs_dir == Path(envs_dir.anchor):
+        return f"envs-dir: {envs_dir} is {'the home directory' if envs_dir == home else 'the root directory'}: " \
+               "use a directory of its own, such as \".polyvenv\""
+    if os.path.lexists(envs_dir) and not envs_dir.is_dir():
+        return f"envs-dir: {envs_dir} exists and is not a directory: move it away or choose another path"
+    if not envs_dir.is_dir() or (envs_dir / ENVS_MARKER).is_file():
+        return None
+    try:
+        foreign = [e for e in os.listdir(envs_dir) if not _legacy_entry(envs_dir, e)]
+    except OSError as e:
+        return f"envs-dir: cannot read {envs_dir}: {e.strerror}"
+    if foreign:
+        return (f"envs-dir: {envs_dir} already holds files polyvenv did not make (e.g. {sorted(foreign)[0]!r}): "
+                "choose an empty or new directory")
+    return None
+
+
+def _legacy_entry(envs_dir: Path, entry: str) -> bool:
+    """An entry an envs-dir made by an earlier polyvenv holds: its own files, or a link into its builds."""
+    if entry in _LEGACY_ENTRIES or entry.endswith(".link") and entry.startswith("."):
+        return True
+    target = envs_dir / entry
+    return target.is_symlink() and os.readlink(target).startswith(".builds" + os.sep)
+
+
 def _env_spec(check: _Checker, table: str, name: str, body: Any, root: Path) -> EnvSpec | None:
-    if not _NAME.match(name) or ".." in name:
-        check.add(table, f"env name {name!r} is not a plain name: use letters, digits, '_', '-' or '.', "
-                         "not starting with '.', '-', or containing '/' or '..'")
+    problem = name_problem(name)
+    if problem:
+        check.add(table, problem)
         return None
     if not isinstance(body, dict):
         check.add(table, f"expected a table of env settings, got {type(body).__name__}")
@@ -365,8 +433,9 @@ def _merge_discovered(config: Config, discoveries: list[Discovery]) -> Config:
         if not discovery.dir.is_dir():
             continue  # a remembered directory that was removed since: nothing to discover
         for spec in discover(discovery):
-            if not _NAME.match(spec.name):
-                problems.append(f"{spec.requirements_file}: discovered env name {spec.name!r} is not a plain name")
+            problem = name_problem(spec.name)
+            if problem:
+                problems.append(f"{spec.requirements_file}: discovered {problem}")
             elif spec.name in envs and envs[spec.name].requirements_file != spec.requirements_file:
                 problems.append(
                     f"{spec.requirements_file}: discovered env {spec.name!r} clashes with the env "
@@ -387,7 +456,7 @@ def _remembered(envs_dir: Path) -> list[dict[str, str]]:
         return []
 
 
-def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
     import difflib
 
     close = difflib.get_close_matches(word, list(choices), n=1)

@@ -54,6 +54,12 @@ class ShimConflict(PolyvenvError):
     """Two envs, or an env and a foreign file, want the same command name."""
 
 
+class ForeignPath(PolyvenvError):
+    """A path polyvenv would delete or replace is not one it made: refused, left as it is."""
+
+    exit_code = 2
+
+
 class EnvNotFound(UsageError):
     """A command named an env the workspace does not declare."""
 

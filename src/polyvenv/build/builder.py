@@ -45,10 +45,14 @@ def build(spec: BuildSpec, target: Path, sources: Sources, cwd: Path, log_path: 
             f"build of env {spec.name!r} is incomplete: {len(missing)} installed files missing "
             f"(first: {missing[0]})", env=spec.name, log=str(log_path),
         )
-    (target / BUILDING_MARK).unlink()
-    stamp = manifest(spec, target)
-    stamp["build_seconds"] = round(time.monotonic() - started, 3)
-    write_stamp(target, stamp)
+    try:
+        (target / BUILDING_MARK).unlink()
+        stamp = manifest(spec, target)
+        stamp["build_seconds"] = round(time.monotonic() - started, 3)
+        write_stamp(target, stamp)
+    except OSError as e:  # a full disk, most often: the build stays unstamped, so it is never used
+        raise BuildError(f"build of env {spec.name!r} could not be marked complete: {e.strerror or e} "
+                         f"({target}); free some space and run again", env=spec.name, log=str(log_path)) from None
     return stamp
 
 

@@ -6,8 +6,8 @@ import re
 import shutil
 from pathlib import Path
 
-from ..config import Config
-from ..errors import EnvNotFound
+from ..config import Config, did_you_mean, name_problem
+from ..errors import EnvNotFound, UsageError
 from . import shims
 from .spec import HASH_LENGTH
 from .store import Store, remove_tree
@@ -17,11 +17,15 @@ _BUILD_LOG = re.compile(rf"^.+-[0-9a-f]{{{HASH_LENGTH}}}\.log$")
 
 def remove(config: Config, name: str) -> str:
     """Delete every build, the link and the shims of one env; say what happened."""
+    problem = name_problem(name)
+    if problem:
+        raise UsageError(f"remove: {problem}")
     store = Store(config.envs_dir)
-    if not store.builds(name) and not store.link(name).is_symlink():
+    if not store.builds(name) and not store.owned_link(name):
         if name in config.envs:
             return f"{name}: not built, nothing to remove"
-        raise EnvNotFound(f"no env named {name!r} is built or declared in {config.describe()}")
+        hint = did_you_mean(name, [*config.envs, *store.built_names()])
+        raise EnvNotFound(f"no env named {name!r} is built or declared in {config.describe()}{hint}")
     with store.lock(name):
         store.unlink(name)
         for build in store.builds(name):
@@ -45,7 +49,7 @@ def gc(config: Config) -> list[Path]:
                     removed.append(build)
             for leftover in store.root.glob(f".{name}.*.link"):
                 leftover.unlink()  # left by a process killed mid-switch (we hold the lock a switch needs)
-            if not declared and store.link(name).is_symlink():
+            if not declared and store.owned_link(name):
                 store.unlink(name)
                 removed.append(store.link(name))
         if not declared:

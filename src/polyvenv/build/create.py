@@ -1,23 +1,34 @@
 """`polyvenv create DIR -r REQS`: one venv at a path, no config, the same guarantees (seed 004).
 
-The venv is built in place (its scripts name their own path), under a lock
-file beside it, stamped last. A directory without a valid stamp that a
-polyvenv run left (or any venv) is cleared and rebuilt; anything else is
-refused rather than deleted.
+Layout, as `sync` has it for an envs dir::
+
+    DIR                     symlink -> .DIR.polyvenv/<spec hash>: the venv users see
+    .DIR.polyvenv/          polyvenv's own (its marker inside): builds, the lock, the last log
+
+A rebuild is made beside the venv in use, stamped last, and switched to by
+replacing the link atomically, so a kill at any moment leaves the old venv
+working (or, on a first build, no DIR at all). Only what polyvenv made is
+ever deleted or replaced: DIR must be absent, an empty directory, a link
+into its own ``.DIR.polyvenv``, or a venv an earlier polyvenv built in place
+(its stamp inside). Anything else, another tool's venv included, is refused
+before anything is written.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..config import Config, EnvSpec
-from ..errors import UsageError
+from ..errors import ForeignPath, UsageError
+from ..runtime.locations import user_cache_dir
 from . import health
 from .builder import BUILDING_MARK, build
-from ..runtime.locations import user_cache_dir
 from .spec import Planner
-from .store import exclusive_lock, read_stamp
+from .store import STAMP, exclusive_lock, read_stamp, remove_tree
 from .sync import sources_for
+
+MARKER = ".polyvenv-create"  # inside .DIR.polyvenv: this directory is polyvenv's
 
 
 def create(
@@ -31,11 +42,13 @@ def create(
     installer: str | None = None,
 ) -> str:
     """Create or update the venv at ``target``; return "up to date", "created" or "rebuilt"."""
-    target = target.resolve()
+    target = Path(os.path.abspath(target))
+    target = target.parent.resolve() / target.name  # DIR itself may be our link: never follow it
     requirements = requirements.resolve()
     if not requirements.is_file():
         raise UsageError(f"requirements file {requirements} does not exist")
-    config = Config(root=Path.cwd(), path=None, envs_dir=_cache_dir(), locks_dir=target.parent, envs={})
+    _check_target(target)
+    config = Config(root=Path.cwd(), path=None, envs_dir=Path(user_cache_dir()), locks_dir=target.parent, envs={})
     planner = Planner(config, installer)
     try:
         spec = planner.spec(EnvSpec(name=target.name, requirements_file=requirements, python=python),
@@ -45,29 +58,84 @@ def create(
     if _complete(target, spec.hash):
         return "up to date"
     sources = sources_for(config, offline, wheelhouse)
-    with exclusive_lock(target.parent / f".{target.name}.polyvenv.lock"):
+    home = _claim_home(target)
+    with exclusive_lock(home / "lock"):
         if _complete(target, spec.hash):
             return "up to date"  # a concurrent run built it while we waited
-        existed = target.exists()
-        if existed and not _ours_to_clear(target):
-            raise UsageError(
-                f"{target} exists and is not a virtualenv: refusing to delete it; choose another path"
-            )
-        build(spec, target, sources, Path.cwd(), target.parent / f".{target.name}.polyvenv.log")
+        _check_target(target)  # again, under the lock
+        existed = os.path.lexists(target)
+        new = home / spec.hash
+        build(spec, new, sources, Path.cwd(), home / "build.log")
+        _switch(target, new, home)
+        for old in home.iterdir():  # builds no link points at any more, partial ones included (home is ours)
+            if old.is_dir() and not old.is_symlink() and old != new:
+                remove_tree(old)
         return "rebuilt" if existed else "created"
+
+
+def _home(target: Path) -> Path:
+    return target.with_name(f".{target.name}.polyvenv")
+
+
+def _check_target(target: Path) -> None:
+    """Refuse, before writing anything, a target polyvenv cannot prove it made."""
+    if not target.name or target == Path.home().resolve() or target == Path.cwd() or target in Path.cwd().parents:
+        raise UsageError(f"create: {target} is the root, the home or the current directory (or one of its "
+                         "parents): give a path for the venv itself, such as ./venv")
+    if len(_home(target).name) > 255:
+        raise UsageError(f"create: the name {target.name[:40]!r}... is too long for a file name")
+    home = _home(target)
+    if os.path.lexists(home) and not (home / MARKER).is_file():
+        raise ForeignPath(f"{home} exists and was not made by polyvenv: refusing to use it; move it away")
+    if _ours(target):
+        return
+    what = ("a virtualenv polyvenv did not make" if (target / "pyvenv.cfg").exists() and not target.is_symlink()
+            else "not a venv polyvenv made")
+    raise ForeignPath(f"{target} exists and is {what}: refusing to replace or delete it; "
+                      "remove it yourself or choose another path")
+
+
+def _ours(target: Path) -> bool:
+    """``target`` is absent, an empty directory, or a venv polyvenv made (a link to its build, or in place)."""
+    if not os.path.lexists(target):
+        return True
+    if target.is_symlink():
+        return os.path.dirname(os.readlink(target)) == _home(target).name
+    if not target.is_dir():
+        return False
+    return not any(target.iterdir()) or (target / STAMP).is_file() or (target / BUILDING_MARK).is_file()
+
+
+def _claim_home(target: Path) -> Path:
+    home = _home(target)
+    home.mkdir(parents=True, exist_ok=True)
+    marker = home / MARKER
+    if not marker.is_file():
+        marker.write_text(f"polyvenv's builds of the venv {target}; polyvenv deletes what is in here.\n")
+    return home
+
+
+def _switch(target: Path, build_dir: Path, home: Path) -> None:
+    """Point ``target`` at ``build_dir``: one atomic rename when it is a link or absent.
+
+    A venv an earlier polyvenv built in place (a real directory) is first moved
+    into ``home``; a kill between the two renames leaves no ``target`` until the
+    next run, never a half venv (once per venv: afterwards it is a link).
+    """
+    tmp = home / f".link.{os.getpid()}"
+    if os.path.lexists(tmp):
+        tmp.unlink()
+    tmp.symlink_to(os.path.relpath(build_dir, target.parent), target_is_directory=True)
+    try:
+        _check_target(target)  # right before replacing it
+        if target.is_dir() and not target.is_symlink():
+            os.replace(target, home / f".old-{os.getpid()}")
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink()
+        raise
 
 
 def _complete(target: Path, spec_hash: str) -> bool:
     stamp = read_stamp(target)
     return bool(stamp and stamp["spec_hash"] == spec_hash and not health.problems(target, stamp))
-
-
-def _ours_to_clear(target: Path) -> bool:
-    if not target.is_dir():
-        return False
-    markers = ("pyvenv.cfg", BUILDING_MARK, "polyvenv.json")
-    return not any(target.iterdir()) or any((target / m).exists() for m in markers)
-
-
-def _cache_dir() -> Path:
-    return Path(user_cache_dir())

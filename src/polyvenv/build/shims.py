@@ -6,6 +6,12 @@ Python script from a module's ``bin/`` gets a two-line wrapper that runs it
 with the env's interpreter. Every shim polyvenv made is listed in
 ``<bin-dir>/.polyvenv-shims.json``: only those are ever replaced or removed,
 and a name two envs want, or a file polyvenv did not make, is an error.
+
+The registry alone proves nothing: a user may have put a file of their own
+at a shim's name since. Right before a shim is replaced or removed, the file
+is compared with what polyvenv wrote (the link's target, the wrapper's
+text); one that differs is the user's now: it is left alone, dropped from
+the registry, and reported.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import fnmatch
 import json
 import os
 import shlex
+import sys
 from pathlib import Path
 
 from ..config import Config, EnvSpec
@@ -80,7 +87,7 @@ def update(config: Config, bin_dir: Path | None = None) -> str:
     with store.lock("workspace"):
         registry_path = bin_dir / REGISTRY
         registry = _read(registry_path)
-        ours = {n: s for n, s in registry.items() if s.get("workspace") == str(config.envs_dir)}
+        ours = _intact(bin_dir, registry, str(config.envs_dir))
         desired: dict[str, dict[str, str]] = {}
         for env in config.envs.values():
             if store.current(env.name) is None:  # not built (or failed): keep what it had
@@ -104,43 +111,97 @@ def update(config: Config, bin_dir: Path | None = None) -> str:
         return _apply(bin_dir, registry, ours, desired)
 
 
+def _intact(bin_dir: Path, registry: dict, workspace: str) -> dict[str, dict[str, str]]:
+    """This workspace's registry entries whose file is still exactly what polyvenv wrote (or gone).
+
+    The others are dropped from ``registry``: the file at that name is the user's now.
+    """
+    ours = {}
+    for name, shim in list(registry.items()):
+        if shim.get("workspace") != workspace:
+            continue
+        if _is_ours(bin_dir / name, shim):
+            ours[name] = shim
+        else:
+            del registry[name]
+            _save(bin_dir, registry)
+            print(f"polyvenv: warning: kept {bin_dir / name}: it changed since polyvenv made it as a shim of env "
+                  f"{shim.get('env')!r}, so it is yours now (delete it yourself if it should go)", file=sys.stderr)
+    return ours
+
+
+def _is_ours(path: Path, shim: dict[str, str]) -> bool:
+    """``path`` is absent, or is the very shim polyvenv wrote there."""
+    if not os.path.lexists(path):
+        return True
+    if shim.get("kind") == "link":
+        return path.is_symlink() and os.readlink(path) == shim.get("target")
+    try:
+        return not path.is_symlink() and path.read_text() == _wrapper_text(shim)
+    except (OSError, UnicodeDecodeError, KeyError):
+        return False
+
+
 def _apply(bin_dir: Path, registry: dict, ours: dict, desired: dict) -> str:
     bin_dir.mkdir(parents=True, exist_ok=True)
     added = changed = removed = 0
     for name, shim in desired.items():
         if ours.get(name) == shim and os.path.lexists(bin_dir / name):
             continue
-        _write(bin_dir / name, shim)
+        _write(bin_dir / name, shim, ours.get(name))
         added += name not in ours
         changed += name in ours
         registry[name] = shim
     for name in set(ours) - set(desired):
-        if os.path.lexists(bin_dir / name):
-            (bin_dir / name).unlink()
+        path = bin_dir / name
+        if os.path.lexists(path):
+            _check_ours(path, ours[name])
+            path.unlink()
         registry.pop(name)
         removed += 1
     if added or changed or removed:
-        tmp = bin_dir / f"{REGISTRY}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(registry, indent=2, sort_keys=True) + "\n")
-        tmp.replace(bin_dir / REGISTRY)
+        _save(bin_dir, registry)
     parts = [f"{n} {what}" for n, what in ((added, "added"), (changed, "updated"), (removed, "removed")) if n]
     return ", ".join(parts)
 
 
-def _write(path: Path, shim: dict[str, str]) -> None:
-    """Create the shim beside its final name and rename it into place: never half-written."""
+def _save(bin_dir: Path, registry: dict) -> None:
+    tmp = bin_dir / f"{REGISTRY}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(registry, indent=2, sort_keys=True) + "\n")
+    tmp.replace(bin_dir / REGISTRY)
+
+
+def _check_ours(path: Path, shim: dict[str, str] | None) -> None:
+    """Right before replacing or deleting ``path``: it must still be what polyvenv wrote."""
+    if os.path.lexists(path) and (shim is None or not _is_ours(path, shim)):
+        raise ShimConflict(f"{path} changed since polyvenv checked it: refusing to replace it; "
+                           "move it away and run `polyvenv shims` again")
+
+
+def _write(path: Path, shim: dict[str, str], previous: dict[str, str] | None) -> None:
+    """Create the shim beside its final name and rename it into place: never half-written.
+
+    ``previous`` is the registry's word for what is at ``path`` now (None: nothing of ours).
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     if os.path.lexists(tmp):
         tmp.unlink()
     if shim["kind"] == "link":
         tmp.symlink_to(shim["target"])
     else:
-        tmp.write_text(
-            "#!/bin/sh\n# polyvenv shim: runs this script with its env's interpreter\n"
-            f"exec {shlex.quote(shim['python'])} {shlex.quote(shim['target'])} \"$@\"\n"
-        )
+        tmp.write_text(_wrapper_text(shim))
         tmp.chmod(0o755)
-    os.replace(tmp, path)
+    try:
+        _check_ours(path, previous)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink()
+        raise
+
+
+def _wrapper_text(shim: dict[str, str]) -> str:
+    return ("#!/bin/sh\n# polyvenv shim: runs this script with its env's interpreter\n"
+            f"exec {shlex.quote(shim['python'])} {shlex.quote(shim['target'])} \"$@\"\n")
 
 
 def _read(path: Path) -> dict[str, dict[str, str]]:
@@ -158,7 +219,7 @@ def remove_for(config: Config, env_name: str, bin_dir: Path | None = None) -> in
         return 0
     with Store(config.envs_dir).lock("workspace"):
         registry = _read(bin_dir / REGISTRY)
-        ours = {n: s for n, s in registry.items() if s.get("workspace") == str(config.envs_dir)}
+        ours = _intact(bin_dir, registry, str(config.envs_dir))
         desired = {n: s for n, s in ours.items() if s["env"] != env_name}
         _apply(bin_dir, registry, ours, desired)
         return len(ours) - len(desired)

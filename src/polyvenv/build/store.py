@@ -2,6 +2,7 @@
 
 Layout (``envs-dir``, ``.polyvenv`` by default)::
 
+    .polyvenv-envs          the marker: this directory is polyvenv's (written before anything else)
     <name>                  symlink -> .builds/<name>-<spec hash>: the env users and hosts see
     .builds/<name>-<hash>/  a real venv; complete only once it holds a valid stamp
     .locks/<name>.lock      held while building <name>; .locks/workspace.lock for gc and shims
@@ -11,6 +12,12 @@ Layout (``envs-dir``, ``.polyvenv`` by default)::
 The stamp (``polyvenv.json`` inside a build) is written last, through a temp
 file and ``os.replace``: a build without it was interrupted and is never used.
 It doubles as the manifest the runtime reads.
+
+Ownership: polyvenv deletes or replaces only what it can prove it made.
+The envs dir is its own when it carries the marker (config validation
+refuses any other non-empty directory); an entry ``<name>`` is an env link
+only while it is a symlink into ``.builds/`` (``owned_link``); anything else
+at an env's location is refused with ForeignPath, never replaced.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..config import ENVS_MARKER
+from ..errors import ForeignPath
 from ..runtime.manifest import MANIFEST as STAMP, MANIFEST_FORMAT as STAMP_FORMAT, read_manifest as read_stamp
 
 
@@ -47,18 +56,53 @@ class Store:
         return sorted(p for p in parent.iterdir() if p.name.rpartition("-")[0] == name)
 
     def built_names(self) -> set[str]:
-        """Names with a build or a link on disk, declared or not (for gc)."""
+        """Names with a build or an env link on disk, declared or not (for gc)."""
         names = {p.name.rpartition("-")[0] for p in (self.root / ".builds").glob("[!.]*-*")}
         if self.root.is_dir():
-            names |= {p.name for p in self.root.iterdir() if p.is_symlink() and not p.name.startswith(".")}
+            names |= {p.name for p in self.root.iterdir() if not p.name.startswith(".") and self.owned_link(p.name)}
         return names
+
+    # -- ownership -------------------------------------------------------------
+
+    def claim(self) -> None:
+        """Make the envs dir (or adopt an empty one) and mark it polyvenv's, before anything is put in it.
+
+        Config validation already refused a directory holding anything else.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        marker = self.root / ENVS_MARKER
+        if marker.is_file():
+            return
+        try:  # exclusive create: concurrent builders race here, and any one of them may win
+            fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return
+        with os.fdopen(fd, "w") as f:
+            f.write("This directory holds polyvenv's environments; polyvenv deletes what is in it.\n")
+
+    def owned_link(self, name: str) -> bool:
+        """``<name>`` is an env link polyvenv made: a symlink to a build of that name in ``.builds/``."""
+        link = self.link(name)
+        if not link.is_symlink():
+            return False
+        target = os.readlink(link)
+        return os.path.dirname(target) == ".builds" and os.path.basename(target).rpartition("-")[0] == name
+
+    def check_link_location(self, name: str) -> None:
+        """Raise ForeignPath unless ``<name>`` is absent or an env link polyvenv made."""
+        link = self.link(name)
+        if os.path.lexists(link) and not self.owned_link(name):
+            raise ForeignPath(
+                f"env {name!r}: {link} exists and was not made by polyvenv: refusing to replace it; "
+                "move it away, or rename the env"
+            )
 
     # -- the current build --------------------------------------------------
 
     def current(self, name: str) -> Path | None:
         """The build the link points at, if it is complete."""
         link = self.link(name)
-        if not link.is_symlink():
+        if not self.owned_link(name):
             return None
         target = link.parent / os.readlink(link)
         return target if read_stamp(target) is not None else None
@@ -66,21 +110,31 @@ class Store:
     def switch(self, name: str, build: Path) -> None:
         """Point ``<name>`` at ``build`` atomically: readers see the old or the new, never neither."""
         link = self.link(name)
+        self.check_link_location(name)
         tmp = link.with_name(f".{name}.{os.getpid()}.link")
         if tmp.is_symlink():
             tmp.unlink()
         tmp.symlink_to(os.path.relpath(build, link.parent), target_is_directory=True)
-        os.replace(tmp, link)
+        try:
+            self.check_link_location(name)  # again, right before replacing: a user may have put a file there
+            os.replace(tmp, link)
+        except BaseException:
+            tmp.unlink()
+            raise
 
     def unlink(self, name: str) -> None:
-        link = self.link(name)
-        if link.is_symlink():
-            link.unlink()
+        """Remove the env link, if it is one polyvenv made (anything else there is left alone)."""
+        if self.owned_link(name):
+            self.link(name).unlink()
 
     # -- locks and history -----------------------------------------------------
 
     def lock(self, name: str = "workspace"):
-        """The lock a builder of ``name`` holds (``workspace``: for gc and shims)."""
+        """The lock a builder of ``name`` holds (``workspace``: for gc and shims).
+
+        Whoever locks is about to write here: the directory is claimed first.
+        """
+        self.claim()
         return exclusive_lock(self.root / ".locks" / f"{name}.lock")
 
     def record_build(self, event: dict[str, Any]) -> None:

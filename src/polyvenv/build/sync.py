@@ -108,6 +108,8 @@ def sync(
             for spec in specs:
                 lockfiles.check_current(spec, lock_path(config, spec.name))
         todo = [s for s in specs if not is_current(store, s, verify=repair)]
+        for spec in todo:
+            store.check_link_location(spec.name)  # before any build: a user's file there is never replaced
         outcomes = {s.name: Outcome(s.name, "up to date", store.current(s.name)) for s in specs}
         if not todo and memo:
             _remember_noop(config, specs)
