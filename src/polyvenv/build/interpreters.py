@@ -18,10 +18,10 @@ from typing import NamedTuple
 from ..errors import InterpreterNotFound
 from .probes import ProbeCache
 
-_PROBE = (
+_PROBE = (  # valid Python 2 too: an old interpreter is identified, then refused by name and version
     "import json, sys, sysconfig; print(json.dumps({"
-    "'version': '%d.%d.%d' % sys.version_info[:3], "
-    "'implementation': sys.implementation.name, "
+    "'version': '%d.%d.%d' % tuple(sys.version_info[:3]), "
+    "'implementation': getattr(getattr(sys, 'implementation', None), 'name', 'cpython'), "
     "'platform': sysconfig.get_platform()}))"
 )
 _VERSION_REQUEST = re.compile(r"^(?:c?python)?(\d+(?:\.\d+){0,2})$")
@@ -60,28 +60,45 @@ def resolve(request: str | None, root: Path, cache: ProbeCache) -> Interpreter:
         path = (root / request).resolve()
         if not path.is_file() or not os.access(path, os.X_OK):
             raise InterpreterNotFound(f"python = {request!r}: {path} is not an executable file")
-        return _identify(str(path), cache)
+        try:
+            return _supported(request, _identify(str(path), cache))
+        except InterpreterNotFound as e:
+            raise InterpreterNotFound(f"python = {request!r}: {e}") from None
     match = _VERSION_REQUEST.match(request)
     if not match:
         raise InterpreterNotFound(
             f"python = {request!r}: expected a version such as '3.12' or a path to an interpreter"
         )
     wanted = match.group(1)
-    found = []
+    found, broken = [], []
     for candidate in _candidates(wanted):
         try:
             interpreter = _identify(candidate, cache)
-        except InterpreterNotFound:
+        except InterpreterNotFound as e:
+            broken.append(str(e))
             continue
         if interpreter.implementation == "cpython" and _matches(interpreter.version, wanted):
             found.append(interpreter)
+    if found:
+        return _supported(request, max(found, key=lambda i: tuple(int(p) for p in i.version.split("."))))
+    if broken and not any(_matches(i.version, wanted) for i in _all_known(cache)):
+        raise InterpreterNotFound(f"python = {request!r}: found {broken[0]}")
     if not found:
         seen = sorted({i.version for i in _all_known(cache)})
         raise InterpreterNotFound(
             f"python = {request!r}: no CPython {wanted} found on PATH or under pyenv"
             f" (found: {', '.join(seen) or 'none'}); install it or give a path"
         )
-    return max(found, key=lambda i: tuple(int(p) for p in i.version.split(".")))
+    raise AssertionError("unreachable")
+
+
+def _supported(request: str, interpreter: Interpreter) -> Interpreter:
+    if not interpreter.version.startswith("3."):
+        raise InterpreterNotFound(
+            f"python = {request!r}: {interpreter.path} is Python {interpreter.version}; "
+            "polyvenv builds envs for Python 3 only: install a Python 3 or give its path"
+        )
+    return interpreter
 
 
 def is_path(request: str) -> bool:
@@ -111,8 +128,9 @@ def _candidates(wanted: str) -> list[str]:
                 paths.append(os.path.realpath(exe))
     pyenv_root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
     for directory in sorted(glob.glob(os.path.join(pyenv_root, "versions", f"{wanted}*"))):
-        exe = os.path.join(directory, "bin", "python3")
-        if os.path.exists(exe):
+        exe = next((e for e in (os.path.join(directory, "bin", n) for n in ("python3", "python2", "python"))
+                    if os.path.exists(e)), None)
+        if exe:
             paths.append(os.path.realpath(exe))
     return list(dict.fromkeys(paths))
 
@@ -139,10 +157,14 @@ def _identify(path: str, cache: ProbeCache) -> Interpreter:
 def _probe(path: str) -> dict[str, str]:
     import subprocess
 
+    try:  # -E -s -S rather than -I: Python 2 has no -I, and the probe must identify it to refuse it by name
+        proc = subprocess.run([path, "-E", "-s", "-S", "-c", _PROBE], capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        raise InterpreterNotFound(f"{path}: not a working Python interpreter (it did not answer in 30 s)") from None
     try:
-        out = subprocess.run(
-            [path, "-I", "-S", "-c", _PROBE], capture_output=True, text=True, timeout=30, check=True
-        ).stdout
-        return json.loads(out)
-    except (subprocess.SubprocessError, ValueError) as e:
-        raise InterpreterNotFound(f"{path}: not a working Python interpreter ({e})") from None
+        if proc.returncode == 0:
+            return json.loads(proc.stdout)
+    except ValueError:
+        pass
+    said = (proc.stderr.strip().splitlines() or proc.stdout.strip().splitlines() or ["no output"])[-1]
+    raise InterpreterNotFound(f"{path}: not a working Python interpreter (it exited {proc.returncode}: {said[:200]})")

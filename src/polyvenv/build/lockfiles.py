@@ -15,10 +15,11 @@ import re
 import tempfile
 from pathlib import Path
 
-from ..errors import LockFileOutdated
+from ..errors import ForeignPath, LockFileOutdated
 from .installers import Sources, Uv, run_logged
 from .spec import BuildSpec
 
+_HEADER = "# polyvenv lock"  # how every lock file polyvenv writes begins: the proof it is polyvenv's
 _INPUT = re.compile(r"^# input: ([0-9a-f]+)$", re.M)
 
 
@@ -57,6 +58,7 @@ def check_current(spec: BuildSpec, lock: Path) -> None:
 def write_lock(spec: BuildSpec, lock: Path, uv: Uv, sources: Sources, cwd: Path, log_path: Path) -> Path:
     """Resolve ``spec``'s requirements for its interpreter and write the lock atomically."""
     env = spec.env
+    check_ours(lock)
     lock.parent.mkdir(parents=True, exist_ok=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="polyvenv-lock-") as tmp:
@@ -74,13 +76,32 @@ def write_lock(spec: BuildSpec, lock: Path, uv: Uv, sources: Sources, cwd: Path,
         with open(log_path, "w") as log:
             run_logged(argv, log, cwd=cwd, env=uv.environ(), what="uv pip compile")
         header = (
-            f"# polyvenv lock for env {env.name!r}: Python {spec.interpreter.minor} "
+            f"{_HEADER} for env {env.name!r}: Python {spec.interpreter.minor} "
             f"({spec.interpreter.implementation}, {spec.interpreter.platform}).\n"
             f"# Written by `polyvenv lock`; `polyvenv sync` installs exactly this.\n"
             f"# input: {input_hash(spec)}\n"
         )
         staged = lock.with_name(f".{lock.name}.{os.getpid()}.tmp")
         staged.write_text(header + out.read_text())
-        staged.replace(lock)
+        try:
+            check_ours(lock)  # again, right before replacing it
+            staged.replace(lock)
+        except BaseException:
+            staged.unlink()
+            raise
     return lock
+
+
+def check_ours(lock: Path) -> None:
+    """Raise ForeignPath if ``lock`` exists and is not a lock file `polyvenv lock` wrote (its header)."""
+    if not os.path.lexists(lock):
+        return
+    try:
+        with open(lock) as f:
+            ours = f.read(len(_HEADER)) == _HEADER and not lock.is_symlink()
+    except (OSError, UnicodeDecodeError):
+        ours = False
+    if not ours:
+        raise ForeignPath(f"{lock} exists and was not written by `polyvenv lock`: refusing to overwrite it; "
+                          "move it away, or set `locks-dir` to another directory")
 
