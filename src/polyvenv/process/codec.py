@@ -5,11 +5,20 @@ range, the builtin containers of them, and the builtin classes) is copied; so
 are the standard library's value types (VALUE_TYPES: dates and times,
 Decimal, Fraction, UUID, paths, IP addresses, the collections containers),
 and numpy arrays and scalars when both sides have numpy, rebuilt from dtype,
-shape and buffer so that numpy 1.x and 2.x read each other. Anything else is
+shape and bytes so that numpy 1.x and 2.x read each other (datetime64 and
+timedelta64 included); an object array is rebuilt from its items, which
+cross as items do. Anything else is
 exported as a handle and arrives as a proxy; a proxy sent back arrives as the
-object itself. Nothing is ever found by module and name except the builtins
-and the value types listed here, so neither side can make the other import
-or run anything else.
+object itself.
+
+Nothing is ever found by module and name except the builtin classes and the
+value types listed here (the decoder refuses any other name, builtins.getattr
+included): a class named by the peer would be this side's class of that name,
+another version of it or none at all, since the two sides' packages differ.
+That keeps values exact; it is not a security boundary. The peer may use
+every object it is handed (a function's attributes lead to its module), and
+the operations of ops.py work on plain values too: the host trusts the
+worker like an installed package (env.py).
 """
 
 from __future__ import annotations
@@ -19,7 +28,6 @@ import importlib
 import io
 import pickle
 import sys
-import types
 from typing import Any
 
 from .buffers import THRESHOLD
@@ -29,13 +37,12 @@ PLAIN = frozenset({type(None), bool, int, float, complex, str, bytearray, tuple,
                    slice, range, type(Ellipsis), type(NotImplemented), pickle.PickleBuffer})
 _CLASSES = frozenset(v for v in vars(builtins).values() if isinstance(v, type))  # int, float, ValueError...
 _GLOBALS = {c.__name__ for c in _CLASSES} | {"Ellipsis", "NotImplemented"}  # all plain data may name
-_FUNCTIONS = (types.BuiltinFunctionType, types.BuiltinMethodType, types.FunctionType, types.MethodType)
+_RAW = frozenset("biufcSUVMm")  # numpy dtype kinds whose bytes are their values (datetimes: int64 counts)
 # The standard library's value types, by (module, qualified name): the same on both sides, whatever the env.
 VALUE_TYPES = frozenset(
     [("datetime", n) for n in ("date", "datetime", "time", "timedelta", "timezone")]
     + [("decimal", "Decimal"), ("fractions", "Fraction"), ("uuid", "UUID"), ("uuid", "SafeUUID"),
-       ("zoneinfo", "ZoneInfo"), ("zoneinfo", "ZoneInfo._unpickle"),
-       ("builtins", "getattr")]  # how pickle names a classmethod: getattr(ZoneInfo, "_unpickle")
+       ("zoneinfo", "ZoneInfo")]  # an instance crosses as its key (persistent id "z")
     + [(m, n) for m in ("pathlib", "pathlib._local")
        for n in ("PurePath", "PurePosixPath", "PureWindowsPath", "Path", "PosixPath", "WindowsPath")]
     + [("ipaddress", n) for n in ("IPv4Address", "IPv6Address", "IPv4Network", "IPv6Network",
@@ -77,12 +84,11 @@ class Encoder(pickle.Pickler):
         if kind is type and obj in _CLASSES:
             return None
         if (kind.__module__, kind.__qualname__) in VALUE_TYPES:
+            if kind.__name__ == "ZoneInfo":  # pickle would name its classmethod, through builtins.getattr
+                return ("z", obj.key) if obj.key is not None else ("m", self.channel.export(obj))
             return None  # by value; what it holds goes through here in turn
-        if issubclass(kind, type) or kind in _FUNCTIONS:  # a value type, or its unpickling function: by name
-            owner = getattr(obj, "__self__", None)  # a classmethod's class (ZoneInfo._unpickle)
-            module = owner.__module__ if isinstance(owner, type) else getattr(obj, "__module__", None)
-            if (module, getattr(obj, "__qualname__", None)) in VALUE_TYPES:
-                return None
+        if issubclass(kind, type) and (obj.__module__, obj.__qualname__) in VALUE_TYPES:
+            return None  # a value type itself: by name
         if kind is bytes:
             return ("b", pickle.PickleBuffer(obj)) if len(obj) >= THRESHOLD else None
         if kind is Proxy and obj._pv_channel is self.channel:
@@ -91,10 +97,13 @@ class Encoder(pickle.Pickler):
             return ("b", pickle.PickleBuffer(obj) if obj.c_contiguous else obj.tobytes())
         numpy = sys.modules.get("numpy") if self.channel.peer_numpy else None
         if numpy is not None:
-            if kind is numpy.ndarray and not obj.dtype.hasobject:
+            if kind is numpy.ndarray and obj.dtype.kind in _RAW and not obj.dtype.hasobject:
                 obj = obj if obj.flags.c_contiguous else obj.copy(order="C")
-                return ("a", _dtype(obj.dtype), obj.shape, pickle.PickleBuffer(obj))
-            if isinstance(obj, numpy.generic) and not obj.dtype.hasobject:
+                raw = obj.reshape(-1).view(numpy.uint8)  # bytes: the buffer protocol has no datetime64
+                return ("a", _dtype(obj.dtype), obj.shape, pickle.PickleBuffer(raw))
+            if kind is numpy.ndarray and obj.dtype == object:
+                return ("o", obj.shape, obj.ravel().tolist())  # its items cross as items do
+            if isinstance(obj, numpy.generic) and obj.dtype.kind in _RAW and not obj.dtype.hasobject:
                 return ("s", _dtype(obj.dtype), obj.tobytes())
         return ("m", self.channel.export(obj))
 
@@ -114,11 +123,18 @@ class Decoder(pickle.Unpickler):
             return self.channel.exports[pid[1]]
         if tag == "b":
             return bytes(pid[1])
+        if tag == "z":
+            return importlib.import_module("zoneinfo").ZoneInfo(pid[1])
         numpy = sys.modules.get("numpy") or importlib.import_module("numpy")
         if tag == "a":
             return numpy.frombuffer(pid[3], numpy.dtype(pid[1])).reshape(pid[2])
         if tag == "s":
             return numpy.frombuffer(pid[2], numpy.dtype(pid[1]))[0]
+        if tag == "o":
+            array = numpy.empty(len(pid[2]), dtype=object)
+            for i, item in enumerate(pid[2]):  # one by one: a list item stays a list, not a new axis
+                array[i] = item
+            return array.reshape(pid[1])
         raise pickle.UnpicklingError(f"unknown persistent id {tag!r}")
 
     def find_class(self, module: str, name: str) -> Any:

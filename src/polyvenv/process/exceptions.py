@@ -43,9 +43,9 @@ def rebuild(description: tuple, remote_error: type) -> BaseException:
     """The exception to raise here, its remote traceback attached."""
     module, qualname, base, exact, args, message, text = description
     error = None
-    if exact:
+    if exact and _builtin_exception(base) is not None:
         try:
-            error = getattr(builtins, base)(*args)
+            error = _builtin_exception(base)(*args)
         except Exception:
             error = None
     if error is None:
@@ -61,10 +61,16 @@ def _remote_class(remote_error: type, module: str, qualname: str, base: str | No
     if cls is None:
         namespace = {"__module__": module, "__qualname__": qualname, "remote_type": f"{module}.{qualname}"}
         name = qualname.rpartition(".")[2]
-        builtin = getattr(builtins, base) if base else Exception
+        builtin = _builtin_exception(base) or Exception
         try:
             cls = type(name, (remote_error, builtin) if builtin is not Exception else (remote_error,), namespace)
         except TypeError:  # a base whose layout cannot be mixed in
             cls = type(name, (remote_error,), namespace)
         _CLASSES[key] = cls
     return cls
+
+
+def _builtin_exception(name: str | None) -> type | None:
+    """The builtin exception class ``name``: only a class, never a function the peer names (``exec``)."""
+    kind = getattr(builtins, name, None) if name else None
+    return kind if isinstance(kind, type) and issubclass(kind, BaseException) else None

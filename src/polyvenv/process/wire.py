@@ -23,6 +23,7 @@ PLACE = struct.Struct("<IQQ")  # segment, offset, length
 REQUEST, REPLY, ERROR, HELLO = 1, 2, 3, 4
 WITH_FD = 0x80
 _FD_SPACE = _socket.CMSG_SPACE(4 * array.array("i").itemsize)
+_CLOEXEC = getattr(_socket, "MSG_CMSG_CLOEXEC", 0)  # a received descriptor is never inherited either
 BUFFER = 1 << 18
 
 
@@ -102,7 +103,7 @@ class Wire:
 
     def _read_into(self, view: memoryview) -> int:
         try:
-            n, ancillary, _flags, _addr = self.sock.recvmsg_into([view], _FD_SPACE)
+            n, ancillary, _flags, _addr = self.sock.recvmsg_into([view], _FD_SPACE, _CLOEXEC)
         except OSError as e:
             raise Closed(str(e)) from None
         if not n:

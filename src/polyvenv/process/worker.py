@@ -7,8 +7,10 @@ the worker sees the standard library, the env's site-packages (its venv's
 ``site``) and PATH... (the env's ``source``). Its own modules, the files
 beside this one, are loaded as the private package ``_polyvenv_process``, so
 no ``polyvenv`` name exists in the worker for env code to collide with. FD and
-BELL_FD are the worker's ends of the host's two socket pairs (channel.py).
-When the host goes (exit, crash, kill -9) both reach their end, and the
+BELL_FD are the worker's ends of the host's two socket pairs (channel.py);
+they are the worker's alone: close-on-exec, and closed in a child forked by
+the env's code, so a background process never keeps the host waiting on a
+dead worker. When the host goes (exit, crash, kill -9) both reach their end, and the
 bell's watcher thread ends the process, busy calls included.
 """
 
@@ -53,10 +55,13 @@ def main(argv: list) -> None:
     import importlib.util
     import pickle
 
-    channel = channel_module.Channel(_socket.socket(fileno=int(fd)), 1, ops.WORKER_OPS, HostError,
-                                     _exit, "host", serve=True)
+    sockets = [_socket.socket(fileno=int(fd)), _socket.socket(fileno=int(bell))]
+    for sock in sockets:  # the worker's alone: not the processes its env's code starts
+        os.set_inheritable(sock.fileno(), False)
+    os.register_at_fork(after_in_child=lambda: [sock.close() for sock in sockets])
+    channel = channel_module.Channel(sockets[0], 1, ops.WORKER_OPS, HostError, _exit, "host", serve=True)
     channel.on_close = _exit
-    channel.watch(_socket.socket(fileno=int(bell)), _exit)
+    channel.watch(sockets[1], _exit)
     channel.peer_numpy = host_numpy == "1"
     numpy = importlib.util.find_spec("numpy") is not None
     hello = pickle.dumps((os.getpid(), tuple(sys.version_info[:3]), numpy), 5)
