@@ -15,6 +15,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,9 @@ from conftest import Workspace
 from wheelgen import make_wheel
 
 SRC = Path(__file__).resolve().parent.parent / "src"
+sys.path.insert(0, str(SRC))
+from polyvenv.build.store import Store, remove_tree, write_stamp  # noqa: E402
+from polyvenv.runtime.lease import hold, retiring  # noqa: E402
 
 HOST = r"""
 import json, sys
@@ -166,3 +171,69 @@ def test_remove_keeps_a_build_a_running_host_holds_until_gc_finds_it_free(mix):
         host.wait()
     ws.cli("gc")
     assert not build.exists()
+
+
+RUN = r"""
+import sys
+import mixdemo
+print(mixdemo.VERSION, flush=True)
+sys.stdin.readline()
+import mixdemo.sub
+print(mixdemo.sub.VERSION, mixdemo.late(), flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_a_command_under_polyvenv_run_keeps_its_build_and_gc_waits_for_it(tmp_path, mix_wheelhouse):
+    ws = Workspace(tmp_path, mix_wheelhouse)
+    configure(ws, "1.0", "namespace")
+    ws.cli("sync")
+    command = subprocess.Popen([sys.executable, "-m", "polyvenv", "run", "mix", "--", "python", "-c", RUN],
+                               cwd=ws.root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert command.stdout.readline().strip() == "1.0"
+        old = switch_to_2(ws, "namespace")
+        assert step(command) == "1.0 1.0"  # its sys.prefix is the build, not the link
+        ws.cli("gc")
+        assert (old / "polyvenv.json").exists()
+    finally:
+        command.kill()  # polyvenv itself: the command it started holds the build on its own
+        command.wait()
+    assert ws.cli("gc").stderr.count(f"kept {old}: in use by a running process") == 1
+    command.stdin.close()  # the orphaned python reads EOF and exits
+    for _ in range(100):
+        if f"removed {old}" in ws.cli("gc").stderr:
+            break
+    assert not old.exists()
+
+
+def test_a_build_deleted_while_a_host_waits_for_its_lease_is_resolved_again(tmp_path):
+    """The race: a host resolved the link to the old build just as gc took that build to delete it.
+    The host waits for the lock, sees the build went, and holds the one the link points at now."""
+    store = Store(tmp_path)
+    old, new = store.build_dir("e", "1" * 16), store.build_dir("e", "2" * 16)
+    for build in (old, new):
+        build.mkdir(parents=True)
+        write_stamp(build, {"name": "e", "spec_hash": build.name})
+    store.switch("e", old)
+    leases = []
+    with retiring(old) as unused:  # gc holds the old build, about to delete it
+        assert unused
+        waiter = threading.Thread(target=lambda: leases.append(hold(store.link("e"))))
+        waiter.start()
+        inode = f":{os.stat(old / 'polyvenv.json').st_ino} "
+        for _ in range(500):  # until the host waits for that lock (a blocked request shows as "->")
+            if any("->" in line and inode in line for line in Path("/proc/locks").read_text().splitlines()):
+                break
+            time.sleep(0.01)
+        else:
+            pytest.fail("the host never waited for the old build's lock")
+        store.switch("e", new)
+        remove_tree(old)
+    waiter.join(timeout=10)
+    assert leases and leases[0].build == new and leases[0].held
+    with retiring(new) as unused:
+        assert not unused  # the host holds the new build
+    leases[0].release()
+    with retiring(new) as unused:
+        assert unused

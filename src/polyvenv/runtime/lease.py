@@ -47,6 +47,10 @@ class Lease:
     def held(self) -> bool:
         return self._fd is not None
 
+    def fileno(self) -> int | None:
+        """The open stamp the lock is on: a child process given it holds the build as long as it lives."""
+        return self._fd
+
     def release(self) -> None:
         """Let go of the build (gc may delete it once no other process holds it)."""
         fd, self._fd = self._fd, None
