@@ -60,8 +60,13 @@ class ProcessEnv:
         return cls(name or (manifest or {}).get("name") or path.name, path, manifest, source)
 
     @property
-    def build(self) -> Path:
-        """The directory this env reads from: its link, resolved at first use and held until unload."""
+    def build(self) -> Path | None:
+        """The directory this env reads from (its link resolved at first use, held until unload()),
+        or None before its first use."""
+        lease = self._lease
+        return lease.build if lease is not None else None
+
+    def _resolved(self) -> Path:
         lease = self._lease
         if lease is None:
             with self._lock:
@@ -75,7 +80,7 @@ class ProcessEnv:
     @property
     def python(self) -> Path:
         """The interpreter the worker runs: the build's own, so the worker never sees another build."""
-        return _python(self.build)
+        return _python(self._resolved())
 
     def import_module(self, name: str) -> Any:
         """A proxy of the env's module ``name``, imported in the worker (started if need be)."""
@@ -88,7 +93,7 @@ class ProcessEnv:
     def distribution(self, name: str) -> Any:
         from importlib import metadata
 
-        site = site_packages(self.build)
+        site = site_packages(self._resolved())
         roots = [str(r) for r in (site, self.source) if r]
         for dist in metadata.distributions(path=roots):
             if normalize(dist.metadata["Name"] or "") == normalize(name):
