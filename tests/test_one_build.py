@@ -237,3 +237,19 @@ def test_a_build_deleted_while_a_host_waits_for_its_lease_is_resolved_again(tmp_
     leases[0].release()
     with retiring(new) as unused:
         assert unused
+
+
+def test_without_flock_a_superseded_build_is_kept_for_the_grace_period(tmp_path, monkeypatch):
+    """Where the platform has no flock (the runtime cannot hold a lease), gc keeps a build no longer
+    current until its env's link changed GRACE seconds ago."""
+    from polyvenv.runtime import lease
+
+    build = tmp_path / ".builds" / "e-1"
+    build.mkdir(parents=True)
+    write_stamp(build, {"name": "e", "spec_hash": "1"})
+    monkeypatch.setattr(lease, "fcntl", None)
+    assert not hold(build).held
+    with retiring(build, switched_at=time.time() - 60) as unused:
+        assert not unused
+    with retiring(build, switched_at=time.time() - lease.GRACE - 60) as unused:
+        assert unused

@@ -99,14 +99,23 @@ def retiring(build: Path, switched_at: float | None = None) -> Iterator[bool]:
     """Whether ``build`` may be deleted: True when no process holds it, and then none can start to
     until the block ends (the build half deletes it inside). ``switched_at``: when its env's link
     last changed (for the grace period where there is no flock; None: now)."""
-    try:
-        fd = os.open(build / MANIFEST, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-    except OSError:  # no stamp: an interrupted build, which nothing loads from
-        yield True
+    fd = None
+    for mode in (os.O_RDWR, os.O_RDONLY):  # NFS emulates flock with POSIX locks: exclusive needs write access
+        try:
+            fd = os.open(build / MANIFEST, mode | getattr(os, "O_CLOEXEC", 0))
+            break
+        except FileNotFoundError:  # no stamp: an interrupted build, which nothing loads from
+            yield True
+            return
+        except OSError:
+            continue
+    if fd is None:  # a stamp we may not even read: not ours to judge, so kept
+        yield False
         return
     try:
         if fcntl is None:  # pragma: no cover
-            yield time.time() - (time.time() if switched_at is None else switched_at) > GRACE
+            superseded_for = 0.0 if switched_at is None else time.time() - switched_at
+            yield superseded_for > GRACE
             return
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
