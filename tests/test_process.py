@@ -220,7 +220,9 @@ def test_a_process_env_from_the_workspace_starts_its_worker_on_first_use(project
     try:
         info = env.import_module("pvdemo").info()
         assert env.pid == info["pid"] != os.getpid() and f"worker pid {info['pid']}" in repr(env)
-        assert info["executable"] == str(project / ".polyvenv" / "w" / "bin" / "python")
+        # the build the env's link pointed at on first use, not the link: a later sync cannot mix builds
+        assert env.build == (project / ".polyvenv" / "w").resolve()
+        assert info["executable"] == str(env.build / "bin" / "python")
         assert str(tmp_path) not in info["path"] and str(SRC) not in info["path"]
         assert str(project / "src") in info["path"]
         assert not any(p.startswith(sys.prefix + os.sep) for p in info["path"])

@@ -201,10 +201,14 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 def cmd_gc(args: argparse.Namespace) -> int:
     from .build.cleanup import gc
+    from .build.retire import IN_USE
 
-    removed = gc(_config(args))
+    kept: list[Path] = []
+    removed = gc(_config(args), kept)
     for path in removed:
         print(f"polyvenv: removed {path}", file=sys.stderr)
+    for path in kept:
+        print(f"polyvenv: kept {path}: {IN_USE}", file=sys.stderr)
     print(f"polyvenv: gc removed {len(removed)} unused builds", file=sys.stderr)
     return 0
 

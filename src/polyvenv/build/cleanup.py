@@ -9,8 +9,9 @@ from pathlib import Path
 from ..config import Config, did_you_mean, name_problem
 from ..errors import EnvNotFound, UsageError
 from . import shims
+from .retire import IN_USE, retire
 from .spec import HASH_LENGTH
-from .store import Store, remove_tree
+from .store import Store
 
 _BUILD_LOG = re.compile(rf"^.+-[0-9a-f]{{{HASH_LENGTH}}}\.log$")
 
@@ -28,15 +29,16 @@ def remove(config: Config, name: str) -> str:
         raise EnvNotFound(f"no env named {name!r} is built or declared in {config.describe()}{hint}")
     with store.lock(name):
         store.unlink(name)
-        for build in store.builds(name):
-            remove_tree(build)
+        kept = [build for build in store.builds(name) if not retire(build, store.link(name))]
     removed = shims.remove_for(config, name)
     note = "; it is still declared, so the next `polyvenv sync` builds it again" if name in config.envs else ""
+    note += "".join(f"; kept {build}: {IN_USE}" for build in kept)
     return f"{name}: removed ({removed} shims){note}"
 
 
-def gc(config: Config) -> list[Path]:
-    """Delete builds no link points at, and envs no longer declared; return what went."""
+def gc(config: Config, kept: list[Path] | None = None) -> list[Path]:
+    """Delete builds no link points at, and envs no longer declared; return what went.
+    Builds a running process still loads from stay (added to ``kept``)."""
     store = Store(config.envs_dir)
     removed: list[Path] = []
     for name in sorted(store.built_names()):
@@ -44,9 +46,12 @@ def gc(config: Config) -> list[Path]:
         with store.lock(name):
             current = store.current(name) if declared else None
             for build in store.builds(name):
-                if build != current:
-                    remove_tree(build)
+                if build == current:
+                    continue
+                if retire(build, store.link(name)):
                     removed.append(build)
+                elif kept is not None:
+                    kept.append(build)
             for leftover in store.root.glob(f".{name}.*.link"):
                 leftover.unlink()  # left by a process killed mid-switch (we hold the lock a switch needs)
             if not declared and store.owned_link(name):

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from pathlib import Path
 from typing import Sequence
 
 from ..config import Config
 from ..errors import UsageError
+from ..runtime.lease import hold
 from .sync import sync
 
 
@@ -17,7 +19,16 @@ def run(config: Config, name: str, command: Sequence[str]) -> int:
     outcome = sync(config, [name])[0]
     if outcome.error:
         raise outcome.error
-    env_dir = config.envs_dir / name
+    # the build the env's link points at now, for the command's whole life: a sync meanwhile
+    # cannot mix builds in it, and gc keeps it (the command inherits the lease) until it exits
+    lease = hold(config.envs_dir / name)
+    try:
+        return _run_in(lease.build, name, command, lease.fileno())
+    finally:
+        lease.release()
+
+
+def _run_in(env_dir: Path, name: str, command: Sequence[str], lease_fd: int | None) -> int:
     bin_dir = env_dir / ("Scripts" if os.name == "nt" else "bin")
     environ = dict(os.environ)
     environ.pop("PYTHONHOME", None)
@@ -27,6 +38,7 @@ def run(config: Config, name: str, command: Sequence[str]) -> int:
     if program is None:
         raise UsageError(f"env {name!r}: command {command[0]!r} not found in {bin_dir} or on PATH")
     try:
-        return subprocess.run([program, *command[1:]], env=environ).returncode
+        return subprocess.run([program, *command[1:]], env=environ,
+                              pass_fds=[lease_fd] if lease_fd is not None else []).returncode
     except KeyboardInterrupt:
         return 130

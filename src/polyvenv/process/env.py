@@ -6,6 +6,11 @@ data, which is copied (codec.py). The worker starts on first use; if it dies,
 the pending call and the objects it held raise WorkerDied, and the next call
 starts a fresh one; ``unload()`` stops it.
 
+The env's link is resolved once, at first use (runtime/lease.py): the worker
+runs that build's own interpreter, so its ``sys.prefix`` and site-packages
+are the build's, and a later ``sync`` that switches the link changes nothing
+for it; the build is held until ``unload()``.
+
 The worker is trusted like any installed package: the channel is a socket
 pair only the two processes hold, but what the env's code does is its own.
 """
@@ -20,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NotBuilt, RemoteError, WorkerDied
+from ..runtime.lease import Lease, hold
 from ..runtime.manifest import read_manifest
 from ..runtime.sitedir import normalize, site_packages
 from .channel import Channel
@@ -38,8 +44,9 @@ class ProcessEnv:
         self.path = Path(path)
         self.manifest = manifest
         self.source = Path(source) if source else None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._worker: _Worker | None = None
+        self._lease: Lease | None = None
 
     @classmethod
     def from_path(cls, path: str | Path, name: str | None = None) -> "ProcessEnv":
@@ -53,8 +60,27 @@ class ProcessEnv:
         return cls(name or (manifest or {}).get("name") or path.name, path, manifest, source)
 
     @property
+    def build(self) -> Path | None:
+        """The directory this env reads from (its link resolved at first use, held until unload()),
+        or None before its first use."""
+        lease = self._lease
+        return lease.build if lease is not None else None
+
+    def _resolved(self) -> Path:
+        lease = self._lease
+        if lease is None:
+            with self._lock:
+                lease = self._lease
+                if lease is None:
+                    lease = self._lease = hold(self.path)
+                    if lease.held:  # this build's manifest, not whatever the link points at now
+                        self.manifest = read_manifest(lease.build) or self.manifest
+        return lease.build
+
+    @property
     def python(self) -> Path:
-        return _python(self.path)
+        """The interpreter the worker runs: the build's own, so the worker never sees another build."""
+        return _python(self._resolved())
 
     def import_module(self, name: str) -> Any:
         """A proxy of the env's module ``name``, imported in the worker (started if need be)."""
@@ -67,7 +93,7 @@ class ProcessEnv:
     def distribution(self, name: str) -> Any:
         from importlib import metadata
 
-        site = site_packages(self.path)
+        site = site_packages(self._resolved())
         roots = [str(r) for r in (site, self.source) if r]
         for dist in metadata.distributions(path=roots):
             if normalize(dist.metadata["Name"] or "") == normalize(name):
@@ -79,8 +105,11 @@ class ProcessEnv:
         starts a fresh worker, which reads the env afresh (a rebuilt env gives its new versions)."""
         with self._lock:
             worker, self._worker = self._worker, None
+            lease, self._lease = self._lease, None
         if worker is not None:
             worker.stop()
+        if lease is not None:
+            lease.release()  # after the worker is gone: it no longer loads from the build
 
     @property
     def pid(self) -> int | None:

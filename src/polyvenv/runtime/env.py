@@ -27,6 +27,7 @@ from typing import Any, Iterable
 from ..errors import EnvImportError, NotBuilt
 from . import facades
 from .importer import FINDER, install_finder
+from .lease import Lease, hold
 from .manifest import read_manifest
 from .names import ALIASES, STDLIB, top_level_names
 from .sitedir import distributions, normalize, site_packages
@@ -40,12 +41,19 @@ VOCABULARY = {"typing_extensions": "typing_extensions", "annotated_types": "anno
 
 
 class Env:
-    """One env: its directories, its names, and its modules once imported."""
+    """One env: its directories, its names, and its modules once imported.
+
+    ``prefix`` is the venv the ``roots`` are in; for a workspace env, its link,
+    which ``sync`` may switch to a new build at any time. Each load resolves it
+    once (runtime/lease.py): every module, file and distribution of that load
+    comes from the build it pointed at then, held until ``unload()``.
+    """
 
     def __init__(self, name: str, roots: Iterable[str | Path], shared: Iterable[str] = (),
-                 manifest: dict[str, Any] | None = None) -> None:
+                 manifest: dict[str, Any] | None = None, prefix: str | Path | None = None) -> None:
         self.name = name
         self.roots = [Path(r) for r in roots]
+        self.prefix = Path(prefix) if prefix is not None else None
         self.shared = tuple(shared)
         self.manifest = manifest
         self._lock = threading.RLock()
@@ -58,9 +66,10 @@ class Env:
     def from_path(cls, path: str | Path, name: str | None = None, shared: Iterable[str] = ()) -> "Env":
         """Any existing venv (or a site-packages directory itself), no build step, no config.
 
-        Links in ``path`` are kept, not resolved: for a workspace env (a link to
-        its current build), an import after ``unload()`` reads the build the
-        link points at then, so a rebuilt env loads its new versions.
+        Links in ``path`` are resolved at each load, not here: for a workspace
+        env (a link to its current build), the env loads from the build the
+        link points at on first use, and after ``unload()`` from the one it
+        points at then, so a rebuilt env loads its new versions.
         """
         path = Path(path).absolute()
         manifest = read_manifest(path)
@@ -70,7 +79,7 @@ class Env:
         roots = [site]
         if manifest and manifest.get("source"):
             roots.append(Path(manifest["source"]))
-        return cls(name or (manifest or {}).get("name") or path.name, roots, shared, manifest)
+        return cls(name or (manifest or {}).get("name") or path.name, roots, shared, manifest, prefix=path)
 
     # -- the host's API -------------------------------------------------------------
 
@@ -82,7 +91,8 @@ class Env:
         """Forget every module this env loaded: they are collected once the host drops them.
 
         The next import reads the env's directories afresh, so an env rebuilt
-        with other versions is loaded anew without restarting the host.
+        with other versions is loaded anew without restarting the host; the
+        build this load held is let go (gc may delete it once superseded).
         """
         with self._lock:
             state, self._state = self._state, None
@@ -97,6 +107,8 @@ class Env:
             _forget_in_typing(prefixes)
             FINDER.forget(self)
             ALIASES.release(state)
+            if state.lease is not None:
+                state.lease.release()
 
     def also_known_as(self, host_name: str) -> None:
         """Record that ``sys.modules[host_name]`` is one of this env's modules (unload removes it)."""
@@ -137,6 +149,13 @@ class Env:
         """This env's ``importlib.metadata`` (what its own code gets for that import)."""
         return self.import_module("importlib.metadata")
 
+    @property
+    def build(self) -> Path | None:
+        """The directory this load of the env reads from (its link resolved at first use), or None
+        before the first import."""
+        state = self._state
+        return state.lease.build if state is not None and state.lease is not None else None
+
     def __repr__(self) -> str:
         return f"<polyvenv.Env {self.name!r} at {', '.join(map(str, self.roots))}>"
 
@@ -158,7 +177,9 @@ class _Names:
 
     def __init__(self, env: Env) -> None:
         self.env = env
-        self.found = top_level_names(env.roots)  # real top-level name -> root it is in
+        self.lease = _resolve(env)
+        self.roots = [_in_build(root, env.prefix, self.lease) for root in env.roots]
+        self.found = top_level_names(self.roots)  # real top-level name -> root it is in
         self.shared_tops = {s.partition(".")[0] for s in env.shared} | _same_vocabulary(env, self.found)
         self.tops: dict[str, str] = {}  # real or facade or missing name -> reserved alias
         for real in sorted(self.found):
@@ -180,7 +201,7 @@ class _Names:
         if top == self.missing:  # `import x` of a name the env lacks became `import <missing>.x`
             if not dot:
                 return _empty_package(top)
-            raise EnvImportError(self.env.name, rest, [str(r) for r in self.env.roots])
+            raise EnvImportError(self.env.name, rest, [str(r) for r in self.roots])
         real = self.real.get(top)
         if real is None:
             return None
@@ -196,7 +217,7 @@ class _Names:
 
     def _find_top(self, alias: str, real: str) -> ModuleSpec | None:
         portions = []
-        for root in self.env.roots:
+        for root in self.roots:
             spec = FINDER.file_finder(self.env, str(root)).find_spec(real)
             if spec is None:
                 continue
@@ -245,6 +266,30 @@ class _Names:
             elif real is None and (top in STDLIB or top in self.shared_tops):
                 view.setdefault(key, module)
         return view
+
+
+def _resolve(env: Env) -> Lease | None:
+    """The build this load reads from, held; None for an env without a prefix (its roots as given)."""
+    if env.prefix is None:
+        return None
+    lease = hold(env.prefix)
+    if lease.held:
+        env.manifest = read_manifest(lease.build) or env.manifest  # this build's, not the link's now
+    return lease
+
+
+def _in_build(root: Path, prefix: Path | None, lease: Lease | None) -> Path:
+    """``root`` (a path through the env's prefix, e.g. its site-packages) inside the resolved build."""
+    if prefix is None or lease is None:
+        return root
+    try:
+        inside = root.relative_to(prefix)
+    except ValueError:  # the env's source, or another directory outside the venv: as declared
+        return root
+    moved = lease.build / inside
+    if not moved.is_dir() and inside.parts[:1] == ("lib",):  # rebuilt for another Python: its site-packages
+        moved = site_packages(lease.build) or moved
+    return moved
 
 
 def _same_vocabulary(env: Env, found: dict[str, Path]) -> set[str]:

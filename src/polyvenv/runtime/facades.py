@@ -98,7 +98,7 @@ def _metadata(module: types.ModuleType, names: Any, alias: str) -> None:
     distributions only: ``version``, ``metadata``, ``entry_points``... then answer for the env."""
     import importlib.metadata as real
 
-    paths = [str(root) for root in names.env.roots]
+    paths = [str(root) for root in names.roots]
 
     class Distribution(real.Distribution):  # type: ignore[misc]  # only its class methods are used
         @classmethod

@@ -56,7 +56,8 @@ class Workspace:
                 env = self._envs[name] = ProcessEnv(name, self.env_dir(name), manifest, spec.source)
                 return env
             roots = [site_packages(self.env_dir(name)), spec.source]  # source and shared: as declared now
-            env = self._envs[name] = Env(name, [r for r in roots if r], spec.shared, manifest)
+            env = self._envs[name] = Env(name, [r for r in roots if r], spec.shared, manifest,
+                                         prefix=self.env_dir(name))
         return env
 
     def sync(self, *names: str, **options: Any) -> list[Any]:
