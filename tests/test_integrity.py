@@ -143,6 +143,19 @@ def test_a_fresh_env_built_from_a_damaged_cache_is_never_stamped_ok_while_broken
     assert workspace.cli("doctor", env=caches).returncode == 0
 
 
+def test_a_removed_dist_info_is_found_by_list(workspace, caches):
+    workspace.write("""
+        [envs.a]
+        requirements = ["beta==1.0", "alpha==1.0"]
+    """)
+    workspace.cli("sync", env=caches)
+    import shutil
+
+    shutil.rmtree(site(workspace, "a") / "alpha-1.0.dist-info")  # its RECORD goes with it: no file check sees alpha
+    a = status(workspace, caches)["a"]
+    assert a["state"] == "broken" and any("alpha 1.0 is gone" in r for r in a["reasons"]), a["reasons"]
+
+
 def test_a_wheel_whose_files_disagree_with_its_record_fails_the_build(tmp_path, caches):
     wheelhouse = tmp_path / "wheels"
     wheel = make_wheel(wheelhouse, "liar", "1.0", {"liar/__init__.py": "X = 1\n"})

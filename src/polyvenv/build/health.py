@@ -56,13 +56,15 @@ def distribution_problem(env: Path, stamp: dict[str, Any]) -> str | None:
     return "installed distributions changed since the build: " + ", ".join(changes)
 
 
-def problems(env: Path, stamp: dict[str, Any], *, content: bool = False) -> list[str]:
+def problems(env: Path, stamp: dict[str, Any], *, content: bool = False,
+             digests: integrity.Digests | None = None) -> list[str]:
     """Everything wrong with a complete build, most fundamental first.
 
-    Files are checked by size, or with ``content`` by sha256 too (reads every file).
+    Files are checked by size, or with ``content`` by sha256 too (reads every
+    file; ``digests`` spares files another env of this caller shares).
     """
     found = [p for p in (interpreter_problem(stamp), distribution_problem(env, stamp)) if p]
-    damage = integrity.damaged_files(env, content=content)
+    damage = integrity.damaged_files(env, content=content, digests=digests)
     if damage:
         found.append(integrity.describe(damage))
     return found

@@ -15,7 +15,9 @@ shows. ``content=True`` also hashes every file: `doctor`, `list --verify`,
 
 uv hardlinks installed files from its cache, so a file damaged in place in
 one env is damaged in the cache and in every env linked to it; ``links``
-counts those hard links.
+counts those hard links. For the same reason ten envs often hold one numpy:
+a caller checking several envs passes one ``digests`` dict, and each file
+(one inode) is hashed once per call, not once per env.
 """
 
 from __future__ import annotations
@@ -26,11 +28,14 @@ import hashlib
 import os
 import stat
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import Dict, Iterator, NamedTuple, Tuple
 
 from ..runtime.sitedir import normalize, site_packages
 
 LIMIT = 20  # damaged files reported per env: enough to say what is wrong, cheap when everything is
+SMALL = 1 << 20  # files up to this size are read whole: most are a few KB, and file_digest's buffer costs more
+
+Digests = Dict[Tuple[int, int, int, int, str], str]  # (device, inode, size, mtime_ns, algorithm) -> digest
 
 
 class Damage(NamedTuple):
@@ -46,16 +51,18 @@ class Damage(NamedTuple):
         return f"{self.path} ({self.problem})"
 
 
-def damaged_files(env: Path, *, content: bool = False, limit: int = LIMIT) -> list[Damage]:
+def damaged_files(env: Path, *, content: bool = False, limit: int = LIMIT,
+                  digests: Digests | None = None) -> list[Damage]:
     """Installed files of the venv ``env`` that are missing, of another size, or (``content``)
-    of another sha256 than their RECORD row says; at most ``limit``."""
+    of another sha256 than their RECORD row says; at most ``limit``. ``digests``: the files
+    hashed so far by this caller, shared between the envs it checks."""
     sp = site_packages(env)
     if sp is None:
         return [Damage(str(env / "lib"), "", "", "no site-packages")]
     found: list[Damage] = []
     for info in sorted(sp.glob("*.dist-info")):
         name, _, version = info.name[: -len(".dist-info")].partition("-")
-        for path, problem, links in _check(info / "RECORD", sp, content):
+        for path, problem, links in _check(info / "RECORD", sp, content, {} if digests is None else digests):
             found.append(Damage(path, normalize(name), version, problem, links))
             if len(found) >= limit:
                 return found
@@ -73,11 +80,11 @@ def describe(damage: list[Damage], limit: int = LIMIT) -> str:
                 f"(first: {first.path}, {first.problem})")
     links = max(d.links for d in damage)
     if links > 1:
-        text += f"; it is hardlinked ({links} links): uv's cache and envs built from it hold the same bytes"
+        text += f"; the file has {links} hard links: uv's cache and envs built from it may hold the same damaged bytes"
     return text
 
 
-def _check(record: Path, sp: Path, content: bool) -> Iterator[tuple[str, str, int]]:
+def _check(record: Path, sp: Path, content: bool, digests: Digests) -> Iterator[tuple[str, str, int]]:
     try:
         with open(record, newline="") as f:
             rows = list(csv.reader(f))
@@ -100,18 +107,24 @@ def _check(record: Path, sp: Path, content: bool) -> Iterator[tuple[str, str, in
             yield path, f"{st.st_size} bytes, RECORD says {size}", st.st_nlink
         elif content and hashed:
             algorithm, _, digest = hashed.partition("=")
-            if algorithm in hashlib.algorithms_guaranteed and _digest(path, algorithm) != digest:
+            if algorithm not in hashlib.algorithms_guaranteed:
+                continue
+            key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, algorithm)
+            if key not in digests:
+                digests[key] = _digest(path, algorithm, st.st_size)
+            if digests[key] != digest:
                 yield path, f"content differs from RECORD's {algorithm}", st.st_nlink
 
 
-def _digest(path: str, algorithm: str) -> str:
+def _digest(path: str, algorithm: str, size: int) -> str:
     """The file's digest as RECORD writes it: urlsafe base64 without padding."""
     with open(path, "rb") as f:
-        if hasattr(hashlib, "file_digest"):  # Python 3.11+: the loop runs in C
-            digest = hashlib.file_digest(f, algorithm).digest()
+        if size <= SMALL:
+            h = hashlib.new(algorithm, f.read())
+        elif hasattr(hashlib, "file_digest"):  # Python 3.11+: the loop runs in C
+            h = hashlib.file_digest(f, algorithm)
         else:
             h = hashlib.new(algorithm)
-            for chunk in iter(lambda: f.read(1 << 20), b""):
+            for chunk in iter(lambda: f.read(SMALL), b""):
                 h.update(chunk)
-            digest = h.digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    return base64.urlsafe_b64encode(h.digest()).rstrip(b"=").decode()

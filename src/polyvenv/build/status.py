@@ -7,7 +7,7 @@ from typing import Any, NamedTuple, Sequence
 
 from ..config import Config, EnvSpec
 from ..errors import ConfigError
-from . import health
+from . import health, integrity
 from .spec import Planner
 from .store import Store, read_stamp
 
@@ -43,13 +43,14 @@ def statuses(config: Config, envs: Sequence[EnvSpec], installer: str | None = No
     ``verify`` (`doctor`, `list --verify`) by sha256 too, which reads every file."""
     store = Store(config.envs_dir)
     planner = Planner(config, installer)
+    digests: integrity.Digests = {}  # envs hardlinked from one uv cache share files: hash each once
     try:
-        return [_status(store, planner, env, verify) for env in envs]
+        return [_status(store, planner, env, verify, digests) for env in envs]
     finally:
         planner.close()
 
 
-def _status(store: Store, planner: Planner, env: EnvSpec, verify: bool = False) -> EnvStatus:
+def _status(store: Store, planner: Planner, env: EnvSpec, verify: bool, digests: integrity.Digests) -> EnvStatus:
     build = store.current(env.name)
     stamp = read_stamp(build) if build else None
 
@@ -59,7 +60,7 @@ def _status(store: Store, planner: Planner, env: EnvSpec, verify: bool = False) 
     if build is None or stamp is None:
         reason = "not built yet" if not store.builds(env.name) else "no complete build"
         return status("missing", [reason], f"polyvenv sync {env.name}")
-    problems = health.problems(build, stamp, content=verify)
+    problems = health.problems(build, stamp, content=verify, digests=digests)
     if problems and health.interpreter_problem(stamp):
         python = stamp["interpreter"]
         return status("broken", problems, f"reinstall Python {python['version']} at {python['path']}, or set "

@@ -62,7 +62,8 @@ def plan(config: Config, envs: Sequence[EnvSpec], installer: str | None = None) 
     return planner, specs
 
 
-def is_current(store: Store, spec: BuildSpec, verify: bool = False) -> bool:
+def is_current(store: Store, spec: BuildSpec, verify: bool = False,
+               digests: integrity.Digests | None = None) -> bool:
     """The env's link points at a complete build of exactly this spec.
 
     A stamp is only written after every installed file matched its RECORD, so
@@ -72,7 +73,7 @@ def is_current(store: Store, spec: BuildSpec, verify: bool = False) -> bool:
     build = store.current(spec.name)
     if build != store.build_dir(spec.name, spec.hash):
         return False
-    return not verify or not integrity.damaged_files(build, content=True, limit=1)
+    return not verify or not integrity.damaged_files(build, content=True, limit=1, digests=digests)
 
 
 def sync(
@@ -106,7 +107,8 @@ def sync(
 
             for spec in specs:
                 lockfiles.check_current(spec, lock_path(config, spec.name))
-        todo = [s for s in specs if not is_current(store, s, verify=repair)]
+        digests: integrity.Digests = {}  # with --repair: a file several envs share is hashed once
+        todo = [s for s in specs if not is_current(store, s, verify=repair, digests=digests)]
         outcomes = {s.name: Outcome(s.name, "up to date", store.current(s.name)) for s in specs}
         if not todo and memo:
             _remember_noop(config, specs)
