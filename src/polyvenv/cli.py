@@ -98,7 +98,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     from .build.sync import select
 
     config = _config(args)
-    found = statuses(config, select(config, args.names))
+    found = statuses(config, select(config, args.names), verify=args.verify)
     if args.json:
         print(json.dumps([s.as_json() for s in found], indent=2))
         return 0
@@ -119,7 +119,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from .build.sync import select
 
     config = _config(args)
-    found = [s for s in statuses(config, select(config, args.names)) if s.state != "ok"]
+    found = [s for s in statuses(config, select(config, args.names), verify=True) if s.state != "ok"]
     if args.json:
         print(json.dumps([s.as_json() for s in found], indent=2))
     for s in found:
@@ -296,7 +296,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="build N envs at once (default: the number of CPUs)")
     p.add_argument("--locked", action="store_true", help="fail if a lock file is missing or out of date")
     p.add_argument("--repair", action="store_true",
-                   help="check every installed file of every env again and rebuild damaged ones")
+                   help="check every installed file of every env against its RECORD (sha256) and rebuild "
+                   "damaged ones, unpacking afresh what uv's cache holds damaged")
     p.add_argument("--discover", metavar="DIR", help="one env per directory of DIR holding a requirements file")
     p.add_argument("--pattern", default=DEFAULT_PATTERN, help=f"with --discover (default: {DEFAULT_PATTERN})")
     p.add_argument("--bin-dir", metavar="DIR", help="where command shims go (default: bin-dir from the config)")
@@ -307,6 +308,9 @@ def _parser() -> argparse.ArgumentParser:
         p = command(name, handler, text)
         p.add_argument("names", nargs="*", metavar="NAME")
         p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+        if name == "list":
+            p.add_argument("--verify", action="store_true", help="check every installed file's sha256 against "
+                           "its RECORD, as `doctor` does (without it: sizes only)")
 
     p = command("run", cmd_run, "run a command inside one env (built first if needed)")
     p.add_argument("name", metavar="NAME")

@@ -22,6 +22,7 @@ DISCOVERED_FILE = "discovered.json"  # in envs-dir: what `sync --discover` remem
 DEFAULT_PATTERN = "*/requirements.txt"
 ISOLATIONS = ("namespace", "process")
 INSTALLERS = ("uv", "pip")
+LINK_MODES = ("hardlink", "copy", "clone")  # how uv puts files from its cache into an env
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 # An env's name becomes part of file names polyvenv makes (".<name>.<pid>.link", "<name>-<hash>.log",
@@ -32,7 +33,8 @@ ENVS_MARKER = ".polyvenv-envs"  # in envs-dir: this directory is polyvenv's (bui
 _RESERVED = {DISCOVERED_FILE, ENVS_MARKER}
 # What an envs-dir made before it carried ENVS_MARKER holds: recognised as polyvenv's, marked on next sync.
 _LEGACY_ENTRIES = {".builds", ".locks", ".logs", ".cache", DISCOVERED_FILE}
-_TOP_KEYS = ("envs-dir", "bin-dir", "wheelhouse", "offline", "locks-dir", "installer", "discover", "envs")
+_TOP_KEYS = ("envs-dir", "bin-dir", "wheelhouse", "offline", "locks-dir", "installer", "link-mode", "discover",
+             "envs")
 _ENV_KEYS = (
     "requirements", "requirements-file", "source", "python",
     "isolation", "shared", "scripts", "provides",
@@ -75,6 +77,7 @@ class Config(NamedTuple):
     offline: bool = False
     installer: str = "uv"
     discoveries: tuple[Discovery, ...] = ()
+    link_mode: str | None = None  # None: uv's default (hardlink on Linux, clone on macOS)
 
     def env(self, name: str) -> EnvSpec:
         from .errors import EnvNotFound
@@ -250,6 +253,9 @@ def _validate(data: dict[str, Any], *, root: Path, path: Path | None) -> Config:
     installer = check.typed(top, data, "installer", str, "uv")
     if installer not in INSTALLERS:
         check.add(top, f"installer: must be one of {', '.join(INSTALLERS)}, got {installer!r}")
+    link_mode = check.typed(top, data, "link-mode", str, None)
+    if link_mode is not None and link_mode not in LINK_MODES:
+        check.add(top, f"link-mode: must be one of {', '.join(LINK_MODES)}, got {link_mode!r}")
     config = Config(
         root=root,
         path=path,
@@ -259,6 +265,7 @@ def _validate(data: dict[str, Any], *, root: Path, path: Path | None) -> Config:
         wheelhouse=directory("wheelhouse", None),
         offline=check.typed(top, data, "offline", bool, False),
         installer=installer,
+        link_mode=link_mode,
         envs={},
     )
 

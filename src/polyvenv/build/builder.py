@@ -1,20 +1,26 @@
 """Build one venv at one path so that it is either complete and stamped, or never used.
 
 The order is the guarantee: clear whatever an interrupted run left, create,
-install, check every installed file is on disk, and only then write the
-stamp. Nothing before the stamp is trusted, so a kill at any moment leaves
-a directory the next run deletes and builds again.
+install, check every installed file against its RECORD (size and sha256),
+and only then write the stamp. Nothing before the stamp is trusted, so a
+kill at any moment leaves a directory the next run deletes and builds again.
+
+A fresh install that does not match its RECORDs got damaged bytes from
+uv's cache (uv hardlinks them, so damage done in place in any env is in the
+cache too): those distributions are dropped from the cache and installed
+again, and the stamp names them (``cache_refreshed``) so `sync` can say so.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ..errors import BuildError
 from ..runtime.sitedir import site_packages
-from .health import distributions, missing_files
+from . import integrity
+from .health import distributions
 from .installers import Sources, env_python
 from .probes import file_identity
 from .spec import BuildSpec
@@ -35,25 +41,39 @@ def build(spec: BuildSpec, target: Path, sources: Sources, cwd: Path, log_path: 
             log.write(f"# polyvenv build of env {spec.name!r} at {target}\n")
             spec.installer.create(target, spec.interpreter, spec.with_pip, log)
             spec.installer.install(target, spec.wants(), sources, cwd, log)
+            damage, refreshed = verified(spec, target, sources, cwd, log)
     except BuildError as e:
         raise BuildError(f"build of env {spec.name!r} failed: {e}", env=spec.name, log=str(log_path)) from None
     except OSError as e:
         raise BuildError(f"build of env {spec.name!r} failed: {e}", env=spec.name, log=str(log_path)) from None
-    missing = missing_files(target)
-    if missing:
-        raise BuildError(
-            f"build of env {spec.name!r} is incomplete: {len(missing)} installed files missing "
-            f"(first: {missing[0]})", env=spec.name, log=str(log_path),
-        )
+    if damage:
+        again = " even after a fresh unpack of its wheel (the wheel itself disagrees with its RECORD)" * bool(refreshed)
+        raise BuildError(f"build of env {spec.name!r} is not whole{again}: {integrity.describe(damage)}",
+                         env=spec.name, log=str(log_path))
     try:
         (target / BUILDING_MARK).unlink()
         stamp = manifest(spec, target)
+        if refreshed:
+            stamp["cache_refreshed"] = refreshed
         stamp["build_seconds"] = round(time.monotonic() - started, 3)
         write_stamp(target, stamp)
     except OSError as e:  # a full disk, most often: the build stays unstamped, so it is never used
         raise BuildError(f"build of env {spec.name!r} could not be marked complete: {e.strerror or e} "
                          f"({target}); free some space and run again", env=spec.name, log=str(log_path)) from None
     return stamp
+
+
+def verified(spec: BuildSpec, target: Path, sources: Sources, cwd: Path,
+             log: IO[str]) -> tuple[list[integrity.Damage], list[str]]:
+    """Check a fresh install against its RECORDs; what is damaged, drop from the installer's cache
+    and install again. Return what is still damaged and the distributions refreshed ("alpha 1.0")."""
+    damage = integrity.damaged_files(target, content=True)
+    owners = sorted({(d.distribution, d.version) for d in damage if d.distribution})
+    if not owners or not spec.installer.forget([name for name, _ in owners], log):
+        return damage, []
+    log.write(f"# damaged after install, refreshed from the source: {integrity.describe(damage)}\n")
+    spec.installer.install(target, spec.wants(), sources, cwd, log, reinstall=[name for name, _ in owners])
+    return integrity.damaged_files(target, content=True), [f"{name} {version}" for name, version in owners]
 
 
 def manifest(spec: BuildSpec, target: Path) -> dict[str, Any]:
@@ -81,4 +101,5 @@ def manifest(spec: BuildSpec, target: Path) -> dict[str, Any]:
         "shared": list(env.shared),
         "provides": list(env.provides),
         "distributions": distributions(target),
+        **({"link_mode": spec.installer.link_mode} if spec.installer.link_mode else {}),
     }

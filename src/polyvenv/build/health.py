@@ -1,8 +1,11 @@
-"""Is a built env whole? Its interpreter still there and unchanged, every installed file present.
+"""Is a built env whole? Its interpreter still there, its distributions those it was built with,
+every installed file what its RECORD says.
 
 A killed installer can leave a distribution's RECORD in place with hundreds
 of its files missing, and re-running it reports success (research note);
-so health is judged from the RECORDs themselves, never from the installer.
+a file damaged in place is damaged in uv's cache too (hardlinks). So health
+is judged from the RECORDs themselves, never from the installer: by size
+cheaply, by sha256 with ``content`` (integrity.py).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 
 from ..runtime import sitedir
 from ..runtime.sitedir import site_packages
+from . import integrity
 
 
 def distributions(env: Path) -> dict[str, str]:
@@ -22,26 +26,8 @@ def distributions(env: Path) -> dict[str, str]:
 
 
 def missing_files(env: Path, limit: int = 20) -> list[str]:
-    """Files named in installed RECORDs that are not on disk (at most ``limit``)."""
-    import csv
-
-    sp = site_packages(env)
-    if sp is None:
-        return [str(env / "lib")]
-    missing = []
-    for record in sp.glob("*.dist-info/RECORD"):
-        try:
-            with open(record, newline="") as f:
-                rows = list(csv.reader(f))
-        except OSError:
-            missing.append(str(record))
-            continue
-        for row in rows:
-            if row and not os.path.lexists(os.path.join(sp, row[0])):
-                missing.append(os.path.normpath(os.path.join(sp, row[0])))
-                if len(missing) >= limit:
-                    return missing
-    return missing
+    """Installed files that are missing or of another size than their RECORD says (at most ``limit``)."""
+    return [d.path for d in integrity.damaged_files(env, limit=limit)]
 
 
 def interpreter_problem(stamp: dict[str, Any]) -> str | None:
@@ -56,14 +42,29 @@ def interpreter_problem(stamp: dict[str, Any]) -> str | None:
     return None
 
 
-def problems(env: Path, stamp: dict[str, Any]) -> list[str]:
-    """Everything wrong with a complete build, most fundamental first."""
-    found = []
-    interpreter = interpreter_problem(stamp)
-    if interpreter:
-        found.append(interpreter)
-    missing = missing_files(env)
-    if missing:
-        more = "+" if len(missing) >= 20 else ""
-        found.append(f"{len(missing)}{more} installed files are missing (first: {missing[0]})")
+def distribution_problem(env: Path, stamp: dict[str, Any]) -> str | None:
+    """How the installed distributions differ from those the build installed, or None.
+
+    A dist-info removed takes its RECORD with it, so no file check could see it.
+    """
+    was, now = stamp.get("distributions"), distributions(env)
+    if was is None or was == now:
+        return None
+    changes = [f"{name} {was[name]} is gone" if name not in now else f"{name} {was[name]} is now {now[name]}"
+               for name in was if now.get(name) != was[name]]
+    changes += [f"{name} {now[name]} was added" for name in now if name not in was]
+    return "installed distributions changed since the build: " + ", ".join(changes)
+
+
+def problems(env: Path, stamp: dict[str, Any], *, content: bool = False,
+             digests: integrity.Digests | None = None) -> list[str]:
+    """Everything wrong with a complete build, most fundamental first.
+
+    Files are checked by size, or with ``content`` by sha256 too (reads every
+    file; ``digests`` spares files another env of this caller shares).
+    """
+    found = [p for p in (interpreter_problem(stamp), distribution_problem(env, stamp)) if p]
+    damage = integrity.damaged_files(env, content=content, digests=digests)
+    if damage:
+        found.append(integrity.describe(damage))
     return found

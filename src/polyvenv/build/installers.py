@@ -45,12 +45,16 @@ class Wants(NamedTuple):
 
 class Installer(Protocol):
     name: str
+    link_mode: str | None  # how installed files come from the installer's cache; None: its default
 
     def version(self) -> str: ...
 
     def create(self, target: Path, python: Interpreter, with_pip: bool, log: IO[str]) -> None: ...
 
-    def install(self, target: Path, wants: Wants, sources: Sources, cwd: Path, log: IO[str]) -> None: ...
+    def install(self, target: Path, wants: Wants, sources: Sources, cwd: Path, log: IO[str],
+                reinstall: Sequence[str] = ()) -> None: ...
+
+    def forget(self, distributions: Sequence[str], log: IO[str]) -> bool: ...
 
 
 def env_python(target: Path) -> Path:
@@ -88,14 +92,16 @@ def gist(output: str) -> str:
 
 
 class Uv:
-    """uv from its PyPI wheel (``uv.find_uv_bin()``): hardlinks from a shared cache."""
+    """uv from its PyPI wheel (``uv.find_uv_bin()``): hardlinks from a shared cache, unless
+    ``link_mode`` says copy or clone."""
 
     name = "uv"
 
-    def __init__(self, cache: ProbeCache) -> None:
+    def __init__(self, cache: ProbeCache, link_mode: str | None = None) -> None:
         from uv import find_uv_bin
 
         self.binary = find_uv_bin()
+        self.link_mode = link_mode
         self._cache = cache
 
     def version(self) -> str:
@@ -113,7 +119,8 @@ class Uv:
             argv.insert(2, "--seed")
         run_logged(argv, log, env=self.environ(), what="uv venv")
 
-    def install(self, target: Path, wants: Wants, sources: Sources, cwd: Path, log: IO[str]) -> None:
+    def install(self, target: Path, wants: Wants, sources: Sources, cwd: Path, log: IO[str],
+                reinstall: Sequence[str] = ()) -> None:
         argv: list[str | Path] = [self.binary, "pip"]
         if wants.lock_file:
             argv += ["sync", "--require-hashes", wants.lock_file]
@@ -124,7 +131,21 @@ class Uv:
             if wants.requirements_file:
                 argv += ["-r", wants.requirements_file]
         argv += ["--no-config", "--python", env_python(target), *self.source_args(sources)]
+        if self.link_mode:
+            argv += ["--link-mode", self.link_mode]
+        for name in reinstall:
+            argv += ["--reinstall-package", name]
         run_logged(argv, log, cwd=cwd, env=self.environ(), what=f"uv pip {argv[2]}")
+
+    def forget(self, distributions: Sequence[str], log: IO[str]) -> bool:
+        """Drop these distributions from uv's cache, so the next install unpacks them afresh.
+
+        ``--refresh-package`` is not enough: it revalidates the source, finds the
+        same wheel and links the same unpacked (damaged) files again.
+        """
+        run_logged([self.binary, "cache", "clean", "--no-config", *distributions], log,
+                   env=self.environ(), what="uv cache clean")
+        return True
 
     @staticmethod
     def source_args(sources: Sources) -> list[str]:
@@ -140,6 +161,7 @@ class Pip:
     """``python -m venv --without-pip`` plus the pip polyvenv itself runs with (``pip --python``)."""
 
     name = "pip"
+    link_mode = None  # pip copies every file out of the wheel: no installed file is shared
 
     def version(self) -> str:
         try:
@@ -158,7 +180,8 @@ class Pip:
             argv.insert(3, "--without-pip")
         run_logged(argv, log, what="python -m venv")
 
-    def install(self, target: Path, wants: Wants, sources: Sources, cwd: Path, log: IO[str]) -> None:
+    def install(self, target: Path, wants: Wants, sources: Sources, cwd: Path, log: IO[str],
+                reinstall: Sequence[str] = ()) -> None:
         argv: list[str | Path] = [
             sys.executable, "-m", "pip", "--python", env_python(target), "install",
             "--no-input", "--disable-pip-version-check", "--no-compile",
@@ -178,9 +201,12 @@ class Pip:
         env = {k: v for k, v in os.environ.items() if k != "PIP_REQUIRE_VIRTUALENV"}
         run_logged(argv, log, cwd=cwd, env=env, what="pip install")
 
+    def forget(self, distributions: Sequence[str], log: IO[str]) -> bool:
+        return False  # pip's cache holds whole wheels, never files an env links to
 
-def installer_named(name: str, cache: ProbeCache) -> Installer:
-    return Uv(cache) if name == "uv" else Pip()
+
+def installer_named(name: str, cache: ProbeCache, link_mode: str | None = None) -> Installer:
+    return Uv(cache, link_mode) if name == "uv" else Pip()
 
 
 def _program_version(program: str) -> dict[str, str]:

@@ -3,8 +3,10 @@
 The spec hash covers everything that changes an env's contents: the
 requirements (and the requirements file's text), the lock file when there
 is one, the interpreter (resolved path, full version, implementation), the
-installer and its version, and the platform. Equal hashes mean nothing to
-do; this is all a no-op `sync` computes, without starting any program.
+installer and its version, the platform, and `link-mode` when it is set
+(whether the env's files are uv's cache's own; unset, it leaves the hashes
+of earlier builds as they were). Equal hashes mean nothing to do; this is
+all a no-op `sync` computes, without starting any program.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class BuildSpec(NamedTuple):
             "installer": {"name": self.installer.name, "version": self.installer_version},
             "platform": self.interpreter.platform,
             "with_pip": self.with_pip,
+            **({"link_mode": self.installer.link_mode} if self.installer.link_mode else {}),
         }
 
     @property
@@ -65,7 +68,7 @@ class Planner:
     def __init__(self, config: Config, installer: str | None = None) -> None:
         self.config = config
         self.cache = ProbeCache(config.envs_dir / ".cache" / "probes.json")
-        self.installer = installer_named(installer or config.installer, self.cache)
+        self.installer = installer_named(installer or config.installer, self.cache, config.link_mode)
         self._installer_version: str | None = None
 
     def spec(self, env: EnvSpec, *, with_pip: bool = False, lock: bool = True) -> BuildSpec:

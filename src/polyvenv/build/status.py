@@ -7,7 +7,7 @@ from typing import Any, NamedTuple, Sequence
 
 from ..config import Config, EnvSpec
 from ..errors import ConfigError
-from . import health
+from . import health, integrity
 from .spec import Planner
 from .store import Store, read_stamp
 
@@ -37,16 +37,20 @@ class EnvStatus(NamedTuple):
         }
 
 
-def statuses(config: Config, envs: Sequence[EnvSpec], installer: str | None = None) -> list[EnvStatus]:
+def statuses(config: Config, envs: Sequence[EnvSpec], installer: str | None = None,
+             verify: bool = False) -> list[EnvStatus]:
+    """Each env's state. Installed files are checked against their RECORDs by size, or with
+    ``verify`` (`doctor`, `list --verify`) by sha256 too, which reads every file."""
     store = Store(config.envs_dir)
     planner = Planner(config, installer)
+    digests: integrity.Digests = {}  # envs hardlinked from one uv cache share files: hash each once
     try:
-        return [_status(store, planner, env) for env in envs]
+        return [_status(store, planner, env, verify, digests) for env in envs]
     finally:
         planner.close()
 
 
-def _status(store: Store, planner: Planner, env: EnvSpec) -> EnvStatus:
+def _status(store: Store, planner: Planner, env: EnvSpec, verify: bool, digests: integrity.Digests) -> EnvStatus:
     build = store.current(env.name)
     stamp = read_stamp(build) if build else None
 
@@ -56,7 +60,7 @@ def _status(store: Store, planner: Planner, env: EnvSpec) -> EnvStatus:
     if build is None or stamp is None:
         reason = "not built yet" if not store.builds(env.name) else "no complete build"
         return status("missing", [reason], f"polyvenv sync {env.name}")
-    problems = health.problems(build, stamp)
+    problems = health.problems(build, stamp, content=verify, digests=digests)
     if problems and health.interpreter_problem(stamp):
         python = stamp["interpreter"]
         return status("broken", problems, f"reinstall Python {python['version']} at {python['path']}, or set "
@@ -81,6 +85,8 @@ def _why_stale(stamp: dict[str, Any], inputs: dict[str, Any]) -> list[str]:
         reasons.append("requirements changed")
     if stamp["installer"] != inputs["installer"]:
         reasons.append(f"installer changed: {stamp['installer']} -> {inputs['installer']}")
+    if stamp.get("link_mode") != inputs.get("link_mode"):
+        reasons.append(f"link-mode changed: {stamp.get('link_mode') or 'default'} -> {inputs.get('link_mode') or 'default'}")
     if (stamp.get("lock_file") is None) != (inputs["lock"] is None):
         reasons.append("lock file added" if inputs["lock"] else "lock file removed")
     return reasons or ["the requirements file or lock file changed"]

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import NamedTuple, Sequence
+from typing import Any, NamedTuple, Sequence
 
 from ..config import DISCOVERED_FILE, Config, EnvSpec
 from ..errors import BuildError, ConfigError, UsageError
-from . import health
+from . import integrity
 from .installers import Sources
 from .interpreters import is_path
 from .progress import Progress
@@ -62,18 +62,18 @@ def plan(config: Config, envs: Sequence[EnvSpec], installer: str | None = None) 
     return planner, specs
 
 
-def is_current(store: Store, spec: BuildSpec, verify: bool = False) -> bool:
+def is_current(store: Store, spec: BuildSpec, verify: bool = False,
+               digests: integrity.Digests | None = None) -> bool:
     """The env's link points at a complete build of exactly this spec.
 
-    A stamp is only written after every installed file was found on disk, so
-    the no-op path trusts it; ``verify`` (``sync --repair``) checks every file
-    again, for envs damaged after their build (a few ms per env: too slow to
-    do on every `sync`).
+    A stamp is only written after every installed file matched its RECORD, so
+    the no-op path trusts it and reads no file; ``verify`` (``sync --repair``)
+    hashes every file again, for envs damaged after their build.
     """
     build = store.current(spec.name)
     if build != store.build_dir(spec.name, spec.hash):
         return False
-    return not verify or not health.missing_files(build, limit=1)
+    return not verify or not integrity.damaged_files(build, content=True, limit=1, digests=digests)
 
 
 def sync(
@@ -107,7 +107,8 @@ def sync(
 
             for spec in specs:
                 lockfiles.check_current(spec, lock_path(config, spec.name))
-        todo = [s for s in specs if not is_current(store, s, verify=repair)]
+        digests: integrity.Digests = {}  # with --repair: a file several envs share is hashed once
+        todo = [s for s in specs if not is_current(store, s, verify=repair, digests=digests)]
         for spec in todo:
             store.check_link_location(spec.name)  # before any build: a user's file there is never replaced
         outcomes = {s.name: Outcome(s.name, "up to date", store.current(s.name)) for s in specs}
@@ -159,7 +160,7 @@ def _sync_one(config: Config, store: Store, spec: BuildSpec, sources: Sources,
     with store.lock(spec.name):
         if is_current(store, spec, verify=repair):
             return Outcome(spec.name, "up to date", target)  # another process built it meanwhile
-        if read_stamp(target) is not None and not (repair and health.missing_files(target, limit=1)):
+        if read_stamp(target) is not None and not integrity.damaged_files(target, content=repair, limit=1):
             store.switch(spec.name, target)  # an earlier build of this very spec: reuse it
             progress.finished(spec.name, f"switched to its existing build {target.name}")
             return Outcome(spec.name, "switched", target, time.monotonic() - started)
@@ -168,7 +169,7 @@ def _sync_one(config: Config, store: Store, spec: BuildSpec, sources: Sources,
         from . import builder
 
         try:
-            builder.build(spec, target, sources, config.root, log)
+            stamp = builder.build(spec, target, sources, config.root, log)
         except BuildError as e:
             progress.finished(spec.name, f"FAILED: {e} (log: {e.log})")
             return Outcome(spec.name, "failed", None, time.monotonic() - started, e)
@@ -176,8 +177,16 @@ def _sync_one(config: Config, store: Store, spec: BuildSpec, sources: Sources,
         seconds = time.monotonic() - started
         store.record_build({"env": spec.name, "spec_hash": spec.hash, "seconds": round(seconds, 3),
                             "at": time.time()})
-        progress.finished(spec.name, f"built in {seconds:.1f}s")
+        progress.finished(spec.name, f"built in {seconds:.1f}s{_refreshed(stamp)}")
         return Outcome(spec.name, "built", target, seconds)
+
+
+def _refreshed(stamp: dict[str, Any]) -> str:
+    """What a build found damaged in uv's cache and unpacked afresh, for its progress line."""
+    names = stamp.get("cache_refreshed") or []
+    if len(names) == 1:
+        return f"; uv's cache entry for {names[0]} was damaged and was refreshed"
+    return f"; uv's cache entries for {', '.join(names)} were damaged and were refreshed" if names else ""
 
 
 def _describe(spec: BuildSpec) -> str:
