@@ -292,3 +292,38 @@ def test_an_interpreter_that_cannot_serve_says_what_it_is(project, python, words
     project.write(f'[envs.a]\nrequirements = ["alpha==1.0"]\npython = "{python}"\n')
     first = refused(project.cli("sync", check=False), *words)
     assert "-c" not in first  # the setting and what it is, not the probe's command line
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs (root may mount one here; skipped with a message where it cannot)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)], capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs to fill: {proc.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_env_in_use(project, small_disk):
+    """A build that runs out of space (bigpkg's 1500 modules do not fit in 1 MiB) fails in one
+    line, exit 1, leaves the previous build in use and nothing stamped; with space again, sync works."""
+    envs = small_disk / "envs"
+    body = f'envs-dir = "{envs}"\n[envs.a]\nrequirements = [{{reqs}}]\n'
+    project.write(body.format(reqs='"alpha==1.0"'))
+    project.cli("sync")
+    project.write(body.format(reqs='"alpha==1.0", "bigpkg"'))
+    proc = project.cli("sync", check=False)
+    assert proc.returncode == 1, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("polyvenv: error:")]
+    assert len(errors) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "env 'a'" in errors[0] and "previous build" in errors[0]
+    python = envs / "a" / "bin" / "python"
+    out = subprocess.run([python, "-c", "import alpha; print(alpha.__version__)"], capture_output=True, text=True)
+    assert out.stdout.strip() == "1.0"
+    assert project.status()["a"]["state"] == "stale"
+    project.write(body.replace(str(envs), "envs2").format(reqs='"alpha==1.0", "bigpkg"'))
+    project.cli("sync")
+    assert project.status()["a"]["state"] == "ok"

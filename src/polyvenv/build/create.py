@@ -25,7 +25,8 @@ from ..runtime.locations import user_cache_dir
 from . import health
 from .builder import BUILDING_MARK, build
 from .spec import Planner
-from .store import STAMP, exclusive_lock, read_stamp, remove_tree
+from .retire import retire
+from .store import STAMP, exclusive_lock, read_stamp
 from .sync import sources_for
 
 MARKER = ".polyvenv-create"  # inside .DIR.polyvenv: this directory is polyvenv's
@@ -69,7 +70,7 @@ def create(
         _switch(target, new, home)
         for old in home.iterdir():  # builds no link points at any more, partial ones included (home is ours)
             if old.is_dir() and not old.is_symlink() and old != new:
-                remove_tree(old)
+                retire(old, target)  # kept while a polyvenv host still loads from it; the next run retries
         return "rebuilt" if existed else "created"
 
 
