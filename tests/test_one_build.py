@@ -253,3 +253,25 @@ def test_without_flock_a_superseded_build_is_kept_for_the_grace_period(tmp_path,
         assert not unused
     with retiring(build, switched_at=time.time() - lease.GRACE - 60) as unused:
         assert unused
+
+
+def test_repair_never_rebuilds_a_build_a_running_host_holds(mix):
+    """`sync --repair` rebuilds a damaged build in its own place: while a host loads from it, that
+    would pull its files away; refused in one line instead, and done once the host is gone."""
+    ws, isolation = mix
+    host = start_host(ws)
+    link = ws.root / ".polyvenv" / "mix"
+    build = (link.parent / os.readlink(link)).resolve()
+    other = next(build.glob("lib/python*/site-packages/mixdemo/other.py"))
+    try:
+        other.write_text(other.read_text() + "# damaged\n")  # not yet imported by the host
+        proc = ws.cli("sync", "--repair", check=False)
+        assert proc.returncode == 1
+        assert "is damaged, but a running process loads from it" in proc.stderr
+        assert (build / "polyvenv.json").exists() and other.exists()  # the host's build is whole as it was
+    finally:
+        host.send_signal(signal.SIGKILL)
+        host.wait()
+    ws.cli("sync", "--repair")
+    assert ws.status()["mix"]["state"] == "ok"
+    assert "# damaged" not in next(build.glob("lib/python*/site-packages/mixdemo/other.py")).read_text()

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple, Sequence
 from ..config import DISCOVERED_FILE, Config, EnvSpec
 from ..errors import BuildError, ConfigError, UsageError
 from . import integrity
+from ..runtime.lease import retiring
 from .installers import Sources
 from .interpreters import is_path
 from .progress import Progress
@@ -169,7 +170,12 @@ def _sync_one(config: Config, store: Store, spec: BuildSpec, sources: Sources,
         from . import builder
 
         try:
-            stamp = builder.build(spec, target, sources, config.root, log)
+            with retiring(target) as unused:  # a damaged build of this very spec is rebuilt in its place
+                if not unused:
+                    raise BuildError(f"env {spec.name!r}: its build {target} is damaged, but a running process "
+                                     "loads from it: stop that process (or unload the env), then run "
+                                     f"`polyvenv sync --repair {spec.name}` again", env=spec.name, log=str(log))
+                stamp = builder.build(spec, target, sources, config.root, log)
         except BuildError as e:
             progress.finished(spec.name, f"FAILED: {e} (log: {e.log})")
             return Outcome(spec.name, "failed", None, time.monotonic() - started, e)
