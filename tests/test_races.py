@@ -234,20 +234,19 @@ def group_members(pgid: int) -> list[str]:
 
 @pytest.fixture
 def mid_build(tmp_path, slow_wheelhouse, cli_env):
-    """A workspace whose env `big` has a build in use, and start(): a `polyvenv sync` of a changed
-    config that needs hugepkg (in a session of its own, as a terminal runs a command), returned
-    once its `uv pip install` is running, with an empty uv cache of its own to unpack into."""
+    """A workspace whose two envs have builds in use, and start(): a `polyvenv sync` of a changed
+    config where both need hugepkg (in a session of its own, as a terminal runs a command),
+    returned once a `uv pip install` is running, with an empty uv cache of its own to unpack into."""
     root = tmp_path / "project"
     root.mkdir()
     env = dict(cli_env, UV_CACHE_DIR=str(tmp_path / "uv-cache"))
-    write_config(root, slow_wheelhouse, {"big": ["alpha==1.0"]})
+    write_config(root, slow_wheelhouse, {"big": ["alpha==1.0"], "other": ["alpha==2.0"]})
     assert run(root, env, "sync").returncode == 0
-    link = root / ".polyvenv" / "big"
-    in_use = os.readlink(link)
-    write_config(root, slow_wheelhouse, {"big": ["hugepkg", "alpha==1.0"]})
+    in_use = {name: os.readlink(root / ".polyvenv" / name) for name in ("big", "other")}
+    write_config(root, slow_wheelhouse, {"big": ["hugepkg", "alpha==1.0"], "other": ["hugepkg", "alpha==2.0"]})
 
     def start() -> subprocess.Popen:
-        proc = subprocess.Popen(polyvenv("sync"), cwd=root, env=env, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(polyvenv("sync", "--jobs", "2"), cwd=root, env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
         deadline = time.monotonic() + 60
         while installing_uv(proc.pid) is None:
@@ -257,13 +256,13 @@ def mid_build(tmp_path, slow_wheelhouse, cli_env):
         time.sleep(0.2)  # well into the install
         return proc
 
-    return root, env, link, in_use, start
+    return root, env, in_use, start
 
 
-def interrupted_report(proc: subprocess.Popen, signal_name: str, code: int, link: Path, in_use: str,
+def interrupted_report(proc: subprocess.Popen, signal_name: str, code: int, in_use: dict[str, str],
                        root: Path, env: dict[str, str]) -> str:
     """What every interrupted sync must show: its exit code, one true error line and nothing
-    claimed done that is not, no uv left running a second after, no env switched."""
+    claimed done that is not, no uv left running a second after the signal, no env switched."""
     signalled = time.monotonic()
     _, stderr = proc.communicate(timeout=30)
     while (left := group_members(proc.pid)) and time.monotonic() < signalled + 1.0:
@@ -272,25 +271,27 @@ def interrupted_report(proc: subprocess.Popen, signal_name: str, code: int, link
     assert proc.returncode == code, f"exit {proc.returncode} on {signal_name}:\n{stderr}"
     errors = [line for line in stderr.splitlines() if "error" in line.lower() or "fail" in line.lower()]
     assert len(errors) == 1 and errors[0].startswith("polyvenv: error: interrupted"), stderr
-    assert os.readlink(link) == in_use, f"env switched after {signal_name}:\n{stderr}"
     assert "built in" not in stderr, stderr
-    assert list_json(root, env)["big"]["state"] == "stale"
+    for name, build in in_use.items():
+        assert os.readlink(root / ".polyvenv" / name) == build, f"env {name} switched after {signal_name}:\n{stderr}"
+        assert name in errors[0].partition("not switched:")[2], f"{name} is not said to be not switched: {errors[0]}"
+    assert {e["state"] for e in list_json(root, env).values()} == {"stale"}
     return errors[0]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_to_polyvenv_alone_stops_its_uv_and_switches_nothing(mid_build, sig):
-    root, env, link, in_use, start = mid_build
+    root, env, in_use, start = mid_build
     proc = start()
     os.kill(proc.pid, sig)
-    line = interrupted_report(proc, sig.name, 128 + sig, link, in_use, root, env)
+    line = interrupted_report(proc, sig.name, 128 + sig, in_use, root, env)
     assert sig.name in line, line
 
 
 def test_ctrl_c_at_a_terminal_prints_only_the_interrupted_line(mid_build):
     """A terminal's Ctrl-C signals the whole foreground group: uv gets SIGINT too and exits
     non-zero; that is the interruption, not a failed install."""
-    root, env, link, in_use, start = mid_build
+    root, env, in_use, start = mid_build
     proc = start()
     os.killpg(proc.pid, signal.SIGINT)
-    interrupted_report(proc, "SIGINT", 130, link, in_use, root, env)
+    interrupted_report(proc, "SIGINT", 130, in_use, root, env)

@@ -52,8 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         from .build.interrupts import received
 
-        _error(f"interrupted ({received().name}); nothing half-built is ever used, "
-               "the next `polyvenv sync` finishes the work")
+        _error(f"interrupted ({received().name}) before it finished: run the same command again to finish its work")
         return 128 + received()
 
 
