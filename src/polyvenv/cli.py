@@ -38,6 +38,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)
         return 2
+    if args.handler in (cmd_sync, cmd_create, cmd_lock, cmd_wheelhouse):  # the commands that run installers
+        from .build import interrupts
+
+        interrupts.handle_signals()  # SIGTERM too stops them, and says so
     try:
         return args.handler(args)
     except PolyvenvError as e:
@@ -46,8 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"polyvenv: error: {extra}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
-        _error("interrupted; nothing half-built is ever used, the next `polyvenv sync` finishes the work")
-        return 130
+        from .build.interrupts import received
+
+        _error(f"interrupted ({received().name}) before it finished: run the same command again to finish its work")
+        return 128 + received()
 
 
 def _error(message: str) -> None:
@@ -80,7 +86,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
               + (f"; shims: {shim_changes}" if shim_changes else ""), file=sys.stderr)
     if failed:
         first = failed[0].error
-        _error(f"{first}; the previous build (if any) is still in use; log: {first.log}")
+        _error(f"{first}; the previous build (if any) is still in use" + (f"; log: {first.log}" if first.log else ""))
         return 1
     return 0
 

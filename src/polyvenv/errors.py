@@ -46,6 +46,15 @@ class BuildError(PolyvenvError):
         super().__init__(message)
 
 
+class Interrupted(PolyvenvError):
+    """A signal (Ctrl-C, SIGTERM) stopped the command; it exits 128 + the signal's number."""
+
+    def __init__(self, message: str, signum: int = 2) -> None:
+        super().__init__(message)
+        self.signal = signum
+        self.exit_code = 128 + signum
+
+
 class LockFileOutdated(PolyvenvError):
     """``sync --locked`` found a lock file that no longer matches its env."""
 

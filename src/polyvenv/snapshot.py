@@ -13,7 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .config import DISCOVERED_FILE, Config, Discovery, EnvSpec
+from .config import DISCOVERED_FILE, Config, Discovery, EnvSpec, load_config
+from .errors import ConfigError
 from .runtime.locations import user_cache_dir, write_cache_file
 
 _PATHS = {"root", "path", "envs_dir", "locks_dir", "bin_dir", "wheelhouse", "requirements_file", "source",
@@ -21,9 +22,21 @@ _PATHS = {"root", "path", "envs_dir", "locks_dir", "bin_dir", "wheelhouse", "req
 
 
 def write(config: Config) -> None:
+    """Leave the copy of ``config``, which its caller read from its file a moment ago.
+
+    A save in between must not be recorded as matching the older text: the
+    identities are taken first, then the file is read again, and the copy is
+    written only if that still says ``config``.
+    """
     if config.path is None:
         return
-    data = {"inputs": _inputs(config.path, config.envs_dir), "config": _plain(config._asdict())}
+    inputs = _inputs(config.path, config.envs_dir)
+    try:
+        if load_config(config.root, config.path) != config:
+            return  # saved meanwhile: no copy is current until the next sync writes one
+    except ConfigError:
+        return
+    data = {"inputs": inputs, "config": _plain(config._asdict())}
     write_cache_file(_location(config.path), json.dumps(data).encode())
 
 

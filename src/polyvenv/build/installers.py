@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import IO, NamedTuple, Protocol, Sequence
 
-from ..errors import BuildError
+from ..errors import BuildError, Interrupted
 from .interpreters import Interpreter
 from .probes import ProbeCache
 
@@ -63,20 +63,37 @@ def env_python(target: Path) -> Path:
 
 def run_logged(argv: Sequence[str], log: IO[str], *, cwd: Path | None = None,
                env: dict[str, str] | None = None, what: str = "") -> None:
-    """Run a command with its output in ``log``; raise InstallerFailed with the gist on failure."""
-    import subprocess
+    """Run a command with its output in ``log``; raise InstallerFailed with the gist on failure.
+
+    The command stops with polyvenv (interrupts.py): a signal raises Interrupted, not a failure.
+    """
+    from . import interrupts
 
     log.write(f"$ {' '.join(map(str, argv))}\n")
     log.flush()
-    proc = subprocess.run(
-        [str(a) for a in argv], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    log.write(proc.stdout)
-    log.write(f"[exit {proc.returncode}]\n")
+    try:
+        returncode, output = interrupts.run([str(a) for a in argv], cwd=cwd, env=env)
+    except Interrupted:
+        log.write("[stopped: polyvenv was interrupted]\n")
+        raise
+    log.write(output)
+    log.write(f"[exit {returncode}]\n")
     log.flush()
-    if proc.returncode:
-        raise InstallerFailed(what or Path(str(argv[0])).name, gist(proc.stdout))
+    if returncode:
+        raise InstallerFailed(what or Path(str(argv[0])).name, _killed_by(returncode) or gist(output))
+
+
+def _killed_by(returncode: int) -> str:
+    """What a negative exit code says: a signal killed the command (one polyvenv did not get)."""
+    import signal
+
+    if returncode >= 0:
+        return ""
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        name = f"signal {-returncode}"
+    return f"killed by {name}"
 
 
 def gist(output: str) -> str:

@@ -5,7 +5,10 @@ the full way means importing the TOML parser, pathlib, argparse and the
 build modules (about 50 ms). So when a plain `sync` finds every env up to
 date, it records every file that decision read, with its identity (inode,
 size, mtime): the config file, each env's requirements and lock file (or
-their absence), the env's link and stamp, its interpreter, uv. The next
+their absence), the env's link and stamp, its interpreter, uv. Those
+identities are taken before the decision is made once more from the files
+as they are then, so a file saved while `sync` was deciding is either seen
+by that second look (no memo) or differs from what is recorded. The next
 plain `sync` compares those identities and, if none changed, is answered
 here: the same inputs give the same decision. Anything else (a changed
 file, an option, discovery, shims, a ``python = "3.12"`` version request
@@ -49,13 +52,16 @@ def answer(argv: list[str]) -> bool:
     return True
 
 
-def remember(config_path: str, envs: int, files: list[tuple[str, bool]]) -> None:
-    """Record that a plain `sync` of ``config_path`` found its ``envs`` up to date, given ``files``."""
-    memo = {
-        "key": _key(),
-        "envs": envs,
-        "files": [(path, follow, _identity(path, follow)) for path, follow in files],
-    }
+def identities(files: list[tuple[str, bool]]) -> list[tuple[str, bool, tuple[int, int, int] | str | None]]:
+    """Each of ``files`` with its identity now: taken BEFORE the decision they justify is made (or
+    checked), so a file changed while deciding differs from what the memo records."""
+    return [(path, follow, _identity(path, follow)) for path, follow in files]
+
+
+def remember(config_path: str, envs: int, files: list[tuple[str, bool, tuple[int, int, int] | str | None]]) -> None:
+    """Record that a plain `sync` of ``config_path`` found its ``envs`` up to date, given ``files``
+    with the identities they had before that was decided (``identities``)."""
+    memo = {"key": _key(), "envs": envs, "files": files}
     write_cache_file(_memo_path(config_path), marshal.dumps(memo))
 
 

@@ -5,6 +5,12 @@ one stamp, start nothing); if work is needed, take the env's lock and check
 again (another process may have built it meanwhile); build a new versioned
 directory beside the working one; stamp it last; switch the link. A failed
 or killed build leaves the previous env in place and in use.
+
+The last config on disk wins: under the lock, before building and again
+right before switching, the env's spec is planned afresh from the file as
+it is then, and a sync whose plan the file no longer declares (it was saved
+meanwhile) switches nothing. A signal stops the installers, and nothing
+switches after it (interrupts.py).
 """
 
 from __future__ import annotations
@@ -13,15 +19,19 @@ import time
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
 
-from ..config import DISCOVERED_FILE, Config, EnvSpec
-from ..errors import BuildError, ConfigError, UsageError
-from . import integrity
+from ..config import DISCOVERED_FILE, Config, EnvSpec, load_config
+from ..errors import BuildError, ConfigError, Interrupted, UsageError
 from ..runtime.lease import retiring
+from . import integrity, interrupts, noop
 from .installers import Sources
 from .interpreters import is_path
 from .progress import Progress
 from .spec import BuildSpec, Planner, lock_path
 from .store import STAMP, Store, read_stamp
+
+
+class ConfigChanged(BuildError):
+    """The config file changed while a sync built an env: the build of the older plan is not used."""
 
 
 class Outcome(NamedTuple):
@@ -98,6 +108,8 @@ def sync(
     whole workspace, whose no-op answer the next one may reuse (noop.py).
     """
     store = Store(config.envs_dir)
+    watched = _memo_inputs(config) if memo and not names else None
+    recorded = noop.identities(watched) if watched is not None else []  # before they are read
     planner, specs = plan(config, select(config, names), installer)
     from .. import snapshot
 
@@ -113,60 +125,125 @@ def sync(
         for spec in todo:
             store.check_link_location(spec.name)  # before any build: a user's file there is never replaced
         outcomes = {s.name: Outcome(s.name, "up to date", store.current(s.name)) for s in specs}
-        if not todo and memo:
-            _remember_noop(config, specs)
+        if not todo and watched is not None:
+            _remember_noop(config, watched, recorded)
         if todo:
-            from concurrent.futures import ThreadPoolExecutor
-
-            from .progress import for_terminal
-
             sources = sources_for(config, offline, wheelhouse)
-            progress = progress or for_terminal(quiet)
-            with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-                for outcome in pool.map(lambda s: _sync_one(config, store, s, sources, repair, progress), todo):
-                    outcomes[outcome.name] = outcome
-            progress.close()
+            outcomes.update(_build(config, store, todo, sources, repair, installer, jobs, progress, quiet))
     finally:
         planner.close()
     return [outcomes[s.name] for s in specs]
 
 
-def _remember_noop(config: Config, specs: list[BuildSpec]) -> None:
-    """Let the next plain `sync` answer from a memo (noop.py), where its inputs are plain files."""
-    from . import noop
-    from .installers import Uv
+def _build(config: Config, store: Store, todo: list[BuildSpec], sources: Sources, repair: bool,
+           installer: str | None, jobs: int, progress: Progress | None, quiet: bool) -> dict[str, Outcome]:
+    """Each env of ``todo`` synced, ``jobs`` at a time; on Ctrl-C or SIGTERM, raise Interrupted
+    saying which envs were switched before it and which were not."""
+    from concurrent.futures import ThreadPoolExecutor
 
-    if config.path is None or config.discoveries or config.bin_dir:
-        return  # discovery globs and shims depend on more than a list of files
-    if any(s.env.python and not is_path(s.env.python) for s in specs) or not specs:
-        return  # "3.12" means the newest 3.12 installed: that can change without any file we know
-    if not isinstance(specs[0].installer, Uv):
-        return
-    files = [(config.path, True), (config.envs_dir / DISCOVERED_FILE, True), (specs[0].installer.binary, True)]
-    for spec in specs:
-        link = config.envs_dir / spec.name
-        files += [(link, False), (link / STAMP, True), (lock_path(config, spec.name), True),
-                  (spec.interpreter.path, True)]
-        if spec.env.requirements_file:
-            files.append((spec.env.requirements_file, True))
-        if spec.env.python:
-            files.append((config.root / spec.env.python, True))
-    noop.remember(str(config.path), len(specs), [(str(path), follow) for path, follow in files])
+    from .progress import for_terminal
+
+    interrupts.clear()
+    progress = progress or for_terminal(quiet)
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+    futures = {}
+    try:
+        for spec in todo:
+            futures[spec.name] = pool.submit(_sync_one, config, store, spec, sources, repair, installer, progress)
+        return {name: future.result() for name, future in futures.items()}
+    except KeyboardInterrupt:
+        interrupts.stop()  # the installers end now; no build starts or switches from here on
+        pool.shutdown(wait=True, cancel_futures=True)
+        switched = [name for name, f in futures.items() if f.done() and not f.cancelled() and f.exception() is None
+                    and f.result().action in ("built", "switched")]
+        raise Interrupted(_interrupted(switched, [n for n in futures if n not in switched]),
+                          interrupts.received()) from None
+    finally:
+        pool.shutdown(wait=True)
+        progress.close()
 
 
-def _sync_one(config: Config, store: Store, spec: BuildSpec, sources: Sources,
-              repair: bool, progress: Progress) -> Outcome:
+def _interrupted(switched: list[str], not_switched: list[str]) -> str:
+    """The one line an interrupted sync ends with: what the signal left switched, and what not."""
+    done = f"switched: {', '.join(switched)}; " if switched else ""
+    return (f"interrupted ({interrupts.received().name}): {done}not switched: {', '.join(not_switched)} "
+            "(each keeps its previous build, if it had one); run `polyvenv sync` to finish")
+
+
+def _declared_now(config: Config, name: str, installer: str | None) -> BuildSpec | None:
+    """The spec of env ``name`` as the config file declares it now (None: it no longer does).
+
+    A sync plans from the file as it read it at its start; what it switches an
+    env to must still be what the file says when it switches: the last config
+    saved wins over an older process's plan.
+    """
+    fresh = load_config(config.root, config.path)
+    if name not in fresh.envs:
+        return None
+    planner, specs = plan(fresh, [fresh.envs[name]], installer)
+    planner.close()
+    return specs[0]
+
+
+def _memo_inputs(config: Config) -> list[tuple[str, bool]] | None:
+    """Every file a no-op decision of ``config`` reads, with whether to follow it (not: a link),
+    or None where the decision depends on more than files (noop.py)."""
+    if config.path is None or config.discoveries or config.bin_dir or config.installer != "uv" or not config.envs:
+        return None  # discovery globs and shims depend on more than a list of files
+    if any(env.python and not is_path(env.python) for env in config.envs.values()):
+        return None  # "3.12" means the newest 3.12 installed: that can change without any file we know
+    from uv import find_uv_bin
+
+    from .interpreters import current
+
+    default = current().path
+    files = [(config.path, True), (config.envs_dir / DISCOVERED_FILE, True), (find_uv_bin(), True)]
+    for env in config.envs.values():
+        link = config.envs_dir / env.name
+        files += [(link, False), (link / STAMP, True), (lock_path(config, env.name), True),
+                  (config.root / env.python if env.python else default, True)]
+        if env.requirements_file:
+            files.append((env.requirements_file, True))
+    return [(str(path), follow) for path, follow in files]
+
+
+def _remember_noop(config: Config, files: list[tuple[str, bool]], recorded: list) -> None:
+    """Let the next plain `sync` answer from a memo (noop.py) of ``files`` with the identities
+    ``recorded`` before this sync read them: a file saved while it decided differs from the memo.
+
+    The config file (and the remembered discoveries) were read before that,
+    so they are read again: a save since is seen here, and nothing is recorded.
+    """
+    try:
+        if load_config(config.root, config.path) != config:
+            return
+    except ConfigError:
+        return  # saved meanwhile, and broken: the next sync says so
+    if noop.identities(files) != recorded:
+        return  # changed while this sync decided: the next one decides afresh
+    noop.remember(str(config.path), len(config.envs), recorded)
+
+
+def _sync_one(config: Config, store: Store, spec: BuildSpec, sources: Sources, repair: bool,
+              installer: str | None, progress: Progress) -> Outcome:
     started = time.monotonic()
-    target = store.build_dir(spec.name, spec.hash)
-    with store.lock(spec.name):
+    planned = spec.hash
+    target = store.build_dir(spec.name, planned)
+    lock = store.lock(spec.name)
+    interrupts.acquire(lock)  # as long as another process builds this env, unless interrupted
+    try:
         if is_current(store, spec, verify=repair):
             return Outcome(spec.name, "up to date", target)  # another process built it meanwhile
+        superseded = _superseded(config, store, spec, planned, installer, progress, built=False)
+        if superseded:
+            return superseded
         if read_stamp(target) is not None and not integrity.damaged_files(target, content=repair, limit=1):
+            interrupts.check()
             store.switch(spec.name, target)  # an earlier build of this very spec: reuse it
             progress.finished(spec.name, f"switched to its existing build {target.name}")
             return Outcome(spec.name, "switched", target, time.monotonic() - started)
         progress.started(spec.name, f"building ({_describe(spec)})")
-        log = store.log_path(spec.name, spec.hash)
+        log = store.log_path(spec.name, planned)
         from . import builder
 
         try:
@@ -179,12 +256,43 @@ def _sync_one(config: Config, store: Store, spec: BuildSpec, sources: Sources,
         except BuildError as e:
             progress.finished(spec.name, f"FAILED: {e} (log: {e.log})")
             return Outcome(spec.name, "failed", None, time.monotonic() - started, e)
+        superseded = _superseded(config, store, spec, planned, installer, progress, built=True)
+        if superseded:
+            return superseded
+        interrupts.check()  # a signal during the build: the new build is kept, not switched to
         store.switch(spec.name, target)
-        seconds = time.monotonic() - started
-        store.record_build({"env": spec.name, "spec_hash": spec.hash, "seconds": round(seconds, 3),
-                            "at": time.time()})
-        progress.finished(spec.name, f"built in {seconds:.1f}s{_refreshed(stamp)}")
-        return Outcome(spec.name, "built", target, seconds)
+    finally:
+        lock.release()
+    seconds = time.monotonic() - started
+    store.record_build({"env": spec.name, "spec_hash": planned, "seconds": round(seconds, 3), "at": time.time()})
+    progress.finished(spec.name, f"built in {seconds:.1f}s{_refreshed(stamp)}")
+    return Outcome(spec.name, "built", target, seconds)
+
+
+def _superseded(config: Config, store: Store, spec: BuildSpec, planned: str, installer: str | None,
+                progress: Progress, built: bool) -> Outcome | None:
+    """None while the config file still declares the spec this sync planned (hash ``planned``);
+    else what became of the env: up to date if another sync built what the file declares now,
+    otherwise failed with ConfigChanged (the env is not switched to an older plan)."""
+    if config.path is None:
+        return None
+    try:
+        now = _declared_now(config, spec.name, installer)
+    except ConfigError as e:
+        now, why = None, f" and is now invalid ({e})"
+    else:
+        why = "" if now else f" and no longer declares env {spec.name!r}"
+    if now and now.hash == planned:
+        return None
+    if now and is_current(store, now):
+        progress.finished(spec.name, f"up to date (as {config.path.name} declares it now)")
+        return Outcome(spec.name, "up to date", store.current(spec.name))
+    doing = "its build of the older config is kept, not switched to" if built else "not building the older config"
+    error = ConfigChanged(f"env {spec.name!r}: {config.path} changed since this sync read it{why}; {doing}: "
+                          "run `polyvenv sync` again", env=spec.name)
+    progress.finished(spec.name, f"{'not switched' if built else 'not built'}: {config.path.name} changed "
+                                 "since this sync read it")
+    return Outcome(spec.name, "failed", None, 0.0, error)
 
 
 def _refreshed(stamp: dict[str, Any]) -> str:
