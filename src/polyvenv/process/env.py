@@ -186,6 +186,10 @@ class _Worker:
                                       "(their proxies raise WorkerDied) and the next call on the env starts a "
                                       "fresh worker"), stacklevel=1)
         self.proc.kill()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
 
     def stop(self) -> None:
         self.stopped = True
