@@ -143,9 +143,39 @@ def divide(a, b):
     return a / b
 
 
+STOPPED = []
+
+
 def sleep(seconds):
-    time.sleep(seconds)
+    try:
+        time.sleep(seconds)
+    except KeyboardInterrupt:
+        STOPPED.append(seconds)
+        raise
     return seconds
+
+
+def stubborn(seconds):
+    """Ignores KeyboardInterrupt, as C code that never checks for signals would."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            time.sleep(0.05)
+        except KeyboardInterrupt:
+            STOPPED.append("ignored")
+    return seconds
+
+
+def background(how, seconds):
+    """A process of the env's own that outlives this call: exec'd keeping every inheritable descriptor, or forked."""
+    if how == "exec":
+        import subprocess
+        return subprocess.Popen(["sleep", str(seconds)], close_fds=False).pid
+    pid = os.fork()
+    if pid == 0:
+        time.sleep(seconds)
+        os._exit(0)
+    return pid
 
 
 def die(code):
@@ -341,6 +371,25 @@ def test_the_standard_librarys_value_types_cross_by_value(demo):
     assert demo.echo(values[0]).tzinfo.key == "Europe/Paris"
 
 
+class _Sneaky:
+    def __reduce__(self):
+        return (getattr, (int, "__subclasses__"))  # names builtins.getattr: from there, anything
+
+
+def test_a_message_naming_anything_but_the_value_types_is_refused():
+    """Decoding makes values of the listed types only: what the peer names is never looked up (codec.py)."""
+    import pickle
+
+    from polyvenv.process import codec, exceptions
+
+    for payload in (pickle.dumps(_Sneaky(), 5), pickle.dumps(os.system, 5), pickle.dumps(subprocess.Popen, 5)):
+        with pytest.raises(pickle.UnpicklingError, match="is not plain data"):
+            codec.decode(None, payload, None)
+    ran = ("builtins", "exec", "exec", True, ("import os; os.environ['PV_RAN'] = '1'",), "x", "remote traceback")
+    error = exceptions.rebuild(ran, polyvenv.RemoteError)  # an error description naming a function, not a class
+    assert "PV_RAN" not in os.environ and isinstance(error, polyvenv.RemoteError)
+
+
 def test_remote_objects_are_released_when_their_proxies_go(demo):
     gc.collect()  # proxies of earlier tests, held by reference cycles (tracebacks) until now
     demo.echo(None)
@@ -479,6 +528,76 @@ def test_no_orphan_when_the_host_is_killed_while_the_worker_is_busy(project):
         host.kill()
 
 
+def ctrl_c_after(seconds: float) -> None:
+    """Ctrl-C as the terminal delivers it: SIGINT to the host's main thread, interrupting what it waits on."""
+    threading.Timer(seconds, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT)).start()
+
+
+def eventually(condition, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return condition()
+
+
+def test_ctrl_c_of_a_long_call_cancels_it_in_the_worker_and_later_calls_do_not_wait(project):
+    env = polyvenv.Workspace.load(project).env("w")
+    try:
+        demo = env.import_module("pvdemo")
+        counter = demo.Counter(1)
+        pid = env.pid
+        for attempt in (1, 2):  # the second Ctrl-C is handled as the first was
+            ctrl_c_after(0.3)
+            with pytest.raises(KeyboardInterrupt):
+                demo.sleep(20)
+            started = time.monotonic()
+            assert demo.echo(attempt) == attempt
+            assert time.monotonic() - started < 5, "a later call waited for the interrupted one"
+            assert eventually(lambda: demo.STOPPED == [20] * attempt)  # interrupted in the worker too
+        assert env.pid == pid and counter.inc() == 2  # the same worker: its objects are kept
+    finally:
+        env.unload()
+
+
+def test_a_call_that_ignores_ctrl_c_gets_its_worker_restarted_with_a_warning(project):
+    env = polyvenv.Workspace.load(project).env("w")
+    try:
+        demo = env.import_module("pvdemo")
+        pid = env.pid
+        with pytest.warns(polyvenv.WorkerRestarted, match=rf"env 'w'.*pid {pid}.*interrupted call did not stop"):
+            ctrl_c_after(0.3)
+            with pytest.raises(KeyboardInterrupt):
+                demo.stubborn(20)
+            started = time.monotonic()
+            assert demo.echo(1) == 1  # served beside the call that goes on
+            assert time.monotonic() - started < 5, "a later call waited for the interrupted one"
+            assert eventually(lambda: env.pid is None)
+        with pytest.raises(polyvenv.WorkerDied, match=r"env 'w'.*interrupted call did not stop.*fresh worker"):
+            demo.echo(2)
+        assert env.import_module("pvdemo").echo(3) == 3 and env.pid != pid
+    finally:
+        env.unload()
+
+
+@pytest.mark.parametrize("how", ["exec", "fork"])
+def test_a_background_process_of_the_env_does_not_keep_the_channel_open(project, how):
+    env = polyvenv.Workspace.load(project).env("w")
+    demo = env.import_module("pvdemo")
+    child = demo.background(how, 20)
+    try:
+        threading.Timer(0.3, os.kill, (env.pid, signal.SIGKILL)).start()
+        started = time.monotonic()
+        with pytest.raises(polyvenv.WorkerDied, match=r"killed by signal 9"):
+            demo.sleep(20)  # pending when the worker is killed
+        assert time.monotonic() - started < 5, "the host waited for the env's background process"
+    finally:
+        try:
+            os.kill(child, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        env.unload()
+
+
 def test_calls_from_several_host_threads_run_concurrently(demo):
     results = []
     started = time.monotonic()
@@ -531,8 +650,13 @@ big = numpy.random.default_rng(1).random(4 << 20)  # 32 MB: through shared memor
 back = [np1.ascontiguousarray(big) for _ in range(3)]  # reuses the segments
 kinds = [numpy.arange(6, dtype="i2").reshape(2, 3), numpy.array(["ab", "c"]), numpy.array(2.5),
          numpy.zeros((0, 4)), numpy.asfortranarray(numpy.ones((3, 2))), numpy.arange(10)[::3],
-         numpy.array([(1, 2.0)], dtype=[("a", "i4"), ("b", "f8")])]
+         numpy.array([(1, 2.0)], dtype=[("a", "i4"), ("b", "f8")]),
+         numpy.array(["2020-01-01T12:00", "1970-01-01"], dtype="M8[ns]"), numpy.arange(3).astype("m8[s]"),
+         numpy.array([(1, "2021-03-04")], dtype=[("a", "i4"), ("t", "M8[D]")]),
+         numpy.array([1, "two", None, [3]], dtype=object), numpy.array([[1.5, "x"], [(2,), 3]], dtype=object)]
 echoed = [np1.asarray(k) for k in kinds]
+holding = np1.asarray(numpy.array([len, 1], dtype=object))  # a host function inside: a proxy there, itself here
+days = np1.arange("2020-01-30", "2020-02-02", dtype="datetime64[D]")
 made = np1.linspace(0, 1, 5)
 result = {{
     "versions": [numpy.__version__, np1.__version__, env.version("numpy")],
@@ -540,6 +664,10 @@ result = {{
     "kinds": [bool(numpy.array_equal(e, k)) and e.dtype == k.dtype and e.shape == k.shape
               for e, k in zip(echoed, kinds)],
     "made": [type(made) is numpy.ndarray, made.tolist()],
+    "dates": [str(days.dtype), [str(d) for d in days], [(type(x).__name__, str(x.dtype), str(x)) for x in
+                                                   (np1.datetime64("2020-01-01T10:00"), np1.timedelta64(5, "s"))],
+              str(np1.array([1, "a"], dtype=object).dtype)],
+    "holding": [holding.dtype == object, holding[0] is len, holding[1]],
     "scalar": [type(np1.float64(1.5)).__name__, float(np1.add(1, 2)), type(np1.sum(big[:10])).__name__],
     "error": None,
 }}
@@ -577,7 +705,11 @@ def test_numpy_1_26_in_a_worker_beside_numpy_2_in_the_host(tmp_path):
     host_version, worker_version, declared = result["versions"]
     assert host_version.startswith("2.") and worker_version == declared == "1.26.4"
     assert result["big"] == [True, True]
-    assert result["kinds"] == [True] * 7
+    assert result["kinds"] == [True] * 12  # datetime64, timedelta64 and object arrays among them
+    assert result["dates"] == ["datetime64[D]", ["2020-01-30", "2020-01-31", "2020-02-01"],
+                               [["datetime64", "datetime64[m]", "2020-01-01T10:00"],
+                                ["timedelta64", "timedelta64[s]", "5 seconds"]], "object"]
+    assert result["holding"] == [True, True, 1]
     assert result["made"] == [True, [0.0, 0.25, 0.5, 0.75, 1.0]]
     assert result["scalar"] == ["float64", 3.0, "float64"]
     assert "UFunc" in result["error"][0] and result["error"][1:] == [True, True, True]  # numpy 1.26's own error

@@ -16,12 +16,14 @@ from .errors import (
     LockFileOutdated,
     NotBuilt,
     PolyvenvError,
+    PolyvenvWarning,
     ProcessGlobalState,
     RemoteError,
     ShimConflict,
     UsageError,
     VocabularyConflict,
     WorkerDied,
+    WorkerRestarted,
 )
 
 __version__ = "0.1.0"
@@ -36,7 +38,8 @@ _LAZY = {
 __all__ = [
     "BuildError", "ConfigError", "EnvImportError", "EnvNotFound", "ExtensionNotSupported", "ForeignPath",
     "InterpreterNotFound", "LockFileOutdated", "NotBuilt", "PolyvenvError", "ShimConflict", "UsageError",
-    "VocabularyConflict", "ProcessGlobalState", "RemoteError", "WorkerDied", *_LAZY, "__version__",
+    "VocabularyConflict", "ProcessGlobalState", "RemoteError", "WorkerDied", "PolyvenvWarning",
+    "WorkerRestarted", *_LAZY, "__version__",
 ]
 
 

@@ -104,6 +104,15 @@ class WorkerDied(PolyvenvError):
     """The worker process of an env with process isolation died (or was stopped) before it answered."""
 
 
+class PolyvenvWarning(UserWarning):
+    """Base class of polyvenv's own warnings."""
+
+
+class WorkerRestarted(PolyvenvWarning):
+    """A call interrupted in the host (Ctrl-C) did not stop in its env's worker, so the worker was stopped:
+    its objects are gone, and the next call on the env starts a fresh worker."""
+
+
 class RemoteError(PolyvenvError):
     """An exception raised in an env's worker, of a type that is not builtin: each remote type gets a
     subclass of this named after it (``remote_type`` is its qualified name), with the remote traceback

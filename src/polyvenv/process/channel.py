@@ -18,6 +18,9 @@ thread reading again (an idle one, else a new one). The watcher also sees the
 bell's end when the host is gone, and ends the worker even in the middle of a
 long call. The host serves the worker's calls once the worker holds host
 objects it may call at any time: then a host server thread keeps reading.
+
+A call the host stops waiting for (Ctrl-C) is cancelled in the worker, or
+the worker is stopped if it goes on: see "calls given up" below.
 """
 
 from __future__ import annotations
@@ -32,13 +35,18 @@ from . import codec, exceptions
 from .buffers import Incoming, Outgoing
 from .handles import Exports, Imports
 from .proxy import Proxy
-from .wire import ERROR, HELLO, REPLY, REQUEST, Closed, Wire  # noqa: F401  (HELLO: for the worker)
+from .wire import CANCEL, ERROR, HELLO, REPLY, REQUEST, Closed, Wire  # noqa: F401  (HELLO: for the worker)
+
+GRACE = 2.0  # seconds a call given up in the host has to end in the worker before the worker is stopped
+
+
+_STEP_BACK = object()  # _read: this thread handed its call to the main thread and leaves the socket
 
 
 class _Waiter:
     """A thread's place in the channel: what was handed to it, and how to wake it."""
 
-    __slots__ = ("inbox", "wake", "asleep", "chain", "server", "encoder")
+    __slots__ = ("inbox", "wake", "asleep", "chain", "calling", "finishing", "server", "encoder")
 
     def __init__(self) -> None:
         self.inbox: collections.deque = collections.deque()
@@ -46,6 +54,8 @@ class _Waiter:
         self.wake.acquire()  # released to wake the thread up
         self.asleep = False
         self.chain = 0  # the chain this thread runs in now (0: none)
+        self.calling = 0  # the chain whose code (not the channel's) this thread runs now (0: none)
+        self.finishing = False  # replying to a call it served at top level: back to work right after
         self.server = False
         self.encoder: codec.Encoder | None = None
 
@@ -69,6 +79,11 @@ class Channel:
         self.incoming = Incoming()
         self.closed = False
         self.on_close: Callable[[], None] | None = None
+        self.on_stuck: Callable[[], None] | None = None  # host: a call given up here did not end there in time
+        self.grace = GRACE
+        self._unsettled = 0  # host: calls given up whose end the peer has not told yet
+        self._cancelled: set[int] = set()  # worker: chains the host gave up
+        self._main: _Waiter | None = None  # worker: the main thread's, the one a cancel can interrupt anywhere
         self._serving = serve
         self._ring = ring  # the host's bell: another thread waits on the worker, which may be busy
         self._bell = False  # the worker's: a reader is needed when the bell rings, not at every request
@@ -93,20 +108,30 @@ class Channel:
         if root:
             me.chain = next(self._chain_ids) * 2 + self.side
             self._chains[me.chain] = me
+        chain, calling, me.calling = me.chain, me.calling, 0  # channel code from here: no cancel lands in it
+        rid = next(self._ids)
+        self._replies[rid] = me
+        sent = False
         try:
-            rid = next(self._ids)
-            self._replies[rid] = me
-            self._send(REQUEST, rid, me.chain, (op, args), me)
-            if root and self._ring is not None and len(self._chains) > 1:
+            self._send(REQUEST, rid, chain, (op, args), me)
+            sent = True
+            if root and self._ring is not None and (len(self._chains) > 1 or self._unsettled):
                 try:
                     self._ring(b"!")
                 except OSError:  # the worker is gone: the wait below says so
                     pass
             kind, payload = self._wait(me, rid)
+        except BaseException:  # interrupted (Ctrl-C), or the peer is gone
+            self._give_up(me, rid, chain, root and sent)
+            raise
         finally:
+            me.calling = calling
             if root:
-                del self._chains[me.chain]
+                if self._chains.get(chain) is me:
+                    del self._chains[chain]
                 me.chain = 0
+        if calling and calling in self._cancelled:  # the host gave this call up while it called back
+            raise KeyboardInterrupt
         if kind == ERROR:
             error = exceptions.rebuild(payload, self.remote_error)
             raise error from error.__cause__
@@ -166,6 +191,7 @@ class Channel:
         """Until the reply to ``rid`` comes (``rid`` 0: forever), run the requests handed to this thread."""
         while True:
             with self._lock:
+                me.finishing = False
                 frame = me.inbox.popleft() if me.inbox else None
                 read = frame is None and not self._reading and not self.closed
                 if read:
@@ -177,18 +203,17 @@ class Channel:
                 frame = self._read(me)
             elif frame is None:
                 if self.closed:
-                    self._replies.pop(rid, None)
                     raise self.closed_error()
-                try:
-                    me.wake.acquire()
-                except BaseException:  # interrupted (KeyboardInterrupt): leave no trace, pass the turn on
-                    with self._lock:
-                        if me.asleep:
-                            me.asleep = False
-                            self._idle.remove(me)
-                        self._wake_one()
-                    self._replies.pop(rid, None)
-                    raise
+                self._doze(me)
+                continue
+            if frame is _STEP_BACK:  # leave the socket to the main thread until woken
+                with self._lock:
+                    frame = None if self.closed or me.inbox else _STEP_BACK
+                    if frame is not None:
+                        me.asleep = True
+                        self._idle.append(me)
+                if frame is not None:
+                    self._doze(me)
                 continue
             if frame is None:
                 continue
@@ -212,12 +237,23 @@ class Channel:
         if frame[5] is not None:
             self.incoming.map(frame[3][0][0], frame[5])
         kind, rid, chain = frame[0] & 0x3F, frame[1], frame[2]
-        promote = False
+        if kind == CANCEL:
+            with self._lock:
+                self._reading = False
+                self._cancel(chain)
+            self._receive(frame)  # its notes
+            return None
+        promote = step_back = False
         with self._lock:
             self._reading = False
             if kind == REQUEST:
                 target = self._chains.get(chain)
-                if target is None:
+                main = self._main
+                if (target is None and main is not None and me is not main
+                        and (main.finishing or main.asleep and not main.chain)):
+                    target, step_back = main, not self._wanted  # the main thread runs it: a cancel can reach it
+                    main.finishing = False  # one call at a time: the next goes elsewhere if main is still busy
+                elif target is None:
                     target = me if me.server else self._idle_server()
             else:
                 target = self._replies.pop(rid, None)
@@ -234,7 +270,21 @@ class Channel:
             self._spawn(frame if target is None else None)
         elif target is None:  # the reply to a call given up (interrupted): its notes still count
             self._receive(frame)
-        return frame if target is me else None
+        if step_back and self.wire.pending():  # another call is on its way: keep reading
+            step_back = False
+        return frame if target is me else _STEP_BACK if step_back else None
+
+    def _doze(self, me: _Waiter) -> None:
+        """Sleep (this thread is in ``_idle``) until woken."""
+        try:
+            me.wake.acquire()
+        except BaseException:  # interrupted (KeyboardInterrupt): leave no trace, pass the turn on
+            with self._lock:
+                if me.asleep:
+                    me.asleep = False
+                    self._idle.remove(me)
+                self._wake_one()
+            raise
 
     def _idle_server(self) -> _Waiter | None:
         for waiter in self._idle:
@@ -314,17 +364,25 @@ class Channel:
         rid, chain = frame[1], frame[2]
         outer, me.chain = me.chain, chain
         self._chains[chain] = me
+        calling = me.calling
         try:
             try:
                 _kind, (op, args) = self._receive(frame)
                 frame = None
-                kind, result = REPLY, self.ops[op](*args)
+                me.calling = chain
+                try:
+                    if chain in self._cancelled:  # given up before it started
+                        raise KeyboardInterrupt
+                    kind, result = REPLY, self.ops[op](*args)
+                finally:
+                    me.calling = calling
             except BaseException as e:
                 kind, result = ERROR, exceptions.describe(e)
-                if isinstance(e, KeyboardInterrupt):  # the user stops this side: tell the peer, then stop
+                if isinstance(e, KeyboardInterrupt) and not self.side:  # the user stops the host: tell, stop
                     self._reply(ERROR, rid, chain, result)
                     raise
             args = None
+            me.finishing = not outer
             self._reply(kind, rid, chain, result)
         finally:
             me.chain = outer
@@ -332,6 +390,7 @@ class Channel:
                 self._chains[chain] = me
             else:
                 del self._chains[chain]
+                self._cancelled.discard(chain)
 
     def _reply(self, kind: int, rid: int, chain: int, result: Any) -> None:
         try:
@@ -340,6 +399,87 @@ class Channel:
             if self.closed:
                 return
             self._send(ERROR, rid, chain, exceptions.describe(e))
+
+    # -- calls given up ----------------------------------------------------------------
+    #
+    # Ctrl-C interrupts the host thread waiting on a call, not the worker running it. The host then
+    # tells the worker to cancel the call and keeps a thread waiting for its end (so its reply, and the
+    # calls it makes back, are still handled), ringing the bell meanwhile so that later calls are read
+    # beside it. The worker raises KeyboardInterrupt in the call: at once on its main thread (a signal,
+    # so blocking waits and sleeps end too), else when the call next returns from calling the host. A
+    # call still running after ``grace`` seconds (compiled code that never checks for signals, code that
+    # swallows KeyboardInterrupt) gets the worker stopped (``on_stuck``), so it never blocks later calls.
+
+    def _give_up(self, me: _Waiter, rid: int, chain: int, cancel: bool) -> None:
+        """This thread stops waiting for ``rid``: forget it, or (a root call, interrupted) cancel it."""
+        stale: list = []
+        with self._lock:
+            pending = self._replies.get(rid) is me
+            settle = pending and cancel and self.on_stuck is not None and not self.closed
+            if settle:
+                waiter = self._replies[rid] = _Waiter()
+                waiter.chain = chain
+                self._chains[chain] = waiter
+                self._unsettled += 1
+            elif pending:
+                del self._replies[rid]
+            if cancel:  # what was handed to this thread meanwhile: calls back go on, replies end here
+                while me.inbox:
+                    frame = me.inbox.popleft()
+                    (waiter.inbox if settle and frame[0] & 0x3F == REQUEST else stale).append(frame)
+        for frame in stale:
+            self._receive(frame)  # their notes still count
+        if settle:
+            threading.Thread(target=self._settle, args=(waiter, rid, chain), daemon=True,
+                             name=f"polyvenv-cancel-{chain}").start()
+
+    def _settle(self, waiter: _Waiter, rid: int, chain: int) -> None:
+        """Host: cancel the call given up, wait for its end; stop the worker if it does not come in time."""
+        self._local.waiter = waiter
+        timer = threading.Timer(self.grace, self._stuck)
+        timer.daemon = True
+        try:
+            self._send(CANCEL, 0, chain, None, waiter)
+            if self._ring is not None:
+                self._ring(b"!")
+            timer.start()
+            self._wait(waiter, rid)
+        except BaseException:  # whatever the call ended with, or the worker is gone: nobody waits for it
+            pass
+        finally:
+            timer.cancel()
+            with self._lock:
+                self._replies.pop(rid, None)
+                if self._chains.get(chain) is waiter:
+                    del self._chains[chain]
+                self._unsettled -= 1
+
+    def _stuck(self) -> None:
+        if not self.closed and self.on_stuck is not None:
+            self.on_stuck()
+
+    def _cancel(self, chain: int) -> None:
+        """Worker, lock held: the host gave ``chain`` up; interrupt it where it runs (see above)."""
+        self._cancelled.add(chain)  # kept until the chain ends here (one int, if it had ended already)
+        main = self._main
+        if main is not None and main.calling == chain:
+            import _signal
+
+            _signal.pthread_kill(self._main_ident, _signal.SIGINT)
+
+    def cancel_on_main(self) -> None:
+        """Worker, in its main thread: a SIGINT there is a cancel, raised only inside the cancelled call."""
+        import _signal
+
+        self._main = self._waiter()
+        self._main_ident = threading.get_ident()
+
+        def interrupt(signum: int, frame: Any) -> None:
+            calling = self._main.calling
+            if calling and calling in self._cancelled:
+                raise KeyboardInterrupt
+
+        _signal.signal(_signal.SIGINT, interrupt)
 
     # -- the end ----------------------------------------------------------------------
 

@@ -4,7 +4,10 @@ The same API as the in-process Env: ``import_module`` gives a proxy of the
 env's module, and every object reached from it is a proxy too, except plain
 data, which is copied (codec.py). The worker starts on first use; if it dies,
 the pending call and the objects it held raise WorkerDied, and the next call
-starts a fresh one; ``unload()`` stops it.
+starts a fresh one; ``unload()`` stops it. A call interrupted in the host
+(Ctrl-C) is cancelled in the worker; if it still runs ``GRACE`` seconds later
+the worker is stopped with a WorkerRestarted warning (channel.py), so it
+never blocks later calls.
 
 The env's link is resolved once, at first use (runtime/lease.py): the worker
 runs that build's own interpreter, so its ``sys.prefix`` and site-packages
@@ -12,7 +15,8 @@ are the build's, and a later ``sync`` that switches the link changes nothing
 for it; the build is held until ``unload()``.
 
 The worker is trusted like any installed package: the channel is a socket
-pair only the two processes hold, but what the env's code does is its own.
+pair only the two processes hold, but what the env's code does is its own,
+host objects handed to it included (codec.py).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ..errors import NotBuilt, RemoteError, WorkerDied
+from ..errors import NotBuilt, RemoteError, WorkerDied, WorkerRestarted
 from ..runtime.lease import Lease, hold
 from ..runtime.manifest import read_manifest
 from ..runtime.sitedir import normalize, site_packages
@@ -138,6 +142,7 @@ class _Worker:
     def __init__(self, env: ProcessEnv) -> None:
         self.env = env.name
         self.stopped = False
+        self.stuck = False
         if not env.python.exists():
             raise NotBuilt(f"env {env.name!r} has no interpreter at {env.python}: run `polyvenv sync {env.name}`")
         ours, theirs = socket.socketpair()
@@ -156,6 +161,7 @@ class _Worker:
         self.channel = Channel(ours, 0, OPS, RemoteError, self.error, f"worker of env {env.name!r}",
                                serve=False, ring=self.bell.send)
         self.channel.on_close = self.bell.close
+        self.channel.on_stuck = self.restart
         try:
             kind, _rid, _chain, _places, payload, _fd = self.channel.wire.recv()
         except Closed:
@@ -172,6 +178,9 @@ class _Worker:
         if self.stopped:
             return WorkerDied(f"env {self.env!r} was unloaded: its worker process (pid {pid}) was stopped; "
                               "import from the env again to start a fresh worker")
+        if self.stuck:
+            return WorkerDied(f"env {self.env!r}: {self.why_stopped()}; the objects it held are gone, and the next "
+                              "call on the env (env.import_module(...)) starts a fresh worker")
         if starting:
             return WorkerDied(f"env {self.env!r}: its worker process (pid {pid}) {self.status()} while starting "
                               "(its error output, if any, is above)")
@@ -192,6 +201,24 @@ class _Worker:
             except ValueError:
                 return f"was killed by signal {-code}"
         return f"exited with code {code}"
+
+    def why_stopped(self) -> str:
+        return (f"its worker process (pid {self.proc.pid}) was stopped because an interrupted call did not stop "
+                f"within {self.channel.grace:g} s")
+
+    def restart(self) -> None:
+        """A call given up in the host (Ctrl-C) goes on in the worker: stop the worker, so it blocks nothing."""
+        import warnings
+
+        self.stuck = True
+        warnings.warn(WorkerRestarted(f"env {self.env!r}: {self.why_stopped()}; the objects it held are gone "
+                                      "(their proxies raise WorkerDied) and the next call on the env starts a "
+                                      "fresh worker"), stacklevel=1)
+        self.proc.kill()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
 
     def stop(self) -> None:
         self.stopped = True

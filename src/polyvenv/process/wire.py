@@ -20,7 +20,7 @@ import threading
 
 HEADER = struct.Struct("<BqqQI")  # kind, request id, chain, payload length, buffer count
 PLACE = struct.Struct("<IQQ")  # segment, offset, length
-REQUEST, REPLY, ERROR, HELLO = 1, 2, 3, 4
+REQUEST, REPLY, ERROR, HELLO, CANCEL = 1, 2, 3, 4, 5
 WITH_FD = 0x80
 _FD_SPACE = _socket.CMSG_SPACE(4 * array.array("i").itemsize)
 _CLOEXEC = getattr(_socket, "MSG_CMSG_CLOEXEC", 0)  # a received descriptor is never inherited either
@@ -48,8 +48,8 @@ class Wire:
         head = HEADER.pack(kind | (WITH_FD if fd is not None else 0), rid, chain, len(payload), len(places))
         if places:
             head += b"".join(PLACE.pack(*p) for p in places)
-        try:
-            with self._send_lock:
+        with self._send_lock:
+            try:
                 if fd is not None:
                     self.sock.sendall(head)
                     sent = self.sock.sendmsg([payload], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
@@ -61,8 +61,11 @@ class Wire:
                 else:
                     self.sock.sendall(head)
                     self.sock.sendall(payload)
-        except OSError as e:
-            raise Closed(str(e)) from None
+            except OSError as e:
+                raise Closed(str(e)) from None
+            except BaseException:  # interrupted (Ctrl-C) inside a send: part of a frame may be out, so the
+                self.close()  # stream is lost; ending it makes both sides see Closed, never a garbled frame
+                raise
 
     def recv(self) -> tuple[int, int, int, list, bytes, int | None]:
         """The next frame: (kind, request id, chain, places, payload, fd or None).
@@ -127,6 +130,18 @@ class Wire:
                 have += self._read_into(view[have:])
         self.midframe = False
         return bytes(payload)
+
+    def pending(self) -> bool:
+        """Whether bytes wait to be read (buffered here, or on the socket): without reading them."""
+        if self._end > self._start:
+            return True
+        try:
+            self.sock.recv(1, _socket.MSG_PEEK | _socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            pass
+        return True  # a byte, or the end: a reader finds out which
 
     def close(self) -> None:
         """End the stream (a thread blocked reading it sees the end), then the socket."""

@@ -63,6 +63,7 @@ def main(argv: list) -> None:
     channel.on_close = _exit
     channel.watch(sockets[1], _exit)
     channel.peer_numpy = host_numpy == "1"
+    channel.cancel_on_main()
     numpy = importlib.util.find_spec("numpy") is not None
     hello = pickle.dumps((os.getpid(), tuple(sys.version_info[:3]), numpy), 5)
     channel.wire.send(channel_module.HELLO, 0, 0, hello)
