@@ -557,6 +557,30 @@ def test_ctrl_c_of_a_long_call_cancels_it_in_the_worker_and_later_calls_do_not_w
         env.unload()
 
 
+def test_ctrl_c_anywhere_in_a_loop_of_quick_calls_leaves_the_env_working(project):
+    """Ctrl-C lands between any two steps of a call's bookkeeping; none may stay behind."""
+    import random
+
+    env = polyvenv.Workspace.load(project).env("w")
+    try:
+        demo = env.import_module("pvdemo")
+        pid = env.pid
+        rng = random.Random(11)
+        for trial in range(30):
+            ctrl_c_after(rng.uniform(0.005, 0.03))
+            with pytest.raises(KeyboardInterrupt):
+                while True:
+                    demo.echo([trial, "x" * rng.randint(0, 200)])
+            answer: list = []
+            caller = threading.Thread(target=lambda: answer.append(demo.echo(trial)), daemon=True)
+            caller.start()
+            caller.join(5)
+            assert answer == [trial], f"trial {trial}: the next call hangs"
+        assert env.pid == pid
+    finally:
+        env.unload()
+
+
 def test_a_call_that_ignores_ctrl_c_gets_its_worker_restarted_with_a_warning(project):
     env = polyvenv.Workspace.load(project).env("w")
     try:
