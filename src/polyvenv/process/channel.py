@@ -38,8 +38,6 @@ from .proxy import Proxy
 from .wire import CANCEL, ERROR, HELLO, REPLY, REQUEST, Closed, Wire  # noqa: F401  (HELLO: for the worker)
 
 GRACE = 2.0  # seconds a call given up in the host has to end in the worker before the worker is stopped
-
-
 _STEP_BACK = object()  # _read: this thread handed its call to the main thread and leaves the socket
 
 
@@ -85,6 +83,7 @@ class Channel:
         self._unsettled = 0  # host: calls given up whose end the peer has not told yet
         self._cancelled: set[int] = set()  # worker: chains the host gave up
         self._main: _Waiter | None = None  # worker: the main thread's, the one a cancel can interrupt anywhere
+        self._main_ident = 0
         self._pushback: tuple | None = None  # a frame read but not routed (interrupted): the next reader's
         self._serving = serve
         self._ring = ring  # the host's bell: another thread waits on the worker, which may be busy
@@ -441,10 +440,10 @@ class Channel:
                 self._unsettled += 1
             elif pending:
                 del self._replies[rid]
-            if cancel:  # what was handed to this thread meanwhile: calls back go on, replies end here
-                while me.inbox:
-                    frame = me.inbox.popleft()
-                    (waiter.inbox if settle and frame[0] & 0x3F == REQUEST else stale).append(frame)
+            for frame in list(me.inbox):  # handed to this thread meanwhile: replies end here, calls back go on
+                if frame[0] & 0x3F != REQUEST or settle:
+                    me.inbox.remove(frame)
+                    (stale if frame[0] & 0x3F != REQUEST else waiter.inbox).append(frame)
         for frame in stale:
             self._receive(frame)  # their notes still count
         if settle:
