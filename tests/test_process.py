@@ -528,6 +528,32 @@ def test_no_orphan_when_the_host_is_killed_while_the_worker_is_busy(project):
         host.kill()
 
 
+def test_a_forked_child_of_the_host_starts_a_worker_of_its_own(project):
+    """The parent's worker is the parent's: a child sharing its socket would garble it for both."""
+    code = textwrap.dedent(f"""
+        import os, sys
+        sys.path.insert(0, {str(SRC)!r})
+        import polyvenv
+        env = polyvenv.Workspace.load({str(project)!r}).env("w")
+        demo = env.import_module("pvdemo")
+        parent = env.pid
+        read, write = os.pipe()
+        child = os.fork()
+        if child == 0:
+            try:
+                seen = ["shared", demo.echo(1)]
+            except polyvenv.WorkerDied as e:
+                seen = ["forked from" in str(e), env.import_module("pvdemo").info()["pid"] not in (parent, None)]
+            os.write(write, repr(seen).encode())
+            os._exit(0)
+        os.waitpid(child, 0)
+        print(os.read(read, 200).decode(), demo.echo(2), env.pid == parent)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["[True,", "True]", "2", "True"]
+
+
 def ctrl_c_after(seconds: float) -> None:
     """Ctrl-C as the terminal delivers it: SIGINT to the host's main thread, interrupting what it waits on."""
     threading.Timer(seconds, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT)).start()
@@ -555,6 +581,30 @@ def test_ctrl_c_of_a_long_call_cancels_it_in_the_worker_and_later_calls_do_not_w
             assert time.monotonic() - started < 5, "a later call waited for the interrupted one"
             assert eventually(lambda: demo.STOPPED == [20] * attempt)  # interrupted in the worker too
         assert env.pid == pid and counter.inc() == 2  # the same worker: its objects are kept
+    finally:
+        env.unload()
+
+
+def test_ctrl_c_anywhere_in_a_loop_of_quick_calls_leaves_the_env_working(project):
+    """Ctrl-C lands between any two steps of a call's bookkeeping; none may stay behind."""
+    import random
+
+    env = polyvenv.Workspace.load(project).env("w")
+    try:
+        demo = env.import_module("pvdemo")
+        pid = env.pid
+        rng = random.Random(11)
+        for trial in range(30):
+            ctrl_c_after(rng.uniform(0.005, 0.03))
+            with pytest.raises(KeyboardInterrupt):
+                while True:
+                    demo.echo([trial, "x" * rng.randint(0, 200)])
+            answer: list = []
+            caller = threading.Thread(target=lambda: answer.append(demo.echo(trial)), daemon=True)
+            caller.start()
+            caller.join(5)
+            assert answer == [trial], f"trial {trial}: the next call hangs"
+        assert env.pid == pid
     finally:
         env.unload()
 

@@ -38,15 +38,13 @@ from .proxy import Proxy
 from .wire import CANCEL, ERROR, HELLO, REPLY, REQUEST, Closed, Wire  # noqa: F401  (HELLO: for the worker)
 
 GRACE = 2.0  # seconds a call given up in the host has to end in the worker before the worker is stopped
-
-
 _STEP_BACK = object()  # _read: this thread handed its call to the main thread and leaves the socket
 
 
 class _Waiter:
     """A thread's place in the channel: what was handed to it, and how to wake it."""
 
-    __slots__ = ("inbox", "wake", "asleep", "chain", "calling", "finishing", "server", "encoder")
+    __slots__ = ("inbox", "wake", "asleep", "chain", "calling", "finishing", "sending", "server", "encoder")
 
     def __init__(self) -> None:
         self.inbox: collections.deque = collections.deque()
@@ -56,6 +54,7 @@ class _Waiter:
         self.chain = 0  # the chain this thread runs in now (0: none)
         self.calling = 0  # the chain whose code (not the channel's) this thread runs now (0: none)
         self.finishing = False  # replying to a call it served at top level: back to work right after
+        self.sending = False  # its last message may have gone out (request: whether to cancel it)
         self.server = False
         self.encoder: codec.Encoder | None = None
 
@@ -84,6 +83,8 @@ class Channel:
         self._unsettled = 0  # host: calls given up whose end the peer has not told yet
         self._cancelled: set[int] = set()  # worker: chains the host gave up
         self._main: _Waiter | None = None  # worker: the main thread's, the one a cancel can interrupt anywhere
+        self._main_ident = 0
+        self._pushback: tuple | None = None  # a frame read but not routed (interrupted): the next reader's
         self._serving = serve
         self._ring = ring  # the host's bell: another thread waits on the worker, which may be busy
         self._bell = False  # the worker's: a reader is needed when the bell rings, not at every request
@@ -100,21 +101,23 @@ class Channel:
     # -- calling the peer -------------------------------------------------------------
 
     def request(self, op: str, args: tuple) -> Any:
-        """Run ``op(*args)`` on the peer and return its result (or raise its exception here)."""
+        """Run ``op(*args)`` on the peer and return its result (or raise its exception here).
+
+        Ctrl-C may land between any two calls in here (the host's main thread): what this thread
+        records is set inside the ``try`` and undone first in the ``finally``, so none outlives it.
+        """
         if self.closed:
             raise self.closed_error()
         me = self._waiter()
-        root = not me.chain
-        if root:
-            me.chain = next(self._chain_ids) * 2 + self.side
-            self._chains[me.chain] = me
-        chain, calling, me.calling = me.chain, me.calling, 0  # channel code from here: no cancel lands in it
-        rid = next(self._ids)
-        self._replies[rid] = me
-        sent = False
+        root, calling, rid = not me.chain, me.calling, 0
         try:
-            self._send(REQUEST, rid, chain, (op, args), me)
-            sent = True
+            if root:
+                me.chain = next(self._chain_ids) * 2 + self.side
+                self._chains[me.chain] = me
+            me.calling, me.sending = 0, False  # channel code from here: no cancel lands in it
+            rid = next(self._ids)
+            self._replies[rid] = me
+            self._send(REQUEST, rid, me.chain, (op, args), me)
             if root and self._ring is not None and (len(self._chains) > 1 or self._unsettled):
                 try:
                     self._ring(b"!")
@@ -122,14 +125,15 @@ class Channel:
                     pass
             kind, payload = self._wait(me, rid)
         except BaseException:  # interrupted (Ctrl-C), or the peer is gone
-            self._give_up(me, rid, chain, root and sent)
+            if rid:
+                self._give_up(me, rid, me.chain, root and me.sending)
             raise
         finally:
             me.calling = calling
             if root:
+                chain, me.chain = me.chain, 0
                 if self._chains.get(chain) is me:
                     del self._chains[chain]
-                me.chain = 0
         if calling and calling in self._cancelled:  # the host gave this call up while it called back
             raise KeyboardInterrupt
         if kind == ERROR:
@@ -144,6 +148,7 @@ class Channel:
             me.encoder = codec.Encoder(self)
         payload, large = me.encoder.encode((notes, body) if notes else body)
         places, fd = self.outgoing.place(large) if large else ((), None)
+        me.sending = True  # from here on the message may be out, in whole or in part
         try:
             self.wire.send(kind | (0x40 if notes else 0), rid, chain, payload, places, fd)
         except Closed:
@@ -224,48 +229,61 @@ class Channel:
 
     def _read(self, me: _Waiter) -> tuple | None:
         """Read one frame (this thread has the turn) and route it; returns it if it is this thread's."""
-        try:
-            frame = self.wire.recv()
-        except BaseException as e:
-            with self._lock:
-                self._reading = False
-                self._wake_one()
-            if isinstance(e, Closed) or self.wire.midframe:
-                self._close()
-                return None
-            raise
-        if frame[5] is not None:
-            self.incoming.map(frame[3][0][0], frame[5])
+        frame, self._pushback = self._pushback, None
+        if frame is None:
+            try:
+                frame = self.wire.recv()
+            except BaseException as e:
+                with self._lock:
+                    self._reading = False
+                    self._wake_one()
+                if isinstance(e, Closed) or self.wire.midframe:
+                    self._close()
+                    return None
+                raise
+            if frame[5] is not None:
+                self.incoming.map(frame[3][0][0], frame[5])
+                frame = frame[:5] + (None,)
         kind, rid, chain = frame[0] & 0x3F, frame[1], frame[2]
-        if kind == CANCEL:
+        routed = promote = step_back = False
+        try:
+            if kind == CANCEL:
+                with self._lock:
+                    self._reading, routed = False, True
+                    running = self._cancel(chain)
+                self._receive(frame)  # its notes
+                if not running:  # ended, or not started yet: say so now (a later reply is dropped)
+                    self._reply(REPLY, rid, chain, None)
+                return None
             with self._lock:
-                self._reading = False
-                self._cancel(chain)
-            self._receive(frame)  # its notes
-            return None
-        promote = step_back = False
-        with self._lock:
-            self._reading = False
-            if kind == REQUEST:
-                target = self._chains.get(chain)
-                main = self._main
-                if (target is None and main is not None and me is not main
-                        and (main.finishing or main.asleep and not main.chain)):
-                    target, step_back = main, not self._wanted  # the main thread runs it: a cancel can reach it
-                    main.finishing = False  # one call at a time: the next goes elsewhere if main is still busy
-                elif target is None:
-                    target = me if me.server else self._idle_server()
-            else:
-                target = self._replies.pop(rid, None)
-            if target is not None and target is not me:
-                target.inbox.append(frame)
-                self._wake(target)
-            elif target is me and (self._wanted or not self._bell):  # off to work: another one reads
-                self._wanted = max(self._wanted - 1, 0)
-                promote = True
-                self._wake_one()
-            spawn = (target is None and kind == REQUEST) or (target is me and promote and self._serving
-                                                               and not self._idle)
+                self._reading, routed = False, True
+                if kind == REQUEST:
+                    target = self._chains.get(chain)
+                    main = self._main
+                    if (target is None and main is not None and me is not main
+                            and (main.finishing or main.asleep and not main.chain)):
+                        target, step_back = main, not self._wanted  # main runs it: a cancel can reach it there
+                        main.finishing = False  # one call at a time: the next goes elsewhere if main is busy
+                        self._wanted = max(self._wanted - 1, 0)  # this thread goes on reading if one was wanted
+                    elif target is None:
+                        target = me if me.server else self._idle_server()
+                else:
+                    target = self._replies.pop(rid, None)
+                if target is not None and target is not me:
+                    target.inbox.append(frame)
+                    self._wake(target)
+                elif target is me and (self._wanted or not self._bell):  # off to work: another one reads
+                    self._wanted = max(self._wanted - 1, 0)
+                    promote = True
+                    self._wake_one()
+                spawn = (target is None and kind == REQUEST) or (target is me and promote and self._serving
+                                                                   and not self._idle)
+        except BaseException:
+            if not routed:  # interrupted (Ctrl-C) before the frame reached its thread: the next reader routes it
+                with self._lock:
+                    self._pushback, self._reading = frame, False
+                    self._wake_one()
+            raise
         if spawn:  # nobody idle will read while this thread is busy: a new server will
             self._spawn(frame if target is None else None)
         elif target is None:  # the reply to a call given up (interrupted): its notes still count
@@ -375,14 +393,13 @@ class Channel:
                         raise KeyboardInterrupt
                     kind, result = REPLY, self.ops[op](*args)
                 finally:
-                    me.calling = calling
+                    me.calling, me.finishing = calling, not outer
             except BaseException as e:
                 kind, result = ERROR, exceptions.describe(e)
                 if isinstance(e, KeyboardInterrupt) and not self.side:  # the user stops the host: tell, stop
                     self._reply(ERROR, rid, chain, result)
                     raise
             args = None
-            me.finishing = not outer
             self._reply(kind, rid, chain, result)
         finally:
             me.chain = outer
@@ -423,10 +440,10 @@ class Channel:
                 self._unsettled += 1
             elif pending:
                 del self._replies[rid]
-            if cancel:  # what was handed to this thread meanwhile: calls back go on, replies end here
-                while me.inbox:
-                    frame = me.inbox.popleft()
-                    (waiter.inbox if settle and frame[0] & 0x3F == REQUEST else stale).append(frame)
+            for frame in list(me.inbox):  # handed to this thread meanwhile: replies end here, calls back go on
+                if frame[0] & 0x3F != REQUEST or settle:
+                    me.inbox.remove(frame)
+                    (stale if frame[0] & 0x3F != REQUEST else waiter.inbox).append(frame)
         for frame in stale:
             self._receive(frame)  # their notes still count
         if settle:
@@ -439,7 +456,7 @@ class Channel:
         timer = threading.Timer(self.grace, self._stuck)
         timer.daemon = True
         try:
-            self._send(CANCEL, 0, chain, None, waiter)
+            self._send(CANCEL, rid, chain, None, waiter)
             if self._ring is not None:
                 self._ring(b"!")
             timer.start()
@@ -458,14 +475,16 @@ class Channel:
         if not self.closed and self.on_stuck is not None:
             self.on_stuck()
 
-    def _cancel(self, chain: int) -> None:
-        """Worker, lock held: the host gave ``chain`` up; interrupt it where it runs (see above)."""
-        self._cancelled.add(chain)  # kept until the chain ends here (one int, if it had ended already)
+    def _cancel(self, chain: int) -> bool:
+        """Worker, lock held: the host gave ``chain`` up; interrupt it where it runs (see above).
+        Whether it runs: if not, it ended already, or it was never sent, or it has not started."""
+        self._cancelled.add(chain)  # kept until the chain ends here (one int, if it never runs)
         main = self._main
         if main is not None and main.calling == chain:
             import _signal
 
             _signal.pthread_kill(self._main_ident, _signal.SIGINT)
+        return chain in self._chains
 
     def cancel_on_main(self) -> None:
         """Worker, in its main thread: a SIGINT there is a cancel, raised only inside the cancelled call."""

@@ -21,10 +21,12 @@ host objects handed to it included (codec.py).
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
 import threading
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ from .ops import OPS
 from .wire import HELLO, Closed
 
 WORKER = Path(__file__).with_name("worker.py")
+_ENVS: "weakref.WeakSet[ProcessEnv]" = weakref.WeakSet()  # this process's, for a forked child to let go of
 
 
 class ProcessEnv:
@@ -51,6 +54,7 @@ class ProcessEnv:
         self._lock = threading.RLock()
         self._worker: _Worker | None = None
         self._lease: Lease | None = None
+        _ENVS.add(self)
 
     @classmethod
     def from_path(cls, path: str | Path, name: str | None = None) -> "ProcessEnv":
@@ -141,8 +145,7 @@ class _Worker:
 
     def __init__(self, env: ProcessEnv) -> None:
         self.env = env.name
-        self.stopped = False
-        self.stuck = False
+        self.stopped = self.stuck = self.forked = False
         if not env.python.exists():
             raise NotBuilt(f"env {env.name!r} has no interpreter at {env.python}: run `polyvenv sync {env.name}`")
         ours, theirs = socket.socketpair()
@@ -175,6 +178,9 @@ class _Worker:
     def error(self, starting: bool = False) -> WorkerDied:
         """What the calls of a closed channel raise: which env, what became of its worker, what next."""
         pid = self.proc.pid
+        if self.forked:
+            return WorkerDied(f"env {self.env!r}: its worker process (pid {pid}) serves the process this one was "
+                              "forked from; import from the env again to start a worker of this process's own")
         if self.stopped:
             return WorkerDied(f"env {self.env!r} was unloaded: its worker process (pid {pid}) was stopped; "
                               "import from the env again to start a fresh worker")
@@ -220,6 +226,13 @@ class _Worker:
         except subprocess.TimeoutExpired:
             pass
 
+    def let_go(self) -> None:
+        """In a forked child: the parent's worker stays the parent's (two writers would garble its
+        socket), so close this copy of the channel's ends, without ending the stream for the parent."""
+        self.forked = self.channel.closed = True
+        self.channel.wire.sock.close()
+        self.bell.close()
+
     def stop(self) -> None:
         self.stopped = True
         self.channel.close()  # the worker sees the end of its socket and exits
@@ -232,3 +245,14 @@ class _Worker:
 
 def _python(path: Path) -> Path:
     return path / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+
+
+def _forked() -> None:
+    for env in list(_ENVS):
+        env._lock = threading.RLock()  # another thread of the parent may have held it
+        if env._worker is not None:
+            env._worker.let_go()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_forked)

@@ -63,9 +63,6 @@ class Wire:
                     self.sock.sendall(payload)
             except OSError as e:
                 raise Closed(str(e)) from None
-            except BaseException:  # interrupted (Ctrl-C) inside a send: part of a frame may be out, so the
-                self.close()  # stream is lost; ending it makes both sides see Closed, never a garbled frame
-                raise
 
     def recv(self) -> tuple[int, int, int, list, bytes, int | None]:
         """The next frame: (kind, request id, chain, places, payload, fd or None).
