@@ -29,9 +29,16 @@ from .store import remove_tree, write_stamp
 BUILDING_MARK = ".polyvenv-building"
 
 
-def build(spec: BuildSpec, target: Path, sources: Sources, cwd: Path, log_path: Path) -> dict[str, Any]:
-    """Build ``spec`` at ``target`` (cleared first); return the stamp written last."""
+def build(spec: BuildSpec, target: Path, sources: Sources, cwd: Path, log_path: Path,
+          spec_hash: str | None = None) -> dict[str, Any]:
+    """Build ``spec`` at ``target`` (cleared first); return the stamp written last.
+
+    ``spec_hash``: the hash ``target`` is named after (default: the spec's now). The installer
+    reads the requirements and lock files again as it installs, so a file saved meanwhile would
+    give a build whose contents are not what its name says: such a build is never stamped.
+    """
     started = time.monotonic()
+    spec_hash = spec_hash or spec.hash
     remove_tree(target)  # whatever an interrupted run left, and its half-deleted leftovers
     target.mkdir(parents=True)
     (target / BUILDING_MARK).touch()  # lets `create` recognise a partial of its own
@@ -50,9 +57,13 @@ def build(spec: BuildSpec, target: Path, sources: Sources, cwd: Path, log_path: 
         again = " even after a fresh unpack of its wheel (the wheel itself disagrees with its RECORD)" * bool(refreshed)
         raise BuildError(f"build of env {spec.name!r} is not whole{again}: {integrity.describe(damage)}",
                          env=spec.name, log=str(log_path))
+    if spec.hash != spec_hash:
+        raise BuildError(f"build of env {spec.name!r} is not marked complete: its requirements or lock file "
+                         "changed while it was being built; run the same command again", env=spec.name,
+                         log=str(log_path))
     try:
         (target / BUILDING_MARK).unlink()
-        stamp = manifest(spec, target)
+        stamp = manifest(spec, target, spec_hash)
         if refreshed:
             stamp["cache_refreshed"] = refreshed
         stamp["build_seconds"] = round(time.monotonic() - started, 3)
@@ -76,13 +87,13 @@ def verified(spec: BuildSpec, target: Path, sources: Sources, cwd: Path,
     return integrity.damaged_files(target, content=True), [f"{name} {version}" for name, version in owners]
 
 
-def manifest(spec: BuildSpec, target: Path) -> dict[str, Any]:
+def manifest(spec: BuildSpec, target: Path, spec_hash: str) -> dict[str, Any]:
     """What the runtime needs to load this env without reading TOML or importing the build half."""
     env = spec.env
     sp = site_packages(target)
     return {
         "name": env.name,
-        "spec_hash": spec.hash,
+        "spec_hash": spec_hash,
         "path": str(target),
         "python": str(env_python(target)),
         "site_packages": str(sp) if sp else None,

@@ -252,7 +252,7 @@ def _sync_one(config: Config, store: Store, spec: BuildSpec, sources: Sources, r
                     raise BuildError(f"env {spec.name!r}: its build {target} is damaged, but a running process "
                                      "loads from it: stop that process (or unload the env), then run "
                                      f"`polyvenv sync --repair {spec.name}` again", env=spec.name, log=str(log))
-                stamp = builder.build(spec, target, sources, config.root, log)
+                stamp = builder.build(spec, target, sources, config.root, log, planned)
         except BuildError as e:
             progress.finished(spec.name, f"FAILED: {e} (log: {e.log})")
             return Outcome(spec.name, "failed", None, time.monotonic() - started, e)
