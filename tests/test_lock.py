@@ -68,3 +68,99 @@ def test_changing_the_lock_makes_the_env_stale(workspace):
     assert status["state"] == "stale" and "lock file added" in status["reasons"]
     workspace.cli("sync")
     assert workspace.status()["a"]["state"] == "ok"
+
+
+def _online(workspace, body: str) -> None:
+    """Online (polyvenv's online path: it may lock), with the generated wheelhouse as uv's only
+    index (UV_NO_INDEX, honoured by uv itself), so resolving stays hermetic."""
+    workspace.write(f'wheelhouse = "{workspace.wheelhouse}"\n' + body, offline=False)
+
+
+def _no_index():
+    import os
+
+    return {**os.environ, "UV_NO_INDEX": "1"}
+
+
+def test_plain_sync_locks_again_what_is_out_of_date_and_installs_it(workspace):
+    _online(workspace, """
+        [envs.a]
+        requirements = ["alpha==1.0"]
+    """)
+    workspace.cli("lock", env=_no_index())
+    workspace.cli("sync", env=_no_index())
+    _online(workspace, """
+        [envs.a]
+        requirements = ["alpha==1.0", "greeter"]
+    """)
+    status = workspace.status()["a"]
+    assert status["state"] == "stale"
+    assert any("lock file" in r and "out of date" in r for r in status["reasons"]), status["reasons"]
+    doctor = workspace.cli("doctor", env=_no_index()).stderr
+    assert "a: stale: " in doctor and "out of date" in doctor
+    proc = workspace.cli("sync", env=_no_index())
+    assert "locking again" in proc.stderr
+    assert "greeter==1.0" in (workspace.root / "polyvenv-locks" / "a.txt").read_text()
+    assert workspace.run_in("a", "import greeter, alpha; print(alpha.__version__)") == "1.0"
+    assert workspace.status()["a"]["state"] == "ok"
+    workspace.cli("sync", "--locked", env=_no_index())  # the new lock is current
+
+
+def test_offline_sync_refuses_an_out_of_date_lock_in_one_line_and_frozen_installs_it(workspace):
+    workspace.write("""
+        [envs.a]
+        requirements = ["alpha==1.0"]
+    """)
+    workspace.cli("lock")
+    workspace.write("""
+        [envs.a]
+        requirements = ["alpha==2.0"]
+    """)
+    proc = workspace.cli("sync", check=False)
+    assert proc.returncode == 1
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("polyvenv: error: ")
+    assert "env 'a'" in lines[0] and "out of date" in lines[0] and "polyvenv lock a" in lines[0]
+    assert not workspace.env_python("a").exists()  # nothing installed from the old lock
+    workspace.cli("sync", "--frozen")
+    assert workspace.run_in("a", "import alpha; print(alpha.__version__)") == "1.0"
+    assert workspace.status()["a"]["state"] == "stale"  # frozen installed the lock; the lock is still old
+    assert workspace.cli("sync", "--locked", check=False).returncode == 1
+    assert workspace.cli("sync", check=False).returncode == 1  # no memo of the frozen sync answers a plain one
+
+
+def test_a_second_lock_changes_no_byte_and_rebuilds_nothing(workspace, tmp_path):
+    reqs = workspace.root / "plugin" / "requirements.txt"
+    reqs.parent.mkdir()
+    reqs.write_text("beta\n")
+    workspace.write("""
+        [envs.a]
+        requirements = ["alpha==1.0"]
+        requirements-file = "plugin/requirements.txt"
+    """)
+    workspace.cli("lock")
+    lock = workspace.root / "polyvenv-locks" / "a.txt"
+    first, identity = lock.read_bytes(), lock.stat()
+    assert str(tmp_path) not in first.decode().split("# input:")[1].replace(str(workspace.root), "")
+    assert "/tmp" not in first.decode() and "-r plugin/requirements.txt" in first.decode()
+    workspace.cli("sync")
+    built = len(workspace.builds())
+    workspace.cli("lock")
+    assert lock.read_bytes() == first
+    assert (lock.stat().st_ino, lock.stat().st_mtime_ns) == (identity.st_ino, identity.st_mtime_ns)
+    assert workspace.status()["a"]["state"] == "ok"
+    workspace.cli("sync")
+    assert len(workspace.builds()) == built
+
+
+def test_a_failing_lock_is_one_error_line_exit_1(workspace):
+    workspace.write("""
+        [envs.a]
+        requirements = ["alpha==9.9"]
+    """)
+    proc = workspace.cli("lock", check=False)
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("polyvenv: error: locking env 'a': "), proc.stderr
+    assert "alpha==9.9" in lines[0] and "log: " in lines[0]
+    assert "Traceback" not in proc.stderr
