@@ -164,3 +164,52 @@ def test_a_failing_lock_is_one_error_line_exit_1(workspace):
     assert len(lines) == 1 and lines[0].startswith("polyvenv: error: locking env 'a': "), proc.stderr
     assert "alpha==9.9" in lines[0] and "log: " in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+def test_lock_wheelhouse_and_offline_sync_with_a_dependency_published_only_as_an_sdist(workspace):
+    import os
+
+    from wheelgen import sdist
+
+    index = _wheelhouse_with(workspace, "alpha-1.0")  # the "index": alpha as a wheel, sdonly as an sdist only
+    sdist(index, "sdonly", "1.0")
+    hermetic = {**os.environ, "UV_NO_INDEX": "1", "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(index)}
+    workspace.write(f"""
+        wheelhouse = "{index}"
+        [envs.a]
+        requirements = ["sdonly", "alpha"]
+    """, offline=False)
+    workspace.cli("lock", env=hermetic)
+    lock = (workspace.root / "polyvenv-locks" / "a.txt").read_text()
+    assert "sdonly==1.0" in lock
+    wheels = workspace.root / "wheels"
+    workspace.cli("wheelhouse", str(wheels), env=hermetic)
+    assert (wheels / "sdonly-1.0-py3-none-any.whl").is_file()  # built from the sdist, a hash no lock names
+    workspace.cli("sync", "--offline", "--wheelhouse", str(wheels))
+    assert workspace.run_in("a", "import sdonly, alpha; print(sdonly.__version__, alpha.__version__)") == "1.0 1.0"
+    assert (workspace.root / "polyvenv-locks" / "a.txt").read_text() == lock  # the lock is as it was
+
+
+def test_a_built_wheel_is_accepted_only_for_the_pin_it_was_built_for(tmp_path):
+    import hashlib
+    import subprocess
+    import sys
+
+    from polyvenv.build import builtwheels
+    from wheelgen import sdist
+
+    source = sdist(tmp_path / "index", "sdonly", "1.0")
+    sha = hashlib.sha256(source.read_bytes()).hexdigest()
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-index", "-q", "-w", str(tmp_path / "fresh"),
+                    str(source)], check=True, capture_output=True)
+    lock, wheels = tmp_path / "a.txt", tmp_path / "wheels"
+    wheels.mkdir()
+    lock.write_text(f"# polyvenv lock\nsdonly==1.0 \\\n    --hash=sha256:{sha}\n")
+    builtwheels.record(wheels, lock, tmp_path / "fresh")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    copy, added = builtwheels.installable(lock, wheels, scratch)
+    built = hashlib.sha256((wheels / "sdonly-1.0-py3-none-any.whl").read_bytes()).hexdigest()
+    assert added == ["sdonly-1.0-py3-none-any.whl"] and built in copy.read_text() and built not in lock.read_text()
+    lock.write_text(f"# polyvenv lock\nsdonly==1.0 \\\n    --hash=sha256:{'0' * 64}\n")  # another sdist
+    assert builtwheels.installable(lock, wheels, scratch) == (lock, [])
