@@ -213,3 +213,53 @@ def test_a_built_wheel_is_accepted_only_for_the_pin_it_was_built_for(tmp_path):
     assert added == ["sdonly-1.0-py3-none-any.whl"] and built in copy.read_text() and built not in lock.read_text()
     lock.write_text(f"# polyvenv lock\nsdonly==1.0 \\\n    --hash=sha256:{'0' * 64}\n")  # another sdist
     assert builtwheels.installable(lock, wheels, scratch) == (lock, [])
+
+
+def test_pylock_round_trip(workspace, tmp_path):
+    """lock-format = "pylock": `lock` writes PEP 751's pylock.<env>.toml (with polyvenv's header),
+    uv itself reads it, `sync` installs exactly it, offline too, and a second lock changes nothing."""
+    import os
+    import subprocess
+    import tomllib
+
+    from uv import find_uv_bin
+    from wheelgen import sdist
+
+    index = _wheelhouse_with(workspace, "alpha-1.0", "beta")
+    sdist(index, "sdonly", "1.0")
+    hermetic = {**os.environ, "UV_NO_INDEX": "1", "PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(index)}
+    workspace.write(f"""
+        wheelhouse = "{index}"
+        lock-format = "pylock"
+        [envs.a]
+        requirements = ["beta", "sdonly"]
+    """, offline=False)
+    workspace.cli("lock", env=hermetic)
+    lock = workspace.root / "polyvenv-locks" / "pylock.a.toml"
+    text = lock.read_text()
+    assert text.startswith("# polyvenv lock for env 'a'")
+    data = tomllib.loads(text)
+    assert data["lock-version"] == "1.0"
+    assert {p["name"]: p["version"] for p in data["packages"]} == {"alpha": "1.0", "beta": "1.0", "sdonly": "1.0"}
+    venv = tmp_path / "by-uv"  # the standard's point: another tool installs polyvenv's lock as it is
+    subprocess.run([find_uv_bin(), "venv", "-q", str(venv)], check=True)
+    subprocess.run([find_uv_bin(), "pip", "install", "--no-config", "-q", "--python", str(venv / "bin" / "python"),
+                    "-r", str(lock)], check=True, env=hermetic, capture_output=True)
+    wheels = workspace.root / "wheels"
+    workspace.cli("wheelhouse", str(wheels), env=hermetic)
+    workspace.cli("sync", "--offline", "--wheelhouse", str(wheels))
+    assert workspace.run_in("a", "import alpha, sdonly; print(alpha.__version__)") == "1.0"
+    workspace.cli("sync", "--locked", env=hermetic)
+    built = len(workspace.builds())
+    workspace.cli("lock", env=hermetic)
+    assert lock.read_text() == text and workspace.status()["a"]["state"] == "ok"
+    workspace.write(f"""
+        wheelhouse = "{index}"
+        lock-format = "pylock"
+        [envs.a]
+        requirements = ["alpha", "sdonly"]
+    """, offline=False)
+    assert workspace.status()["a"]["state"] == "stale"
+    workspace.cli("sync", env=hermetic)  # locked again, in the same format
+    assert "beta" not in {p["name"] for p in tomllib.loads(lock.read_text())["packages"]}
+    assert len(workspace.builds()) == built + 1

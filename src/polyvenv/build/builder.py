@@ -20,7 +20,7 @@ from typing import IO, Any
 
 from ..errors import BuildError
 from ..runtime.sitedir import site_packages
-from . import builtwheels, integrity
+from . import builtwheels, integrity, pylock
 from .health import distributions
 from .installers import Sources, Wants, env_python
 from .probes import file_identity
@@ -66,10 +66,11 @@ def build(spec: BuildSpec, target: Path, sources: Sources, cwd: Path, log_path: 
 
 
 def _installable(wants: Wants, sources: Sources, scratch: Path, log: IO[str]) -> Wants:
-    """``wants``, its lock accepting the wheels the wheelhouse built from the sdists it pins."""
+    """``wants`` with its lock as hashed requirements (a pylock.toml converted) accepting the
+    wheels the wheelhouse built from the sdists it pins."""
     if not wants.lock_file:
         return wants
-    lock, added = builtwheels.installable(wants.lock_file, sources.wheelhouse, scratch)
+    lock, added = builtwheels.installable(pylock.as_requirements(wants.lock_file, scratch), sources.wheelhouse, scratch)
     if added:
         log.write(f"# the lock accepts these wheels {sources.wheelhouse} built from its sdists: {', '.join(added)}\n")
     return wants._replace(lock_file=lock)

@@ -1,5 +1,9 @@
 """Per-env lock files: exact pins with hashes, written by ``uv pip compile``.
 
+Two formats, one header: hashed requirements (``<env>.txt``, the default:
+both installers install it, and its ``# via`` lines make a readable diff)
+or PEP 751's ``pylock.<env>.toml`` (``lock-format = "pylock"``; pylock.py).
+
 Each lock starts with a header recording a hash of what it was resolved
 from (the requirements, the requirements file's text, the interpreter's
 minor version and platform). ``sync`` compares that hash with the current
@@ -17,6 +21,7 @@ import re
 from pathlib import Path
 
 from ..errors import BuildError, ForeignPath, LockFileOutdated
+from . import pylock
 from .installers import InstallerFailed, Sources, Uv, run_logged
 from .spec import BuildSpec, Planner
 
@@ -94,10 +99,11 @@ def write_lock(spec: BuildSpec, lock: Path, uv: Uv, sources: Sources, cwd: Path,
         files: list[str | Path] = [requirements_in]
         if env.requirements_file:
             files.append(_relative(env.requirements_file, cwd))  # `# via -r` names it as the user does
-        out = Path(tmp) / "lock.txt"
+        standard = pylock.is_pylock(lock)
+        out = Path(tmp) / ("pylock.toml" if standard else "lock.txt")  # uv takes only PEP 751's names for one
         argv = [
             uv.binary, "pip", "compile", "--no-config", "--quiet", "--no-header", "--generate-hashes",
-            "--python", spec.interpreter.path,
+            "--python", spec.interpreter.path, *(["--format", "pylock.toml"] if standard else []),
             "-o", out, *files, *uv.source_args(sources),
         ]
         try:

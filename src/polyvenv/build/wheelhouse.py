@@ -16,7 +16,7 @@ from typing import Sequence
 
 from ..config import Config
 from ..errors import BuildError
-from . import builtwheels, lockfiles
+from . import builtwheels, lockfiles, pylock
 from .installers import InstallerFailed, Sources, Uv, run_logged
 from .spec import lock_path
 from .sync import plan, select
@@ -36,6 +36,7 @@ def fill(config: Config, directory: Path, names: Sequence[str] = ()) -> int:
                 pins = lock_path(config, spec.name)
                 if not pins.is_file():
                     pins = lockfiles.write_lock(spec, Path(tmp) / "pins.txt", uv, Sources(), config.root, log_path)
+                pins = pylock.as_requirements(pins, Path(tmp))
                 fresh = Path(tempfile.mkdtemp(prefix=".polyvenv-wheels-", dir=directory))  # same filesystem
                 argv = [uv.binary, "tool", "run", "--no-config", "--python", spec.interpreter.path,
                         "--from", "pip", "pip", "wheel", "--no-deps", "--disable-pip-version-check",
