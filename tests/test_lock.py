@@ -263,3 +263,18 @@ def test_pylock_round_trip(workspace, tmp_path):
     workspace.cli("sync", env=hermetic)  # locked again, in the same format
     assert "beta" not in {p["name"] for p in tomllib.loads(lock.read_text())["packages"]}
     assert len(workspace.builds()) == built + 1
+
+
+def test_wheelhouse_never_overwrites_a_record_it_did_not_write(tmp_path):
+    import pytest
+
+    from polyvenv.build import builtwheels
+    from polyvenv.errors import ForeignPath
+
+    (tmp_path / "wheels").mkdir()
+    (tmp_path / "wheels" / builtwheels.RECORD).write_text('{"mine": true}\n')
+    (tmp_path / "a.txt").write_text("# polyvenv lock\n")
+    (tmp_path / "fresh").mkdir()
+    with pytest.raises(ForeignPath, match="was not written by `polyvenv wheelhouse`"):
+        builtwheels.record(tmp_path / "wheels", tmp_path / "a.txt", tmp_path / "fresh")
+    assert (tmp_path / "wheels" / builtwheels.RECORD).read_text() == '{"mine": true}\n'

@@ -21,10 +21,12 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
+from ..errors import ForeignPath
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 RECORD = "polyvenv-built.json"
+_FORMAT = "wheels this wheelhouse built from sdists"  # the proof the record is polyvenv's
 _HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})")
 
 
@@ -60,6 +62,10 @@ def pins(text: str) -> list[Pin]:
 def record(wheelhouse: Path, lock: Path, fresh: Path) -> None:
     """Move the wheels ``pip wheel`` wrote into ``fresh`` (for the pins of ``lock``) into
     ``wheelhouse``, recording those whose hash the lock does not name: the ones it built."""
+    target = wheelhouse / RECORD
+    if os.path.lexists(target) and (target.is_symlink() or _load(target) is None):
+        raise ForeignPath(f"{target} exists and was not written by `polyvenv wheelhouse`: refusing to overwrite it; "
+                          "move it away, or fill another directory")
     by_pin = {(p.name, p.version): p for p in pins(lock.read_text())}
     built = {entry["wheel"]: entry for entry in _read(wheelhouse)}
     for wheel in sorted(fresh.glob("*.whl")):
@@ -73,9 +79,9 @@ def record(wheelhouse: Path, lock: Path, fresh: Path) -> None:
         else:
             built.pop(wheel.name, None)  # downloaded as the lock names it: nothing to add
     staged = wheelhouse / f".{RECORD}.{os.getpid()}.tmp"
-    staged.write_text(json.dumps({"format": 1, "built": sorted(built.values(), key=lambda e: e["wheel"])},
+    staged.write_text(json.dumps({"polyvenv": _FORMAT, "format": 1, "built": sorted(built.values(), key=lambda e: e["wheel"])},
                                  indent=1) + "\n")
-    os.replace(staged, wheelhouse / RECORD)
+    os.replace(staged, target)
 
 
 def installable(lock: Path, wheelhouse: Path | None, scratch: Path) -> tuple[Path, list[str]]:
@@ -101,11 +107,17 @@ def installable(lock: Path, wheelhouse: Path | None, scratch: Path) -> tuple[Pat
 
 
 def _read(wheelhouse: Path) -> list[dict]:
+    data = _load(wheelhouse / RECORD)
+    return data["built"] if data is not None and data.get("format") == 1 else []
+
+
+def _load(path: Path) -> dict | None:
+    """The record at ``path`` if it is polyvenv's (its ``polyvenv`` key), else None."""
     try:
-        data = json.loads((wheelhouse / RECORD).read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
-        return []
-    return data.get("built", []) if isinstance(data, dict) and data.get("format") == 1 else []
+        return None
+    return data if isinstance(data, dict) and data.get("polyvenv") == _FORMAT else None
 
 
 def _sha256(path: Path) -> str:
