@@ -56,16 +56,22 @@ def is_current(spec: BuildSpec, lock: Path) -> bool:
     return recorded_input(lock) == input_hash(spec)
 
 
-def outdated(spec: BuildSpec, lock: Path, fix: str, offline: bool = False) -> LockFileOutdated:
+def outdated(spec: BuildSpec, lock: Path, fix: str) -> LockFileOutdated:
     """The one line saying ``lock`` is missing or out of date, and ``fix``, the command that fixes it."""
     if not lock.is_file():
         return LockFileOutdated(f"env {spec.name!r} has no lock file ({lock}): run `{fix}`")
-    if offline:
-        return LockFileOutdated(f"the lock file of env {spec.name!r} ({lock}) is out of date with its requirements "
-                                f"and an offline sync does not lock: run `{fix}` online (or `sync --frozen` to "
-                                "install the old lock as it is)")
     return LockFileOutdated(f"the lock file of env {spec.name!r} ({lock}) is out of date with its requirements: "
                             f"run `{fix}`")
+
+
+def outdated_offline(names: list[str], locks: list[Path]) -> LockFileOutdated:
+    """The one line an offline `sync` stops with on out-of-date locks: it does not resolve."""
+    fix = f"polyvenv lock {' '.join(names)}" if len(names) <= 3 else "polyvenv lock"  # same pins: same bytes
+    which = (f"the lock file of env {names[0]!r} ({locks[0]}) is" if len(names) == 1 else
+             f"the lock files of {len(names)} envs ({', '.join(names)}) are")
+    return LockFileOutdated(f"{which} out of date with {'its' if len(names) == 1 else 'their'} requirements and an "
+                            f"offline sync does not lock: run `{fix}` online (or `polyvenv sync --frozen` to install "
+                            "the old lock as it is)")
 
 
 def uv_for(planner: Planner) -> Uv:

@@ -159,8 +159,7 @@ def _relocked(config: Config, planner: Planner, specs: list[BuildSpec], offline:
         return specs, {}
     sources = sources_for(config, offline, wheelhouse)
     if sources.offline:
-        spec = stale[0]
-        raise lockfiles.outdated(spec, lock_path(config, spec.name), f"polyvenv lock {spec.name}", offline=True)
+        raise lockfiles.outdated_offline([s.name for s in stale], [lock_path(config, s.name) for s in stale])
     uv = lockfiles.uv_for(planner)
     say = progress or ProgressLines(quiet=quiet)
     fresh, failed = {}, {}
