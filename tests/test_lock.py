@@ -104,6 +104,15 @@ def test_plain_sync_locks_again_what_is_out_of_date_and_installs_it(workspace):
     assert workspace.run_in("a", "import greeter, alpha; print(alpha.__version__)") == "1.0"
     assert workspace.status()["a"]["state"] == "ok"
     workspace.cli("sync", "--locked", env=_no_index())  # the new lock is current
+    _online(workspace, """
+        [envs.a]
+        requirements = ["alpha==9.9"]
+    """)
+    proc = workspace.cli("sync", env=_no_index(), check=False)  # locking again fails: the env keeps its build
+    assert proc.returncode == 1
+    last = proc.stderr.splitlines()[-1]
+    assert last.startswith("polyvenv: error: locking env 'a': ") and "alpha==9.9" in last and last.count("log: ") == 1
+    assert workspace.run_in("a", "import greeter, alpha; print(alpha.__version__)") == "1.0"
 
 
 def test_offline_sync_refuses_an_out_of_date_lock_in_one_line_and_frozen_installs_it(workspace):

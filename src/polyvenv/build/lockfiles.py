@@ -56,14 +56,6 @@ def is_current(spec: BuildSpec, lock: Path) -> bool:
     return recorded_input(lock) == input_hash(spec)
 
 
-def outdated(spec: BuildSpec, lock: Path, fix: str) -> LockFileOutdated:
-    """The one line saying ``lock`` is missing or out of date, and ``fix``, the command that fixes it."""
-    if not lock.is_file():
-        return LockFileOutdated(f"env {spec.name!r} has no lock file ({lock}): run `{fix}`")
-    return LockFileOutdated(f"the lock file of env {spec.name!r} ({lock}) is out of date with its requirements: "
-                            f"run `{fix}`")
-
-
 def outdated_offline(names: list[str], locks: list[Path]) -> LockFileOutdated:
     """The one line an offline `sync` stops with on out-of-date locks: it does not resolve."""
     fix = f"polyvenv lock {' '.join(names)}" if len(names) <= 3 else "polyvenv lock"  # same pins: same bytes
@@ -81,8 +73,11 @@ def uv_for(planner: Planner) -> Uv:
 
 def check_current(spec: BuildSpec, lock: Path) -> None:
     """Raise LockFileOutdated unless ``lock`` exists and matches ``spec``'s declaration."""
-    if not lock.is_file() or not is_current(spec, lock):
-        raise outdated(spec, lock, f"polyvenv lock {spec.name}")
+    if not lock.is_file():
+        raise LockFileOutdated(f"env {spec.name!r} has no lock file ({lock}): run `polyvenv lock {spec.name}`")
+    if not is_current(spec, lock):
+        raise LockFileOutdated(f"the lock file of env {spec.name!r} ({lock}) is out of date with its requirements: "
+                               f"run `polyvenv lock {spec.name}`")
 
 
 def write_lock(spec: BuildSpec, lock: Path, uv: Uv, sources: Sources, cwd: Path, log_path: Path) -> Path:

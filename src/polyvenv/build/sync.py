@@ -171,7 +171,7 @@ def _relocked(config: Config, planner: Planner, specs: list[BuildSpec], offline:
             lockfiles.write_lock(spec, lock, uv, sources, config.root, log)
         except BuildError as e:
             say.finished(spec.name, f"FAILED: {e}")
-            failed[spec.name] = Outcome(spec.name, "failed", None, 0.0, e)
+            failed[spec.name] = Outcome(spec.name, "failed", None, 0.0, BuildError(str(e), env=spec.name))  # names its log
             continue
         say.finished(spec.name, f"locked: {lock}")
         fresh[spec.name] = planner.spec(spec.env)
