@@ -196,6 +196,8 @@ def test_lock_wheelhouse_and_offline_sync_with_a_dependency_published_only_as_an
     assert (wheels / "sdonly-1.0-py3-none-any.whl").is_file()  # built from the sdist, a hash no lock names
     workspace.cli("sync", "--offline", "--wheelhouse", str(wheels))
     assert workspace.run_in("a", "import sdonly, alpha; print(sdonly.__version__, alpha.__version__)") == "1.0 1.0"
+    workspace.cli("sync", "--offline", "--wheelhouse", str(wheels), "--installer", "pip")  # pip too
+    assert workspace.run_in("a", "import sdonly, alpha; print(sdonly.__version__, alpha.__version__)") == "1.0 1.0"
     assert (workspace.root / "polyvenv-locks" / "a.txt").read_text() == lock  # the lock is as it was
 
 
