@@ -206,8 +206,9 @@ def test_a_built_wheel_is_accepted_only_for_the_pin_it_was_built_for(tmp_path):
     import subprocess
     import sys
 
-    from polyvenv.build import builtwheels
     from wheelgen import sdist
+
+    from polyvenv.build import builtwheels
 
     source = sdist(tmp_path / "index", "sdonly", "1.0")
     sha = hashlib.sha256(source.read_bytes()).hexdigest()
@@ -231,8 +232,8 @@ def test_pylock_round_trip(workspace, tmp_path):
     uv itself reads it, `sync` installs exactly it, offline too, and a second lock changes nothing."""
     import os
     import subprocess
-    import tomllib
 
+    import tomllib
     from uv import find_uv_bin
     from wheelgen import sdist
 

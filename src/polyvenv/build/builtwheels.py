@@ -21,9 +21,10 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
-from ..errors import ForeignPath
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
+
+from ..errors import ForeignPath
 
 RECORD = "polyvenv-built.json"
 _FORMAT = "wheels this wheelhouse built from sdists"  # the proof the record is polyvenv's
