@@ -13,15 +13,16 @@ again, and the stamp names them (``cache_refreshed``) so `sync` can say so.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 from typing import IO, Any
 
 from ..errors import BuildError
 from ..runtime.sitedir import site_packages
-from . import integrity
+from . import builtwheels, integrity, pylock
 from .health import distributions
-from .installers import Sources, env_python
+from .installers import Sources, Wants, env_python
 from .probes import file_identity
 from .spec import BuildSpec
 from .store import remove_tree, write_stamp
@@ -44,11 +45,12 @@ def build(spec: BuildSpec, target: Path, sources: Sources, cwd: Path, log_path: 
     (target / BUILDING_MARK).touch()  # lets `create` recognise a partial of its own
     log_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with open(log_path, "w") as log:
+        with open(log_path, "w") as log, tempfile.TemporaryDirectory(prefix="polyvenv-build-") as scratch:
             log.write(f"# polyvenv build of env {spec.name!r} at {target}\n")
+            wants = _installable(spec.wants(), sources, Path(scratch), log)
             spec.installer.create(target, spec.interpreter, spec.with_pip, log)
-            spec.installer.install(target, spec.wants(), sources, cwd, log)
-            damage, refreshed = verified(spec, target, sources, cwd, log)
+            spec.installer.install(target, wants, sources, cwd, log)
+            damage, refreshed = verified(spec, wants, target, sources, cwd, log)
     except BuildError as e:
         raise BuildError(f"build of env {spec.name!r} failed: {e}", env=spec.name, log=str(log_path)) from None
     except OSError as e:
@@ -74,7 +76,18 @@ def build(spec: BuildSpec, target: Path, sources: Sources, cwd: Path, log_path: 
     return stamp
 
 
-def verified(spec: BuildSpec, target: Path, sources: Sources, cwd: Path,
+def _installable(wants: Wants, sources: Sources, scratch: Path, log: IO[str]) -> Wants:
+    """``wants`` with its lock as hashed requirements (a pylock.toml converted) accepting the
+    wheels the wheelhouse built from the sdists it pins."""
+    if not wants.lock_file:
+        return wants
+    lock, added = builtwheels.installable(pylock.as_requirements(wants.lock_file, scratch), sources.wheelhouse, scratch)
+    if added:
+        log.write(f"# the lock accepts these wheels {sources.wheelhouse} built from its sdists: {', '.join(added)}\n")
+    return wants._replace(lock_file=lock)
+
+
+def verified(spec: BuildSpec, wants: Wants, target: Path, sources: Sources, cwd: Path,
              log: IO[str]) -> tuple[list[integrity.Damage], list[str]]:
     """Check a fresh install against its RECORDs; what is damaged, drop from the installer's cache
     and install again. Return what is still damaged and the distributions refreshed ("alpha 1.0")."""
@@ -83,7 +96,7 @@ def verified(spec: BuildSpec, target: Path, sources: Sources, cwd: Path,
     if not owners or not spec.installer.forget([name for name, _ in owners], log):
         return damage, []
     log.write(f"# damaged after install, refreshed from the source: {integrity.describe(damage)}\n")
-    spec.installer.install(target, spec.wants(), sources, cwd, log, reinstall=[name for name, _ in owners])
+    spec.installer.install(target, wants, sources, cwd, log, reinstall=[name for name, _ in owners])
     return integrity.damaged_files(target, content=True), [f"{name} {version}" for name, version in owners]
 
 
