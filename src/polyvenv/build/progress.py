@@ -47,6 +47,9 @@ def last_line(log: Path | None) -> str:
         return ""
     lines = [line.strip() for line in tail.splitlines() if line.strip() and not line.startswith(("#", "["))]
     text = lines[-1] if lines else ""
+    if text.startswith("$ "):  # a command starting: its program's name, not its path
+        program, _, arguments = text[2:].partition(" ")
+        text = f"$ {os.path.basename(program)} {arguments}"
     return text if len(text) <= 100 else text[:97] + "..."
 
 
@@ -107,6 +110,7 @@ class Live:
     def _render(self) -> Any:
         from rich.spinner import Spinner
         from rich.table import Table
+        from rich.text import Text
 
         table = Table.grid(padding=(0, 1))
         with self._lock:
@@ -114,8 +118,8 @@ class Live:
         for name, (text, since, done, log) in rows:
             mark = "" if done else Spinner("dots")
             latest = "" if done else last_line(log)
-            table.add_row(mark, f"[bold]{name}[/]", text, "" if done else f"{time.monotonic() - since:.1f}s",
-                          f"[dim]{_escape(latest)}[/]" if latest else "")
+            table.add_row(mark, f"[bold]{name}[/]", Text(text, no_wrap=True, overflow="ellipsis"), "" if done else f"{time.monotonic() - since:.1f}s",
+                          Text(latest, style="dim", no_wrap=True, overflow="ellipsis"))
         return table
 
     def _start(self) -> None:
@@ -156,8 +160,3 @@ def _interval() -> float:
     except ValueError:
         return HEARTBEAT
 
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
