@@ -13,13 +13,16 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Callable, NoReturn, Sequence
+from typing import TYPE_CHECKING, Callable, NoReturn, Sequence
 
 from . import __version__
 from .config import DEFAULT_PATTERN, Config, Discovery, counted, did_you_mean, load_config, remember_discovery
 from .error_handler import error as _error
 from .error_handler import Outcome, error_handler
 from .errors import UsageError
+
+if TYPE_CHECKING:
+    from .build.progress import Progress
 
 Handler = Callable[[argparse.Namespace], int]
 _VALUED = ("--config", "--color")  # the global options that take a value (as the next argument)
@@ -91,7 +94,7 @@ def _say(args: argparse.Namespace, line: str) -> None:
         print(f"polyvenv: {line}", file=sys.stderr)
 
 
-def _progress(args: argparse.Namespace):  # -> build.progress.Progress
+def _progress(args: argparse.Namespace) -> Progress:
     from .build.progress import for_terminal
 
     color = {"always": True, "never": False}.get(args.color)

@@ -118,7 +118,8 @@ class Live:
         for name, (text, since, done, log) in rows:
             mark = "" if done else Spinner("dots")
             latest = "" if done else last_line(log)
-            table.add_row(mark, f"[bold]{name}[/]", Text(text, no_wrap=True, overflow="ellipsis"), "" if done else f"{time.monotonic() - since:.1f}s",
+            elapsed = "" if done else f"{time.monotonic() - since:.1f}s"
+            table.add_row(mark, f"[bold]{name}[/]", Text(text, no_wrap=True, overflow="ellipsis"), elapsed,
                           Text(latest, style="dim", no_wrap=True, overflow="ellipsis"))
         return table
 
