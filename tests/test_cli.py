@@ -178,3 +178,20 @@ def test_a_long_build_shows_it_is_alive_when_stderr_is_not_a_terminal(workspace,
     assert alive, proc.stderr
     assert re.match(r"polyvenv: a: still building, \d+s(: .+)?$", alive[0]), alive
     assert any(": $ " in line or "uv" in line for line in alive), alive  # the installer's last line
+
+
+@pytest.mark.integration
+def test_wheelhouse_shows_each_env_as_it_fills(workspace):
+    workspace.write('[envs.a]\nrequirements = ["six==1.16.0"]\n', offline=False)
+    proc = workspace.cli("wheelhouse", "wheels")
+    lines = proc.stderr.splitlines()
+    assert "polyvenv: a: filling the wheelhouse..." in lines, proc.stderr
+    assert "polyvenv: a: wheelhouse filled (1 new wheel)" in lines, proc.stderr
+    assert lines[-1] == f"polyvenv: 1 wheel in {workspace.root / 'wheels'}", proc.stderr
+
+
+def test_a_global_option_after_python_says_where_it_goes(ws):
+    (ws.root / "hello.py").write_text("print('hello')\n")
+    first = one_line(ws.cli("python", "--no-progress", "hello.py", check=False), 2)
+    assert "polyvenv's own go before `python`" in first
+    assert ws.cli("--no-progress", "python", "hello.py").stdout == "hello\n"

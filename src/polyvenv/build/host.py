@@ -46,6 +46,9 @@ def run_python(config: Config, argv: Sequence[str]) -> int:
         _check_module(argv[1])
         sys.argv = [argv[1], *argv[2:]]
         return _as_python(lambda: runpy.run_module(argv[1], run_name="__main__", alter_sys=True))
+    if argv[0].startswith("-"):
+        raise UsageError(f"python {argv[0]}: only -c CODE and -m MODULE are python's options here; polyvenv's own go "
+                         f"before `python` (e.g. `polyvenv {argv[0]} ... python SCRIPT`)")
     script = Path(argv[0])
     if not script.is_file():
         raise UsageError(f"cannot run {script}: no such file")
