@@ -195,3 +195,36 @@ def test_a_global_option_after_python_says_where_it_goes(ws):
     first = one_line(ws.cli("python", "--no-progress", "hello.py", check=False), 2)
     assert "polyvenv's own go before `python`" in first
     assert ws.cli("--no-progress", "python", "hello.py").stdout == "hello\n"
+
+
+def _on_a_terminal(argv: list[str], cwd, env: dict[str, str]) -> str:
+    """What `polyvenv ARGV` writes to a terminal (a real pty), until it exits."""
+    import pty
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: polyvenv with the pty as its terminal
+        os.chdir(cwd)
+        os.execve(sys.executable, [sys.executable, "-m", "polyvenv", *argv], env)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # the child exited and closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, out.decode(errors="replace")
+    return out.decode(errors="replace")
+
+
+def test_a_long_build_shows_it_is_alive_on_a_terminal(workspace):
+    slow = workspace.root / "slowpython"
+    slow.write_text(f"#!/bin/sh\nsleep 1\nexec {sys.executable} \"$@\"\n")
+    slow.chmod(0o755)
+    workspace.write('[envs.a]\npython = "./slowpython"\nrequirements = ["alpha==1.0"]\n')
+    shown = _on_a_terminal(["sync", "--color", "never"], workspace.root, dict(os.environ))
+    assert re.search(r"building \(Python.*\d+\.\ds.*\$ uv ", shown), shown  # elapsed seconds, installer's last line
+    assert "\x1b[1m" not in shown  # --color never: no bold names
+    assert "1 env: 1 built" in shown

@@ -128,7 +128,7 @@ class Live:
             from rich.console import Console
             from rich.live import Live as RichLive
 
-            console = Console(stderr=True, no_color=not self._color)
+            console = Console(stderr=True, **({} if self._color else {"color_system": None}))  # None: no styles
             self._live = RichLive(get_renderable=self._render, console=console, refresh_per_second=8,
                                   transient=False)
             self._live.start()
