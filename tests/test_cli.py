@@ -228,3 +228,13 @@ def test_a_long_build_shows_it_is_alive_on_a_terminal(workspace):
     assert re.search(r"building \(Python.*\d+\.\ds.*\$ uv ", shown), shown  # elapsed seconds, installer's last line
     assert "\x1b[1m" not in shown  # --color never: no bold names
     assert "1 env: 1 built" in shown
+
+
+def test_create_shows_its_build_and_quiet_silences_it(tmp_path, wheelhouse):
+    reqs = tmp_path / "requirements.txt"
+    reqs.write_text("alpha==1.0\n")
+    sources = ["--offline", "--wheelhouse", str(wheelhouse)]
+    run = Workspace(tmp_path, wheelhouse).cli
+    lines = run("create", "venv", "-r", str(reqs), *sources).stderr.splitlines()
+    assert lines == [f"polyvenv: venv: building {tmp_path / 'venv'}...", "polyvenv: venv: built", "polyvenv: venv: created"]
+    assert run("-q", "create", "venv2", "-r", str(reqs), *sources).stderr == ""

@@ -215,6 +215,7 @@ def cmd_create(args: argparse.Namespace) -> int:
     action = create(
         Path(args.dir), Path(args.requirements), python=args.python, offline=args.offline,
         wheelhouse=_path(args.wheelhouse), with_pip=args.with_pip, installer=args.installer,
+        progress=_progress(args),
     )
     _say(args, f"{args.dir}: {action}")
     return 0
