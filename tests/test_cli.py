@@ -236,5 +236,16 @@ def test_create_shows_its_build_and_quiet_silences_it(tmp_path, wheelhouse):
     sources = ["--offline", "--wheelhouse", str(wheelhouse)]
     run = Workspace(tmp_path, wheelhouse).cli
     lines = run("create", "venv", "-r", str(reqs), *sources).stderr.splitlines()
-    assert lines == [f"polyvenv: venv: building {tmp_path / 'venv'}...", "polyvenv: venv: built", "polyvenv: venv: created"]
+    assert lines == [f"polyvenv: venv: building {tmp_path / 'venv'}...", "polyvenv: venv: built",
+                     "polyvenv: venv: created"]
     assert run("-q", "create", "venv2", "-r", str(reqs), *sources).stderr == ""
+
+
+def test_color_always_colors_the_error_prefix_and_never_or_a_pipe_does_not(ws):
+    for argv, env, colored in ((["--color", "always", "lsit"], {}, True),
+                               (["lsit"], {"POLYVENV_COLOR": "always"}, True),
+                               (["--color=never", "lsit"], {"POLYVENV_COLOR": "always"}, False),
+                               (["lsit"], {}, False)):
+        proc = ws.cli(*argv, check=False, env={**os.environ, **env})
+        assert proc.returncode == 2
+        assert proc.stderr.startswith("polyvenv: \x1b[1;31merror\x1b[0m: ") == colored, (argv, proc.stderr)

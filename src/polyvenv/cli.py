@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Callable, NoReturn, Sequence
 from . import __version__
 from .config import DEFAULT_PATTERN, Config, Discovery, counted, did_you_mean, load_config, remember_discovery
 from .error_handler import error as _error
-from .error_handler import Outcome, error_handler
+from .error_handler import Outcome, error_handler, use_color
 from .errors import UsageError
 
 if TYPE_CHECKING:
@@ -37,8 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(argv: list[str], outcome: Outcome) -> int:
-    parser = _parser()
     command_at = _command_at(argv)
+    use_color(_color_asked(argv[:command_at]))  # before anything can fail: a usage error is colored as asked
+    parser = _parser()
     if command_at is None:
         if any(a in ("-h", "--help", "--version") for a in argv):
             parser.parse_args(argv)  # prints and exits 0
@@ -59,11 +60,19 @@ def _dispatch(argv: list[str], outcome: Outcome) -> int:
     if rest is not None:
         args.args = rest
     outcome.verbose = args.verbose
+    use_color(args.color)
     if args.handler in (cmd_sync, cmd_create, cmd_lock, cmd_wheelhouse):  # the commands that run installers
         from .build import interrupts
 
         interrupts.handle_signals()  # SIGTERM too stops them, and says so
     return args.handler(args)
+
+
+def _color_asked(options: Sequence[str]) -> str:
+    """The --color the user gave before the command (else $POLYVENV_COLOR, else auto)."""
+    given = [options[i + 1] for i, a in enumerate(options[:-1]) if a == "--color"]
+    given += [a.split("=", 1)[1] for a in options if a.startswith("--color=")]
+    return given[-1] if given else os.environ.get("POLYVENV_COLOR") or "auto"
 
 
 def _command_at(argv: Sequence[str]) -> int | None:

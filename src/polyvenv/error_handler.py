@@ -39,8 +39,21 @@ def log_path() -> str:
     return os.path.join(user_cache_dir(), LOG_NAME)
 
 
+class _Style:
+    color: bool | None = None  # None: auto (a terminal, and no NO_COLOR)
+
+
+def use_color(when: str) -> None:
+    """``--color``: "always", "never" or "auto" (colored on a terminal unless NO_COLOR is set)."""
+    _Style.color = {"always": True, "never": False}.get(when)
+
+
 def error(message: str) -> None:
-    print(f"polyvenv: error: {message}", file=sys.stderr)
+    color = _Style.color
+    if color is None:
+        color = sys.stderr.isatty() and "NO_COLOR" not in os.environ
+    prefix = "\x1b[1;31merror\x1b[0m" if color else "error"
+    print(f"polyvenv: {prefix}: {message}", file=sys.stderr)
 
 
 @contextlib.contextmanager
