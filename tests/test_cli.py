@@ -126,6 +126,9 @@ def test_counts_take_the_number_of_their_noun(ws):
     assert "polyvenv: 1 env: 0 built, 1 up to date, 0 failed" in ws.cli("sync").stderr  # the no-op memo's answer
     assert "polyvenv: a: removed (0 shims)" in ws.cli("remove", "a").stderr
     assert "gc removed 0 unused builds" in ws.cli("gc").stderr
+    ws.write('bin-dir = "bin"\n[envs.a]\nrequirements = ["greeter==1.0"]\nscripts = ["*"]\n')
+    assert "; shims: 1 added" in ws.cli("sync").stderr
+    assert "polyvenv: a: removed (1 shim)" in ws.cli("remove", "a").stderr
 
 
 def test_list_has_a_header_row(ws):
