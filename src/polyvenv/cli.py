@@ -309,7 +309,8 @@ def _global_options(p: argparse.ArgumentParser, top: bool) -> None:
     if top and color not in _COLORS:
         raise UsageError(f"POLYVENV_COLOR={color!r}: must be one of {', '.join(_COLORS)}")
     group.add_argument("--color", choices=_COLORS, default=default(color),
-                       help="color in the live display (default: auto) [env: POLYVENV_COLOR]")
+                       help="color in the live display and the error prefix (default: auto: on a terminal, unless "
+                       "NO_COLOR is set) [env: POLYVENV_COLOR]")
 
 
 def _env_flag(name: str) -> bool:
