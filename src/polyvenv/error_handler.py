@@ -88,7 +88,9 @@ def _one_line(e: BaseException) -> str:
 
 
 def _write_log(e: BaseException) -> str | None:
-    """Append the traceback, with the command line and the versions, to the log; its path or None."""
+    """Write the traceback, with the command line and the versions, to the log; its path or None.
+
+    The log holds the last unexpected error only (as pre-commit's does): it never grows."""
     from . import __version__
 
     path = log_path()
@@ -97,7 +99,7 @@ def _write_log(e: BaseException) -> str | None:
             + "".join(traceback.format_exception(type(e), e, e.__traceback__)) + "\n")
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "a") as f:
+        with open(path, "w") as f:
             f.write(text)
     except OSError:
         return None
