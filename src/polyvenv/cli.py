@@ -13,61 +13,107 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, NoReturn, Sequence
 
 from . import __version__
-from .config import DEFAULT_PATTERN, Config, Discovery, load_config, remember_discovery
-from .errors import PolyvenvError, UsageError
+from .config import DEFAULT_PATTERN, Config, Discovery, counted, did_you_mean, load_config, remember_discovery
+from .error_handler import error as _error
+from .error_handler import Outcome, error_handler, use_color
+from .errors import UsageError
+
+if TYPE_CHECKING:
+    from .build.progress import Progress
 
 Handler = Callable[[argparse.Namespace], int]
+_VALUED = ("--config", "--color")  # the global options that take a value (as the next argument)
+_COLORS = ("auto", "always", "never")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    with error_handler() as outcome:
+        outcome.code = _dispatch(argv, outcome)
+    return outcome.code
+
+
+def _dispatch(argv: list[str], outcome: Outcome) -> int:
+    command_at = _command_at(argv)
+    use_color(_color_asked(argv[:command_at]))  # before anything can fail: a usage error is colored as asked
+    parser = _parser()
+    if command_at is None:
+        if any(a in ("-h", "--help", "--version") for a in argv):
+            parser.parse_args(argv)  # prints and exits 0
+        raise UsageError("no command given: run `polyvenv --help` to see the commands")
+    commands = _commands(parser)
+    if argv[command_at] not in commands:
+        hint = did_you_mean(argv[command_at], commands)
+        raise UsageError(f"unknown command {argv[command_at]!r}{hint}: run `polyvenv --help` to see the commands")
     # `polyvenv python -c CODE ...`: everything after `python` belongs to it, options included
-    # (argparse's REMAINDER would take `-c` for one of ours).
-    command_at = next((i for i, a in enumerate(argv) if not a.startswith("-") and
-                       (i == 0 or argv[i - 1] != "--config")), None)
-    rest = []
-    if command_at is not None and argv[command_at] == "python":
+    # (argparse's REMAINDER would take `-c` for one of ours); global options go before `python`.
+    rest = None
+    if argv[command_at] == "python":
         argv, rest = argv[:command_at + 1], argv[command_at + 1:]
-    args = parser.parse_args(argv)
-    if rest:
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        raise UsageError(f"unrecognized arguments: {' '.join(unknown)}: run `polyvenv {argv[command_at]} --help` "
+                         "for the options")
+    if rest is not None:
         args.args = rest
-    if not getattr(args, "handler", None):
-        parser.print_help(sys.stderr)
-        return 2
+    outcome.verbose = args.verbose
+    use_color(args.color)
     if args.handler in (cmd_sync, cmd_create, cmd_lock, cmd_wheelhouse):  # the commands that run installers
         from .build import interrupts
 
         interrupts.handle_signals()  # SIGTERM too stops them, and says so
-    try:
-        return args.handler(args)
-    except PolyvenvError as e:
-        _error(str(e))
-        for extra in getattr(e, "problems", [])[1:]:
-            print(f"polyvenv: error: {extra}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        from .build.interrupts import received
-
-        _error(f"interrupted ({received().name}) before it finished: run the same command again to finish its work")
-        return 128 + received()
+    return args.handler(args)
 
 
-def _error(message: str) -> None:
-    print(f"polyvenv: error: {message}", file=sys.stderr)
+def _color_asked(options: Sequence[str]) -> str:
+    """The --color the user gave before the command (else $POLYVENV_COLOR, else auto)."""
+    given = [options[i + 1] for i, a in enumerate(options[:-1]) if a == "--color"]
+    given += [a.split("=", 1)[1] for a in options if a.startswith("--color=")]
+    return given[-1] if given else os.environ.get("POLYVENV_COLOR") or "auto"
+
+
+def _command_at(argv: Sequence[str]) -> int | None:
+    """Where the command is in ``argv``: its first word that is neither an option nor an option's value."""
+    i = 0
+    while i < len(argv):
+        if argv[i] in _VALUED:
+            i += 2
+        elif argv[i].startswith("-"):
+            i += 1
+        else:
+            return i
+    return None
+
+
+def _commands(parser: argparse.ArgumentParser) -> list[str]:
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return list(sub.choices)
 
 
 def _config(args: argparse.Namespace, required: bool = True) -> Config:
     return load_config(Path.cwd(), args.config, required=required)
 
 
+def _say(args: argparse.Namespace, line: str) -> None:
+    """A line for the user on stderr, unless --quiet."""
+    if not args.quiet:
+        print(f"polyvenv: {line}", file=sys.stderr)
+
+
+def _progress(args: argparse.Namespace) -> Progress:
+    from .build.progress import for_terminal
+
+    color = {"always": True, "never": False}.get(args.color)
+    return for_terminal(quiet=args.quiet, live=not args.no_progress, color=color)
+
+
 # -- commands ------------------------------------------------------------------
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from .build.sync import sync
+    from .build.sync import raise_first_failure, sync
 
     config = _config(args, required=not args.discover)
     if args.discover:
@@ -75,19 +121,14 @@ def cmd_sync(args: argparse.Namespace) -> int:
     outcomes = sync(
         config, args.names, offline=args.offline or None, wheelhouse=_path(args.wheelhouse),
         jobs=args.jobs, locked=args.locked, frozen=args.frozen, repair=args.repair, installer=args.installer,
-        quiet=args.quiet, memo=not (args.names or args.installer or args.discover),
+        progress=_progress(args), quiet=args.quiet, memo=not (args.names or args.installer or args.discover),
     )
-    failed = [o for o in outcomes if o.error]
     shim_changes = _update_shims(config, args.bin_dir)
-    if not args.quiet:
-        built = sum(o.action == "built" for o in outcomes)
-        print(f"polyvenv: {len(outcomes)} envs: {built} built, "
-              f"{sum(o.action == 'up to date' for o in outcomes)} up to date, {len(failed)} failed"
-              + (f"; shims: {shim_changes}" if shim_changes else ""), file=sys.stderr)
-    if failed:
-        first = failed[0].error
-        _error(f"{first}; the previous build (if any) is still in use" + (f"; log: {first.log}" if first.log else ""))
-        return 1
+    built = sum(o.action == "built" for o in outcomes)
+    _say(args, f"{counted(len(outcomes), 'env')}: {built} built, "
+               f"{sum(o.action == 'up to date' for o in outcomes)} up to date, "
+               f"{sum(bool(o.error) for o in outcomes)} failed" + (f"; shims: {shim_changes}" if shim_changes else ""))
+    raise_first_failure(outcomes)
     return 0
 
 
@@ -109,14 +150,17 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(json.dumps([s.as_json() for s in found], indent=2))
         return 0
     if not found:
-        print(f"no envs declared in {config.describe()}", file=sys.stderr)
+        _say(args, f"no envs declared in {config.describe()}")
+        return 0
+    width = max(20, *(len(s.name) + 1 for s in found))
+    print(f"{'ENV':<{width}} {'STATE':<8} {'PYTHON':<10} DISTRIBUTIONS")
     for s in found:
         stamp = s.stamp or {}
         python = stamp.get("interpreter", {}).get("version", "-")
         dists = ", ".join(f"{k}=={v}" for k, v in stamp.get("distributions", {}).items())
-        print(f"{s.name:<20} {s.state:<8} py{python:<8} {dists or '-'}")
+        print(f"{s.name:<{width}} {s.state:<8} {python:<10} {dists or '-'}")
         for reason in s.reasons if s.state != "ok" else ():
-            print(f"{'':<20} {reason}; fix: {s.fix}")
+            print(f"{'':<{width}} {reason}; fix: {s.fix}")
     return 0
 
 
@@ -131,7 +175,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     for s in found:
         print(f"polyvenv: {s.name}: {s.state}: {'; '.join(s.reasons)}; fix: `{s.fix}`", file=sys.stderr)
     if not found:
-        print("polyvenv: every env is ok", file=sys.stderr)
+        _say(args, "every env is ok")
     return 1 if any(s.state == "broken" for s in found) else 0
 
 
@@ -145,24 +189,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
-    from .build import lockfiles
-    from .build.spec import lock_path
-    from .build.store import Store
-    from .build.sync import plan, select, sources_for
+    from .build.lockcmd import lock
 
-    config = _config(args)
-    planner, specs = plan(config, select(config, args.names))
-    try:
-        uv = lockfiles.uv_for(planner)
-        sources = sources_for(config, args.offline or None, _path(args.wheelhouse))
-        store = Store(config.envs_dir)
-        for spec in specs:
-            path = lock_path(config, spec.name)
-            log = store.root / ".logs" / f"{spec.name}.lock.log"
-            lockfiles.write_lock(spec, path, uv, sources, config.root, log)  # fails as one BuildError line
-            print(f"polyvenv: {spec.name}: wrote {path}", file=sys.stderr)
-    finally:
-        planner.close()
+    lock(_config(args), args.names, args.offline or None, _path(args.wheelhouse))
     return 0
 
 
@@ -170,14 +199,22 @@ def cmd_wheelhouse(args: argparse.Namespace) -> int:
     from .build.wheelhouse import fill
 
     config = _config(args)
-    count = fill(config, Path(args.dir).resolve(), args.names)
-    print(f"polyvenv: {count} wheels in {Path(args.dir).resolve()}", file=sys.stderr)
+    directory = Path(args.dir).resolve()
+    count = fill(config, directory, args.names, progress=_progress(args))
+    _say(args, f"{counted(count, 'wheel')} in {directory}")
     return 0
 
 
 def cmd_shims(args: argparse.Namespace) -> int:
-    changes = _update_shims(_config(args), args.bin_dir)
-    print(f"polyvenv: shims: {changes or 'no changes'}", file=sys.stderr)
+    config = _config(args)
+    if not (args.bin_dir or config.bin_dir):
+        raise UsageError(f"no bin-dir to write shims to: set `bin-dir = \"DIR\"` in {config.describe()} or pass "
+                         "--bin-dir DIR (and `scripts = [\"*\"]` in the envs whose commands you want there)")
+    changes = _update_shims(config, args.bin_dir)
+    if not changes and not any(env.scripts or env.script_dir for env in config.envs.values()):
+        _say(args, "shims: none: no env exports a command; add `scripts = [\"*\"]` (or a list of names) to an env")
+        return 0
+    _say(args, f"shims: {changes or 'no changes'}")
     return 0
 
 
@@ -187,8 +224,9 @@ def cmd_create(args: argparse.Namespace) -> int:
     action = create(
         Path(args.dir), Path(args.requirements), python=args.python, offline=args.offline,
         wheelhouse=_path(args.wheelhouse), with_pip=args.with_pip, installer=args.installer,
+        progress=_progress(args),
     )
-    print(f"polyvenv: {args.dir}: {action}", file=sys.stderr)
+    _say(args, f"{args.dir}: {action}")
     return 0
 
 
@@ -197,7 +235,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
     config = _config(args)
     for name in args.names:
-        print(f"polyvenv: {remove(config, name)}", file=sys.stderr)
+        _say(args, remove(config, name))
     return 0
 
 
@@ -208,46 +246,18 @@ def cmd_gc(args: argparse.Namespace) -> int:
     kept: list[Path] = []
     removed = gc(_config(args), kept)
     for path in removed:
-        print(f"polyvenv: removed {path}", file=sys.stderr)
+        _say(args, f"removed {path}")
     for path in kept:
-        print(f"polyvenv: kept {path}: {IN_USE}", file=sys.stderr)
-    print(f"polyvenv: gc removed {len(removed)} unused builds", file=sys.stderr)
+        _say(args, f"kept {path}: {IN_USE}")
+    _say(args, f"gc removed {counted(len(removed), 'unused build')}")
     return 0
 
 
 def cmd_python(args: argparse.Namespace) -> int:
     """The host interpreter with the import map installed: ``python [-c CODE | -m MOD | SCRIPT] [ARGS]``."""
-    import runpy
+    from .build.host import run_python
 
-    from .build.sync import sync
-    from .runtime.import_map import install_import_map
-    from .runtime.workspace import Workspace
-
-    config = _config(args)
-    failed = [o for o in sync(config, quiet=True) if o.error]
-    if failed:
-        raise failed[0].error  # type: ignore[misc]
-    install_import_map(Workspace(config))
-    argv = list(args.args)
-    if not argv:
-        import code
-
-        code.interact(banner=f"polyvenv python: import map of {config.describe()} installed", local={})
-        return 0
-    if argv[0] == "-c" and len(argv) > 1:
-        sys.argv = ["-c", *argv[2:]]
-        exec(compile(argv[1], "<string>", "exec"), {"__name__": "__main__"})
-    elif argv[0] == "-m" and len(argv) > 1:
-        sys.argv = [argv[1], *argv[2:]]
-        runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
-    else:
-        script = Path(argv[0])
-        if not script.is_file():
-            raise UsageError(f"cannot run {script}: no such file")
-        sys.argv = argv
-        sys.path.insert(0, str(script.resolve().parent))
-        runpy.run_path(str(script), run_name="__main__")
-    return 0
+    return run_python(_config(args), args.args)
 
 
 def cmd_import_map(args: argparse.Namespace) -> int:
@@ -268,23 +278,67 @@ def cmd_import_map(args: argparse.Namespace) -> int:
 
 # -- the parser -------------------------------------------------------------------
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors in polyvenv's one-line form (exit 2 by UsageError)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message}: run `{self.prog} --help` for the options")
+
+
+def _global_options(p: argparse.ArgumentParser, top: bool) -> None:
+    """The options every command takes, before or after its name, each with an environment variable.
+
+    On a command's parser they default to SUPPRESS, so one given before the command is kept.
+    """
+    def default(value: object) -> object:
+        return value if top else argparse.SUPPRESS
+
+    group = p.add_argument_group("global options")
+    group.add_argument("--config", metavar="FILE", default=default(os.environ.get("POLYVENV_CONFIG") or None),
+                       help="polyvenv.toml or pyproject.toml to use (default: the nearest one at or above the "
+                       "current directory) [env: POLYVENV_CONFIG]")
+    group.add_argument("-q", "--quiet", action="store_true", default=default(_env_flag("POLYVENV_QUIET")),
+                       help="print only errors and what was asked for [env: POLYVENV_QUIET]")
+    group.add_argument("-v", "--verbose", action="store_true", default=default(_env_flag("POLYVENV_VERBOSE")),
+                       help="also print the traceback of an unexpected error [env: POLYVENV_VERBOSE]")
+    group.add_argument("--no-progress", action="store_true", default=default(_env_flag("POLYVENV_NO_PROGRESS")),
+                       help="plain progress lines, no live display [env: POLYVENV_NO_PROGRESS]")
+    group.add_argument("--offline", action="store_true", default=default(_env_flag("POLYVENV_OFFLINE")),
+                       help="install and resolve only from the wheelhouse [env: POLYVENV_OFFLINE]")
+    color = os.environ.get("POLYVENV_COLOR") or "auto"
+    if top and color not in _COLORS:
+        raise UsageError(f"POLYVENV_COLOR={color!r}: must be one of {', '.join(_COLORS)}")
+    group.add_argument("--color", choices=_COLORS, default=default(color),
+                       help="color in the live display and the error prefix (default: auto: on a terminal, unless "
+                       "NO_COLOR is set) [env: POLYVENV_COLOR]")
+
+
+def _env_flag(name: str) -> bool:
+    """A boolean environment variable, read as uv reads its own (UV_OFFLINE=1)."""
+    value = os.environ.get(name, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise UsageError(f"{name}={os.environ[name]!r}: expected 1/true/yes or 0/false/no")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="polyvenv",
         description="Many isolated Python environments, side by side in one program.",
     )
     parser.add_argument("--version", action="version", version=f"polyvenv {__version__}")
-    parser.add_argument("--config", metavar="FILE", help="polyvenv.toml or pyproject.toml to use "
-                        "(default: the nearest one at or above the current directory)")
+    _global_options(parser, top=True)
     sub = parser.add_subparsers(metavar="COMMAND")
 
     def command(name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         p.set_defaults(handler=handler)
+        _global_options(p, top=False)
         return p
 
     def sources(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--offline", action="store_true", help="install only from the wheelhouse")
         p.add_argument("--wheelhouse", metavar="DIR", help="local wheels (the only source when offline)")
 
     def installer(p: argparse.ArgumentParser) -> None:
@@ -306,7 +360,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--discover", metavar="DIR", help="one env per directory of DIR holding a requirements file")
     p.add_argument("--pattern", default=DEFAULT_PATTERN, help=f"with --discover (default: {DEFAULT_PATTERN})")
     p.add_argument("--bin-dir", metavar="DIR", help="where command shims go (default: bin-dir from the config)")
-    p.add_argument("--quiet", "-q", action="store_true")
 
     for name, handler, text in (("list", cmd_list, "envs, their state (ok / stale / broken / missing), versions"),
                                 ("doctor", cmd_doctor, "find broken envs and say how to fix them")):
@@ -332,7 +385,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("dir", metavar="DIR")
     p.add_argument("names", nargs="*", metavar="NAME")
 
-    p = command("python", cmd_python, "run the host interpreter with the import map installed")
+    p = command("python", cmd_python, "run the host interpreter with the import map installed "
+                "(global options go before `python`)")
     p.add_argument("args", nargs=argparse.REMAINDER, metavar="[-c CODE | -m MODULE | SCRIPT] ARGS")
 
     p = command("import-map", cmd_import_map, "show which top-level names go to which env")
@@ -354,7 +408,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _positive(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value

@@ -41,6 +41,13 @@ _ENV_KEYS = (
     "isolation", "shared", "scripts", "provides",
 )
 _DISCOVER_KEYS = ("dir", "pattern")
+_TABLE_KINDS = {_TOP_KEYS: "a top-level key", _ENV_KEYS: "an env key ([envs.NAME])",
+                _DISCOVER_KEYS: "a key of [discover]"}
+
+
+def _belongs(key: str) -> tuple[tuple[str, ...], str] | None:
+    """The table ``key`` is valid in, and how to name it, or None if it is valid in none."""
+    return next(((keys, kind) for keys, kind in _TABLE_KINDS.items() if key in keys), None)
 
 
 class EnvSpec(NamedTuple):
@@ -221,7 +228,12 @@ class _Checker:
     def keys(self, table: str, data: dict[str, Any], allowed: Iterable[str]) -> None:
         allowed = tuple(allowed)
         for key in data:
-            if key not in allowed:
+            if key in allowed:
+                continue
+            elsewhere = _belongs(key)
+            if elsewhere and elsewhere[0] != allowed:
+                self.add(table, f"{key} is {elsewhere[1]}, not {_TABLE_KINDS[allowed]}: move it there")
+            else:
                 self.add(table, f"unknown key {key!r}{did_you_mean(key, allowed)}")
 
     def typed(self, table: str, data: dict[str, Any], key: str, kind: type, default: Any = None) -> Any:
@@ -414,8 +426,20 @@ def _requirement_problems(requirements: Iterable[str]) -> list[str]:
             Requirement(text)
         except InvalidRequirement as e:
             first = str(e).splitlines()[0]
-            problems.append(f"{text!r} is not a valid PEP 508 requirement ({first})")
+            problems.append(f"{text!r} is not a valid PEP 508 requirement ({first}){_operator_hint(text)}")
     return problems
+
+
+_SWAPPED = {"=>": ">=", "=<": "<=", "=~": "~=", "=!": "!=", "=": "=="}
+
+
+def _operator_hint(text: str) -> str:
+    """`` (did you mean 'jinja2>=3.1'?)`` for an operator written the wrong way round (or a single '=')."""
+    match = re.match(r"^([A-Za-z0-9._\[\],-]+)\s*(=>|=<|=~|=!|=(?![=<>~!]))\s*(\S.*)$", text)
+    if not match:
+        return ""
+    fixed = f"{match.group(1)}{_SWAPPED[match.group(2)]}{match.group(3)}"
+    return f" (did you mean {fixed!r}?)"
 
 
 def _discoveries(check: _Checker, top: str, value: Any, root: Path) -> list[Discovery]:
@@ -467,6 +491,11 @@ def _remembered(envs_dir: Path) -> list[dict[str, str]]:
         return json.loads((envs_dir / DISCOVERED_FILE).read_text())
     except (OSError, ValueError):
         return []
+
+
+def counted(count: int, noun: str) -> str:
+    """``1 env``, ``2 envs``: a count with its noun in the number it takes."""
+    return f"{count} {noun}{'s' * (count != 1)}"
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

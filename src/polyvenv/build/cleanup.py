@@ -6,7 +6,7 @@ import re
 import shutil
 from pathlib import Path
 
-from ..config import Config, did_you_mean, name_problem
+from ..config import Config, counted, did_you_mean, name_problem
 from ..errors import EnvNotFound, UsageError
 from . import shims
 from .retire import IN_USE, retire
@@ -33,7 +33,7 @@ def remove(config: Config, name: str) -> str:
     removed = shims.remove_for(config, name)
     note = "; it is still declared, so the next `polyvenv sync` builds it again" if name in config.envs else ""
     note += "".join(f"; kept {build}: {IN_USE}" for build in kept)
-    return f"{name}: removed ({removed} shims){note}"
+    return f"{name}: removed ({counted(removed, 'shim')}){note}"
 
 
 def gc(config: Config, kept: list[Path] | None = None) -> list[Path]:

@@ -24,6 +24,7 @@ from ..errors import ForeignPath, UsageError
 from ..runtime.locations import user_cache_dir
 from . import health
 from .builder import BUILDING_MARK, build
+from .progress import Lines, Progress
 from .spec import Planner
 from .retire import retire
 from .store import STAMP, exclusive_lock, read_stamp
@@ -41,8 +42,11 @@ def create(
     wheelhouse: Path | None = None,
     with_pip: bool = False,
     installer: str | None = None,
+    progress: Progress | None = None,
 ) -> str:
-    """Create or update the venv at ``target``; return "up to date", "created" or "rebuilt"."""
+    """Create or update the venv at ``target``; return "up to date", "created" or "rebuilt".
+
+    The build is shown as it runs (``progress``; default: plain lines on stderr)."""
     target = Path(os.path.abspath(target))
     target = target.parent.resolve() / target.name  # DIR itself may be our link: never follow it
     requirements = requirements.resolve()
@@ -67,7 +71,17 @@ def create(
         _check_target(target)  # again, under the lock
         existed = os.path.lexists(target)
         new = home / spec_hash
-        build(spec, new, sources, Path.cwd(), home / "build.log", spec_hash)
+        progress = progress or Lines()
+        progress.started(target.name, f"building {target}", home / "build.log")
+        try:
+            build(spec, new, sources, Path.cwd(), home / "build.log", spec_hash)
+        except BaseException:
+            progress.finished(target.name, "not built")
+            raise
+        else:
+            progress.finished(target.name, "built")
+        finally:
+            progress.close()
         _switch(target, new, home)
         for old in home.iterdir():  # builds no link points at any more, partial ones included (home is ours)
             if old.is_dir() and not old.is_symlink() and old != new:

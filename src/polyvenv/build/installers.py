@@ -72,11 +72,10 @@ def run_logged(argv: Sequence[str], log: IO[str], *, cwd: Path | None = None,
     log.write(f"$ {' '.join(map(str, argv))}\n")
     log.flush()
     try:
-        returncode, output = interrupts.run([str(a) for a in argv], cwd=cwd, env=env)
+        returncode, output = interrupts.run([str(a) for a in argv], cwd=cwd, env=env, sink=log)
     except Interrupted:
         log.write("[stopped: polyvenv was interrupted]\n")
         raise
-    log.write(output)
     log.write(f"[exit {returncode}]\n")
     log.flush()
     if returncode:

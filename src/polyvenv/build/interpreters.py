@@ -80,11 +80,11 @@ def resolve(request: str | None, root: Path, cache: ProbeCache) -> Interpreter:
         if interpreter.implementation == "cpython" and _matches(interpreter.version, wanted):
             found.append(interpreter)
     if found:
-        return _supported(request, max(found, key=lambda i: tuple(int(p) for p in i.version.split("."))))
+        return _supported(request, max(found, key=lambda i: _version_key(i.version)))
     if broken and not any(_matches(i.version, wanted) for i in _all_known(cache)):
         raise InterpreterNotFound(f"python = {request!r}: found {broken[0]}")
     if not found:
-        seen = sorted({i.version for i in _all_known(cache)})
+        seen = sorted({i.version for i in _all_known(cache)}, key=_version_key)
         raise InterpreterNotFound(
             f"python = {request!r}: no CPython {wanted} found on PATH or under pyenv"
             f" (found: {', '.join(seen) or 'none'}); install it or give a path"
@@ -99,6 +99,11 @@ def _supported(request: str, interpreter: Interpreter) -> Interpreter:
             "polyvenv builds envs for Python 3 only: install a Python 3 or give its path"
         )
     return interpreter
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    """"3.10.2" as (3, 10, 2): versions sort as versions, 3.9 before 3.10."""
+    return tuple(int(part) for part in re.findall(r"\d+", version))
 
 
 def is_path(request: str) -> bool:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import signal
 import threading
 from pathlib import Path
-from typing import Any, Sequence
+from typing import IO, Any, Sequence
 
 from ..errors import Interrupted
 
@@ -78,10 +78,13 @@ def stop() -> None:
         _changed.wait_for(lambda: not _children, timeout=GRACE)
 
 
-def run(argv: Sequence[str], *, cwd: Path | None = None, env: dict[str, str] | None = None) -> tuple[int, str]:
+def run(argv: Sequence[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
+        sink: IO[str] | None = None) -> tuple[int, str]:
     """Run an installer command to its end: its exit code and its output (stdout and stderr).
 
-    Raises Interrupted instead if polyvenv was stopped before or while it ran.
+    Each line of output is written to ``sink`` (the build's log) as it comes, so progress can
+    show the installer's last line while it runs. Raises Interrupted instead if polyvenv was
+    stopped before or while it ran.
     """
     import subprocess
 
@@ -90,20 +93,28 @@ def run(argv: Sequence[str], *, cwd: Path | None = None, env: dict[str, str] | N
         proc = subprocess.Popen(list(argv), cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         _children.add(proc)
+    lines: list[str] = []
     try:
-        output, _ = proc.communicate()
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if sink is not None:
+                sink.write(line)
+                sink.flush()
+        proc.wait()
     except BaseException:  # a KeyboardInterrupt in the main thread (`create`): the command goes too
         proc.kill()
         proc.wait()
         raise
     finally:
+        proc.stdout.close()  # type: ignore[union-attr]
         with _changed:
             _children.discard(proc)
             _changed.notify_all()
     if proc.returncode in (-signal.SIGINT, -signal.SIGTERM):
         _stop.wait(SETTLE)  # a terminal's Ctrl-C reaches the installer and polyvenv at once
     check()
-    return proc.returncode, output
+    return proc.returncode, "".join(lines)
 
 
 def acquire(lock: Any) -> None:

@@ -26,13 +26,14 @@ import sys
 from ..runtime.locations import user_cache_dir, write_cache_file
 
 FORMAT = 1
-PLAIN_SYNC = (["sync"], ["sync", "-q"], ["sync", "--quiet"])
+PLAIN_SYNC = (["sync"], ["sync", "-q"], ["sync", "--quiet"], ["-q", "sync"], ["--quiet", "sync"])
 _CANDIDATES = ("polyvenv.toml", "pyproject.toml")
+_ENVIRON = ("POLYVENV_CONFIG", "POLYVENV_OFFLINE")  # they change what a plain `sync` reads: the full path decides
 
 
 def answer(argv: list[str]) -> bool:
     """Answer a plain no-op `sync` from the memo; False when the full path must decide."""
-    if argv not in PLAIN_SYNC:
+    if argv not in PLAIN_SYNC or any(os.environ.get(v) for v in _ENVIRON):
         return False
     config = _nearest_config(os.getcwd())
     if config is None:
@@ -46,9 +47,10 @@ def answer(argv: list[str]) -> bool:
         return False
     if any(_identity(path, follow) != identity for path, follow, identity in memo["files"]):
         return False
-    if argv == ["sync"]:
+    quiet = argv != ["sync"] or os.environ.get("POLYVENV_QUIET", "").strip().lower() in ("1", "true", "yes", "on")
+    if not quiet:
         count = memo["envs"]
-        sys.stderr.write(f"polyvenv: {count} envs: 0 built, {count} up to date, 0 failed\n")
+        sys.stderr.write(f"polyvenv: {count} env{'s' * (count != 1)}: 0 built, {count} up to date, 0 failed\n")
     return True
 
 

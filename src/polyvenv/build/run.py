@@ -11,14 +11,12 @@ from typing import Sequence
 from ..config import Config
 from ..errors import UsageError
 from ..runtime.lease import hold
-from .sync import sync
+from .sync import raise_first_failure, sync
 
 
 def run(config: Config, name: str, command: Sequence[str]) -> int:
     """Build the env if needed, run ``command`` in it, and return its exit code."""
-    outcome = sync(config, [name])[0]
-    if outcome.error:
-        raise outcome.error
+    raise_first_failure(sync(config, [name]))
     # the build the env's link points at now, for the command's whole life: a sync meanwhile
     # cannot mix builds in it, and gc keeps it (the command inherits the lease) until it exits
     lease = hold(config.envs_dir / name)

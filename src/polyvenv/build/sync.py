@@ -285,8 +285,8 @@ def _sync_one(config: Config, store: Store, spec: BuildSpec, sources: Sources, r
             store.switch(spec.name, target)  # an earlier build of this very spec: reuse it
             progress.finished(spec.name, f"switched to its existing build {target.name}")
             return Outcome(spec.name, "switched", target, time.monotonic() - started)
-        progress.started(spec.name, f"building ({_describe(spec)})")
         log = store.log_path(spec.name, planned)
+        progress.started(spec.name, f"building ({_describe(spec)})", log)
         from . import builder
 
         try:
@@ -352,3 +352,15 @@ def _describe(spec: BuildSpec) -> str:
     if spec.env.requirements_file and not spec.lock_file:
         what += f" + {spec.env.requirements_file.name}"
     return f"Python {spec.interpreter.version}, {what}, {spec.installer.name}"
+
+
+def raise_first_failure(outcomes: Sequence[Outcome]) -> None:
+    """Raise the error of the first env that failed to build, saying the previous build stays in use.
+
+    What `sync`, `run` and `python` do after syncing: one line for the first failure (each
+    failure's own line was shown as it happened).
+    """
+    first = next((o.error for o in outcomes if o.error), None)
+    if first is not None:
+        log = f"; log: {first.log}" if first.log else ""
+        raise BuildError(f"{first}; the previous build (if any) is still in use{log}", env=first.env, log=first.log)

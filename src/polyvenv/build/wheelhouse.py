@@ -14,16 +14,21 @@ import tempfile
 from pathlib import Path
 from typing import Sequence
 
-from ..config import Config
+from ..config import Config, counted
 from ..errors import BuildError
 from . import builtwheels, lockfiles, pylock
 from .installers import InstallerFailed, Sources, Uv, run_logged
+from .progress import Lines, Progress
 from .spec import lock_path
 from .sync import plan, select
 
 
-def fill(config: Config, directory: Path, names: Sequence[str] = ()) -> int:
-    """Download the wheels of ``names`` (default: every env) into ``directory``; return the count."""
+def fill(config: Config, directory: Path, names: Sequence[str] = (), progress: Progress | None = None) -> int:
+    """Download the wheels of ``names`` (default: every env) into ``directory``; return the count.
+
+    Each env is shown as it is filled (``progress``; default: plain lines on stderr): downloading
+    and building wheels can take minutes."""
+    progress = progress or Lines()
     planner, specs = plan(config, select(config, names))
     uv = Uv(planner.cache)
     directory.mkdir(parents=True, exist_ok=True)
@@ -32,6 +37,9 @@ def fill(config: Config, directory: Path, names: Sequence[str] = ()) -> int:
     try:
         for spec in specs:
             log_path = log_dir / f"{spec.name}.wheelhouse.log"
+            log_path.write_text("")  # this run's output only: progress shows its last line
+            progress.started(spec.name, "filling the wheelhouse", log_path)
+            before = len(list(directory.glob("*.whl")))
             with tempfile.TemporaryDirectory(prefix="polyvenv-wheelhouse-") as tmp:
                 pins = lock_path(config, spec.name)
                 if not pins.is_file():
@@ -46,10 +54,14 @@ def fill(config: Config, directory: Path, names: Sequence[str] = ()) -> int:
                         run_logged(argv, log, cwd=config.root, env=uv.environ(), what="pip wheel")
                     builtwheels.record(directory, pins, fresh)  # the wheels built from sdists, for offline syncs
                 except InstallerFailed as e:
+                    progress.finished(spec.name, f"FAILED (log: {log_path})")
                     raise BuildError(f"filling the wheelhouse for env {spec.name!r}: {e} (log: {log_path})",
                                      env=spec.name, log=str(log_path)) from None
                 finally:
                     shutil.rmtree(fresh, ignore_errors=True)
+            added = len(list(directory.glob("*.whl"))) - before
+            progress.finished(spec.name, f"wheelhouse filled ({counted(added, 'new wheel')})")
     finally:
+        progress.close()
         planner.close()
     return len(list(directory.glob("*.whl")))
