@@ -21,8 +21,8 @@ from ..errors import BuildError
 from ..runtime.sitedir import site_packages
 from . import integrity
 from .health import distributions
-from .installers import Sources, env_python
-from .probes import file_identity
+from ..runtime.files import file_identity, venv_python
+from .installers import Sources
 from .spec import BuildSpec
 from .store import remove_tree, write_stamp
 
@@ -84,14 +84,14 @@ def manifest(spec: BuildSpec, target: Path) -> dict[str, Any]:
         "name": env.name,
         "spec_hash": spec.hash,
         "path": str(target),
-        "python": str(env_python(target)),
+        "python": str(venv_python(target)),
         "site_packages": str(sp) if sp else None,
         "interpreter": {
             "path": spec.interpreter.path,
             "version": spec.interpreter.version,
             "implementation": spec.interpreter.implementation,
         },
-        "interpreter_identity": file_identity(spec.interpreter.path),
+        "interpreter_identity": list(file_identity(spec.interpreter.path) or ()),
         "installer": {"name": spec.installer.name, "version": spec.installer_version},
         "requirements": list(env.requirements),
         "requirements_file": str(env.requirements_file) if env.requirements_file else None,

@@ -26,10 +26,11 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..config import ENVS_MARKER
 from ..errors import ForeignPath
+from ..runtime.files import write_atomic
 from ..runtime.manifest import MANIFEST as STAMP, MANIFEST_FORMAT as STAMP_FORMAT, read_manifest as read_stamp
 
 
@@ -127,7 +128,7 @@ class Store:
         if self.owned_link(name):
             self.link(name).unlink()
 
-    # -- locks and history -----------------------------------------------------
+    # -- locks and the build log -----------------------------------------------------
 
     def lock(self, name: str = "workspace"):
         """The lock a builder of ``name`` holds (``workspace``: for gc and shims).
@@ -147,17 +148,6 @@ class Store:
         finally:
             os.close(fd)
 
-    def history(self) -> Iterator[dict[str, Any]]:
-        try:
-            lines = (self.root / ".logs" / "builds.jsonl").read_text().splitlines()
-        except OSError:
-            return
-        for line in lines:
-            try:
-                yield json.loads(line)
-            except ValueError:
-                continue
-
 
 def exclusive_lock(path: Path):
     """An inter-process lock (flock), released if its holder dies; never the silent soft fallback."""
@@ -173,13 +163,7 @@ def exclusive_lock(path: Path):
 def write_stamp(build: Path, stamp: dict[str, Any]) -> None:
     """Mark a build complete: the last write of every build."""
     stamp = {"format": STAMP_FORMAT, "built_at": time.time(), **stamp}
-    tmp = build / f".{STAMP}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(stamp, f, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, build / STAMP)
+    write_atomic(build / STAMP, json.dumps(stamp, indent=2, sort_keys=True) + "\n", durable=True)
 
 
 def remove_tree(path: Path) -> None:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NotBuilt, RemoteError, WorkerDied, WorkerRestarted
+from ..runtime.files import venv_python
 from ..runtime.lease import Lease, hold
 from ..runtime.manifest import read_manifest
 from ..runtime.sitedir import normalize, site_packages
@@ -61,8 +62,8 @@ class ProcessEnv:
         """Any existing venv, no config: its own interpreter runs the worker."""
         path = Path(path).absolute()
         manifest = read_manifest(path)
-        if not _python(path).exists():
-            raise NotBuilt(f"{path} is not a virtualenv (no {_python(path).relative_to(path)}): process "
+        if not venv_python(path).exists():
+            raise NotBuilt(f"{path} is not a virtualenv (no {venv_python(path).relative_to(path)}): process "
                            "isolation runs the env's own interpreter")
         source = (manifest or {}).get("source")
         return cls(name or (manifest or {}).get("name") or path.name, path, manifest, source)
@@ -88,7 +89,7 @@ class ProcessEnv:
     @property
     def python(self) -> Path:
         """The interpreter the worker runs: the build's own, so the worker never sees another build."""
-        return _python(self._resolved())
+        return venv_python(self._resolved())
 
     def import_module(self, name: str) -> Any:
         """A proxy of the env's module ``name``, imported in the worker (started if need be)."""
@@ -173,7 +174,7 @@ class _Worker:
         import pickle
 
         assert kind == HELLO, kind
-        _pid, self.version, self.channel.peer_numpy = pickle.loads(payload)
+        _pid, _version, self.channel.peer_numpy = pickle.loads(payload)
 
     def error(self, starting: bool = False) -> WorkerDied:
         """What the calls of a closed channel raise: which env, what became of its worker, what next."""
@@ -241,10 +242,6 @@ class _Worker:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-
-
-def _python(path: Path) -> Path:
-    return path / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
 
 
 def _forked() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..config import Config, load_config
+from ..config import Config, config_path, load_config
 from ..errors import NotBuilt
 from .manifest import read_manifest
 
@@ -19,7 +19,14 @@ class Workspace:
 
     @classmethod
     def load(cls, path: str | Path = ".", config_file: str | Path | None = None) -> "Workspace":
-        return cls(load_config(Path(path), config_file, prefer_snapshot=True))
+        """The workspace of the config file at or above ``path`` (or ``config_file``): from the copy `sync`
+        left of that very file while it is current (a host's start-up should not pay for a TOML parser,
+        and Python < 3.11 has none), else from the file."""
+        from ..snapshot import read
+
+        found = config_path(path, config_file)
+        config = read(found) if found is not None and found.is_file() else None
+        return cls(config if config is not None else load_config(Path(path), config_file))
 
     @property
     def root(self) -> Path:
