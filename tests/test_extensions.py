@@ -181,7 +181,7 @@ def test_an_extension_changing_process_global_state_is_reported_with_the_way_out
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     [[category, message]] = json.loads(proc.stdout)
-    assert category == "ProcessGlobalState"
+    assert category == "ProcessGlobalStateWarning"
     assert "env 'sig'" in message and "the handler of SIGUSR2" in message and 'isolation = "process"' in message
 
 

@@ -95,11 +95,6 @@ class ExtensionNotSupported(PolyvenvError, ImportError):
     """Compiled code a namespace env cannot load side by side (today: bytecode without its source)."""
 
 
-class VocabularyConflict(UserWarning):
-    """An env has its own version of a package whose objects cross API boundaries (typing_extensions,
-    annotated_types): the host's objects of that package are not the env's, so they may be ignored."""
-
-
 class WorkerDied(PolyvenvError):
     """The worker process of an env with process isolation died (or was stopped) before it answered."""
 
@@ -119,6 +114,15 @@ class RemoteError(PolyvenvError):
     as ``remote_traceback`` and as its ``__cause__``."""
 
 
-class ProcessGlobalState(UserWarning):
+class VocabularyConflictWarning(PolyvenvWarning):
+    """An env has its own version of a package whose objects cross API boundaries (typing_extensions,
+    annotated_types): the host's objects of that package are not the env's, so they may be ignored."""
+
+
+class ProcessGlobalStateWarning(PolyvenvWarning):
     """An env's compiled code changed state one process has once (signal handlers, atexit, the C locale):
     envs sharing the process share it; ``isolation = "process"`` gives the env its own."""
+
+
+VocabularyConflict = VocabularyConflictWarning  # the names before 0.2, kept
+ProcessGlobalState = ProcessGlobalStateWarning
