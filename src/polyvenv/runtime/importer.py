@@ -59,7 +59,7 @@ class EnvSourceLoader(SourceFileLoader):
 
 
 class EnvExtensionLoader(ExtensionFileLoader):
-    """Loads a compiled extension of an env from a copy patched to the env's alias (relocate.py).
+    """Loads a compiled extension of an env from a copy patched to the env's alias (native/relocate.py).
 
     An extension the guard refuses, or whose initialisation fails (its names out of the patch's
     reach: Cython 3.3's LZSS-packed strings; or a sibling it cimports fell back), and whose
@@ -99,8 +99,8 @@ class EnvExtensionLoader(ExtensionFileLoader):
     def _create(self, spec: ModuleSpec) -> Any:
         import _imp
 
-        from .binpatch import strings_module
-        from .relocate import relocated
+        from .native.binpatch import strings_module
+        from .native.relocate import relocated
         from .sitedir import has_module
 
         strings_module()  # what a relocated Cython 3.2 extension unpacks its strings with
@@ -160,7 +160,7 @@ class EnvExtensionLoader(ExtensionFileLoader):
         name, or fail: either is refused here, loudly, rather than leave another version's objects
         in the env.
         """
-        from .globalstate import snapshot, warn_if_changed
+        from .native.globalstate import snapshot, warn_if_changed
 
         own = self.names.own
         before = set(sys.modules)

@@ -16,7 +16,7 @@ import signal
 import warnings
 from typing import NamedTuple
 
-from ..errors import ProcessGlobalStateWarning
+from ...errors import ProcessGlobalStateWarning
 
 # the signals libraries claim (crash reporters, profilers, servers, child reapers): checked per extension,
 # so a short list keeps the check cheap (~20 sigaction calls)

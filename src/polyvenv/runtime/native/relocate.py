@@ -19,8 +19,8 @@ import os
 from typing import Callable
 
 from .binpatch import patch
-from .files import file_identity
-from .locations import user_cache_dir, write_cache_file
+from ..files import file_identity
+from ..locations import user_cache_dir, write_cache_file
 
 RELOCATE_VERSION = 13
 
