@@ -28,16 +28,20 @@ import sys
 import threading
 import weakref
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Iterable
 
 from ..errors import NotBuilt, RemoteError, WorkerDied, WorkerRestarted
 from ..runtime.files import venv_python
 from ..runtime.lease import Lease, hold
 from ..runtime.manifest import read_manifest
-from ..runtime.sitedir import normalize, site_packages
+from ..runtime.sitedir import site_packages
 from .channel import Channel
 from .ops import OPS
 from .wire import HELLO, Closed
+
+if TYPE_CHECKING:
+    from importlib.metadata import Distribution, EntryPoints, PackagePath
 
 WORKER = Path(__file__).with_name("worker.py")
 _ENVS: "weakref.WeakSet[ProcessEnv]" = weakref.WeakSet()  # this process's, for a forked child to let go of
@@ -55,16 +59,17 @@ class ProcessEnv:
         self._lock = threading.RLock()
         self._worker: _Worker | None = None
         self._lease: Lease | None = None
+        self._metadata: tuple[Path, ModuleType] | None = None  # for which build
         _ENVS.add(self)
 
     @classmethod
-    def from_path(cls, path: str | Path, name: str | None = None) -> "ProcessEnv":
+    def from_path(cls, path: str | Path, name: str | None = None) -> ProcessEnv:
         """Any existing venv, no config: its own interpreter runs the worker."""
         path = Path(path).absolute()
         manifest = read_manifest(path)
         if not venv_python(path).exists():
             raise NotBuilt(f"{path} is not a virtualenv (no {venv_python(path).relative_to(path)}): process "
-                           "isolation runs the env's own interpreter")
+                           "isolation runs the env's own interpreter", path=path)
         source = (manifest or {}).get("source")
         return cls(name or (manifest or {}).get("name") or path.name, path, manifest, source)
 
@@ -95,19 +100,37 @@ class ProcessEnv:
         """A proxy of the env's module ``name``, imported in the worker (started if need be)."""
         return self._channel().request("import", (name,))
 
+    # metadata, answered for this env only and read here: no worker needed
+    @property
+    def metadata(self) -> ModuleType:
+        """``importlib.metadata`` answering for this env's build (as an in-process Env's code sees it)."""
+        build = self._resolved()
+        made = self._metadata
+        if made is None or made[0] != build:
+            from ..runtime.facades import metadata_namespace
+
+            module = ModuleType("importlib.metadata", f"importlib.metadata of env {self.name!r}")
+            site = site_packages(build)
+            module.__dict__.update(metadata_namespace([str(r) for r in (site, self.source) if r]))
+            made = self._metadata = (build, module)
+        return made[1]
+
+    def distributions(self) -> Iterable[Distribution]:
+        return self.metadata.distributions()  # type: ignore[no-any-return]
+
+    def distribution(self, name: str) -> Distribution:
+        return self.metadata.distribution(name)  # type: ignore[no-any-return]
+
     def version(self, name: str) -> str:
-        """The installed version of distribution ``name`` in this env (read here: no worker needed)."""
+        """The installed version of distribution ``name`` in this env."""
         return self.distribution(name).version
 
-    def distribution(self, name: str) -> Any:
-        from importlib import metadata
+    def entry_points(self, **params: Any) -> EntryPoints:
+        """The env's entry points (``importlib.metadata.entry_points``; on Python 3.9, its dict by group)."""
+        return self.metadata.entry_points(**params)  # type: ignore[no-any-return]
 
-        site = site_packages(self._resolved())
-        roots = [str(r) for r in (site, self.source) if r]
-        for dist in metadata.distributions(path=roots):
-            if normalize(dist.metadata["Name"] or "") == normalize(name):
-                return dist
-        raise metadata.PackageNotFoundError(name)
+    def files(self, name: str) -> list[PackagePath] | None:
+        return self.metadata.files(name)  # type: ignore[no-any-return]
 
     def unload(self) -> None:
         """Stop the worker: its objects are gone (their proxies raise WorkerDied); the next import
@@ -115,6 +138,7 @@ class ProcessEnv:
         with self._lock:
             worker, self._worker = self._worker, None
             lease, self._lease = self._lease, None
+            self._metadata = None
         if worker is not None:
             worker.stop()
         if lease is not None:

@@ -19,7 +19,7 @@ import sys
 import threading
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from ..errors import NotBuilt
 from .importer import install_finder
@@ -27,6 +27,9 @@ from .lease import Lease, hold
 from .manifest import read_manifest
 from .namemap import FACADED, NameMap
 from .sitedir import site_packages
+
+if TYPE_CHECKING:
+    from importlib.metadata import Distribution, EntryPoints, PackagePath
 
 
 class Env:
@@ -53,7 +56,7 @@ class Env:
     # -- construction -------------------------------------------------------------
 
     @classmethod
-    def from_path(cls, path: str | Path, name: str | None = None, shared: Iterable[str] = ()) -> "Env":
+    def from_path(cls, path: str | Path, name: str | None = None, shared: Iterable[str] = ()) -> Env:
         """Any existing venv (or a site-packages directory itself), no build step, no config.
 
         Links in ``path`` are resolved at each load, not here: for a workspace
@@ -65,7 +68,7 @@ class Env:
         manifest = read_manifest(path)
         site = site_packages(path)
         if site is None:
-            raise NotBuilt(f"{path} is neither a virtualenv nor a site-packages directory")
+            raise NotBuilt(f"{path} is neither a virtualenv nor a site-packages directory", path=path)
         roots = [site]
         if manifest and manifest.get("source"):
             roots.append(Path(manifest["source"]))
@@ -119,20 +122,21 @@ class Env:
         return sorted(loaded)
 
     # metadata, answered for this env only
-    def distributions(self):
-        return self.metadata.distributions()
+    def distributions(self) -> Iterable[Distribution]:
+        return self.metadata.distributions()  # type: ignore[no-any-return]
 
-    def distribution(self, name: str):
-        return self.metadata.distribution(name)
+    def distribution(self, name: str) -> Distribution:
+        return self.metadata.distribution(name)  # type: ignore[no-any-return]
 
     def version(self, name: str) -> str:
-        return self.metadata.version(name)
+        return self.metadata.version(name)  # type: ignore[no-any-return]
 
-    def entry_points(self, **params: Any):
-        return self.metadata.entry_points(**params)
+    def entry_points(self, **params: Any) -> EntryPoints:
+        """The env's entry points (``importlib.metadata.entry_points``; on Python 3.9, its dict by group)."""
+        return self.metadata.entry_points(**params)  # type: ignore[no-any-return]
 
-    def files(self, name: str):
-        return self.metadata.files(name)
+    def files(self, name: str) -> list[PackagePath] | None:
+        return self.metadata.files(name)  # type: ignore[no-any-return]
 
     @property
     def metadata(self) -> ModuleType:

@@ -94,11 +94,14 @@ def _resources(module: types.ModuleType, names: Any, alias: str) -> None:
 
 
 def _metadata(module: types.ModuleType, names: Any, alias: str) -> None:
-    """The stdlib's own functions, re-bound to a namespace whose ``Distribution`` discovers the env's
-    distributions only: ``version``, ``metadata``, ``entry_points``... then answer for the env."""
-    import importlib.metadata as real
+    module.__dict__.update(metadata_namespace([str(root) for root in names.roots]))
 
-    paths = [str(root) for root in names.roots]
+
+def metadata_namespace(paths: list[str]) -> dict[str, Any]:
+    """``importlib.metadata``'s namespace with its own functions re-bound to one whose ``Distribution``
+    discovers the distributions in ``paths`` only: ``version``, ``metadata``, ``entry_points``... then
+    answer for those directories (an env's own, whether its code runs here or in a worker)."""
+    import importlib.metadata as real
 
     class Distribution(real.Distribution):  # type: ignore[misc]  # only its class methods are used
         @classmethod
@@ -122,7 +125,7 @@ def _metadata(module: types.ModuleType, names: Any, alias: str) -> None:
             rebound.__kwdefaults__ = value.__kwdefaults__
             rebound.__doc__ = value.__doc__
             namespace[name] = rebound
-    module.__dict__.update({k: v for k, v in namespace.items() if not k.startswith("__") or k == "__all__"})
+    return {k: v for k, v in namespace.items() if not k.startswith("__") or k == "__all__"}
 
 
 _MAKERS: dict[str, Callable[[types.ModuleType, Any, str], None]] = {
