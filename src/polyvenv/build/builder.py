@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..errors import BuildError
+from ..runtime.files import file_identity, venv_python
 from ..runtime.sitedir import site_packages
 from . import integrity
 from .health import distributions
-from ..runtime.files import file_identity, venv_python
 from .installers import Sources
 from .spec import BuildSpec
 from .store import remove_tree, write_stamp

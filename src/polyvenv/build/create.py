@@ -24,8 +24,8 @@ from ..errors import ForeignPath, UsageError
 from ..runtime.locations import user_cache_dir
 from . import health
 from .builder import BUILDING_MARK, build
-from .spec import Planner
 from .retire import retire
+from .spec import Planner
 from .store import STAMP, exclusive_lock, read_stamp
 from .sync import sources_for
 

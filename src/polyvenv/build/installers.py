@@ -128,7 +128,8 @@ class Uv:
         return env
 
     def create(self, target: Path, python: Interpreter, with_pip: bool, log: IO[str]) -> None:
-        argv = [self.binary, "venv", "--no-config", "--no-project", "--allow-existing", "--python", python.path, str(target)]
+        argv = [self.binary, "venv", "--no-config", "--no-project", "--allow-existing", "--python", python.path,
+                str(target)]
         if with_pip:
             argv.insert(2, "--seed")
         run_logged(argv, log, env=self.environ(), what="uv venv")

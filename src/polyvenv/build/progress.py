@@ -41,10 +41,10 @@ class Live:
     """A rich live table: one row per env being built, with a spinner and elapsed time."""
 
     def __init__(self) -> None:
+        import threading
+
         from rich.console import Console
         from rich.live import Live as RichLive
-
-        import threading
 
         self._rows: dict[str, tuple[str, float, bool]] = {}
         self._lock = threading.Lock()

@@ -86,7 +86,8 @@ def _why_stale(stamp: dict[str, Any], inputs: dict[str, Any]) -> list[str]:
     if stamp["installer"] != inputs["installer"]:
         reasons.append(f"installer changed: {stamp['installer']} -> {inputs['installer']}")
     if stamp.get("link_mode") != inputs.get("link_mode"):
-        reasons.append(f"link-mode changed: {stamp.get('link_mode') or 'default'} -> {inputs.get('link_mode') or 'default'}")
+        was_mode, now_mode = stamp.get("link_mode") or "default", inputs.get("link_mode") or "default"
+        reasons.append(f"link-mode changed: {was_mode} -> {now_mode}")
     if (stamp.get("lock_file") is None) != (inputs["lock"] is None):
         reasons.append("lock file added" if inputs["lock"] else "lock file removed")
     return reasons or ["the requirements file or lock file changed"]

@@ -31,7 +31,9 @@ from typing import Any
 from ..config import ENVS_MARKER
 from ..errors import ForeignPath
 from ..runtime.files import write_atomic
-from ..runtime.manifest import MANIFEST as STAMP, MANIFEST_FORMAT as STAMP_FORMAT, read_manifest as read_stamp
+from ..runtime.manifest import MANIFEST as STAMP
+from ..runtime.manifest import MANIFEST_FORMAT as STAMP_FORMAT
+from ..runtime.manifest import read_manifest as read_stamp
 
 
 class Store:

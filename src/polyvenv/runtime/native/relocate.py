@@ -18,9 +18,9 @@ import hashlib
 import os
 from typing import Callable
 
-from .binpatch import patch
 from ..files import file_identity
 from ..locations import user_cache_dir, write_cache_file
+from .binpatch import patch
 
 RELOCATE_VERSION = 13
 
