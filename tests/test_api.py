@@ -142,3 +142,28 @@ def test_two_writers_of_one_file_never_tear_it_or_fail(tmp_path):
 
     assert isinstance(json.loads((config.envs_dir / "discovered.json").read_text()), list)
     assert not [p for p in config.envs_dir.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_the_manifest_a_build_writes_is_read_back_as_one_typed_record(workspace):
+    """One record, one writer, one reader: the build's stamp is the manifest the runtime and `list` read."""
+    import json
+
+    from polyvenv.runtime.manifest import Manifest, read_manifest
+
+    workspace.write("""
+        [envs.e]
+        requirements = ["alpha==1.0"]
+    """)
+    workspace.cli("sync")
+    ws = polyvenv.Workspace.load(workspace.root)
+    built = ws.manifest("e")
+    assert isinstance(built, Manifest) and built.name == "e" and built.distributions == {"alpha": "1.0"}
+    assert built.interpreter is not None and built.interpreter.version.startswith(f"{sys.version_info[0]}.")
+    assert built.installer is not None and built.installer.name == "uv" and built.built_at
+    raw = json.loads((ws.env_dir("e") / "polyvenv.json").read_text())
+    assert raw["format"] == 1 and raw["interpreter"]["path"] == built.interpreter.path
+    assert Manifest.from_json(raw) == built == read_manifest(ws.env_dir("e"))
+    assert Manifest.from_json({**raw, "format": 2}) is None and Manifest.from_json({**raw, "spec_hash": ""}) is None
+    entry = workspace.status()["e"]
+    assert entry["python"] == raw["interpreter"] and entry["distributions"] == {"alpha": "1.0"}
+    assert entry["spec_hash"] == built.spec_hash and entry["build"] == built.path

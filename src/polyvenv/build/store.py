@@ -1,17 +1,17 @@
-"""The envs directory on disk: versioned builds, stamps, the current-build links, locks.
+"""The envs directory on disk: versioned builds, their manifests, the current-build links, locks.
 
 Layout (``envs-dir``, ``.polyvenv`` by default)::
 
     .polyvenv-envs          the marker: this directory is polyvenv's (written before anything else)
     <name>                  symlink -> .builds/<name>-<spec hash>: the env users and hosts see
-    .builds/<name>-<hash>/  a real venv; complete only once it holds a valid stamp
+    .builds/<name>-<hash>/  a real venv; complete only once it holds a valid manifest
     .locks/<name>.lock      held while building <name>; .locks/workspace.lock for gc and shims
     .logs/<name>-<hash>.log the installer output of that build
     .logs/builds.jsonl      one line per finished build
 
-The stamp (``polyvenv.json`` inside a build) is written last, through a temp
-file and ``os.replace``: a build without it was interrupted and is never used.
-It doubles as the manifest the runtime reads.
+The manifest (``polyvenv.json`` inside a build, runtime/manifest.py) is its
+stamp: written last, through a temp file and ``os.replace``, so a build
+without it was interrupted and is never used.
 
 Ownership: polyvenv deletes or replaces only what it can prove it made.
 The envs dir is its own when it carries the marker (config validation
@@ -24,16 +24,12 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
 from ..config import ENVS_MARKER
 from ..errors import ForeignPath
-from ..runtime.files import write_atomic
-from ..runtime.manifest import MANIFEST as STAMP
-from ..runtime.manifest import MANIFEST_FORMAT as STAMP_FORMAT
-from ..runtime.manifest import read_manifest as read_stamp
+from ..runtime.manifest import read_manifest
 
 
 class Store:
@@ -108,7 +104,7 @@ class Store:
         if not self.owned_link(name):
             return None
         target = link.parent / os.readlink(link)
-        return target if read_stamp(target) is not None else None
+        return target if read_manifest(target) is not None else None
 
     def switch(self, name: str, build: Path) -> None:
         """Point ``<name>`` at ``build`` atomically: readers see the old or the new, never neither."""
@@ -160,12 +156,6 @@ def exclusive_lock(path: Path):
         return filelock.FileLock(str(path), fallback_to_soft=False)
     except TypeError:  # filelock 3.x: FileLock is fcntl-based wherever fcntl exists, no fallback
         return filelock.FileLock(str(path))
-
-
-def write_stamp(build: Path, stamp: dict[str, Any]) -> None:
-    """Mark a build complete: the last write of every build."""
-    stamp = {"format": STAMP_FORMAT, "built_at": time.time(), **stamp}
-    write_atomic(build / STAMP, json.dumps(stamp, indent=2, sort_keys=True) + "\n", durable=True)
 
 
 def remove_tree(path: Path) -> None:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from ..errors import NotBuilt, RemoteError, WorkerDied, WorkerRestarted
 from ..runtime.files import venv_python
 from ..runtime.lease import Lease, hold
-from ..runtime.manifest import read_manifest
+from ..runtime.manifest import Manifest, read_manifest
 from ..runtime.sitedir import site_packages
 from .channel import Channel
 from .ops import OPS
@@ -50,7 +50,7 @@ _ENVS: "weakref.WeakSet[ProcessEnv]" = weakref.WeakSet()  # this process's, for 
 class ProcessEnv:
     """One env whose modules are imported and run in a worker process."""
 
-    def __init__(self, name: str, path: str | Path, manifest: dict[str, Any] | None = None,
+    def __init__(self, name: str, path: str | Path, manifest: Manifest | None = None,
                  source: str | Path | None = None) -> None:
         self.name = name
         self.path = Path(path)
@@ -70,8 +70,8 @@ class ProcessEnv:
         if not venv_python(path).exists():
             raise NotBuilt(f"{path} is not a virtualenv (no {venv_python(path).relative_to(path)}): process "
                            "isolation runs the env's own interpreter", path=path)
-        source = (manifest or {}).get("source")
-        return cls(name or (manifest or {}).get("name") or path.name, path, manifest, source)
+        source = manifest.source if manifest else None
+        return cls(name or (manifest.name if manifest else None) or path.name, path, manifest, source)
 
     @property
     def build(self) -> Path | None:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from ..errors import NotBuilt
 from .importer import install_finder
 from .lease import Lease, hold
-from .manifest import read_manifest
+from .manifest import Manifest, read_manifest
 from .namemap import FACADED, NameMap
 from .sitedir import site_packages
 
@@ -42,7 +42,7 @@ class Env:
     """
 
     def __init__(self, name: str, roots: Iterable[str | Path], shared: Iterable[str] = (),
-                 manifest: dict[str, Any] | None = None, prefix: str | Path | None = None) -> None:
+                 manifest: Manifest | None = None, prefix: str | Path | None = None) -> None:
         self.name = name
         self.roots = [Path(r) for r in roots]
         self.prefix = Path(prefix) if prefix is not None else None
@@ -70,9 +70,9 @@ class Env:
         if site is None:
             raise NotBuilt(f"{path} is neither a virtualenv nor a site-packages directory", path=path)
         roots = [site]
-        if manifest and manifest.get("source"):
-            roots.append(Path(manifest["source"]))
-        return cls(name or (manifest or {}).get("name") or path.name, roots, shared, manifest, prefix=path)
+        if manifest and manifest.source:
+            roots.append(Path(manifest.source))
+        return cls(name or (manifest.name if manifest else None) or path.name, roots, shared, manifest, prefix=path)
 
     # -- the host's API -------------------------------------------------------------
 

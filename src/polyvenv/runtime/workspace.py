@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import Config, config_path, load_config
 from ..errors import NotBuilt
-from .manifest import read_manifest
+from .manifest import Manifest, read_manifest
 
 if TYPE_CHECKING:
     from ..build.sync import Outcome
@@ -46,7 +46,7 @@ class Workspace:
         self.config.env(name)  # raises EnvNotFound with a suggestion
         return self.config.envs_dir / name
 
-    def manifest(self, name: str) -> dict[str, Any]:
+    def manifest(self, name: str) -> Manifest:
         """The built env's manifest; NotBuilt if it was never built completely."""
         manifest = read_manifest(self.env_dir(name))
         if manifest is None:
