@@ -276,3 +276,34 @@ def test_repair_never_rebuilds_a_build_a_running_host_holds(mix):
     ws.cli("sync", "--repair")
     assert ws.status()["mix"]["state"] == "ok"
     assert "# damaged" not in next(build.glob("lib/python*/site-packages/mixdemo/other.py")).read_text()
+
+
+def test_a_console_script_running_from_a_superseded_build_keeps_it(tmp_path):
+    """A shim runs the build's own bin/python (its shebang): no lease, but gc finds it in /proc."""
+    if not os.path.isdir("/proc/self"):
+        pytest.skip("no /proc here to find processes in")
+    wh = tmp_path / "wheels"
+    wh.mkdir()
+    for version in ("1.0", "2.0"):
+        make_wheel(wh, "sleeper", version, {"sleeper/__init__.py": (
+            f"VERSION = {version!r}\n\ndef main():\n    import sys, time\n"
+            "    print(VERSION, flush=True)\n    sys.stdin.readline()\n")}, scripts={"sleeper": "sleeper:main"})
+    root = tmp_path / "project"
+    root.mkdir()
+    ws = Workspace(root, wh)
+    config = 'bin-dir = "bin"\n[envs.s]\nrequirements = ["sleeper=={v}"]\nscripts = ["sleeper"]\n'
+    ws.write(config.format(v="1.0"))
+    ws.cli("sync")
+    script = subprocess.Popen([str(root / "bin" / "sleeper")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert script.stdout.readline().strip() == "1.0"
+        link = root / ".polyvenv" / "s"
+        old = (link.parent / os.readlink(link)).resolve()
+        ws.write(config.format(v="2.0"))
+        ws.cli("sync")
+        gc = ws.cli("gc")
+        assert old.is_dir() and f"kept {old}" in gc.stderr, gc.stderr
+    finally:
+        script.communicate("\n", timeout=30)
+    gc = ws.cli("gc")
+    assert not old.exists() and f"removed {old}" in gc.stderr

@@ -296,3 +296,43 @@ def test_ctrl_c_at_a_terminal_prints_only_the_interrupted_line(mid_build):
     proc = start()
     os.killpg(proc.pid, signal.SIGINT)
     interrupted_report(proc, "SIGINT", 130, in_use, root, env)
+
+
+def test_a_requirements_file_saved_mid_build_never_gives_a_build_named_for_other_contents(tmp_path, wheelhouse):
+    """uv reads the requirements file again as it installs: a save while it does must not leave a
+    complete build named after the text sync planned from but holding what uv read later."""
+    texts = {"1.0": "bigpkg\nalpha==1.0\n", "2.0": "bigpkg\nalpha==2.0\n"}
+    env = dict(os.environ, POLYVENV_CACHE_DIR=str(tmp_path / "pvcache"))
+
+    def workspace(name: str, text: str) -> Path:
+        root = tmp_path / name
+        root.mkdir()
+        (root / "requirements.txt").write_text(text)
+        (root / "polyvenv.toml").write_text(f'wheelhouse = "{wheelhouse}"\noffline = true\n'
+                                            '[envs.app]\nrequirements-file = "requirements.txt"\n')
+        return root
+
+    expected = {}  # build name -> the alpha it must hold: the same text gives the same name anywhere
+    for version, text in texts.items():
+        scratch = workspace(f"scratch-{version}", text)
+        assert run(scratch, env, "sync").returncode == 0
+        expected[os.readlink(scratch / ".polyvenv" / "app").rpartition("/")[2]] = version
+
+    root = workspace("project", texts["1.0"])
+    proc = subprocess.Popen(polyvenv("sync"), cwd=root, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    builds = root / ".polyvenv" / ".builds"
+    deadline = time.monotonic() + 60
+    while not list(builds.glob("app-*/bin")) and time.monotonic() < deadline:
+        time.sleep(0.001)  # the build has started: uv is about to read the file
+    (root / "requirements.txt").write_text(texts["2.0"])
+    _, stderr = proc.communicate(timeout=120)
+    for build in builds.glob("app-*"):
+        stamp = build / "polyvenv.json"
+        if stamp.exists():  # whatever was stamped holds what its name says
+            assert json.loads(stamp.read_text())["distributions"]["alpha"] == expected[build.name], stderr
+    if proc.returncode != 0:
+        assert "changed while it was being built" in stderr or "changed since this sync read it" in stderr, stderr
+    assert run(root, env, "sync").returncode == 0
+    status = list_json(root, env)["app"]
+    assert status["state"] == "ok" and status["distributions"]["alpha"] == "2.0"

@@ -341,3 +341,53 @@ def cython_wheel(directory: Path, python: str, cython: str, version: str, name: 
             f"{name}/_core{facts['suffix']}": shared.read_bytes(),
         }
     return make_wheel(directory, name, version, files, tag=f"{facts['tag']}-{facts['tag']}-{facts['platform']}")
+
+
+_BACKEND = '''"""A PEP 517 backend in the sdist itself: builds offline, needs nothing installed."""
+import base64, hashlib, os, zipfile
+
+NAME, VERSION = {name!r}, {version!r}
+
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    info = f"{{NAME}}-{{VERSION}}.dist-info"
+    files = {{f"{{NAME}}/__init__.py": open(os.path.join(NAME, "__init__.py"), "rb").read(),
+             f"{{info}}/METADATA": f"Metadata-Version: 2.1\\nName: {{NAME}}\\nVersion: {{VERSION}}\\n".encode(),
+             f"{{info}}/WHEEL": b"Wheel-Version: 1.0\\nGenerator: polyvenv-tests\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"}}
+    record = [f"{{path}},sha256={{base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()}},{{len(data)}}"
+              for path, data in files.items()] + [f"{{info}}/RECORD,,"]
+    files[f"{{info}}/RECORD"] = ("\\n".join(record) + "\\n").encode()
+    wheel = f"{{NAME}}-{{VERSION}}-py3-none-any.whl"
+    with zipfile.ZipFile(os.path.join(wheel_directory, wheel), "w") as zf:  # zip times: each build differs
+        for path, data in files.items():
+            zf.writestr(path, data)
+    return wheel
+'''
+
+
+def sdist(directory: Path, name: str, version: str) -> Path:
+    """``{name}-{version}.tar.gz``: a source distribution only (no wheel), whose in-tree backend
+    builds it offline, as a package published only as an sdist is built by `pip wheel`."""
+    import io
+    import tarfile
+
+    root = f"{name}-{version}"
+    files = {
+        "PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        "pyproject.toml": '[build-system]\nrequires = []\nbuild-backend = "backend"\nbackend-path = ["."]\n',
+        "backend.py": _BACKEND.format(name=name, version=version),
+        f"{name}/__init__.py": f"__version__ = {version!r}\n",
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{root}.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        for relative, text in files.items():
+            data = text.encode()
+            member = tarfile.TarInfo(f"{root}/{relative}")
+            member.size = len(data)
+            tar.addfile(member, io.BytesIO(data))
+    return path

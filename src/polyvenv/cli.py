@@ -74,7 +74,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         config = remember_discovery(config, Discovery(Path(args.discover).resolve(), args.pattern))
     outcomes = sync(
         config, args.names, offline=args.offline or None, wheelhouse=_path(args.wheelhouse),
-        jobs=args.jobs, locked=args.locked, repair=args.repair, installer=args.installer,
+        jobs=args.jobs, locked=args.locked, frozen=args.frozen, repair=args.repair, installer=args.installer,
         quiet=args.quiet, memo=not (args.names or args.installer or args.discover),
     )
     failed = [o for o in outcomes if o.error]
@@ -146,7 +146,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_lock(args: argparse.Namespace) -> int:
     from .build import lockfiles
-    from .build.installers import Uv
     from .build.spec import lock_path
     from .build.store import Store
     from .build.sync import plan, select, sources_for
@@ -154,16 +153,13 @@ def cmd_lock(args: argparse.Namespace) -> int:
     config = _config(args)
     planner, specs = plan(config, select(config, args.names))
     try:
-        uv = planner.installer if isinstance(planner.installer, Uv) else Uv(planner.cache)
+        uv = lockfiles.uv_for(planner)
         sources = sources_for(config, args.offline or None, _path(args.wheelhouse))
         store = Store(config.envs_dir)
         for spec in specs:
             path = lock_path(config, spec.name)
             log = store.root / ".logs" / f"{spec.name}.lock.log"
-            try:
-                lockfiles.write_lock(spec, path, uv, sources, config.root, log)
-            except PolyvenvError as e:
-                raise type(e)(f"locking env {spec.name!r}: {e} (log: {log})") from None
+            lockfiles.write_lock(spec, path, uv, sources, config.root, log)  # fails as one BuildError line
             print(f"polyvenv: {spec.name}: wrote {path}", file=sys.stderr)
     finally:
         planner.close()
@@ -300,7 +296,10 @@ def _parser() -> argparse.ArgumentParser:
     installer(p)
     p.add_argument("--jobs", "-j", type=_positive, default=os.cpu_count() or 1, metavar="N",
                    help="build N envs at once (default: the number of CPUs)")
-    p.add_argument("--locked", action="store_true", help="fail if a lock file is missing or out of date")
+    locking = p.add_mutually_exclusive_group()
+    locking.add_argument("--locked", action="store_true", help="fail if a lock file is missing or out of date")
+    locking.add_argument("--frozen", action="store_true",
+                         help="install each lock file as it is, without checking it against its requirements")
     p.add_argument("--repair", action="store_true",
                    help="check every installed file of every env against its RECORD (sha256) and rebuild "
                    "damaged ones, unpacking afresh what uv's cache holds damaged")

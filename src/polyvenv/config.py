@@ -24,6 +24,7 @@ DEFAULT_PATTERN = "*/requirements.txt"
 ISOLATIONS = ("namespace", "process")
 INSTALLERS = ("uv", "pip")
 LINK_MODES = ("hardlink", "copy", "clone")  # how uv puts files from its cache into an env
+LOCK_FORMATS = ("requirements", "pylock")  # `<env>.txt` (hashed requirements) or PEP 751 `pylock.<env>.toml`
 
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 # An env's name becomes part of file names polyvenv makes (".<name>.<pid>.link", "<name>-<hash>.log",
@@ -34,8 +35,8 @@ ENVS_MARKER = ".polyvenv-envs"  # in envs-dir: this directory is polyvenv's (bui
 _RESERVED = {DISCOVERED_FILE, ENVS_MARKER}
 # What an envs-dir made before it carried ENVS_MARKER holds: recognised as polyvenv's, marked on next sync.
 _LEGACY_ENTRIES = {".builds", ".locks", ".logs", ".cache", DISCOVERED_FILE}
-_TOP_KEYS = ("envs-dir", "bin-dir", "wheelhouse", "offline", "locks-dir", "installer", "link-mode", "discover",
-             "envs")
+_TOP_KEYS = ("envs-dir", "bin-dir", "wheelhouse", "offline", "locks-dir", "lock-format", "installer", "link-mode",
+             "discover", "envs")
 _ENV_KEYS = (
     "requirements", "requirements-file", "source", "python",
     "isolation", "shared", "scripts", "provides",
@@ -79,6 +80,7 @@ class Config(NamedTuple):
     installer: str = "uv"
     discoveries: tuple[Discovery, ...] = ()
     link_mode: str | None = None  # None: uv's default (hardlink on Linux, clone on macOS)
+    lock_format: str = "requirements"  # what `polyvenv lock` writes (build/lockfiles.py)
 
     def env(self, name: str) -> EnvSpec:
         from .errors import EnvNotFound
@@ -245,6 +247,9 @@ def _validate(data: dict[str, Any], *, root: Path, path: Path | None) -> Config:
     link_mode = check.typed(top, data, "link-mode", str, None)
     if link_mode is not None and link_mode not in LINK_MODES:
         check.add(top, f"link-mode: must be one of {', '.join(LINK_MODES)}, got {link_mode!r}")
+    lock_format = check.typed(top, data, "lock-format", str, "requirements")
+    if lock_format not in LOCK_FORMATS:
+        check.add(top, f"lock-format: must be one of {', '.join(LOCK_FORMATS)}, got {lock_format!r}")
     config = Config(
         root=root,
         path=path,
@@ -255,6 +260,7 @@ def _validate(data: dict[str, Any], *, root: Path, path: Path | None) -> Config:
         offline=check.typed(top, data, "offline", bool, False),
         installer=installer,
         link_mode=link_mode,
+        lock_format=lock_format,
         envs={},
     )
 

@@ -13,6 +13,7 @@ again, and the stamp names them (``cache_refreshed``) so `sync` can say so.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from pathlib import Path
 from typing import IO
@@ -21,28 +22,36 @@ from ..errors import BuildError
 from ..runtime.files import file_identity, venv_python
 from ..runtime.manifest import BuiltWith, InstalledBy, Manifest, write_manifest
 from ..runtime.sitedir import site_packages
-from . import integrity
+from . import builtwheels, integrity, pylock
 from .health import distributions
-from .installers import Sources
+from .installers import Sources, Wants
 from .spec import BuildSpec
 from .store import remove_tree
 
 BUILDING_MARK = ".polyvenv-building"
 
 
-def build(spec: BuildSpec, target: Path, sources: Sources, cwd: Path, log_path: Path) -> Manifest:
-    """Build ``spec`` at ``target`` (cleared first); return the manifest written last (its stamp)."""
+def build(spec: BuildSpec, target: Path, sources: Sources, cwd: Path, log_path: Path,
+          spec_hash: str | None = None) -> Manifest:
+    """Build ``spec`` at ``target`` (cleared first); return the manifest written last (its stamp).
+
+    ``spec_hash``: the hash ``target`` is named after (default: the spec's now). The installer
+    reads the requirements and lock files again as it installs, so a file saved meanwhile would
+    give a build whose contents are not what its name says: such a build is never stamped.
+    """
     started = time.monotonic()
+    spec_hash = spec_hash or spec.hash
     remove_tree(target)  # whatever an interrupted run left, and its half-deleted leftovers
     target.mkdir(parents=True)
     (target / BUILDING_MARK).touch()  # lets `create` recognise a partial of its own
     log_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with open(log_path, "w") as log:
+        with open(log_path, "w") as log, tempfile.TemporaryDirectory(prefix="polyvenv-build-") as scratch:
             log.write(f"# polyvenv build of env {spec.name!r} at {target}\n")
+            wants = _installable(spec.wants(), sources, Path(scratch), log)
             spec.installer.create(target, spec.interpreter, spec.with_pip, log)
-            spec.installer.install(target, spec.wants(), sources, cwd, log)
-            damage, refreshed = verified(spec, target, sources, cwd, log)
+            spec.installer.install(target, wants, sources, cwd, log)
+            damage, refreshed = verified(spec, wants, target, sources, cwd, log)
     except BuildError as e:
         raise BuildError(f"build of env {spec.name!r} failed: {e}", env=spec.name, log=str(log_path)) from None
     except OSError as e:
@@ -51,10 +60,14 @@ def build(spec: BuildSpec, target: Path, sources: Sources, cwd: Path, log_path: 
         again = " even after a fresh unpack of its wheel (the wheel itself disagrees with its RECORD)" * bool(refreshed)
         raise BuildError(f"build of env {spec.name!r} is not whole{again}: {integrity.describe(damage)}",
                          env=spec.name, log=str(log_path))
+    if spec.hash != spec_hash:
+        raise BuildError(f"build of env {spec.name!r} is not marked complete: its requirements or lock file "
+                         "changed while it was being built; run the same command again", env=spec.name,
+                         log=str(log_path))
     try:
         (target / BUILDING_MARK).unlink()
-        built = manifest(spec, target)._replace(cache_refreshed=tuple(refreshed),
-                                                build_seconds=round(time.monotonic() - started, 3))
+        built = manifest(spec, target, spec_hash)._replace(cache_refreshed=tuple(refreshed),
+                                                           build_seconds=round(time.monotonic() - started, 3))
         built = write_manifest(target, built)
     except OSError as e:  # a full disk, most often: the build stays unstamped, so it is never used
         raise BuildError(f"build of env {spec.name!r} could not be marked complete: {e.strerror or e} "
@@ -62,7 +75,18 @@ def build(spec: BuildSpec, target: Path, sources: Sources, cwd: Path, log_path: 
     return built
 
 
-def verified(spec: BuildSpec, target: Path, sources: Sources, cwd: Path,
+def _installable(wants: Wants, sources: Sources, scratch: Path, log: IO[str]) -> Wants:
+    """``wants`` with its lock as hashed requirements (a pylock.toml converted) accepting the
+    wheels the wheelhouse built from the sdists it pins."""
+    if not wants.lock_file:
+        return wants
+    lock, added = builtwheels.installable(pylock.as_requirements(wants.lock_file, scratch), sources.wheelhouse, scratch)
+    if added:
+        log.write(f"# the lock accepts these wheels {sources.wheelhouse} built from its sdists: {', '.join(added)}\n")
+    return wants._replace(lock_file=lock)
+
+
+def verified(spec: BuildSpec, wants: Wants, target: Path, sources: Sources, cwd: Path,
              log: IO[str]) -> tuple[list[integrity.Damage], list[str]]:
     """Check a fresh install against its RECORDs; what is damaged, drop from the installer's cache
     and install again. Return what is still damaged and the distributions refreshed ("alpha 1.0")."""
@@ -71,17 +95,17 @@ def verified(spec: BuildSpec, target: Path, sources: Sources, cwd: Path,
     if not owners or not spec.installer.forget([name for name, _ in owners], log):
         return damage, []
     log.write(f"# damaged after install, refreshed from the source: {integrity.describe(damage)}\n")
-    spec.installer.install(target, spec.wants(), sources, cwd, log, reinstall=[name for name, _ in owners])
+    spec.installer.install(target, wants, sources, cwd, log, reinstall=[name for name, _ in owners])
     return integrity.damaged_files(target, content=True), [f"{name} {version}" for name, version in owners]
 
 
-def manifest(spec: BuildSpec, target: Path) -> Manifest:
+def manifest(spec: BuildSpec, target: Path, spec_hash: str) -> Manifest:
     """What the runtime needs to load this env without reading TOML or importing the build half."""
     env = spec.env
     sp = site_packages(target)
     return Manifest(
         name=env.name,
-        spec_hash=spec.hash,
+        spec_hash=spec_hash,
         path=str(target),
         python=str(venv_python(target)),
         site_packages=str(sp) if sp else None,

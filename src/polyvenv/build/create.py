@@ -57,17 +57,18 @@ def create(
                             with_pip=with_pip, lock=False)
     finally:
         planner.close()
-    if _complete(target, spec.hash):
+    spec_hash = spec.hash  # read the requirements file once: what is built is what is named
+    if _complete(target, spec_hash):
         return "up to date"
     sources = sources_for(config, offline, wheelhouse)
     home = _claim_home(target)
     with exclusive_lock(home / "lock"):
-        if _complete(target, spec.hash):
+        if _complete(target, spec_hash):
             return "up to date"  # a concurrent run built it while we waited
         _check_target(target)  # again, under the lock
         existed = os.path.lexists(target)
-        new = home / spec.hash
-        build(spec, new, sources, Path.cwd(), home / "build.log")
+        new = home / spec_hash
+        build(spec, new, sources, Path.cwd(), home / "build.log", spec_hash)
         _switch(target, new, home)
         for old in home.iterdir():  # builds no link points at any more, partial ones included (home is ours)
             if old.is_dir() and not old.is_symlink() and old != new:

@@ -102,7 +102,9 @@ class Planner:
 
 
 def lock_path(config: Config, name: str) -> Path:
-    return config.locks_dir / f"{name}.txt"
+    """Env ``name``'s lock file: ``<name>.txt``, or with ``lock-format = "pylock"`` PEP 751's
+    ``pylock.<name>.toml``."""
+    return config.locks_dir / (f"pylock.{name}.toml" if config.lock_format == "pylock" else f"{name}.txt")
 
 
 def _text(path: Path | None) -> str | None:

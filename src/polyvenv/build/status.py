@@ -8,7 +8,7 @@ from typing import Any, NamedTuple, Sequence
 from ..config import Config, EnvSpec
 from ..errors import ConfigError
 from ..runtime.manifest import Manifest, read_manifest
-from . import health, integrity
+from . import health, integrity, lockfiles
 from .spec import Planner
 from .store import Store
 
@@ -77,8 +77,12 @@ def _status(store: Store, planner: Planner, env: EnvSpec, verify: bool, digests:
         spec = planner.spec(env)
     except ConfigError as e:
         return status("stale", e.problems, "fix the configuration, then run `polyvenv sync`")
+    outdated = ([f"its lock file {spec.lock_file} is out of date with its requirements"]
+                if spec.lock_file and not lockfiles.is_current(spec, spec.lock_file) else [])
     if spec.hash != built.spec_hash:
-        return status("stale", _why_stale(built, spec.inputs()), f"polyvenv sync {env.name}")
+        return status("stale", _why_stale(built, spec.inputs()) + outdated, f"polyvenv sync {env.name}")
+    if outdated:
+        return status("stale", outdated, f"polyvenv sync {env.name}")  # which locks it again, then installs that
     return status("ok", [])
 
 

@@ -23,9 +23,10 @@ from ..config import DISCOVERED_FILE, Config, EnvSpec, load_config
 from ..errors import BuildError, ConfigError, Interrupted, UsageError
 from ..runtime.lease import retiring
 from ..runtime.manifest import MANIFEST, Manifest, read_manifest
-from . import integrity, interrupts, noop
+from . import integrity, interrupts, lockfiles, noop
 from .installers import Sources
 from .interpreters import is_path
+from .progress import Lines as ProgressLines
 from .progress import Progress
 from .spec import BuildSpec, Planner, lock_path
 from .store import Store
@@ -96,6 +97,7 @@ def sync(
     wheelhouse: Path | None = None,
     jobs: int = 1,
     locked: bool = False,
+    frozen: bool = False,
     repair: bool = False,
     installer: str | None = None,
     progress: Progress | None = None,
@@ -107,26 +109,34 @@ def sync(
     Progress goes to ``progress``, else to the terminal (a live display) or
     stderr lines, unless ``quiet``. ``memo``: this is a plain `sync` of the
     whole workspace, whose no-op answer the next one may reuse (noop.py).
+
+    Lock files follow uv's semantics: a lock out of date with its env's
+    requirements is locked again first (offline: refused, saying which env
+    and what to run); ``locked`` refuses a missing or out-of-date lock;
+    ``frozen`` installs each lock as it is.
     """
     store = Store(config.envs_dir)
-    watched = _memo_inputs(config) if memo and not names else None
+    watched = _memo_inputs(config) if memo and not names and not frozen else None
     recorded = noop.identities(watched) if watched is not None else []  # before they are read
     planner, specs = plan(config, select(config, names), installer)
     from .. import snapshot
 
     snapshot.write(config)  # lets a host without a TOML parser load this workspace
+    relock_failures: dict[str, Outcome] = {}
     try:
         if locked:
-            from . import lockfiles
-
             for spec in specs:
                 lockfiles.check_current(spec, lock_path(config, spec.name))
+        elif not frozen:
+            specs, relock_failures = _relocked(config, planner, specs, offline, wheelhouse, progress, quiet)
         digests: integrity.Digests = {}  # with --repair: a file several envs share is hashed once
-        todo = [s for s in specs if not is_current(store, s, verify=repair, digests=digests)]
+        todo = [s for s in specs if s.name not in relock_failures
+                and not is_current(store, s, verify=repair, digests=digests)]
         for spec in todo:
             store.check_link_location(spec.name)  # before any build: a user's file there is never replaced
         outcomes = {s.name: Outcome(s.name, "up to date", store.current(s.name)) for s in specs}
-        if not todo and watched is not None:
+        outcomes.update(relock_failures)
+        if not todo and not relock_failures and watched is not None:
             _remember_noop(config, watched, recorded)
         if todo:
             sources = sources_for(config, offline, wheelhouse)
@@ -134,6 +144,40 @@ def sync(
     finally:
         planner.close()
     return [outcomes[s.name] for s in specs]
+
+
+def _relocked(config: Config, planner: Planner, specs: list[BuildSpec], offline: bool | None,
+              wheelhouse: Path | None, progress: Progress | None,
+              quiet: bool) -> tuple[list[BuildSpec], dict[str, Outcome]]:
+    """``specs`` with every lock file that is out of date with its env locked again (and the
+    env planned again from it), and the envs whose locking failed; offline, LockFileOutdated.
+
+    Whether a lock is current is its recorded input hash against the
+    declaration: no resolver runs unless one is out of date.
+    """
+    stale = [s for s in specs if s.lock_file and not lockfiles.is_current(s, s.lock_file)]
+    if not stale:
+        return specs, {}
+    sources = sources_for(config, offline, wheelhouse)
+    if sources.offline:
+        raise lockfiles.outdated_offline([s.name for s in stale], [lock_path(config, s.name) for s in stale])
+    uv = lockfiles.uv_for(planner)
+    say = progress or ProgressLines(quiet=quiet)
+    fresh, failed = {}, {}
+    for spec in stale:
+        lock = lock_path(config, spec.name)
+        log = config.envs_dir / ".logs" / f"{spec.name}.lock.log"
+        say.started(spec.name, "locking again (its lock file is out of date with its requirements)")
+        try:
+            lockfiles.write_lock(spec, lock, uv, sources, config.root, log)
+        except BuildError as e:
+            say.finished(spec.name, f"FAILED: {e}")
+            # names its log
+            failed[spec.name] = Outcome(spec.name, "failed", None, 0.0, BuildError(str(e), env=spec.name))
+            continue
+        say.finished(spec.name, f"locked: {lock}")
+        fresh[spec.name] = planner.spec(spec.env)
+    return [fresh.get(s.name, s) for s in specs], failed
 
 
 def _build(config: Config, store: Store, todo: list[BuildSpec], sources: Sources, repair: bool,
@@ -253,7 +297,7 @@ def _sync_one(config: Config, store: Store, spec: BuildSpec, sources: Sources, r
                     raise BuildError(f"env {spec.name!r}: its build {target} is damaged, but a running process "
                                      "loads from it: stop that process (or unload the env), then run "
                                      f"`polyvenv sync --repair {spec.name}` again", env=spec.name, log=str(log))
-                built = builder.build(spec, target, sources, config.root, log)
+                built = builder.build(spec, target, sources, config.root, log, planned)
         except BuildError as e:
             progress.finished(spec.name, f"FAILED: {e} (log: {e.log})")
             return Outcome(spec.name, "failed", None, time.monotonic() - started, e)

@@ -2,18 +2,21 @@
 
 Each env's exact pins come from its lock file (or are resolved on the spot
 when it has none); pip, run by uv under the env's own interpreter so wheel
-tags match, downloads the wheels and builds those published only as sdists.
+tags match, downloads the wheels and builds those published only as sdists; the
+wheelhouse records which it built for which pin, so that an offline sync
+from the lock accepts them (builtwheels.py).
 """
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Sequence
 
 from ..config import Config
 from ..errors import BuildError
-from . import lockfiles
+from . import builtwheels, lockfiles, pylock
 from .installers import InstallerFailed, Sources, Uv, run_logged
 from .spec import lock_path
 from .sync import plan, select
@@ -33,15 +36,20 @@ def fill(config: Config, directory: Path, names: Sequence[str] = ()) -> int:
                 pins = lock_path(config, spec.name)
                 if not pins.is_file():
                     pins = lockfiles.write_lock(spec, Path(tmp) / "pins.txt", uv, Sources(), config.root, log_path)
+                pins = pylock.as_requirements(pins, Path(tmp))
+                fresh = Path(tempfile.mkdtemp(prefix=".polyvenv-wheels-", dir=directory))  # same filesystem
                 argv = [uv.binary, "tool", "run", "--no-config", "--python", spec.interpreter.path,
                         "--from", "pip", "pip", "wheel", "--no-deps", "--disable-pip-version-check",
-                        "-w", directory, "-r", pins]
+                        "-w", fresh, "-r", pins]
                 try:
                     with open(log_path, "a") as log:
                         run_logged(argv, log, cwd=config.root, env=uv.environ(), what="pip wheel")
+                    builtwheels.record(directory, pins, fresh)  # the wheels built from sdists, for offline syncs
                 except InstallerFailed as e:
                     raise BuildError(f"filling the wheelhouse for env {spec.name!r}: {e} (log: {log_path})",
                                      env=spec.name, log=str(log_path)) from None
+                finally:
+                    shutil.rmtree(fresh, ignore_errors=True)
     finally:
         planner.close()
     return len(list(directory.glob("*.whl")))
