@@ -115,11 +115,12 @@ env = ws.env(sys.argv[2])
 t3 = time.perf_counter()
 env.names  # the env's top-level names (a directory scan) and their aliases
 t4 = time.perf_counter()
-from polyvenv.runtime.names import ALIASES
+from polyvenv.runtime.namemap import ALIASES
 setup_imports = sorted(k for k in set(sys.modules) - startup
                        if k.partition(".")[0] != "polyvenv" and ALIASES.owner(k.partition(".")[0]) is None)
 import _imp
-from polyvenv.runtime import codecache, importer, relocate
+from polyvenv.runtime import codecache, importer
+from polyvenv.runtime.native import relocate
 spent = dict.fromkeys(["cache get", "relocated", "create_dynamic", "exec_dynamic", "checked"], 0.0)
 counts = {"modules": 0, "extensions": 0, "create_dynamic calls": 0}
 

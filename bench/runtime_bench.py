@@ -359,7 +359,7 @@ PROBE = r'''
 import json, sys
 import polyvenv
 from polyvenv.runtime import env as _env, facades as _facades
-from polyvenv.runtime.names import ALIASES
+from polyvenv.runtime.namemap import ALIASES
 ws = polyvenv.Workspace.load(sys.argv[1])
 before = set(sys.modules)
 for name in sys.argv[2:]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -16,16 +17,20 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from wheelgen import c_extension_wheel, pure_wheel  # noqa: E402
 
-PYENV = Path("/root/.pyenv/versions")
+PYENV = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv") / "versions"
 MINORS = ("3.9", "3.10", "3.11", "3.12", "3.13")
 
 
 def find_python(minor: str) -> str | None:
-    """The newest CPython ``minor`` under /root/.pyenv/versions, or None."""
+    """The newest CPython ``minor`` under pyenv (``$PYENV_ROOT/versions``), else ``python<minor>`` on
+    PATH (pyenv's shims left out: they fail for versions not selected), or None."""
     found = sorted(glob.glob(str(PYENV / f"{minor}.*" / "bin" / "python3")),
                    key=lambda p: [int(x) for x in Path(p).parent.parent.name.split(".") if x.isdigit()])
     found = [p for p in found if Path(p).parent.parent.name.split(".")[:2] == minor.split(".")]
-    return found[-1] if found else None
+    if found:
+        return found[-1]
+    path = os.pathsep.join(d for d in os.environ.get("PATH", "").split(os.pathsep) if "shims" not in Path(d).parts)
+    return shutil.which(f"python{minor}", path=path)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -38,7 +43,7 @@ def python_or_skip(minor: str) -> str:
     """The CPython ``minor`` found, or a skip that says it is missing (never silently)."""
     python = find_python(minor)
     if python is None:
-        pytest.skip(f"CPython {minor} not found under {PYENV}")
+        pytest.skip(f"CPython {minor} not found under {PYENV} nor on PATH")
     return python
 
 

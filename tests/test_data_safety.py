@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Workspace
+from conftest import PYENV, Workspace
 
 
 def tree(root: Path, skip: tuple[str, ...] = ()) -> dict[str, tuple]:
@@ -287,8 +287,8 @@ def test_a_directory_setting_naming_a_file_is_one_line(project, key):
 @pytest.mark.parametrize("python, words", [("/bin/sh", ("/bin/sh", "not a working Python interpreter")),
                                            ("2.7", ("'2.7'", "Python 2.7", "Python 3 only"))])
 def test_an_interpreter_that_cannot_serve_says_what_it_is(project, python, words):
-    if python == "2.7" and not list(Path("/root/.pyenv/versions").glob("2.7*")):
-        pytest.skip("CPython 2.7 not found under /root/.pyenv/versions")
+    if python == "2.7" and not list(PYENV.glob("2.7*")):
+        pytest.skip(f"CPython 2.7 not found under {PYENV}")
     project.write(f'[envs.a]\nrequirements = ["alpha==1.0"]\npython = "{python}"\n')
     first = refused(project.cli("sync", check=False), *words)
     assert "-c" not in first  # the setting and what it is, not the probe's command line

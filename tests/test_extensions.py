@@ -127,7 +127,7 @@ def cython_blob_file(strings: list[bytes], table: bool = True) -> bytes:
 
 def test_cython_compressed_strings_are_patched_string_by_string(tmp_path):
     sys.path.insert(0, str(SRC))
-    from polyvenv.runtime.binpatch import STRINGS_MODULE, patch, strings_module
+    from polyvenv.runtime.native.binpatch import STRINGS_MODULE, patch, strings_module
 
     docs = bytes(range(32, 127)) * 4  # the rest of a module's strings, which pack poorly
     strings = [b"np", b"numpy", b"numpy.random._x", b"numpyish_attr", b"see numpy/x.pyx", b"pop", docs]
@@ -181,7 +181,7 @@ def test_an_extension_changing_process_global_state_is_reported_with_the_way_out
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     [[category, message]] = json.loads(proc.stdout)
-    assert category == "ProcessGlobalState"
+    assert category == "ProcessGlobalStateWarning"
     assert "env 'sig'" in message and "the handler of SIGUSR2" in message and 'isolation = "process"' in message
 
 

@@ -26,7 +26,8 @@ from wheelgen import make_wheel
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 sys.path.insert(0, str(SRC))
-from polyvenv.build.store import Store, remove_tree, write_stamp  # noqa: E402
+from polyvenv.build.store import Store, remove_tree  # noqa: E402
+from polyvenv.runtime.manifest import Manifest, write_manifest  # noqa: E402
 from polyvenv.runtime.lease import hold, retiring  # noqa: E402
 
 HOST = r"""
@@ -214,7 +215,7 @@ def test_a_build_deleted_while_a_host_waits_for_its_lease_is_resolved_again(tmp_
     old, new = store.build_dir("e", "1" * 16), store.build_dir("e", "2" * 16)
     for build in (old, new):
         build.mkdir(parents=True)
-        write_stamp(build, {"name": "e", "spec_hash": build.name})
+        write_manifest(build, Manifest("e", build.name))
     store.switch("e", old)
     leases = []
     with retiring(old) as unused:  # gc holds the old build, about to delete it
@@ -246,7 +247,7 @@ def test_without_flock_a_superseded_build_is_kept_for_the_grace_period(tmp_path,
 
     build = tmp_path / ".builds" / "e-1"
     build.mkdir(parents=True)
-    write_stamp(build, {"name": "e", "spec_hash": "1"})
+    write_manifest(build, Manifest("e", "1"))
     monkeypatch.setattr(lease, "fcntl", None)
     assert not hold(build).held
     with retiring(build, switched_at=time.time() - 60) as unused:

@@ -263,6 +263,21 @@ def test_a_process_env_from_the_workspace_starts_its_worker_on_first_use(project
     assert env.pid is None
 
 
+def test_both_kinds_of_env_answer_the_same_metadata_and_a_process_env_needs_no_worker_for_it(project):
+    """``Env`` and ``ProcessEnv`` are one ``EnvProtocol``: distributions, files, entry points, versions."""
+    ws = polyvenv.Workspace.load(project)
+    for name, version in (("w", "1.0"), ("inproc", "2.0")):
+        env = ws.env(name)
+        assert {d.metadata["Name"] for d in env.distributions()} >= {"alpha"}
+        assert env.version("alpha") == env.distribution("alpha").version == env.metadata.version("alpha") == version
+        assert any(f.name == "__init__.py" and f.parts[0] == "alpha" for f in env.files("alpha") or ())
+        assert list(env.entry_points(group="no.such.group")) == []
+        with pytest.raises(ModuleNotFoundError):  # PackageNotFoundError: not the host's, not the other env's
+            env.version("pytest")
+    assert ws.env("w").pid is None
+    ws.env("inproc").unload()
+
+
 def test_host_code_imports_a_process_envs_module_through_the_import_map(project):
     """`polyvenv python`: a plain `import pvdemo` in host code gives a module backed by the worker."""
     code = ("import os, pvdemo, sys\nfrom pvdemo import squares\n"

@@ -1,4 +1,4 @@
-"""Every CPython 3.9-3.13 found under /root/.pyenv/versions as an env's interpreter."""
+"""Every CPython 3.9-3.13 found on PATH or under pyenv as an env's interpreter."""
 
 from __future__ import annotations
 
@@ -53,8 +53,8 @@ def test_runtime_imports_only_the_standard_library(any_python):
         "import sys, sysconfig; sys.path.insert(0, sys.argv[1]); before = set(sys.modules)\n"
         "import polyvenv, polyvenv.runtime.workspace, polyvenv.runtime.manifest, polyvenv.runtime.import_map\n"
         "import polyvenv.runtime.env, polyvenv.runtime.importer, polyvenv.runtime.facades, polyvenv.snapshot\n"
-        "import polyvenv.runtime.relocate, polyvenv.runtime.binpatch, polyvenv.runtime.elfsplit\n"
-        "import polyvenv.runtime.codetable, polyvenv.runtime.globalstate, polyvenv.process\n"
+        "import polyvenv.runtime.native.relocate, polyvenv.runtime.native.binpatch, polyvenv.runtime.native.elfsplit\n"
+        "import polyvenv.runtime.native.codetable, polyvenv.runtime.native.globalstate, polyvenv.process\n"
         "stdlib = sysconfig.get_paths()['stdlib']\n"
         "bad = sorted(n for n in set(sys.modules) - before if not n.startswith('polyvenv') and\n"
         "    getattr(sys.modules[n], '__file__', None) and not sys.modules[n].__file__.startswith(stdlib))\n"

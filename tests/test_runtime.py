@@ -337,4 +337,4 @@ def test_vocabulary_packages_are_shared_when_versions_match_and_reported_when_no
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == ["4.12.2 True [] False", "4.5.0 False ['VocabularyConflict'] True"]
+    assert proc.stdout.splitlines() == ["4.12.2 True [] False", "4.5.0 False ['VocabularyConflictWarning'] True"]

@@ -2,8 +2,11 @@
 
 This module re-exports the public API only. The errors are defined here
 (they import nothing); the rest loads on first use, so importing polyvenv
-costs a host nothing.
+costs a host nothing. Type checkers see every name (the imports under
+``TYPE_CHECKING`` never run).
 """
+
+from __future__ import annotations
 
 from .errors import (
     BuildError,
@@ -18,19 +21,32 @@ from .errors import (
     PolyvenvError,
     PolyvenvWarning,
     ProcessGlobalState,
+    ProcessGlobalStateWarning,
     RemoteError,
     ShimConflict,
     UsageError,
     VocabularyConflict,
+    VocabularyConflictWarning,
     WorkerDied,
     WorkerRestarted,
 )
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: a host pays for nothing
+if TYPE_CHECKING:
+    from typing import Any
+
+    from .process.env import ProcessEnv
+    from .runtime.env import Env
+    from .runtime.import_map import install_import_map
+    from .runtime.protocol import EnvProtocol
+    from .runtime.workspace import Workspace
 
 __version__ = "0.1.0"
 
 _LAZY = {
     "Workspace": "polyvenv.runtime.workspace",
     "Env": "polyvenv.runtime.env",
+    "EnvProtocol": "polyvenv.runtime.protocol",
     "ProcessEnv": "polyvenv.process.env",
     "install_import_map": "polyvenv.runtime.import_map",
 }
@@ -38,12 +54,13 @@ _LAZY = {
 __all__ = [
     "BuildError", "ConfigError", "EnvImportError", "EnvNotFound", "ExtensionNotSupported", "ForeignPath",
     "InterpreterNotFound", "LockFileOutdated", "NotBuilt", "PolyvenvError", "ShimConflict", "UsageError",
-    "VocabularyConflict", "ProcessGlobalState", "RemoteError", "WorkerDied", "PolyvenvWarning",
-    "WorkerRestarted", *_LAZY, "__version__",
+    "VocabularyConflictWarning", "ProcessGlobalStateWarning", "RemoteError", "WorkerDied", "PolyvenvWarning",
+    "WorkerRestarted", "VocabularyConflict", "ProcessGlobalState",
+    "Workspace", "Env", "EnvProtocol", "ProcessEnv", "install_import_map", "__version__",
 ]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     if name in _LAZY:
         import importlib
 

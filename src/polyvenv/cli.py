@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Callable, NoReturn, Sequence
 
 from . import __version__
 from .config import DEFAULT_PATTERN, Config, Discovery, counted, did_you_mean, load_config, remember_discovery
-from .error_handler import error as _error
 from .error_handler import Outcome, error_handler, use_color
+from .error_handler import error as _error
 from .errors import UsageError
 
 if TYPE_CHECKING:
@@ -155,9 +155,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     width = max(20, *(len(s.name) + 1 for s in found))
     print(f"{'ENV':<{width}} {'STATE':<8} {'PYTHON':<10} DISTRIBUTIONS")
     for s in found:
-        stamp = s.stamp or {}
-        python = stamp.get("interpreter", {}).get("version", "-")
-        dists = ", ".join(f"{k}=={v}" for k, v in stamp.get("distributions", {}).items())
+        built = s.manifest
+        python = built.interpreter.version if built and built.interpreter else "-"
+        dists = ", ".join(f"{k}=={v}" for k, v in ((built and built.distributions) or {}).items())
         print(f"{s.name:<{width}} {s.state:<8} {python:<10} {dists or '-'}")
         for reason in s.reasons if s.state != "ok" else ():
             print(f"{'':<{width}} {reason}; fix: {s.fix}")

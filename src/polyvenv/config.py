@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable, NamedTuple
 
 from .errors import ConfigError
+from .runtime.files import write_atomic
 
 CONFIG_FILE = "polyvenv.toml"
 PYPROJECT = "pyproject.toml"
@@ -114,18 +115,19 @@ def find_config(start: Path) -> Path | None:
     return None
 
 
-def load_config(start: Path | str = ".", config_file: Path | str | None = None, *, required: bool = True,
-                prefer_snapshot: bool = False) -> Config:
+def config_path(start: Path | str = ".", config_file: Path | str | None = None) -> Path | None:
+    """The config file ``load_config`` reads: ``config_file``, else the first one at or above ``start``."""
+    return Path(config_file).resolve() if config_file else find_config(Path(start))
+
+
+def load_config(start: Path | str = ".", config_file: Path | str | None = None, *, required: bool = True) -> Config:
     """Find and validate the configuration; raise ConfigError listing every problem.
 
     With ``required=False`` and no file found, the workspace is the directory
     ``start`` with default settings (what ``sync --discover`` needs).
-    ``prefer_snapshot``: take the copy `sync` left of this very file, if it is
-    current, rather than parse the TOML again (the runtime does: a host's
-    start-up should not pay for a TOML parser).
     """
     start = Path(start)
-    path = Path(config_file).resolve() if config_file else find_config(start)
+    path = config_path(start, config_file)
     if path is None:
         if required:
             raise ConfigError(
@@ -135,21 +137,10 @@ def load_config(start: Path | str = ".", config_file: Path | str | None = None, 
         return _validate({}, root=start.resolve(), path=None)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
-    if prefer_snapshot:
-        from . import snapshot
-
-        config = snapshot.read(path)
-        if config is not None:
-            return config
     try:
         data = _read_toml(path)
-    except _NoTomlParser as e:
-        from . import snapshot
-
-        config = snapshot.read(path)
-        if config is None:
-            raise ConfigError(f"{e}; or run `polyvenv sync` once, which leaves a copy this Python can read") from None
-        return config
+    except _NoTomlParser as e:  # the runtime reads the copy `sync` leaves (snapshot.py) before it comes here
+        raise ConfigError(f"{e}; or run `polyvenv sync` once, which leaves a copy this Python can read") from None
     if path.name == PYPROJECT:  # any other file holds polyvenv's keys at top level
         data = data.get("tool", {}).get("polyvenv", {})
     return _validate(data, root=path.parent, path=path)
@@ -162,9 +153,7 @@ def remember_discovery(config: Config, discovery: Discovery) -> Config:
     if entry not in remembered:
         config.envs_dir.mkdir(parents=True, exist_ok=True)
         target = config.envs_dir / DISCOVERED_FILE
-        tmp = target.with_suffix(".tmp")
-        tmp.write_text(json.dumps(remembered + [entry], indent=2) + "\n")
-        tmp.replace(target)
+        write_atomic(target, json.dumps(remembered + [entry], indent=2) + "\n")
     return _merge_discovered(config, [discovery])
 
 

@@ -3,16 +3,33 @@
 Each class carries the exit code the command line uses for it: 2 for a
 usage or configuration problem the user must fix in what they wrote, 1 for
 work that failed. ``str(error)`` is the one clear line printed first: what
-failed, for which env, and what to do.
+failed, for which env, and what to do. ``env`` and ``path`` say the same for
+a program: the env the failure is about and the file or directory (None
+where the failure is about neither).
 """
 
 from __future__ import annotations
+
+import os
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: `import polyvenv` stays free
+if TYPE_CHECKING:
+    from typing import Any, Union
+
+    StrPath = Union[str, os.PathLike[str]]
 
 
 class PolyvenvError(Exception):
     """Base class of polyvenv's own errors."""
 
     exit_code = 1
+    env: str | None
+    path: str | None
+
+    def __init__(self, *args: Any, env: str | None = None, path: StrPath | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.env = env
+        self.path = os.fspath(path) if path is not None else getattr(self, "path", None)
 
 
 class ConfigError(PolyvenvError):
@@ -20,11 +37,12 @@ class ConfigError(PolyvenvError):
 
     exit_code = 2
 
-    def __init__(self, problems: list[str] | str) -> None:
+    def __init__(self, problems: list[str] | str, *, env: str | None = None, path: StrPath | None = None) -> None:
         self.problems = [problems] if isinstance(problems, str) else list(problems)
         first = self.problems[0]
         more = len(self.problems) - 1
-        super().__init__(first if not more else f"{first} (and {more} more problem{'s' * (more > 1)})")
+        super().__init__(first if not more else f"{first} (and {more} more problem{'s' * (more > 1)})",
+                         env=env, path=path)
 
 
 class UsageError(PolyvenvError):
@@ -40,10 +58,10 @@ class InterpreterNotFound(ConfigError):
 class BuildError(PolyvenvError):
     """Building an environment failed; the previous build is untouched."""
 
-    def __init__(self, message: str, env: str | None = None, log: str | None = None) -> None:
-        self.env = env
+    def __init__(self, message: str, env: str | None = None, log: str | None = None, *,
+                 path: StrPath | None = None) -> None:
+        super().__init__(message, env=env, path=path)
         self.log = log
-        super().__init__(message)
 
 
 class Interrupted(PolyvenvError):
@@ -86,18 +104,12 @@ class EnvImportError(PolyvenvError, ModuleNotFoundError):
             f"env {env!r} has no module {module!r} (looked in {where}); add the distribution that "
             f"provides it to the env's requirements, or list {module.split('.')[0]!r} in its `shared` "
             "to use the host's",
-            name=module,
+            name=module, env=env,
         )
-        self.env = env
 
 
 class ExtensionNotSupported(PolyvenvError, ImportError):
     """Compiled code a namespace env cannot load side by side (today: bytecode without its source)."""
-
-
-class VocabularyConflict(UserWarning):
-    """An env has its own version of a package whose objects cross API boundaries (typing_extensions,
-    annotated_types): the host's objects of that package are not the env's, so they may be ignored."""
 
 
 class WorkerDied(PolyvenvError):
@@ -119,6 +131,15 @@ class RemoteError(PolyvenvError):
     as ``remote_traceback`` and as its ``__cause__``."""
 
 
-class ProcessGlobalState(UserWarning):
+class VocabularyConflictWarning(PolyvenvWarning):
+    """An env has its own version of a package whose objects cross API boundaries (typing_extensions,
+    annotated_types): the host's objects of that package are not the env's, so they may be ignored."""
+
+
+class ProcessGlobalStateWarning(PolyvenvWarning):
     """An env's compiled code changed state one process has once (signal handlers, atexit, the C locale):
     envs sharing the process share it; ``isolation = "process"`` gives the env its own."""
+
+
+VocabularyConflict = VocabularyConflictWarning  # the names before 0.2, kept
+ProcessGlobalState = ProcessGlobalStateWarning

@@ -15,6 +15,7 @@ from typing import Any
 
 from .config import DISCOVERED_FILE, Config, Discovery, EnvSpec, load_config
 from .errors import ConfigError
+from .runtime.files import file_identity
 from .runtime.locations import user_cache_dir, write_cache_file
 
 _PATHS = {"root", "path", "envs_dir", "locks_dir", "bin_dir", "wheelhouse", "requirements_file", "source",
@@ -57,14 +58,8 @@ def _location(path: Path) -> str:
 
 
 def _inputs(path: Path, envs_dir: Path) -> list[Any]:
-    identities = []
-    for file in (path, envs_dir / DISCOVERED_FILE):
-        try:
-            st = os.stat(file)
-            identities.append([st.st_ino, st.st_size, st.st_mtime_ns])
-        except OSError:
-            identities.append(None)
-    return identities
+    identities = (file_identity(file) for file in (path, envs_dir / DISCOVERED_FILE))
+    return [list(identity) if identity else None for identity in identities]  # JSON's form
 
 
 def _plain(value: Any) -> Any:

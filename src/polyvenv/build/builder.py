@@ -16,23 +16,24 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from ..errors import BuildError
+from ..runtime.files import file_identity, venv_python
+from ..runtime.manifest import BuiltWith, InstalledBy, Manifest, write_manifest
 from ..runtime.sitedir import site_packages
 from . import builtwheels, integrity, pylock
 from .health import distributions
-from .installers import Sources, Wants, env_python
-from .probes import file_identity
+from .installers import Sources, Wants
 from .spec import BuildSpec
-from .store import remove_tree, write_stamp
+from .store import remove_tree
 
 BUILDING_MARK = ".polyvenv-building"
 
 
 def build(spec: BuildSpec, target: Path, sources: Sources, cwd: Path, log_path: Path,
-          spec_hash: str | None = None) -> dict[str, Any]:
-    """Build ``spec`` at ``target`` (cleared first); return the stamp written last.
+          spec_hash: str | None = None) -> Manifest:
+    """Build ``spec`` at ``target`` (cleared first); return the manifest written last (its stamp).
 
     ``spec_hash``: the hash ``target`` is named after (default: the spec's now). The installer
     reads the requirements and lock files again as it installs, so a file saved meanwhile would
@@ -65,15 +66,13 @@ def build(spec: BuildSpec, target: Path, sources: Sources, cwd: Path, log_path: 
                          log=str(log_path))
     try:
         (target / BUILDING_MARK).unlink()
-        stamp = manifest(spec, target, spec_hash)
-        if refreshed:
-            stamp["cache_refreshed"] = refreshed
-        stamp["build_seconds"] = round(time.monotonic() - started, 3)
-        write_stamp(target, stamp)
+        built = manifest(spec, target, spec_hash)._replace(cache_refreshed=tuple(refreshed),
+                                                           build_seconds=round(time.monotonic() - started, 3))
+        built = write_manifest(target, built)
     except OSError as e:  # a full disk, most often: the build stays unstamped, so it is never used
         raise BuildError(f"build of env {spec.name!r} could not be marked complete: {e.strerror or e} "
                          f"({target}); free some space and run again", env=spec.name, log=str(log_path)) from None
-    return stamp
+    return built
 
 
 def _installable(wants: Wants, sources: Sources, scratch: Path, log: IO[str]) -> Wants:
@@ -100,30 +99,26 @@ def verified(spec: BuildSpec, wants: Wants, target: Path, sources: Sources, cwd:
     return integrity.damaged_files(target, content=True), [f"{name} {version}" for name, version in owners]
 
 
-def manifest(spec: BuildSpec, target: Path, spec_hash: str) -> dict[str, Any]:
+def manifest(spec: BuildSpec, target: Path, spec_hash: str) -> Manifest:
     """What the runtime needs to load this env without reading TOML or importing the build half."""
     env = spec.env
     sp = site_packages(target)
-    return {
-        "name": env.name,
-        "spec_hash": spec_hash,
-        "path": str(target),
-        "python": str(env_python(target)),
-        "site_packages": str(sp) if sp else None,
-        "interpreter": {
-            "path": spec.interpreter.path,
-            "version": spec.interpreter.version,
-            "implementation": spec.interpreter.implementation,
-        },
-        "interpreter_identity": file_identity(spec.interpreter.path),
-        "installer": {"name": spec.installer.name, "version": spec.installer_version},
-        "requirements": list(env.requirements),
-        "requirements_file": str(env.requirements_file) if env.requirements_file else None,
-        "lock_file": str(spec.lock_file) if spec.lock_file else None,
-        "source": str(env.source) if env.source else None,
-        "isolation": env.isolation,
-        "shared": list(env.shared),
-        "provides": list(env.provides),
-        "distributions": distributions(target),
-        **({"link_mode": spec.installer.link_mode} if spec.installer.link_mode else {}),
-    }
+    return Manifest(
+        name=env.name,
+        spec_hash=spec_hash,
+        path=str(target),
+        python=str(venv_python(target)),
+        site_packages=str(sp) if sp else None,
+        interpreter=BuiltWith(spec.interpreter.path, spec.interpreter.version, spec.interpreter.implementation),
+        interpreter_identity=tuple(file_identity(spec.interpreter.path) or ()),
+        installer=InstalledBy(spec.installer.name, spec.installer_version),
+        requirements=tuple(env.requirements),
+        requirements_file=str(env.requirements_file) if env.requirements_file else None,
+        lock_file=str(spec.lock_file) if spec.lock_file else None,
+        source=str(env.source) if env.source else None,
+        isolation=env.isolation,
+        shared=tuple(env.shared),
+        provides=tuple(env.provides),
+        distributions=distributions(target),
+        link_mode=spec.installer.link_mode or None,
+    )

@@ -25,6 +25,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from ..errors import ForeignPath
+from ..runtime.files import write_atomic
 
 RECORD = "polyvenv-built.json"
 _FORMAT = "wheels this wheelhouse built from sdists"  # the proof the record is polyvenv's
@@ -79,10 +80,8 @@ def record(wheelhouse: Path, lock: Path, fresh: Path) -> None:
                                  "sha256": digest, "for": sorted(pin.hashes)}
         else:
             built.pop(wheel.name, None)  # downloaded as the lock names it: nothing to add
-    staged = wheelhouse / f".{RECORD}.{os.getpid()}.tmp"
-    staged.write_text(json.dumps({"polyvenv": _FORMAT, "format": 1, "built": sorted(built.values(), key=lambda e: e["wheel"])},
-                                 indent=1) + "\n")
-    os.replace(staged, target)
+    record = {"polyvenv": _FORMAT, "format": 1, "built": sorted(built.values(), key=lambda e: e["wheel"])}
+    write_atomic(target, json.dumps(record, indent=1) + "\n")
 
 
 def installable(lock: Path, wheelhouse: Path | None, scratch: Path) -> tuple[Path, list[str]]:

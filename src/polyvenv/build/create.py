@@ -22,12 +22,13 @@ from pathlib import Path
 from ..config import Config, EnvSpec
 from ..errors import ForeignPath, UsageError
 from ..runtime.locations import user_cache_dir
+from ..runtime.manifest import MANIFEST, read_manifest
 from . import health
 from .builder import BUILDING_MARK, build
 from .progress import Lines, Progress
-from .spec import Planner
 from .retire import retire
-from .store import STAMP, exclusive_lock, read_stamp
+from .spec import Planner
+from .store import exclusive_lock
 from .sync import sources_for
 
 MARKER = ".polyvenv-create"  # inside .DIR.polyvenv: this directory is polyvenv's
@@ -119,7 +120,7 @@ def _ours(target: Path) -> bool:
         return os.path.dirname(os.readlink(target)) == _home(target).name
     if not target.is_dir():
         return False
-    return not any(target.iterdir()) or (target / STAMP).is_file() or (target / BUILDING_MARK).is_file()
+    return not any(target.iterdir()) or (target / MANIFEST).is_file() or (target / BUILDING_MARK).is_file()
 
 
 def _claim_home(target: Path) -> Path:
@@ -153,5 +154,5 @@ def _switch(target: Path, build_dir: Path, home: Path) -> None:
 
 
 def _complete(target: Path, spec_hash: str) -> bool:
-    stamp = read_stamp(target)
-    return bool(stamp and stamp["spec_hash"] == spec_hash and not health.problems(target, stamp))
+    built = read_manifest(target)
+    return bool(built and built.spec_hash == spec_hash and not health.problems(target, built))

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 from ..runtime import sitedir
+from ..runtime.manifest import Manifest
 from ..runtime.sitedir import site_packages
 from . import integrity
 
@@ -30,24 +30,24 @@ def missing_files(env: Path, limit: int = 20) -> list[str]:
     return [d.path for d in integrity.damaged_files(env, limit=limit)]
 
 
-def interpreter_problem(stamp: dict[str, Any]) -> str | None:
+def interpreter_problem(built: Manifest) -> str | None:
     """Why the interpreter an env was built with cannot serve it any more, or None.
 
     An interpreter upgraded in place shows up elsewhere: its new version
     changes the env's spec hash, so the env is stale and `sync` rebuilds it.
     """
-    python = stamp["interpreter"]
-    if not os.path.exists(python["path"]):
-        return f"its interpreter {python['path']} (Python {python['version']}) is gone"
+    python = built.interpreter
+    if python is not None and not os.path.exists(python.path):
+        return f"its interpreter {python.path} (Python {python.version}) is gone"
     return None
 
 
-def distribution_problem(env: Path, stamp: dict[str, Any]) -> str | None:
+def distribution_problem(env: Path, built: Manifest) -> str | None:
     """How the installed distributions differ from those the build installed, or None.
 
     A dist-info removed takes its RECORD with it, so no file check could see it.
     """
-    was, now = stamp.get("distributions"), distributions(env)
+    was, now = built.distributions, distributions(env)
     if was is None or was == now:
         return None
     changes = [f"{name} {was[name]} is gone" if name not in now else f"{name} {was[name]} is now {now[name]}"
@@ -56,14 +56,14 @@ def distribution_problem(env: Path, stamp: dict[str, Any]) -> str | None:
     return "installed distributions changed since the build: " + ", ".join(changes)
 
 
-def problems(env: Path, stamp: dict[str, Any], *, content: bool = False,
+def problems(env: Path, built: Manifest, *, content: bool = False,
              digests: integrity.Digests | None = None) -> list[str]:
     """Everything wrong with a complete build, most fundamental first.
 
     Files are checked by size, or with ``content`` by sha256 too (reads every
     file; ``digests`` spares files another env of this caller shares).
     """
-    found = [p for p in (interpreter_problem(stamp), distribution_problem(env, stamp)) if p]
+    found = [p for p in (interpreter_problem(built), distribution_problem(env, built)) if p]
     damage = integrity.damaged_files(env, content=content, digests=digests)
     if damage:
         found.append(integrity.describe(damage))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, NamedTuple, Protocol, Sequence
 
 from ..errors import BuildError, Interrupted
+from ..runtime.files import venv_python
 from .interpreters import Interpreter
 from .probes import ProbeCache
 
@@ -55,10 +56,6 @@ class Installer(Protocol):
                 reinstall: Sequence[str] = ()) -> None: ...
 
     def forget(self, distributions: Sequence[str], log: IO[str]) -> bool: ...
-
-
-def env_python(target: Path) -> Path:
-    return target / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
 def run_logged(argv: Sequence[str], log: IO[str], *, cwd: Path | None = None,
@@ -130,7 +127,8 @@ class Uv:
         return env
 
     def create(self, target: Path, python: Interpreter, with_pip: bool, log: IO[str]) -> None:
-        argv = [self.binary, "venv", "--no-config", "--no-project", "--allow-existing", "--python", python.path, str(target)]
+        argv = [self.binary, "venv", "--no-config", "--no-project", "--allow-existing", "--python", python.path,
+                str(target)]
         if with_pip:
             argv.insert(2, "--seed")
         run_logged(argv, log, env=self.environ(), what="uv venv")
@@ -146,7 +144,7 @@ class Uv:
             argv += ["install", *wants.requirements]
             if wants.requirements_file:
                 argv += ["-r", wants.requirements_file]
-        argv += ["--no-config", "--python", env_python(target), *self.source_args(sources)]
+        argv += ["--no-config", "--python", venv_python(target), *self.source_args(sources)]
         if self.link_mode:
             argv += ["--link-mode", self.link_mode]
         for name in reinstall:
@@ -199,7 +197,7 @@ class Pip:
     def install(self, target: Path, wants: Wants, sources: Sources, cwd: Path, log: IO[str],
                 reinstall: Sequence[str] = ()) -> None:
         argv: list[str | Path] = [
-            sys.executable, "-m", "pip", "--python", env_python(target), "install",
+            sys.executable, "-m", "pip", "--python", venv_python(target), "install",
             "--no-input", "--disable-pip-version-check", "--no-compile",
         ]
         if wants.lock_file:

@@ -21,6 +21,7 @@ import re
 from pathlib import Path
 
 from ..errors import BuildError, ForeignPath, LockFileOutdated
+from ..runtime.files import write_atomic
 from . import pylock
 from .installers import InstallerFailed, Sources, Uv, run_logged
 from .spec import BuildSpec, Planner
@@ -122,14 +123,7 @@ def write_lock(spec: BuildSpec, lock: Path, uv: Uv, sources: Sources, cwd: Path,
         text = header + out.read_text().replace(f"-r {requirements_in}", f"the requirements of env {env.name!r}")
         if _read(lock) == text:
             return lock
-        staged = lock.with_name(f".{lock.name}.{os.getpid()}.tmp")
-        staged.write_text(text)
-        try:
-            check_ours(lock)  # again, right before replacing it
-            staged.replace(lock)
-        except BaseException:
-            staged.unlink()
-            raise
+        write_atomic(lock, text, check=lambda: check_ours(lock))  # checked again right before replacing it
     return lock
 
 

@@ -14,7 +14,7 @@ here: the same inputs give the same decision. Anything else (a changed
 file, an option, discovery, shims, a ``python = "3.12"`` version request
 whose answer depends on what is installed) takes the full path.
 
-This module imports only ``os``, ``sys`` and ``marshal``: that is the point.
+This module imports only ``os``, ``sys`` and ``marshal`` (and runtime/files.py): that is the point.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import marshal
 import os
 import sys
 
+from ..runtime.files import file_identity
 from ..runtime.locations import user_cache_dir, write_cache_file
 
 FORMAT = 1
@@ -67,13 +68,6 @@ def remember(config_path: str, envs: int, files: list[tuple[str, bool, tuple[int
     write_cache_file(_memo_path(config_path), marshal.dumps(memo))
 
 
-def forget(config_path: str) -> None:
-    try:
-        os.unlink(_memo_path(config_path))
-    except OSError:
-        pass
-
-
 def _nearest_config(start: str) -> str | None:
     """The first polyvenv.toml or pyproject.toml at or above ``start``.
 
@@ -105,10 +99,9 @@ def _key() -> list[str | int]:
 
 def _identity(path: str, follow: bool) -> tuple[int, int, int] | str | None:
     """What identifies a file's content (inode, size, mtime), a link's target, or None if absent."""
+    if follow:
+        return file_identity(path)
     try:
-        if not follow:
-            return os.readlink(path)
-        st = os.stat(path)
+        return os.readlink(path)
     except OSError:
         return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns)

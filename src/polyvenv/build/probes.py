@@ -8,10 +8,10 @@ and mtime are unchanged, so an upgraded interpreter is probed afresh.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Callable
 
+from ..runtime.files import file_identity
 from ..runtime.locations import write_cache_file
 
 
@@ -24,7 +24,7 @@ class ProbeCache:
     def get(self, program: str, probe: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
         """``probe(program)``, or the remembered answer for the same unchanged file."""
         entries = self._load()
-        key = file_identity(program)
+        key = list(file_identity(program) or ())  # JSON's form
         cached = entries.get(program)
         if cached and cached["identity"] == key:
             return cached["facts"]
@@ -46,8 +46,3 @@ class ProbeCache:
             except (OSError, ValueError):
                 self._entries = {}
         return self._entries
-
-
-def file_identity(path: str) -> list[int]:
-    st = os.stat(path)
-    return [st.st_ino, st.st_size, st.st_mtime_ns]

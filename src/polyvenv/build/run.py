@@ -10,6 +10,7 @@ from typing import Sequence
 
 from ..config import Config
 from ..errors import UsageError
+from ..runtime.files import venv_bin
 from ..runtime.lease import hold
 from .sync import raise_first_failure, sync
 
@@ -27,7 +28,7 @@ def run(config: Config, name: str, command: Sequence[str]) -> int:
 
 
 def _run_in(env_dir: Path, name: str, command: Sequence[str], lease_fd: int | None) -> int:
-    bin_dir = env_dir / ("Scripts" if os.name == "nt" else "bin")
+    bin_dir = venv_bin(env_dir)
     environ = dict(os.environ)
     environ.pop("PYTHONHOME", None)
     environ["VIRTUAL_ENV"] = str(env_dir)

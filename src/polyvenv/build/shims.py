@@ -26,6 +26,7 @@ from pathlib import Path
 
 from ..config import Config, EnvSpec
 from ..errors import ShimConflict
+from ..runtime.files import replace_atomic, write_atomic
 from ..runtime.sitedir import site_packages
 from .store import Store
 
@@ -166,9 +167,7 @@ def _apply(bin_dir: Path, registry: dict, ours: dict, desired: dict) -> str:
 
 
 def _save(bin_dir: Path, registry: dict) -> None:
-    tmp = bin_dir / f"{REGISTRY}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(registry, indent=2, sort_keys=True) + "\n")
-    tmp.replace(bin_dir / REGISTRY)
+    write_atomic(bin_dir / REGISTRY, json.dumps(registry, indent=2, sort_keys=True) + "\n")
 
 
 def _check_ours(path: Path, shim: dict[str, str] | None) -> None:
@@ -183,20 +182,14 @@ def _write(path: Path, shim: dict[str, str], previous: dict[str, str] | None) ->
 
     ``previous`` is the registry's word for what is at ``path`` now (None: nothing of ours).
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    if os.path.lexists(tmp):
-        tmp.unlink()
-    if shim["kind"] == "link":
-        tmp.symlink_to(shim["target"])
-    else:
-        tmp.write_text(_wrapper_text(shim))
-        tmp.chmod(0o755)
-    try:
-        _check_ours(path, previous)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink()
-        raise
+    def make(tmp: str) -> None:
+        if shim["kind"] == "link":
+            os.symlink(shim["target"], tmp)
+        else:
+            Path(tmp).write_text(_wrapper_text(shim))
+            os.chmod(tmp, 0o755)
+
+    replace_atomic(path, make, check=lambda: _check_ours(path, previous))
 
 
 def _wrapper_text(shim: dict[str, str]) -> str:

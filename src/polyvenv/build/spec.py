@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from ..config import Config, EnvSpec
-from .installers import Installer, Wants, installer_named
 from ..errors import InterpreterNotFound
+from .installers import Installer, Wants, installer_named
 from .interpreters import Interpreter, resolve
 from .probes import ProbeCache
 

@@ -7,9 +7,10 @@ from typing import Any, NamedTuple, Sequence
 
 from ..config import Config, EnvSpec
 from ..errors import ConfigError
+from ..runtime.manifest import Manifest, read_manifest
 from . import health, integrity, lockfiles
 from .spec import Planner
-from .store import Store, read_stamp
+from .store import Store
 
 
 class EnvStatus(NamedTuple):
@@ -18,22 +19,22 @@ class EnvStatus(NamedTuple):
     path: Path
     reasons: list[str]
     fix: str | None
-    stamp: dict[str, Any] | None
+    manifest: Manifest | None  # of the env's current build
 
     def as_json(self) -> dict[str, Any]:
-        stamp = self.stamp or {}
+        built = self.manifest
         return {
             "name": self.name,
             "state": self.state,
             "path": str(self.path),
-            "build": stamp.get("path"),
+            "build": built.path if built else None,
             "reasons": self.reasons,
             "fix": self.fix,
-            "python": stamp.get("interpreter"),
-            "requirements": stamp.get("requirements"),
-            "distributions": stamp.get("distributions", {}),
-            "built_at": stamp.get("built_at"),
-            "spec_hash": stamp.get("spec_hash"),
+            "python": built.interpreter._asdict() if built and built.interpreter else None,
+            "requirements": list(built.requirements) if built else None,
+            "distributions": (built.distributions if built else None) or {},
+            "built_at": built.built_at if built else None,
+            "spec_hash": built.spec_hash if built else None,
         }
 
 
@@ -52,18 +53,18 @@ def statuses(config: Config, envs: Sequence[EnvSpec], installer: str | None = No
 
 def _status(store: Store, planner: Planner, env: EnvSpec, verify: bool, digests: integrity.Digests) -> EnvStatus:
     build = store.current(env.name)
-    stamp = read_stamp(build) if build else None
+    built = read_manifest(build) if build else None
 
     def status(state: str, reasons: list[str], fix: str | None = None) -> EnvStatus:
-        return EnvStatus(env.name, state, store.link(env.name), reasons, fix, stamp)
+        return EnvStatus(env.name, state, store.link(env.name), reasons, fix, built)
 
-    if build is None or stamp is None:
+    if build is None or built is None:
         reason = "not built yet" if not store.builds(env.name) else "no complete build"
         return status("missing", [reason], f"polyvenv sync {env.name}")
-    problems = health.problems(build, stamp, content=verify, digests=digests)
-    if problems and health.interpreter_problem(stamp):
-        python = stamp["interpreter"]
-        return status("broken", problems, f"reinstall Python {python['version']} at {python['path']}, or set "
+    problems = health.problems(build, built, content=verify, digests=digests)
+    python = built.interpreter
+    if problems and python is not None and health.interpreter_problem(built):
+        return status("broken", problems, f"reinstall Python {python.version} at {python.path}, or set "
                       f"`python` of env {env.name!r} to another interpreter; then run `polyvenv sync {env.name}`")
     if problems:
         return status("broken", problems, f"polyvenv sync --repair {env.name}")
@@ -73,24 +74,27 @@ def _status(store: Store, planner: Planner, env: EnvSpec, verify: bool, digests:
         return status("stale", e.problems, "fix the configuration, then run `polyvenv sync`")
     outdated = ([f"its lock file {spec.lock_file} is out of date with its requirements"]
                 if spec.lock_file and not lockfiles.is_current(spec, spec.lock_file) else [])
-    if spec.hash != stamp["spec_hash"]:
-        return status("stale", _why_stale(stamp, spec.inputs()) + outdated, f"polyvenv sync {env.name}")
+    if spec.hash != built.spec_hash:
+        return status("stale", _why_stale(built, spec.inputs()) + outdated, f"polyvenv sync {env.name}")
     if outdated:
         return status("stale", outdated, f"polyvenv sync {env.name}")  # which locks it again, then installs that
     return status("ok", [])
 
 
-def _why_stale(stamp: dict[str, Any], inputs: dict[str, Any]) -> list[str]:
+def _why_stale(built: Manifest, inputs: dict[str, Any]) -> list[str]:
     reasons = []
-    was, now = stamp["interpreter"], inputs["interpreter"]
-    if (was["path"], was["version"]) != (now["path"], now["version"]):
-        reasons.append(f"interpreter changed: {was['path']} {was['version']} -> {now['path']} {now['version']}")
-    if stamp["requirements"] != inputs["requirements"]:
+    was, now = built.interpreter, inputs["interpreter"]
+    if was is None or (was.path, was.version) != (now["path"], now["version"]):
+        before = f"{was.path} {was.version}" if was else "unknown"
+        reasons.append(f"interpreter changed: {before} -> {now['path']} {now['version']}")
+    if list(built.requirements) != inputs["requirements"]:
         reasons.append("requirements changed")
-    if stamp["installer"] != inputs["installer"]:
-        reasons.append(f"installer changed: {stamp['installer']} -> {inputs['installer']}")
-    if stamp.get("link_mode") != inputs.get("link_mode"):
-        reasons.append(f"link-mode changed: {stamp.get('link_mode') or 'default'} -> {inputs.get('link_mode') or 'default'}")
-    if (stamp.get("lock_file") is None) != (inputs["lock"] is None):
+    installer = built.installer._asdict() if built.installer else None
+    if installer != inputs["installer"]:
+        reasons.append(f"installer changed: {installer} -> {inputs['installer']}")
+    if built.link_mode != inputs.get("link_mode"):
+        was_mode, now_mode = built.link_mode or "default", inputs.get("link_mode") or "default"
+        reasons.append(f"link-mode changed: {was_mode} -> {now_mode}")
+    if (built.lock_file is None) != (inputs["lock"] is None):
         reasons.append("lock file added" if inputs["lock"] else "lock file removed")
     return reasons or ["the requirements file or lock file changed"]

@@ -1,17 +1,17 @@
-"""The envs directory on disk: versioned builds, stamps, the current-build links, locks.
+"""The envs directory on disk: versioned builds, their manifests, the current-build links, locks.
 
 Layout (``envs-dir``, ``.polyvenv`` by default)::
 
     .polyvenv-envs          the marker: this directory is polyvenv's (written before anything else)
     <name>                  symlink -> .builds/<name>-<spec hash>: the env users and hosts see
-    .builds/<name>-<hash>/  a real venv; complete only once it holds a valid stamp
+    .builds/<name>-<hash>/  a real venv; complete only once it holds a valid manifest
     .locks/<name>.lock      held while building <name>; .locks/workspace.lock for gc and shims
     .logs/<name>-<hash>.log the installer output of that build
     .logs/builds.jsonl      one line per finished build
 
-The stamp (``polyvenv.json`` inside a build) is written last, through a temp
-file and ``os.replace``: a build without it was interrupted and is never used.
-It doubles as the manifest the runtime reads.
+The manifest (``polyvenv.json`` inside a build, runtime/manifest.py) is its
+stamp: written last, through a temp file and ``os.replace``, so a build
+without it was interrupted and is never used.
 
 Ownership: polyvenv deletes or replaces only what it can prove it made.
 The envs dir is its own when it carries the marker (config validation
@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..config import ENVS_MARKER
 from ..errors import ForeignPath
-from ..runtime.manifest import MANIFEST as STAMP, MANIFEST_FORMAT as STAMP_FORMAT, read_manifest as read_stamp
+from ..runtime.manifest import read_manifest
 
 
 class Store:
@@ -105,7 +104,7 @@ class Store:
         if not self.owned_link(name):
             return None
         target = link.parent / os.readlink(link)
-        return target if read_stamp(target) is not None else None
+        return target if read_manifest(target) is not None else None
 
     def switch(self, name: str, build: Path) -> None:
         """Point ``<name>`` at ``build`` atomically: readers see the old or the new, never neither."""
@@ -127,7 +126,7 @@ class Store:
         if self.owned_link(name):
             self.link(name).unlink()
 
-    # -- locks and history -----------------------------------------------------
+    # -- locks and the build log -----------------------------------------------------
 
     def lock(self, name: str = "workspace"):
         """The lock a builder of ``name`` holds (``workspace``: for gc and shims).
@@ -147,17 +146,6 @@ class Store:
         finally:
             os.close(fd)
 
-    def history(self) -> Iterator[dict[str, Any]]:
-        try:
-            lines = (self.root / ".logs" / "builds.jsonl").read_text().splitlines()
-        except OSError:
-            return
-        for line in lines:
-            try:
-                yield json.loads(line)
-            except ValueError:
-                continue
-
 
 def exclusive_lock(path: Path):
     """An inter-process lock (flock), released if its holder dies; never the silent soft fallback."""
@@ -168,18 +156,6 @@ def exclusive_lock(path: Path):
         return filelock.FileLock(str(path), fallback_to_soft=False)
     except TypeError:  # filelock 3.x: FileLock is fcntl-based wherever fcntl exists, no fallback
         return filelock.FileLock(str(path))
-
-
-def write_stamp(build: Path, stamp: dict[str, Any]) -> None:
-    """Mark a build complete: the last write of every build."""
-    stamp = {"format": STAMP_FORMAT, "built_at": time.time(), **stamp}
-    tmp = build / f".{STAMP}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(stamp, f, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, build / STAMP)
 
 
 def remove_tree(path: Path) -> None:

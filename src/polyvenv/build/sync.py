@@ -17,18 +17,19 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import NamedTuple, Sequence
 
 from ..config import DISCOVERED_FILE, Config, EnvSpec, load_config
 from ..errors import BuildError, ConfigError, Interrupted, UsageError
 from ..runtime.lease import retiring
+from ..runtime.manifest import MANIFEST, Manifest, read_manifest
 from . import integrity, interrupts, lockfiles, noop
 from .installers import Sources
 from .interpreters import is_path
 from .progress import Lines as ProgressLines
 from .progress import Progress
 from .spec import BuildSpec, Planner, lock_path
-from .store import STAMP, Store, read_stamp
+from .store import Store
 
 
 class ConfigChanged(BuildError):
@@ -171,7 +172,8 @@ def _relocked(config: Config, planner: Planner, specs: list[BuildSpec], offline:
             lockfiles.write_lock(spec, lock, uv, sources, config.root, log)
         except BuildError as e:
             say.finished(spec.name, f"FAILED: {e}")
-            failed[spec.name] = Outcome(spec.name, "failed", None, 0.0, BuildError(str(e), env=spec.name))  # names its log
+            # names its log
+            failed[spec.name] = Outcome(spec.name, "failed", None, 0.0, BuildError(str(e), env=spec.name))
             continue
         say.finished(spec.name, f"locked: {lock}")
         fresh[spec.name] = planner.spec(spec.env)
@@ -243,7 +245,7 @@ def _memo_inputs(config: Config) -> list[tuple[str, bool]] | None:
     files = [(config.path, True), (config.envs_dir / DISCOVERED_FILE, True), (find_uv_bin(), True)]
     for env in config.envs.values():
         link = config.envs_dir / env.name
-        files += [(link, False), (link / STAMP, True), (lock_path(config, env.name), True),
+        files += [(link, False), (link / MANIFEST, True), (lock_path(config, env.name), True),
                   (config.root / env.python if env.python else default, True)]
         if env.requirements_file:
             files.append((env.requirements_file, True))
@@ -280,7 +282,7 @@ def _sync_one(config: Config, store: Store, spec: BuildSpec, sources: Sources, r
         superseded = _superseded(config, store, spec, planned, installer, progress, built=False)
         if superseded:
             return superseded
-        if read_stamp(target) is not None and not integrity.damaged_files(target, content=repair, limit=1):
+        if read_manifest(target) is not None and not integrity.damaged_files(target, content=repair, limit=1):
             interrupts.check()
             store.switch(spec.name, target)  # an earlier build of this very spec: reuse it
             progress.finished(spec.name, f"switched to its existing build {target.name}")
@@ -295,7 +297,7 @@ def _sync_one(config: Config, store: Store, spec: BuildSpec, sources: Sources, r
                     raise BuildError(f"env {spec.name!r}: its build {target} is damaged, but a running process "
                                      "loads from it: stop that process (or unload the env), then run "
                                      f"`polyvenv sync --repair {spec.name}` again", env=spec.name, log=str(log))
-                stamp = builder.build(spec, target, sources, config.root, log, planned)
+                built = builder.build(spec, target, sources, config.root, log, planned)
         except BuildError as e:
             progress.finished(spec.name, f"FAILED: {e} (log: {e.log})")
             return Outcome(spec.name, "failed", None, time.monotonic() - started, e)
@@ -308,7 +310,7 @@ def _sync_one(config: Config, store: Store, spec: BuildSpec, sources: Sources, r
         lock.release()
     seconds = time.monotonic() - started
     store.record_build({"env": spec.name, "spec_hash": planned, "seconds": round(seconds, 3), "at": time.time()})
-    progress.finished(spec.name, f"built in {seconds:.1f}s{_refreshed(stamp)}")
+    progress.finished(spec.name, f"built in {seconds:.1f}s{_refreshed(built)}")
     return Outcome(spec.name, "built", target, seconds)
 
 
@@ -338,9 +340,9 @@ def _superseded(config: Config, store: Store, spec: BuildSpec, planned: str, ins
     return Outcome(spec.name, "failed", None, 0.0, error)
 
 
-def _refreshed(stamp: dict[str, Any]) -> str:
+def _refreshed(built: Manifest) -> str:
     """What a build found damaged in uv's cache and unpacked afresh, for its progress line."""
-    names = stamp.get("cache_refreshed") or []
+    names = built.cache_refreshed
     if len(names) == 1:
         return f"; uv's cache entry for {names[0]} was damaged and was refreshed"
     return f"; uv's cache entries for {', '.join(names)} were damaged and were refreshed" if names else ""

@@ -28,15 +28,20 @@ import sys
 import threading
 import weakref
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Iterable
 
 from ..errors import NotBuilt, RemoteError, WorkerDied, WorkerRestarted
+from ..runtime.files import venv_python
 from ..runtime.lease import Lease, hold
-from ..runtime.manifest import read_manifest
-from ..runtime.sitedir import normalize, site_packages
+from ..runtime.manifest import Manifest, read_manifest
+from ..runtime.sitedir import site_packages
 from .channel import Channel
 from .ops import OPS
 from .wire import HELLO, Closed
+
+if TYPE_CHECKING:
+    from importlib.metadata import Distribution, EntryPoints, PackagePath
 
 WORKER = Path(__file__).with_name("worker.py")
 _ENVS: "weakref.WeakSet[ProcessEnv]" = weakref.WeakSet()  # this process's, for a forked child to let go of
@@ -45,7 +50,7 @@ _ENVS: "weakref.WeakSet[ProcessEnv]" = weakref.WeakSet()  # this process's, for 
 class ProcessEnv:
     """One env whose modules are imported and run in a worker process."""
 
-    def __init__(self, name: str, path: str | Path, manifest: dict[str, Any] | None = None,
+    def __init__(self, name: str, path: str | Path, manifest: Manifest | None = None,
                  source: str | Path | None = None) -> None:
         self.name = name
         self.path = Path(path)
@@ -54,18 +59,19 @@ class ProcessEnv:
         self._lock = threading.RLock()
         self._worker: _Worker | None = None
         self._lease: Lease | None = None
+        self._metadata: tuple[Path, ModuleType] | None = None  # for which build
         _ENVS.add(self)
 
     @classmethod
-    def from_path(cls, path: str | Path, name: str | None = None) -> "ProcessEnv":
+    def from_path(cls, path: str | Path, name: str | None = None) -> ProcessEnv:
         """Any existing venv, no config: its own interpreter runs the worker."""
         path = Path(path).absolute()
         manifest = read_manifest(path)
-        if not _python(path).exists():
-            raise NotBuilt(f"{path} is not a virtualenv (no {_python(path).relative_to(path)}): process "
-                           "isolation runs the env's own interpreter")
-        source = (manifest or {}).get("source")
-        return cls(name or (manifest or {}).get("name") or path.name, path, manifest, source)
+        if not venv_python(path).exists():
+            raise NotBuilt(f"{path} is not a virtualenv (no {venv_python(path).relative_to(path)}): process "
+                           "isolation runs the env's own interpreter", path=path)
+        source = manifest.source if manifest else None
+        return cls(name or (manifest.name if manifest else None) or path.name, path, manifest, source)
 
     @property
     def build(self) -> Path | None:
@@ -88,25 +94,43 @@ class ProcessEnv:
     @property
     def python(self) -> Path:
         """The interpreter the worker runs: the build's own, so the worker never sees another build."""
-        return _python(self._resolved())
+        return venv_python(self._resolved())
 
     def import_module(self, name: str) -> Any:
         """A proxy of the env's module ``name``, imported in the worker (started if need be)."""
         return self._channel().request("import", (name,))
 
+    # metadata, answered for this env only and read here: no worker needed
+    @property
+    def metadata(self) -> ModuleType:
+        """``importlib.metadata`` answering for this env's build (as an in-process Env's code sees it)."""
+        build = self._resolved()
+        made = self._metadata
+        if made is None or made[0] != build:
+            from ..runtime.facades import metadata_namespace
+
+            module = ModuleType("importlib.metadata", f"importlib.metadata of env {self.name!r}")
+            site = site_packages(build)
+            module.__dict__.update(metadata_namespace([str(r) for r in (site, self.source) if r]))
+            made = self._metadata = (build, module)
+        return made[1]
+
+    def distributions(self) -> Iterable[Distribution]:
+        return self.metadata.distributions()  # type: ignore[no-any-return]
+
+    def distribution(self, name: str) -> Distribution:
+        return self.metadata.distribution(name)  # type: ignore[no-any-return]
+
     def version(self, name: str) -> str:
-        """The installed version of distribution ``name`` in this env (read here: no worker needed)."""
+        """The installed version of distribution ``name`` in this env."""
         return self.distribution(name).version
 
-    def distribution(self, name: str) -> Any:
-        from importlib import metadata
+    def entry_points(self, **params: Any) -> EntryPoints:
+        """The env's entry points (``importlib.metadata.entry_points``; on Python 3.9, its dict by group)."""
+        return self.metadata.entry_points(**params)  # type: ignore[no-any-return]
 
-        site = site_packages(self._resolved())
-        roots = [str(r) for r in (site, self.source) if r]
-        for dist in metadata.distributions(path=roots):
-            if normalize(dist.metadata["Name"] or "") == normalize(name):
-                return dist
-        raise metadata.PackageNotFoundError(name)
+    def files(self, name: str) -> list[PackagePath] | None:
+        return self.metadata.files(name)  # type: ignore[no-any-return]
 
     def unload(self) -> None:
         """Stop the worker: its objects are gone (their proxies raise WorkerDied); the next import
@@ -114,6 +138,7 @@ class ProcessEnv:
         with self._lock:
             worker, self._worker = self._worker, None
             lease, self._lease = self._lease, None
+            self._metadata = None
         if worker is not None:
             worker.stop()
         if lease is not None:
@@ -173,7 +198,7 @@ class _Worker:
         import pickle
 
         assert kind == HELLO, kind
-        _pid, self.version, self.channel.peer_numpy = pickle.loads(payload)
+        _pid, _version, self.channel.peer_numpy = pickle.loads(payload)
 
     def error(self, starting: bool = False) -> WorkerDied:
         """What the calls of a closed channel raise: which env, what became of its worker, what next."""
@@ -241,10 +266,6 @@ class _Worker:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-
-
-def _python(path: Path) -> Path:
-    return path / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
 
 
 def _forked() -> None:

@@ -11,7 +11,6 @@ one, and is kept as ``remote_traceback``.
 from __future__ import annotations
 
 import builtins
-from typing import Any
 
 _CLASSES: dict[tuple, type] = {}
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .ops import BINARY, COMPARE, UNARY
+
 
 class Proxy:
     """An object living on the other side of a channel; every operation on it runs there."""
@@ -123,9 +125,8 @@ def _operator(name: str) -> Any:
     return lambda self, *other: self._pv_channel.request(name, (self, *other))
 
 
-for _name in ("add", "sub", "mul", "matmul", "truediv", "floordiv", "mod", "pow", "lshift", "rshift",
-              "and", "or", "xor"):
+for _name in BINARY:
     setattr(Proxy, f"__{_name}__", _operator(_name))
     setattr(Proxy, f"__r{_name}__", _operator("r" + _name))
-for _name in ("neg", "pos", "abs", "invert", "index", "eq", "ne", "lt", "le", "gt", "ge"):
+for _name in UNARY + COMPARE:
     setattr(Proxy, f"__{_name}__", _operator(_name))

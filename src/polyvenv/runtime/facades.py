@@ -13,7 +13,10 @@ import builtins
 import importlib
 import types
 from importlib.machinery import ModuleSpec
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from .namemap import NameMap
 
 _SUBMODULES = ("metadata", "util", "resources")
 _RESOURCE_FUNCTIONS = ("files", "open_binary", "open_text", "read_binary", "read_text", "contents",
@@ -29,7 +32,7 @@ class _Facade(types.ModuleType):
 
 
 class FacadeLoader:
-    def __init__(self, names: Any, real: str) -> None:
+    def __init__(self, names: NameMap, real: str) -> None:
         self.names = names
         self.real = real
 
@@ -45,14 +48,14 @@ class FacadeLoader:
         pass
 
 
-def spec(names: Any, fullname: str, real: str) -> ModuleSpec:
+def spec(names: NameMap, fullname: str, real: str) -> ModuleSpec:
     found = ModuleSpec(fullname, FacadeLoader(names, real), is_package=real == "importlib")
     if real == "importlib":
         found.submodule_search_locations = []
     return found
 
 
-def _top(module: types.ModuleType, names: Any, alias: str) -> None:
+def _top(module: types.ModuleType, names: NameMap, alias: str) -> None:
     def import_module(name: str, package: str | None = None):
         return importlib.import_module(*_absolute(names, name, package))
 
@@ -68,7 +71,7 @@ def _top(module: types.ModuleType, names: Any, alias: str) -> None:
     module.__getattr__ = submodule  # type: ignore[method-assign]  # PEP 562 module __getattr__
 
 
-def _util(module: types.ModuleType, names: Any, alias: str) -> None:
+def _util(module: types.ModuleType, names: NameMap, alias: str) -> None:
     import importlib.util
 
     def find_spec(name: str, package: str | None = None):
@@ -77,7 +80,7 @@ def _util(module: types.ModuleType, names: Any, alias: str) -> None:
     module.__dict__["find_spec"] = find_spec
 
 
-def _resources(module: types.ModuleType, names: Any, alias: str) -> None:
+def _resources(module: types.ModuleType, names: NameMap, alias: str) -> None:
     import importlib.resources
 
     def mapped(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -93,12 +96,15 @@ def _resources(module: types.ModuleType, names: Any, alias: str) -> None:
             module.__dict__[name] = mapped(function)
 
 
-def _metadata(module: types.ModuleType, names: Any, alias: str) -> None:
-    """The stdlib's own functions, re-bound to a namespace whose ``Distribution`` discovers the env's
-    distributions only: ``version``, ``metadata``, ``entry_points``... then answer for the env."""
-    import importlib.metadata as real
+def _metadata(module: types.ModuleType, names: NameMap, alias: str) -> None:
+    module.__dict__.update(metadata_namespace([str(root) for root in names.roots]))
 
-    paths = [str(root) for root in names.roots]
+
+def metadata_namespace(paths: list[str]) -> dict[str, Any]:
+    """``importlib.metadata``'s namespace with its own functions re-bound to one whose ``Distribution``
+    discovers the distributions in ``paths`` only: ``version``, ``metadata``, ``entry_points``... then
+    answer for those directories (an env's own, whether its code runs here or in a worker)."""
+    import importlib.metadata as real
 
     class Distribution(real.Distribution):  # type: ignore[misc]  # only its class methods are used
         @classmethod
@@ -122,15 +128,15 @@ def _metadata(module: types.ModuleType, names: Any, alias: str) -> None:
             rebound.__kwdefaults__ = value.__kwdefaults__
             rebound.__doc__ = value.__doc__
             namespace[name] = rebound
-    module.__dict__.update({k: v for k, v in namespace.items() if not k.startswith("__") or k == "__all__"})
+    return {k: v for k, v in namespace.items() if not k.startswith("__") or k == "__all__"}
 
 
-_MAKERS: dict[str, Callable[[types.ModuleType, Any, str], None]] = {
+_MAKERS: dict[str, Callable[[types.ModuleType, NameMap, str], None]] = {
     "": _top, "util": _util, "resources": _resources, "metadata": _metadata,
 }
 
 
-def _absolute(names: Any, name: str, package: str | None) -> tuple[str, str | None]:
+def _absolute(names: NameMap, name: str, package: str | None) -> tuple[str, str | None]:
     """``(name, package)`` in the process's names: a relative name keeps its dots, its package is mapped
     (pydantic 2's ``import_module('.', package='pydantic_core')``)."""
     if name.startswith("."):

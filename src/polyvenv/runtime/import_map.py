@@ -8,7 +8,6 @@ objects, registered under the host's name as well as the env's alias.
 
 from __future__ import annotations
 
-import importlib
 import sys
 from importlib.machinery import ModuleSpec
 from pathlib import Path

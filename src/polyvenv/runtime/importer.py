@@ -1,8 +1,8 @@
 """The meta-path finder and loaders that load env modules under their alias names.
 
 One finder sits first on ``sys.meta_path`` and answers only names whose
-first component is an alias some Env reserved; everything else (all of the
-host's imports) falls through at the cost of one dict lookup, and only on a
+first component is an alias some env's name map reserved (runtime/namemap.py);
+everything else (all of the host's imports) falls through at the cost of one dict lookup, and only on a
 ``sys.modules`` miss: cached imports never reach a finder.
 """
 
@@ -21,27 +21,25 @@ from importlib.machinery import (
     SourceFileLoader,
 )
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable
 
-from ..errors import ExtensionNotSupported
+from ..errors import EnvImportError, ExtensionNotSupported
+from . import facades
 from .codecache import CODE_CACHE
-from .names import ALIASES
-
-if TYPE_CHECKING:
-    from .env import Env
+from .namemap import ALIASES, FACADED, NameMap
 
 
 class EnvSourceLoader(SourceFileLoader):
     """Loads a ``.py`` file of an env: rewritten code, the env's builtins, cached compiled code."""
 
-    def __init__(self, env: Env, fullname: str, path: str) -> None:
+    def __init__(self, names: NameMap, fullname: str, path: str) -> None:
         super().__init__(fullname, path)
-        self.env = env
+        self.names = names
 
     def get_code(self, fullname: str):
         path = self.get_filename(fullname)
         st = os.stat(path)
-        names = self.env.names
+        names = self.names
         key = CODE_CACHE.key(path, st, names.digest)
         code = CODE_CACHE.get(key)
         if code is None:  # first load of this file by an env with these names: rewrite it once
@@ -56,12 +54,12 @@ class EnvSourceLoader(SourceFileLoader):
         return code
 
     def exec_module(self, module) -> None:
-        module.__dict__["__builtins__"] = self.env.names.builtins
+        module.__dict__["__builtins__"] = self.names.builtins
         super().exec_module(module)
 
 
 class EnvExtensionLoader(ExtensionFileLoader):
-    """Loads a compiled extension of an env from a copy patched to the env's alias (relocate.py).
+    """Loads a compiled extension of an env from a copy patched to the env's alias (native/relocate.py).
 
     An extension the guard refuses, or whose initialisation fails (its names out of the patch's
     reach: Cython 3.3's LZSS-packed strings; or a sibling it cimports fell back), and whose
@@ -70,9 +68,9 @@ class EnvExtensionLoader(ExtensionFileLoader):
     ``ImportWarning`` (hidden by default) says so.
     """
 
-    def __init__(self, env: Env, fullname: str, path: str) -> None:
+    def __init__(self, names: NameMap, fullname: str, path: str) -> None:
         super().__init__(fullname, path)
-        self.env = env
+        self.names = names
         self._source_instead = False
 
     def create_module(self, spec: ModuleSpec) -> Any:
@@ -95,18 +93,18 @@ class EnvExtensionLoader(ExtensionFileLoader):
     def _warn_source_instead(self, refused: Exception) -> None:
         import warnings
 
-        warnings.warn(f"env {self.env.name!r}: {self.path} did not load side by side ({refused}); running "
+        warnings.warn(f"env {self.names.env!r}: {self.path} did not load side by side ({refused}); running "
                       f"its source {self._source()} instead", ImportWarning, stacklevel=2)
 
     def _create(self, spec: ModuleSpec) -> Any:
         import _imp
 
-        from .binpatch import strings_module
-        from .relocate import relocated
+        from .native.binpatch import strings_module
+        from .native.relocate import relocated
         from .sitedir import has_module
 
         strings_module()  # what a relocated Cython 3.2 extension unpacks its strings with
-        names = self.env.names
+        names = self.names
         alias, _, rest = spec.name.partition(".")
         real = names.real[alias]
         patched = relocated(self.path, str(names.found[real]), {n: names.tops[n] for n in names.own},
@@ -134,7 +132,7 @@ class EnvExtensionLoader(ExtensionFileLoader):
 
         if self._source_instead:
             module.__file__ = self._source()
-            EnvSourceLoader(self.env, self.name, self._source()).exec_module(module)
+            EnvSourceLoader(self.names, self.name, self._source()).exec_module(module)
             return
         try:
             self._checked(lambda: _imp.exec_dynamic(module), module=module)
@@ -149,7 +147,7 @@ class EnvExtensionLoader(ExtensionFileLoader):
                                   __file__=self._source())
             sys.modules[self.name] = fresh
             try:
-                EnvSourceLoader(self.env, self.name, self._source()).exec_module(fresh)
+                EnvSourceLoader(self.names, self.name, self._source()).exec_module(fresh)
             except BaseException:
                 sys.modules.pop(self.name, None)
                 raise
@@ -162,13 +160,13 @@ class EnvExtensionLoader(ExtensionFileLoader):
         name, or fail: either is refused here, loudly, rather than leave another version's objects
         in the env.
         """
-        from .globalstate import snapshot, warn_if_changed
+        from .native.globalstate import snapshot, warn_if_changed
 
-        own = self.env.names.own
+        own = self.names.own
         before = set(sys.modules)
         state = snapshot()
         result = load() if self._source() is None else self._load_holding_warnings(load)
-        warn_if_changed(state, self.env.name, self.path)
+        warn_if_changed(state, self.names.env, self.path)
         leaked = sorted(k for k in set(sys.modules) - before if k.partition(".")[0] in own and k != allowed)
         loaded = module if module is not None else result
         bound = sorted({v.__name__ for v in vars(loaded).values() if isinstance(v, ModuleType)
@@ -179,7 +177,7 @@ class EnvExtensionLoader(ExtensionFileLoader):
             names = leaked or bound
             more = f" (and {len(names) - 3} more)" if len(names) > 3 else ""
             raise ExtensionNotSupported(
-                f"env {self.env.name!r}: the compiled code of {self.path} imported "
+                f"env {self.names.env!r}: the compiled code of {self.path} imported "
                 f"{', '.join(repr(n) for n in names[:3])}{more} by a name polyvenv could not patch "
                 "(its compiler stored it where the patch cannot read it): it would bind another "
                 "version's objects; give this env isolation = \"process\"",
@@ -209,13 +207,13 @@ class EnvExtensionLoader(ExtensionFileLoader):
 class EnvUnsupportedLoader(SourceFileLoader):
     """Bytecode-only modules of a namespace env: refused, never loaded without the rewrite."""
 
-    def __init__(self, env: Env, fullname: str, path: str) -> None:
+    def __init__(self, names: NameMap, fullname: str, path: str) -> None:
         super().__init__(fullname, path)
-        self.env = env
+        self.names = names
 
     def create_module(self, spec: ModuleSpec) -> Any:
         raise ExtensionNotSupported(
-            f"env {self.env.name!r}: {self.path} is bytecode without its source, which namespace isolation "
+            f"env {self.names.env!r}: {self.path} is bytecode without its source, which namespace isolation "
             "cannot rewrite; install the distribution with its sources",
             name=spec.name, path=self.path,
         )
@@ -225,38 +223,76 @@ class EnvUnsupportedLoader(SourceFileLoader):
 
 
 class EnvFinder:
-    """Finds alias-named modules in their env's directories."""
-
-    def __init__(self) -> None:
-        self._finders: dict[tuple[int, str], FileFinder] = {}
+    """Finds alias-named modules in their env's directories, as that env's name map says."""
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
-        top, _, _ = fullname.partition(".")
-        names = ALIASES.owner(top)  # an env's name map (runtime/env.py)
+        top, dot, rest = fullname.partition(".")
+        names = ALIASES.owner(top)
         if names is None:
             return None
-        return names.find_spec(fullname, path)  # type: ignore[attr-defined]
-
-    def file_finder(self, env: Env, directory: str) -> FileFinder:
-        key = (id(env), directory)
-        finder = self._finders.get(key)
-        if finder is None:
-            finder = FileFinder(  # as CPython's: a compiled module wins over its source (pydantic 1, mypyc)
-                directory,
-                (lambda name, path: EnvExtensionLoader(env, name, path), EXTENSION_SUFFIXES),
-                (lambda name, path: EnvSourceLoader(env, name, path), SOURCE_SUFFIXES),
-                (lambda name, path: EnvUnsupportedLoader(env, name, path), BYTECODE_SUFFIXES),
-            )
-            self._finders[key] = finder
-        return finder
-
-    def forget(self, env: Env) -> None:
-        for key in [k for k in self._finders if k[0] == id(env)]:
-            del self._finders[key]
+        if top == names.missing:  # `import x` of a name the env lacks became `import <missing>.x`
+            if not dot:
+                return _empty_package(top)
+            raise EnvImportError(names.env, rest, [str(r) for r in names.roots])
+        real = names.real.get(top)
+        if real is None:
+            return None
+        if real in FACADED:
+            return facades.spec(names, fullname, real + dot + rest)
+        if not dot:
+            return _find_top(names, fullname, real)
+        for directory in path or ():
+            spec = _file_finder(names, directory).find_spec(fullname)
+            if spec is not None:
+                return spec
+        return None
 
     def invalidate_caches(self) -> None:
-        for finder in self._finders.values():
-            finder.invalidate_caches()
+        for names in ALIASES.owners():
+            names.invalidate_caches()
+
+
+def _find_top(names: NameMap, alias: str, real: str) -> ModuleSpec | None:
+    """The spec of top-level module ``real`` of the env, named ``alias``."""
+    portions = []
+    for root in names.roots:
+        spec = _file_finder(names, str(root)).find_spec(real)
+        if spec is None:
+            continue
+        if spec.loader is not None:
+            found = ModuleSpec(alias, spec.loader.__class__(names, alias, spec.origin),  # type: ignore[call-arg]
+                               origin=spec.origin, is_package=spec.submodule_search_locations is not None)
+            if spec.submodule_search_locations is not None:
+                found.submodule_search_locations = list(spec.submodule_search_locations)
+            found.has_location = True
+            return found
+        portions += list(spec.submodule_search_locations or ())
+    if portions:  # a namespace package, possibly spread over the env's roots
+        found = _empty_package(alias)
+        found.submodule_search_locations = portions
+        return found
+    return None
+
+
+def _file_finder(names: NameMap, directory: str) -> FileFinder:
+    return names.file_finder(directory, lambda directory: FileFinder(
+        # as CPython's: a compiled module wins over its source (pydantic 1, mypyc)
+        directory,
+        (_loader(EnvExtensionLoader, names), EXTENSION_SUFFIXES),
+        (_loader(EnvSourceLoader, names), SOURCE_SUFFIXES),
+        (_loader(EnvUnsupportedLoader, names), BYTECODE_SUFFIXES),
+    ))
+
+
+def _loader(kind: type[EnvSourceLoader | EnvExtensionLoader | EnvUnsupportedLoader],
+            names: NameMap) -> Callable[[str, str], Any]:
+    return lambda fullname, path: kind(names, fullname, path)
+
+
+def _empty_package(name: str) -> ModuleSpec:
+    spec = ModuleSpec(name, None, is_package=True)
+    spec.submodule_search_locations = []
+    return spec
 
 
 FINDER = EnvFinder()

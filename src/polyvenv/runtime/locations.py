@@ -19,13 +19,12 @@ def write_cache_file(path: str | os.PathLike[str], data: bytes) -> bool:
 
     Callers are caches: a file that cannot be written costs work next time, nothing worse.
     """
+    from .files import write_atomic
+
     path = os.fspath(path)
-    tmp = f"{path}.{os.getpid()}.tmp"
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+        write_atomic(path, data)
         return True
     except OSError:
         return False

@@ -15,7 +15,7 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import Iterable
+from typing import Generic, Iterable, Iterator, TypeVar
 
 _EXTENSION_SUFFIXES = (".so", ".pyd")
 _NOT_MODULES = ("__pycache__", "_distutils_hack", "__editable__")
@@ -65,14 +65,18 @@ def top_level_names(roots: Iterable[Path]) -> dict[str, Path]:
     return found
 
 
-class Aliases:
-    """The process-wide registry of alias names; no two envs ever share one."""
+Owner = TypeVar("Owner")
+
+
+class Aliases(Generic[Owner]):
+    """The process-wide registry of alias names; no two envs ever share one (runtime/namemap.py has the one
+    instance, whose owners are name maps)."""
 
     def __init__(self) -> None:
-        self._owner: dict[str, object] = {}
+        self._owner: dict[str, Owner] = {}
         self._lock = threading.Lock()
 
-    def reserve(self, name: str, owner: object) -> str:
+    def reserve(self, name: str, owner: Owner) -> str:
         """A new alias of ``name`` (same length) for ``owner``."""
         with self._lock:
             for candidate in _variants(name):
@@ -81,13 +85,19 @@ class Aliases:
                     return candidate
         raise RuntimeError(f"no free alias of the same length for {name!r}")
 
-    def release(self, owner: object) -> None:
+    def release(self, owner: Owner) -> None:
+        """Free every alias ``owner`` reserved."""
         with self._lock:
             for alias in [a for a, o in self._owner.items() if o is owner]:
                 del self._owner[alias]
 
-    def owner(self, alias: str) -> object | None:
+    def owner(self, alias: str) -> Owner | None:
         return self._owner.get(alias)
+
+    def owners(self) -> list[Owner]:
+        """Every owner holding an alias now, once each."""
+        with self._lock:
+            return list({id(o): o for o in self._owner.values()}.values())
 
     def _free(self, candidate: str) -> bool:
         lowered = candidate.lower()
@@ -100,10 +110,9 @@ class Aliases:
 
 
 _STDLIB_LOWER = frozenset(n.lower() for n in STDLIB)
-ALIASES = Aliases()
 
 
-def _variants(name: str):
+def _variants(name: str) -> Iterator[str]:
     """Same-length variants of ``name`` in a fixed order: one letter's case toggled, then two, then
     a digit in place of any character but the first (which must stay a letter or '_'), alone and
     with the first letter's case toggled too (so even ``z3`` or ``h2`` has a few dozen)."""

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..config import Config, load_config
+from ..config import Config, config_path, load_config
 from ..errors import NotBuilt
-from .manifest import read_manifest
+from .manifest import Manifest, read_manifest
+
+if TYPE_CHECKING:
+    from ..build.sync import Outcome
+    from ..process.env import ProcessEnv
+    from .env import Env
 
 
 class Workspace:
@@ -15,11 +20,18 @@ class Workspace:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self._envs: dict[str, Any] = {}
+        self._envs: dict[str, Env | ProcessEnv] = {}
 
     @classmethod
-    def load(cls, path: str | Path = ".", config_file: str | Path | None = None) -> "Workspace":
-        return cls(load_config(Path(path), config_file, prefer_snapshot=True))
+    def load(cls, path: str | Path = ".", config_file: str | Path | None = None) -> Workspace:
+        """The workspace of the config file at or above ``path`` (or ``config_file``): from the copy `sync`
+        left of that very file while it is current (a host's start-up should not pay for a TOML parser,
+        and Python < 3.11 has none), else from the file."""
+        from ..snapshot import read
+
+        found = config_path(path, config_file)
+        config = read(found) if found is not None and found.is_file() else None
+        return cls(config if config is not None else load_config(Path(path), config_file))
 
     @property
     def root(self) -> Path:
@@ -34,15 +46,17 @@ class Workspace:
         self.config.env(name)  # raises EnvNotFound with a suggestion
         return self.config.envs_dir / name
 
-    def manifest(self, name: str) -> dict[str, Any]:
+    def manifest(self, name: str) -> Manifest:
         """The built env's manifest; NotBuilt if it was never built completely."""
         manifest = read_manifest(self.env_dir(name))
         if manifest is None:
-            raise NotBuilt(f"env {name!r} is not built: run `polyvenv sync {name}` (or Workspace.sync())")
+            raise NotBuilt(f"env {name!r} is not built: run `polyvenv sync {name}` (or Workspace.sync())",
+                           env=name, path=self.env_dir(name))
         return manifest
 
-    def env(self, name: str):
-        """The built env ``name``, ready to import from (one Env, or ProcessEnv, object per name)."""
+    def env(self, name: str) -> Env | ProcessEnv:
+        """The built env ``name``, ready to import from (one Env, or ProcessEnv, object per name): both
+        satisfy ``polyvenv.EnvProtocol``; which one is the env's ``isolation``."""
         from .env import Env
         from .sitedir import site_packages
 
@@ -56,11 +70,11 @@ class Workspace:
                 env = self._envs[name] = ProcessEnv(name, self.env_dir(name), manifest, spec.source)
                 return env
             roots = [site_packages(self.env_dir(name)), spec.source]  # source and shared: as declared now
-            env = self._envs[name] = Env(name, [r for r in roots if r], spec.shared, manifest,
+            env = self._envs[name] = Env(name, [r for r in roots if r is not None], spec.shared, manifest,
                                          prefix=self.env_dir(name))
         return env
 
-    def sync(self, *names: str, **options: Any) -> list[Any]:
+    def sync(self, *names: str, **options: Any) -> list[Outcome]:
         """Build what is missing or stale, as `polyvenv sync` does (needs the build dependencies)."""
         from ..build.sync import sync
 

@@ -41,9 +41,9 @@ def _i32(raw: bytes) -> int:
     return struct.unpack("<i", raw)[0]
 
 
-def stack_table(code: bytes, total: int) -> tuple[list[int], int]:
+def stack_table(code: bytes, total: int) -> list[int]:
     """The entries (4 bytes apart on the stack) of a table built in ``code`` that add up to ``total``;
-    or, if none does, the longest run that covers a prefix of it, and the bytes it leaves uncovered."""
+    or, if none does, the longest run that covers a prefix of it."""
     writes = sorted((m.start(), m.end(), *read(m.groups())) for pattern, read in _WRITES
                     for m in pattern.finditer(code))
     stretch: dict[int, int] = {}
@@ -53,13 +53,13 @@ def stack_table(code: bytes, total: int) -> tuple[list[int], int]:
         if start - last_end > _GAP:  # a stretch ended: does it hold the table?
             for run in _runs(stretch):
                 if sum(run) == total and len(run) > 1:
-                    return run, 0
+                    return run
                 if sum(run) < total and len(run) >= max(_MIN_PREFIX, len(prefix) + 1):
                     prefix = run
             stretch = {}
         stretch[offset] = value
         last_end = end
-    return prefix, total - sum(prefix)
+    return prefix
 
 
 def _runs(entries: dict[int, int]):

@@ -179,7 +179,7 @@ def _split(data: bytes, after: int, blob: bytes) -> tuple[list[bytes], bytes]:
     if lengths is None and data[:4] == b"\x7fELF" and data[18:20] == b"\x3e\x00":  # ELF, x86-64
         from .codetable import stack_table
 
-        lengths, _ = stack_table(data, len(blob))
+        lengths = stack_table(data, len(blob))
     if not lengths:
         return [], b""
     strings, at = [], 0

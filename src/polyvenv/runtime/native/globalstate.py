@@ -16,7 +16,7 @@ import signal
 import warnings
 from typing import NamedTuple
 
-from ..errors import ProcessGlobalState
+from ...errors import ProcessGlobalStateWarning
 
 # the signals libraries claim (crash reporters, profilers, servers, child reapers): checked per extension,
 # so a short list keeps the check cheap (~20 sigaction calls)
@@ -75,7 +75,7 @@ def warn_if_changed(before: Snapshot, env: str, path: str) -> None:
     if after.c_locale != before.c_locale:
         changed.append(f"the C locale ({before.c_locale!r} -> {after.c_locale!r})")
     if changed:
-        warnings.warn(ProcessGlobalState(
+        warnings.warn(ProcessGlobalStateWarning(
             f"env {env!r}: initialising {path} changed process-global state ({', '.join(changed)}), which every "
             "env and the host share: if another env or the host relies on it, give this env "
             "isolation = \"process\""), stacklevel=3)

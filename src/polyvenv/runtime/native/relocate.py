@@ -18,8 +18,9 @@ import hashlib
 import os
 from typing import Callable
 
+from ..files import file_identity
+from ..locations import user_cache_dir, write_cache_file
 from .binpatch import patch
-from .locations import user_cache_dir, write_cache_file
 
 RELOCATE_VERSION = 13
 
@@ -28,8 +29,11 @@ def relocated(path: str, root: str, names: dict[str, str],
               is_module: Callable[[str], bool] = lambda dotted: False) -> str:
     """A copy of the extension file ``path`` (inside the env directory ``root``) whose module names
     (the keys of ``names``) are their aliases."""
-    st = os.stat(path)
-    identity = f"{RELOCATE_VERSION} {st.st_ino} {st.st_size} {st.st_mtime_ns}".encode()
+    found = file_identity(path)
+    if found is None:
+        raise FileNotFoundError(path)
+    inode, size, mtime_ns = found
+    identity = f"{RELOCATE_VERSION} {inode} {size} {mtime_ns}".encode()
     tree = os.path.join(user_cache_dir(), "relocated",
                         hashlib.sha256(repr([root, sorted(names.items())]).encode()).hexdigest()[:24])
     target = os.path.join(tree, os.path.relpath(path, root))

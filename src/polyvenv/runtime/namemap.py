@@ -1,0 +1,148 @@
+"""An env's name map for one load: which top-level names are its own, under which aliases, and what it shares.
+
+Everything that decides what a module name means for an env's code lives
+here: the names found in its directories, the aliases reserved for them
+(runtime/names.py), the names shared with the host, how a name the code
+writes becomes the name it has in this process (``replace``, ``module_name``),
+``sys.modules`` as that code sees it, and the per-directory finders of this
+load. The finder and loaders (runtime/importer.py) read it; the host-facing
+``Env`` (runtime/env.py) makes one per load and releases it on ``unload()``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import threading
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Callable, Iterable
+
+from .envbuiltins import env_builtins
+from .names import STDLIB, Aliases, top_level_names
+from .sitedir import distributions, normalize
+
+if TYPE_CHECKING:
+    from importlib.machinery import FileFinder
+
+FACADED = ("importlib",)  # names the env's code gets an env-bound facade of (runtime/facades.py)
+# Packages whose objects are the vocabulary of other packages' APIs: a user's typing_extensions.TypedDict
+# or annotated_types.Gt must be the very objects the env's pydantic knows (research/renaming.md, trap 4).
+# Shared with the host when the versions match; a mismatch is reported, never silently renamed away.
+VOCABULARY = ("typing_extensions", "annotated_types", "mypy_extensions")
+MISSING = "_polyvenv_missing"  # what an alias of the names an env lacks stands for
+
+
+class NameMap:
+    """Real top-level names -> aliases for one load of env ``env`` from ``roots``.
+
+    ``found``: each top-level name in the roots, with its root; ``tops``: each name the env's code
+    gets its own module of (its own names and the facades) -> its alias; ``real``: the reverse;
+    ``own``: the env's own top-level names; ``shared``: the top-level names it uses the host's
+    modules of; ``missing``: the alias under which names the env lacks fail to import.
+    """
+
+    def __init__(self, env: str, roots: Iterable[Path], shared: Iterable[str] = ()) -> None:
+        self.env = env
+        self.roots = list(roots)
+        self.found = top_level_names(self.roots)
+        self.shared = {s.partition(".")[0] for s in shared} | _same_vocabulary(env, self.found)
+        self.tops: dict[str, str] = {}
+        for real in sorted(self.found):
+            # the host's wins for a backport shadowing the standard library, and for what is shared
+            if real not in STDLIB and real not in self.shared:
+                self.tops[real] = ALIASES.reserve(real, self)
+        for name in FACADED:
+            self.tops[name] = ALIASES.reserve(name, self)
+        self.missing = ALIASES.reserve(MISSING, self)
+        self.real = {alias: real for real, alias in self.tops.items()}
+        self.own = {real for real in self.tops if real not in FACADED}
+        self.digest = hashlib.sha256(
+            repr([sorted(self.tops.items()), self.missing, sorted(self.shared)]).encode()).hexdigest()[:16]
+        self.builtins = env_builtins(self)
+        self._finders: dict[str, FileFinder] = {}
+        self._finders_lock = threading.Lock()
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        """Every first component this load's modules have in ``sys.modules``."""
+        return (*self.tops.values(), self.missing)
+
+    def replace(self, top: str, importing: bool) -> str | None:
+        """The new first component for a module name the env's code uses (None: unchanged)."""
+        alias = self.tops.get(top)
+        if alias is not None:
+            return alias if importing or top not in FACADED else None
+        if not importing or top in STDLIB or top in self.shared or top in self.real or top == self.missing:
+            return None
+        return f"{self.missing}.{top}"
+
+    def module_name(self, dotted: str) -> str:
+        """What ``dotted``, as the env's code writes it, is called in this process."""
+        if not isinstance(dotted, str) or dotted.startswith("."):
+            return dotted
+        top, dot, rest = dotted.partition(".")
+        new = self.replace(top, True)
+        return new + dot + rest if new else dotted
+
+    name = module_name  # the rewritten code's ``__polyvenv__.name(...)``
+
+    def modules_view(self) -> dict[str, ModuleType]:
+        """``sys.modules`` as the env's code sees it: its own modules under the names it knows,
+        the standard library's and its shared ones; not the host's others, not other envs'."""
+        view = {}
+        for key, module in list(sys.modules.items()):
+            top, dot, rest = key.partition(".")
+            real = self.real.get(top)
+            if real is not None and real not in FACADED:
+                view[real + dot + rest] = module
+            elif real is None and (top in STDLIB or top in self.shared):
+                view.setdefault(key, module)
+        return view
+
+    def file_finder(self, directory: str, make: Callable[[str], FileFinder]) -> FileFinder:
+        """This load's finder of ``directory`` (``make(directory)`` the first time): its listing is cached."""
+        finder = self._finders.get(directory)
+        if finder is None:
+            with self._finders_lock:
+                finder = self._finders.setdefault(directory, make(directory))
+        return finder
+
+    def invalidate_caches(self) -> None:
+        for finder in list(self._finders.values()):
+            finder.invalidate_caches()
+
+    def release(self) -> None:
+        """The load is over: its aliases are free for others, its finders forgotten."""
+        ALIASES.release(self)
+        self._finders.clear()
+
+
+ALIASES: Aliases[NameMap] = Aliases()
+
+
+def _same_vocabulary(env: str, found: dict[str, Path]) -> set[str]:
+    """Vocabulary packages the env may share with the host (same version); warn about the others."""
+    shared = set()
+    for top in VOCABULARY:
+        if top not in found:
+            continue
+        ours = distributions(found[top]).get(normalize(top))
+        try:
+            import importlib.metadata
+
+            theirs = importlib.metadata.version(top)
+        except Exception:  # the host has none: nothing to share
+            continue
+        if ours == theirs:
+            shared.add(top)
+        else:
+            import warnings
+
+            from ..errors import VocabularyConflictWarning
+
+            warnings.warn(VocabularyConflictWarning(
+                f"env {env!r} has {top} {ours}, the host has {theirs}: the host's {top} objects are not "
+                f"the env's (its code may reject or ignore them); pin {top}=={theirs} in the env to share it"),
+                stacklevel=4)
+    return shared

@@ -1,0 +1,8 @@
+"""The byte-level patching of compiled files, so an env's extension modules load under its aliases.
+
+``relocate`` makes the patched copy of an extension (cached per env and file);
+``binpatch`` rewrites its module names in place, byte for byte, helped by
+``elfsplit`` (strings the linker merged) and ``codetable`` (Cython 3.2's
+string tables built on the stack); ``globalstate`` tells when an extension's
+initialisation changed what one process has once.
+"""
