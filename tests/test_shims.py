@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 
 
@@ -112,3 +114,24 @@ def test_discover_with_a_pattern(workspace):
     """)
     workspace.cli("sync")
     assert workspace.run_in("m1", "import alpha; print(alpha.__version__)") == "1.0"
+
+
+def test_a_discovery_without_a_config_file_is_remembered_with_its_bin_dir(workspace):
+    """`sync --discover DIR --bin-dir B` in a directory with no config: later commands see the
+    discovered envs, and gc removes the shims of a module that is gone (it knows B)."""
+    for name in ("m1", "m2"):
+        module = workspace.root / "modules" / name
+        (module / "bin").mkdir(parents=True)
+        (module / "requirements.txt").write_text("alpha==1.0\n")
+        (module / "bin" / f"{name}-tool").write_text("#!/usr/bin/env python\nimport alpha; print(alpha.__version__)\n")
+    workspace.cli("sync", "--discover", "modules", "--bin-dir", "bin", "--offline",
+                  "--wheelhouse", str(workspace.wheelhouse))
+    assert not (workspace.root / "polyvenv.toml").exists()
+    assert set(workspace.status()) == {"m1", "m2"}  # no "no polyvenv.toml" any more
+    assert subprocess.run([workspace.root / "bin" / "m2-tool"], capture_output=True, text=True).stdout == "1.0\n"
+    subdir = workspace.root / "modules" / "m1"
+    assert "m1" in workspace.cli("list", cwd=subdir).stdout  # found from below, as a config file would be
+    shutil.rmtree(workspace.root / "modules" / "m2")
+    workspace.cli("gc")
+    assert not os.path.lexists(workspace.root / "bin" / "m2-tool")
+    assert os.path.lexists(workspace.root / "bin" / "m1-tool")

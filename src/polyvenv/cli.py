@@ -117,7 +117,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
     config = _config(args, required=not args.discover)
     if args.discover:
-        config = remember_discovery(config, Discovery(Path(args.discover).resolve(), args.pattern))
+        config = remember_discovery(config, Discovery(Path(args.discover).resolve(), args.pattern),
+                                    _path(args.bin_dir))
     outcomes = sync(
         config, args.names, offline=args.offline or None, wheelhouse=_path(args.wheelhouse),
         jobs=args.jobs, locked=args.locked, frozen=args.frozen, repair=args.repair, installer=args.installer,

@@ -129,6 +129,9 @@ def load_config(start: Path | str = ".", config_file: Path | str | None = None, 
     start = Path(start)
     path = config_path(start, config_file)
     if path is None:
+        discovered = _discovered_root(start)  # `sync --discover` without a config file made a workspace here
+        if discovered is not None:
+            return _validate({}, root=discovered, path=None)
         if required:
             raise ConfigError(
                 f"no {CONFIG_FILE}, and no {PYPROJECT} with [tool.polyvenv], in {start.resolve()} or above: "
@@ -146,15 +149,20 @@ def load_config(start: Path | str = ".", config_file: Path | str | None = None, 
     return _validate(data, root=path.parent, path=path)
 
 
-def remember_discovery(config: Config, discovery: Discovery) -> Config:
-    """Record a `--discover DIR` so later commands (list, run, gc) see those envs."""
+def remember_discovery(config: Config, discovery: Discovery, bin_dir: Path | None = None) -> Config:
+    """Record a `--discover DIR` (and the `--bin-dir` its shims went to) so later commands (list,
+    run, gc, shims) see those envs and their shims, with or without a config file."""
     remembered = _remembered(config.envs_dir)
-    entry = {"dir": str(discovery.dir), "pattern": discovery.pattern}
-    if entry not in remembered:
+    entry: dict[str, str] = {"dir": str(discovery.dir), "pattern": discovery.pattern}
+    if bin_dir is not None:
+        entry["bin_dir"] = str(bin_dir)
+    same = [e for e in remembered if (e.get("dir"), e.get("pattern")) == (entry["dir"], entry["pattern"])]
+    if same != [entry]:
+        others = [e for e in remembered if e not in same]
         config.envs_dir.mkdir(parents=True, exist_ok=True)
-        target = config.envs_dir / DISCOVERED_FILE
-        write_atomic(target, json.dumps(remembered + [entry], indent=2) + "\n")
-    return _merge_discovered(config, [discovery])
+        write_atomic(config.envs_dir / DISCOVERED_FILE, json.dumps(others + [entry], indent=2) + "\n")
+    config = _merge_discovered(config, [discovery])
+    return config._replace(bin_dir=config.bin_dir or bin_dir)
 
 
 def discover(discovery: Discovery) -> list[EnvSpec]:
@@ -296,8 +304,20 @@ def _validate(data: dict[str, Any], *, root: Path, path: Path | None) -> Config:
     if check.problems:
         raise ConfigError(check.problems)
     config = config._replace(envs=envs)
-    remembered = [Discovery(Path(d["dir"]), d["pattern"]) for d in _remembered(config.envs_dir)]
+    entries = _remembered(config.envs_dir)
+    remembered = [Discovery(Path(d["dir"]), d["pattern"]) for d in entries]
+    bin_dirs = [Path(d["bin_dir"]) for d in entries if d.get("bin_dir")]
+    if config.bin_dir is None and bin_dirs:  # where `sync --discover --bin-dir` put the shims
+        config = config._replace(bin_dir=bin_dirs[-1])
     return _merge_discovered(config, discoveries + remembered)
+
+
+def _discovered_root(start: Path) -> Path | None:
+    """The nearest directory at or above ``start`` whose default envs dir remembers a discovery."""
+    for directory in (start.resolve(), *start.resolve().parents):
+        if (directory / ".polyvenv" / DISCOVERED_FILE).is_file():
+            return directory
+    return None
 
 
 def name_problem(name: str) -> str | None:
