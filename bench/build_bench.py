@@ -244,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.exit(f"bench: {POLYVENV} not found: run with polyvenv's venv, e.g. .venv/bin/python bench/build_bench.py")
     from uv import find_uv_bin  # the uv polyvenv itself runs
 
-    from polyvenv.build.interpreters import current
+    from polyvenv.provision.interpreters import current
 
     uv = find_uv_bin()
     python = current().path

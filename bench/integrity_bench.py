@@ -43,7 +43,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 from build_bench import du_kib, mib, render, say, source_state  # noqa: E402  (same table style)
 from wheelgen import pure_wheel  # noqa: E402
 
-from polyvenv.build import integrity  # noqa: E402
+from polyvenv.provision import integrity  # noqa: E402
 from polyvenv.runtime.sitedir import site_packages  # noqa: E402
 
 NUMPY = "numpy==2.2.6"

@@ -766,7 +766,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.exit(f"bench: {POLYVENV} not found: run with polyvenv's venv, e.g. .venv/bin/python bench/runtime_bench.py")
     from uv import find_uv_bin
 
-    from polyvenv.build.interpreters import current
+    from polyvenv.provision.interpreters import current
 
     uv, python = find_uv_bin(), current().path
     tmp = Path(tempfile.mkdtemp(prefix="polyvenv-rtbench-", dir="/tmp"))

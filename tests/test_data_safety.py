@@ -243,7 +243,7 @@ def test_create_never_replaces_what_it_did_not_make_and_writes_nothing_beside_it
 
 
 def test_create_on_the_root_directory_is_refused_at_validation():
-    from polyvenv.build.create import _check_target
+    from polyvenv.provision.create import _check_target
     from polyvenv.errors import UsageError
 
     with pytest.raises(UsageError, match="is the root"):

@@ -208,7 +208,7 @@ def test_a_built_wheel_is_accepted_only_for_the_pin_it_was_built_for(tmp_path):
 
     from wheelgen import sdist
 
-    from polyvenv.build import builtwheels
+    from polyvenv.provision import builtwheels
 
     source = sdist(tmp_path / "index", "sdonly", "1.0")
     sha = hashlib.sha256(source.read_bytes()).hexdigest()
@@ -280,7 +280,7 @@ def test_pylock_round_trip(workspace, tmp_path):
 def test_wheelhouse_never_overwrites_a_record_it_did_not_write(tmp_path):
     import pytest
 
-    from polyvenv.build import builtwheels
+    from polyvenv.provision import builtwheels
     from polyvenv.errors import ForeignPath
 
     (tmp_path / "wheels").mkdir()

@@ -26,7 +26,7 @@ from wheelgen import make_wheel
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 sys.path.insert(0, str(SRC))
-from polyvenv.build.store import Store, remove_tree  # noqa: E402
+from polyvenv.provision.store import Store, remove_tree  # noqa: E402
 from polyvenv.runtime.manifest import Manifest, write_manifest  # noqa: E402
 from polyvenv.runtime.lease import hold, retiring  # noqa: E402
 

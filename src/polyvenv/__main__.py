@@ -7,7 +7,7 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    from .build.noop import answer
+    from .provision.noop import answer
 
     if answer(argv):
         return 0

@@ -22,7 +22,7 @@ from .error_handler import error as _error
 from .errors import UsageError
 
 if TYPE_CHECKING:
-    from .build.progress import Progress
+    from .provision.progress import Progress
 
 Handler = Callable[[argparse.Namespace], int]
 _VALUED = ("--config", "--color")  # the global options that take a value (as the next argument)
@@ -62,7 +62,7 @@ def _dispatch(argv: list[str], outcome: Outcome) -> int:
     outcome.verbose = args.verbose
     use_color(args.color)
     if args.handler in (cmd_sync, cmd_create, cmd_lock, cmd_wheelhouse):  # the commands that run installers
-        from .build import interrupts
+        from .provision import interrupts
 
         interrupts.handle_signals()  # SIGTERM too stops them, and says so
     return args.handler(args)
@@ -104,7 +104,7 @@ def _say(args: argparse.Namespace, line: str) -> None:
 
 
 def _progress(args: argparse.Namespace) -> Progress:
-    from .build.progress import for_terminal
+    from .provision.progress import for_terminal
 
     color = {"always": True, "never": False}.get(args.color)
     return for_terminal(quiet=args.quiet, live=not args.no_progress, color=color)
@@ -113,7 +113,7 @@ def _progress(args: argparse.Namespace) -> Progress:
 # -- commands ------------------------------------------------------------------
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from .build.sync import raise_first_failure, sync
+    from .provision.sync import raise_first_failure, sync
 
     config = _config(args, required=not args.discover)
     if args.discover:
@@ -136,14 +136,14 @@ def cmd_sync(args: argparse.Namespace) -> int:
 def _update_shims(config: Config, bin_dir: str | None) -> str:
     if not (bin_dir or config.bin_dir):
         return ""
-    from .build import shims
+    from .provision import shims
 
     return shims.update(config, Path(bin_dir).resolve() if bin_dir else None)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from .build.status import statuses
-    from .build.sync import select
+    from .provision.status import statuses
+    from .provision.sync import select
 
     config = _config(args)
     found = statuses(config, select(config, args.names), verify=args.verify)
@@ -166,8 +166,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from .build.status import statuses
-    from .build.sync import select
+    from .provision.status import statuses
+    from .provision.sync import select
 
     config = _config(args)
     found = [s for s in statuses(config, select(config, args.names), verify=True) if s.state != "ok"]
@@ -181,7 +181,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .build.run import run
+    from .provision.run import run
 
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
@@ -190,14 +190,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
-    from .build.lockcmd import lock
+    from .provision.lockcmd import lock
 
     lock(_config(args), args.names, args.offline or None, _path(args.wheelhouse))
     return 0
 
 
 def cmd_wheelhouse(args: argparse.Namespace) -> int:
-    from .build.wheelhouse import fill
+    from .provision.wheelhouse import fill
 
     config = _config(args)
     directory = Path(args.dir).resolve()
@@ -220,7 +220,7 @@ def cmd_shims(args: argparse.Namespace) -> int:
 
 
 def cmd_create(args: argparse.Namespace) -> int:
-    from .build.create import create
+    from .provision.create import create
 
     action = create(
         Path(args.dir), Path(args.requirements), python=args.python, offline=args.offline,
@@ -232,7 +232,7 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    from .build.cleanup import remove
+    from .provision.cleanup import remove
 
     config = _config(args)
     for name in args.names:
@@ -241,8 +241,8 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
-    from .build.cleanup import gc
-    from .build.retire import IN_USE
+    from .provision.cleanup import gc
+    from .provision.retire import IN_USE
 
     kept: list[Path] = []
     removed = gc(_config(args), kept)
@@ -256,7 +256,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 def cmd_python(args: argparse.Namespace) -> int:
     """The host interpreter with the import map installed: ``python [-c CODE | -m MOD | SCRIPT] [ARGS]``."""
-    from .build.host import run_python
+    from .provision.host import run_python
 
     return run_python(_config(args), args.args)
 

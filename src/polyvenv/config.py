@@ -30,7 +30,7 @@ _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 # An env's name becomes part of file names polyvenv makes (".<name>.<pid>.link", "<name>-<hash>.log",
 # ".<name>-<hash>.trash-<pid>"); 200 leaves room for the longest suffix under NAME_MAX (255).
 MAX_NAME = 200
-ENVS_MARKER = ".polyvenv-envs"  # in envs-dir: this directory is polyvenv's (build/store.py writes it)
+ENVS_MARKER = ".polyvenv-envs"  # in envs-dir: this directory is polyvenv's (provision/store.py writes it)
 # Names polyvenv itself uses inside envs-dir: no env may take them.
 _RESERVED = {DISCOVERED_FILE, ENVS_MARKER}
 # What an envs-dir made before it carried ENVS_MARKER holds: recognised as polyvenv's, marked on next sync.
@@ -87,7 +87,7 @@ class Config(NamedTuple):
     installer: str = "uv"
     discoveries: tuple[Discovery, ...] = ()
     link_mode: str | None = None  # None: uv's default (hardlink on Linux, clone on macOS)
-    lock_format: str = "requirements"  # what `polyvenv lock` writes (build/lockfiles.py)
+    lock_format: str = "requirements"  # what `polyvenv lock` writes (provision/lockfiles.py)
 
     def env(self, name: str) -> EnvSpec:
         from .errors import EnvNotFound

@@ -68,7 +68,7 @@ def error_handler(verbose: bool = False) -> Iterator[Outcome]:
             error(extra)
         outcome.code = e.exit_code
     except KeyboardInterrupt:
-        from .build.interrupts import received
+        from .provision.interrupts import received
 
         error(f"interrupted ({received().name}) before it finished: run the same command again to finish its work")
         outcome.code = 128 + received()

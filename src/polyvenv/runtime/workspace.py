@@ -10,8 +10,8 @@ from ..errors import NotBuilt
 from .manifest import Manifest, read_manifest
 
 if TYPE_CHECKING:
-    from ..build.sync import Outcome
     from ..process.env import ProcessEnv
+    from ..provision.sync import Outcome
     from .env import Env
 
 
@@ -76,7 +76,7 @@ class Workspace:
 
     def sync(self, *names: str, **options: Any) -> list[Outcome]:
         """Build what is missing or stale, as `polyvenv sync` does (needs the build dependencies)."""
-        from ..build.sync import sync
+        from ..provision.sync import sync
 
         outcomes = sync(self.config, names, **options)
         for outcome in outcomes:
