@@ -69,6 +69,7 @@ def measure(wheel: Path, related: list[str], show: int) -> list[tuple[str, colle
         root = Path(tmp)
         tops = sorted({e.split(".")[0] for e in os.listdir(root)
                        if not e.endswith((".dist-info", ".libs", ".data")) and e.split(".")[0].isidentifier()})
+        extensions = sorted(p for p in root.rglob("*.so") if not p.parts[len(root.parts)].endswith(".libs"))
         for name in related:  # the newest wheel of a related distribution beside it, so its modules are known
             found = sorted(wheel.parent.glob(f"{name}-*.whl"), key=lambda w: [int(x) for x in re.findall(
                 r"\d+", w.name.split("-")[1])])
@@ -76,8 +77,10 @@ def measure(wheel: Path, related: list[str], show: int) -> list[tuple[str, colle
                 with zipfile.ZipFile(found[-1]) as zf:
                     zf.extractall(tmp, [n for n in zf.namelist() if n.startswith(name + "/")])
         names = {t: t[0].swapcase() + t[1:] for t in tops + related}
-        own = set(tops)
-        extensions = sorted(p for p in root.rglob("*.so") if ".libs" not in p.parts[len(root.parts)])
+        requires = " ".join(line for info in root.glob("*.dist-info")
+                            for line in (info / "METADATA").read_text(errors="replace").splitlines()
+                            if line.startswith("Requires-Dist:"))
+        own = set(tops) | {r for r in related if re.search(rf"Requires-Dist: {r}\b", requires)}
         count: collections.Counter = collections.Counter()
         samples: list[str] = []
         for path in extensions:
@@ -117,7 +120,7 @@ def measure(wheel: Path, related: list[str], show: int) -> list[tuple[str, colle
             if binpatch._RUST_MARK in data:  # Rust's rule, before (every name) and now (restricted, never code)
                 count["rust"] += 1
                 count["before"] += len(re.findall(RUST_BARE % _alternatives(names), data))
-                kept = {n: a for n, a in names.items() if len(n) >= 4 and n in own}
+                kept = {n: a for n, a in names.items() if len(n) >= 4 and n in own}  # what binpatch gives Rust
                 count["now"] += sum(not (refs.ok and refs.in_code(m.start()))
                                     for m in re.finditer(RUST_BARE % _alternatives(kept), data)) if kept else 0
             count["files"] += 1
