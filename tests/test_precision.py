@@ -98,7 +98,11 @@ def precision_files(python: str, version: str) -> tuple[dict[str, bytes | str], 
                               "try:\n"
                               "    KIND = kind('cprec.sub.Type')  # the Python half's key into the C registry\n"
                               "except KeyError as e:\n"
-                              "    KIND = repr(e)\n"),
+                              "    KIND = repr(e)\n"
+                              "class Local:\n    pass\n"
+                              "# the Python half compares names the compiled half and Python give its types\n"
+                              "AGREE = [Node.__module__ == 'cprec._core', Local.__module__ == 'cprec',\n"
+                              "         'cprec._core' != type(Node()).__module__]\n"),
         "cprec/sub.py": "class Type:\n    pass\n",
         "cprec/helpers.py": f"VERSION = 'helpers-{version}'\n",
         f"cprec/_core{facts['suffix']}": core,
@@ -161,10 +165,12 @@ def test_data_spelled_like_module_names_keeps_its_bytes_side_by_side(tmp_path):
                 "docs": [cprec._core.__doc__, cprec.Node.__doc__, attempt(lambda: cprec.Node.cprec.__doc__),
                          attempt(lambda: cprec.cprec.__doc__)],
                 "magic": cprec.magic(),
+                "agree": cprec.AGREE,
                 "copy": [len(copy) > 0, b"\\0cprec.sub.Type\\0" in copy, b"Fast parts of cprec. See cprec.sub" in copy,
                          cprec.__name__.encode() + b"._core\\0" in copy],
             }}
         out["host"] = [host_cprec.VERSION, host_cprec.lazy_version(), host_cprec.own(), host_cprec.KIND,
+                       host_cprec.AGREE,
                        sys.modules["cprec"] is host_cprec, sys.modules["cprec.helpers"].VERSION,
                        type(host_cprec.Node()).__module__]
         print(json.dumps(out))
@@ -183,9 +189,11 @@ def test_data_spelled_like_module_names_keeps_its_bytes_side_by_side(tmp_path):
             "registry": [0, 1],                                 # "cprec.sub.Type" keys as the Python half has them
             "docs": docs,
             "magic": 0x00797800,                                # machine code reading "\0xy\0" untouched
+            "agree": [True, True, False],                       # `X.__module__ == "cprec._core"` as in the host
             "copy": [True, True, True, True],
         }, name
-    assert out["host"] == ["host", "helpers-host", "cprec-function", 0, True, "helpers-host", "cprec._core"]
+    assert out["host"] == ["host", "helpers-host", "cprec-function", 0, [True, True, False], True, "helpers-host",
+                           "cprec._core"]
 
 
 def test_short_names_and_other_distributions_names_are_never_guessed(tmp_path):
