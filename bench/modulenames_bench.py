@@ -14,6 +14,8 @@ names plus ``--related`` ones (``numpy`` for a package built over it). Columns:
   getset's or ``GetAttrString``'s name), ``data`` (``module.Name`` used as no type's name: registry
   keys, aliases), ``prose`` (docstrings, messages: inside a longer string), ``code`` (machine code),
   ``short``/``unrelated`` (a name under 4 characters / from a distribution neither depended on nor depending).
+- Cython 3.2 string tables (packed): their strings, counted in ``before``/``now`` and named in the first
+  column (renamed / kept of those the spelling rule changed).
 - Rust binaries: ``before`` and ``now`` add the hits of Rust's unterminated rule (before: every name
   anywhere; now: the extension's related names of 4+ characters, outside code).
 - ``now``: strings the structural selection (runtime/native/modulenames.py) changes, and ``split``:
@@ -117,6 +119,16 @@ def measure(wheel: Path, related: list[str], show: int) -> list[tuple[str, colle
                 count["slots"] += len(slots)
                 count["calls"] += sum(refs.callee_after(use.at) in INTERPOSED
                                       for uses in refs.loads.values() for use in uses)
+            if binpatch._CYTHON_BLOB_MARK in data:  # Cython 3.2's packed strings, string by string
+                plain = re.compile(rb"(?<![A-Za-z0-9_./\-:@])(?:" + _alternatives(names) + rb")(?=[.\x00])")
+                for start, size, blob in binpatch._cython_blobs(data):
+                    strings, _ = binpatch._split(data, start + size, blob)
+                    for string in strings:
+                        before = bool(plain.search(string + b"\x00"))
+                        now = selection.string(string) != string
+                        count["before"] += before
+                        count["now"] += now
+                        count["b:cython " + ("renamed" if now else "kept")] += before
             if binpatch._RUST_MARK in data:  # Rust's rule, before (every name) and now (restricted, never code)
                 count["rust"] += 1
                 count["before"] += len(re.findall(RUST_BARE % _alternatives(names), data))
@@ -143,7 +155,10 @@ def main() -> None:
         for name, c, samples in measure(wheel, [r for r in args.related if not wheel.name.startswith(r + "-")],
                                         args.show):
             rust = " (Rust)" if c["rust"] else ""
-            print(f"| {name}{rust} | {c['files']} | {c['before']} | " + " | ".join(str(c['b:' + k]) for k in kinds)
+            cython = (f" (Cython tables: {c['b:cython renamed']} renamed, {c['b:cython kept']} kept)"
+                      if c["b:cython renamed"] + c["b:cython kept"] else "")
+            print(f"| {name}{rust}{cython} | {c['files']} | {c['before']} | "
+                  + " | ".join(str(c['b:' + k]) for k in kinds)
                   + f" | {c['now']} | {c['split']} | {c['slots']} / {c['calls']} / {c['late']} |")
             for sample in samples:
                 print(f"|   {sample} |")
