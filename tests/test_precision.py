@@ -212,3 +212,19 @@ def test_short_names_and_other_distributions_names_are_never_guessed(tmp_path):
     assert ("cprec._core.Node", "rename") in found  # tp_name
     assert ("cprec.sub.Type", "keep") in found and ("cprec.sub.Other", "keep") in found
     assert not any(text == "xy" and verdict != "keep" for text, verdict in found)
+
+
+def test_rust_constants_rename_only_related_names_of_four_characters_or_more(tmp_path):
+    """Rust packs its constants without terminators, so its rule matches inside any bytes: it is kept to
+    the names the extension's distribution is related to, and never to a short one."""
+    sys.path.insert(0, str(SRC))
+    from polyvenv.runtime.native.binpatch import patch
+
+    data = (b"\x7fELF-not-really /rustc/1.80/library/core/src/str.rs"
+            b"rpkg._coreimport rpkgxy-coordsxy.z numpy\x00 other\x00")
+    names = {"rpkg": "rPkg", "xy": "Xy", "numpy": "nUmpy"}
+    patched = patch(data, names, str(tmp_path / "b"), lambda dotted: dotted == "rpkg._core", allowed={"rpkg"}).data
+    assert len(patched) == len(data)
+    assert b"rPkg._coreimport rPkg" in patched         # the package's own name, where Rust's rule finds it
+    assert b"xy-coordsxy.z" in patched                 # a two-letter name of another distribution: never
+    assert b" numpy\x00" in patched                    # unrelated to rpkg, and no import proves it a module name
