@@ -1,36 +1,36 @@
 """Where a compiled extension stores a module name, and how to swap it for a same-length alias.
 
-Three layouts are known (research/renaming.md), each with its own idea of
-where a string ends:
+Which strings name a module is modulenames.py's selection (by structure:
+whole strings whose users make them import arguments, ``m_name``, type or
+capsule names; never prose, code, attribute names or ``module.Name`` data).
+This module applies it to the three layouts known (research/renaming.md):
 
-- C strings end with NUL. The name is replaced where it is a whole dotted
-  component: not preceded by an identifier character or by ``. / - : @``
-  (paths, URLs, ``PyInit_`` symbols), and followed by ``.`` or NUL.
+- C strings end with NUL: each selected string is renamed in place, or, where
+  the same bytes also serve as an attribute's name or as the tail of a longer
+  string (``"numpy"`` as the end of ``"to_numpy"``), its module users get an
+  ``alias\\0`` of their own (elfsplit.py).
 - Cython 3.2+ joins all of a module's strings into one blob, usually
   zlib-compressed, and keeps their lengths in a separate ``unsigned int``
   table (in ``.rodata``, or for a small one built by code: codetable.py).
   The blob is unpacked, split by that table and patched string by string
-  with the rule above. A patched blob rarely packs into the old
-  stream's bytes, so the copy gets a small stream naming a file that holds
-  it, and its ``"zlib"`` (what Cython's unpacker imports to call
-  ``decompress``) becomes ``"pv:z"``: STRINGS_MODULE, whose ``decompress``
-  hands back the patched blob. ``zlib.decompress`` ignores what follows the
-  end of a stream, so the short stream fits where the long one was.
+  (the selection by spelling alone: no users to read). A patched blob rarely
+  packs into the old stream's bytes, so the copy gets a small stream naming a
+  file that holds it, and its ``"zlib"`` (what Cython's unpacker imports to
+  call ``decompress``) becomes ``"pv:z"``: STRINGS_MODULE, whose
+  ``decompress`` hands back the patched blob. ``zlib.decompress`` ignores
+  what follows the end of a stream, so the short stream fits where the long
+  one was.
 - Rust (pyo3) packs its constants back to back without terminators, so
   there the name is replaced where it is not preceded by ``_ . / - : @``
   nor followed by ``_`` or ``-`` (the rule that found pydantic-core's
   run-time ``import pydantic``), and in any dotted path whose first two
   components name a module the env has (``…implementation.`` then
-  ``pydantic_core._pydantic_core``, while ``errors.pydantic.dev`` stays).
+  ``pydantic_core._pydantic_core``, while ``errors.pydantic.dev`` stays);
+  never in machine code, never a short name, never a name the extension's
+  distribution neither provides nor depends on.
 
-A name the linker merged into the tail of a longer C string (``"numpy"`` as
-the end of ``"to_numpy"``) gets a string of its own: elfsplit.py.
-
-Every one of the env's top-level names is replaced in one pass (an extension
-may import its package's neighbours: mypyc's shared ``<hash>__mypyc``,
-pydantic 1's ``typing_extensions``). Anything not recognised stays as it
-is; the importer's guard refuses an extension whose C code then imports one
-of the env's names by its real name.
+Anything not selected stays as it is; the importer's guard refuses an
+extension whose C code then imports one of the env's names by its real name.
 """
 
 from __future__ import annotations
@@ -42,7 +42,9 @@ import zlib
 from types import ModuleType
 from typing import Callable, Iterator, NamedTuple
 
+from .elfrefs import ElfReferences
 from .elfsplit import split_merged_tails
+from .modulenames import SHORT, Selection
 
 STRINGS_MODULE = "pv:z"  # same length as "zlib"; the colon keeps it apart from any importable module
 
@@ -62,24 +64,33 @@ class Patched(NamedTuple):
 
 
 def patch(data: bytes, names: dict[str, str], blob_path: str,
-          is_module: Callable[[str], bool] = lambda dotted: False) -> Patched:
+          is_module: Callable[[str], bool] = lambda dotted: False, allowed: set[str] | None = None) -> Patched:
     """``data`` (an extension file) with each module name in ``names`` replaced by its alias where it is one.
 
+    Which strings are module names is modulenames.py's selection; ``allowed`` are the top-level names the
+    extension's distribution and its declared dependencies provide (None: all of ``names``).
     Patched Cython string blobs are to be written to ``blob_path`` (plus a number for any but the first);
     ``is_module("a.b")`` says whether the env has that module (for Rust's unterminated paths).
     """
     assert all(len(name) == len(alias) for name, alias in names.items())
     if not names:
         return Patched(data, {})
-    c_strings = _rule(names, rb"(?<![A-Za-z0-9_./\-:@])", rb"(?=[.\x00])")
-    data, blobs = _patch_cython_blobs(data, names, c_strings, blob_path)
+    selection = Selection(data, names, is_module, allowed)
+    in_place, splits = selection.patches()  # read from the original bytes
+    data, blobs = _patch_cython_blobs(data, names, selection.string, blob_path)
     if _RUST_MARK in data:
-        data = _patch_rust(data, names, is_module)
-    data = _give_merged_tails_their_own(c_strings.sub(data), names)
-    return Patched(data, blobs)
+        data = _patch_rust(data, {n: a for n, a in names.items() if len(n) >= SHORT and (
+            allowed is None or n in allowed)}, is_module, selection.refs)
+    out = bytearray(data)
+    for offset, alias in in_place.items():
+        out[offset:offset + len(alias)] = alias
+    if splits:
+        split_merged_tails(out, {at: alias for at, (alias, _) in splits.items()},
+                           {at: movers for at, (_, movers) in splits.items()})
+    return Patched(bytes(out), blobs)
 
 
-def _patch_cython_blobs(data: bytes, names: dict[str, str], c_strings: "_Rule",
+def _patch_cython_blobs(data: bytes, names: dict[str, str], string: Callable[[bytes], bytes],
                         blob_path: str) -> tuple[bytes, dict[str, bytes]]:
     unpacker = re.compile(rb"(?<=\x00)zlib(?=\x00)")  # the module name Cython's unpacker imports
     if _CYTHON_BLOB_MARK not in data or not unpacker.search(data):
@@ -90,7 +101,7 @@ def _patch_cython_blobs(data: bytes, names: dict[str, str], c_strings: "_Rule",
         strings, rest = _split(data, start + size, blob) if any(n.encode() in blob for n in names) else ([], b"")
         if not strings or any(n.encode() in rest for n in names):
             continue  # no table; or one that leaves a name in the part it does not cover
-        patched = b"".join(c_strings.sub(s + b"\x00")[:-1] for s in strings) + rest
+        patched = b"".join(string(s) for s in strings) + rest
         path = blob_path + (f".{len(blobs)}" if blobs else "")
         pointer = zlib.compress(_POINTER + path.encode(), 9)
         if patched == blob or len(pointer) > size:
@@ -100,27 +111,24 @@ def _patch_cython_blobs(data: bytes, names: dict[str, str], c_strings: "_Rule",
     return (unpacker.sub(STRINGS_MODULE.encode(), bytes(out)), blobs) if blobs else (data, {})
 
 
-def _patch_rust(data: bytes, names: dict[str, str], is_module: Callable[[str], bool]) -> bytes:
-    data = _rule(names, rb"(?<![_./\-:@])", rb"(?![_\-])").sub(data)
+def _patch_rust(data: bytes, names: dict[str, str], is_module: Callable[[str], bool], refs: ElfReferences) -> bytes:
+    if not names:
+        return data
+    bare = _rule(names, rb"(?<![_./\-:@])", rb"(?![_\-])")
+    out = bytearray(data)
+    for match in bare.pattern.finditer(data):
+        if not (refs.ok and refs.in_code(match.start())):  # never bytes of machine code
+            out[match.start():match.end()] = bare.aliases[match.group()]
+    data = bytes(out)
     paths = _rule(names, b"", rb"(?=\.[A-Za-z_][A-Za-z0-9_]*)")
     identifier = re.compile(rb"[A-Za-z0-9_]*")
-    out = bytearray(data)
     for match in paths.pattern.finditer(data):
-        component = identifier.match(data, match.end() + 1).group().decode()
+        component = identifier.match(data, match.end() + 1).group().decode()  # type: ignore[union-attr]
         # unterminated: the component may run on into the next constant, so try its prefixes
-        if any(is_module(f"{match.group().decode()}.{component[:n]}") for n in range(len(component), 0, -1)):
+        if (not (refs.ok and refs.in_code(match.start()))
+                and any(is_module(f"{match.group().decode()}.{component[:n]}") for n in range(len(component), 0, -1))):
             out[match.start():match.end()] = paths.aliases[match.group()]
     return bytes(out)
-
-
-def _give_merged_tails_their_own(data: bytes, names: dict[str, str]) -> bytes:
-    """``"numpy"`` as the tail of ``"to_numpy"``: its users get an ``alias\\0`` of their own (elfsplit.py)."""
-    tails = _rule(names, rb"(?<=[A-Za-z0-9_./\-:@])", rb"(?=\x00)")
-    merged = {m.start(): tails.aliases[m.group()] + b"\x00" for m in tails.pattern.finditer(data)}
-    if not merged:
-        return data
-    out = bytearray(data)
-    return bytes(out) if split_merged_tails(out, merged) else data
 
 
 class _Rule(NamedTuple):
