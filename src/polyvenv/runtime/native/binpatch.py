@@ -16,6 +16,10 @@ where a string ends:
   ``decompress``) becomes ``"pv:z"``: STRINGS_MODULE, whose ``decompress``
   hands back the patched blob. ``zlib.decompress`` ignores what follows the
   end of a stream, so the short stream fits where the long one was.
+- Cython 3.3 packs the blob with its own LZSS instead (lzss.py): no module is
+  imported to unpack it, and the unpacker insists on the exact packed length
+  that its code holds as a constant. The blob is unpacked, patched string by
+  string as above and packed again to exactly that length, in place.
 - Rust (pyo3) packs its constants back to back without terminators, so
   there the name is replaced where it is not preceded by ``_ . / - : @``
   nor followed by ``_`` or ``-`` (the rule that found pydantic-core's
@@ -72,11 +76,38 @@ def patch(data: bytes, names: dict[str, str], blob_path: str,
     if not names:
         return Patched(data, {})
     c_strings = _rule(names, rb"(?<![A-Za-z0-9_./\-:@])", rb"(?=[.\x00])")
+    packed = _patch_cython_lzss(data, names, c_strings)
     data, blobs = _patch_cython_blobs(data, names, c_strings, blob_path)
     if _RUST_MARK in data:
         data = _patch_rust(data, names, is_module)
     data = _give_merged_tails_their_own(c_strings.sub(data), names)
+    if packed:  # the rules above must not touch a packed stream's bytes: it is written as it was, or patched
+        out = bytearray(data)
+        for start, stream in packed.items():
+            out[start:start + len(stream)] = stream
+        data = bytes(out)
     return Patched(data, blobs)
+
+
+def _patch_cython_lzss(data: bytes, names: dict[str, str], c_strings: "_Rule") -> dict[int, bytes]:
+    """Each of Cython 3.3's packed string tables (offset -> its bytes), patched where a table was found."""
+    from . import lzss
+
+    found: dict[int, bytes] = {}
+    for start, size, total in lzss.streams(data):
+        tokens = lzss.tokens(data, start, size, total)
+        if start in found or tokens is None:
+            continue
+        lengths = _lengths(data, start, start + size, total)
+        if lengths is None:
+            continue  # not a table, or its boundaries unknown: left alone (the load guard refuses)
+        stream = found[start] = data[start:start + size]
+        blob = lzss.unpack(tokens, data, start)
+        strings = _cut(blob, lengths)
+        patched = b"".join(c_strings.sub(s + b"\x00")[:-1] for s in strings)
+        if patched != blob:
+            found[start] = lzss.repack(tokens, patched, size) or stream
+    return found
 
 
 def _patch_cython_blobs(data: bytes, names: dict[str, str], c_strings: "_Rule",
@@ -187,6 +218,55 @@ def _split(data: bytes, after: int, blob: bytes) -> tuple[list[bytes], bytes]:
         strings.append(blob[at:at + n])
         at += n
     return strings, blob[at:]
+
+
+def _lengths(data: bytes, start: int, end: int, total: int) -> list[int] | None:
+    """The lengths of the strings of a blob of ``total`` bytes stored at ``data[start:end]``: an
+    ``unsigned int`` table beside it (before or after), or (x86-64) one the code builds on the stack,
+    or both: a big table (the strings') copied from beside the blob, then a small one (the bytes')."""
+    near = _table_near(data, start, end, total)
+    if near is not None or data[:4] != b"\x7fELF" or data[18:20] != b"\x3e\x00":
+        return near
+    from .codetable import stack_runs
+
+    runs = [run for run in stack_runs(data) if len(run) > 1 and 0 < sum(run) <= total]
+    for run in runs:
+        if sum(run) == total:
+            return run
+    for run in runs:
+        first = _table_near(data, start, end, total - sum(run))
+        if first is not None:
+            return first + run
+    return None
+
+
+def _cut(blob: bytes, lengths: list[int]) -> list[bytes]:
+    strings, at = [], 0
+    for n in lengths:
+        strings.append(blob[at:at + n])
+        at += n
+    return strings
+
+
+def _table_near(data: bytes, start: int, end: int, total: int) -> list[int] | None:
+    """``unsigned int`` lengths (at least two), 4-byte aligned, that add up to ``total``: soon after ``end``,
+    else ending shortly before ``start``, the closest first."""
+    after = _table_after(data, end, total)
+    if after is not None:
+        return after
+    from itertools import accumulate
+
+    last = start & ~3
+    first = max(0, last - 4 * (total + 1) - _TABLE_SEARCH)
+    values = struct.unpack(f"<{(last - first) // 4}I", data[first:last - (last - first) % 4])
+    sums = [0, *accumulate(values)]
+    begins = {value: i for i, value in enumerate(sums)}  # the latest index of each prefix sum
+    stop_min = len(values) - _TABLE_SEARCH // 4
+    for stop in range(len(values), max(stop_min, 1) - 1, -1):  # the table ends before the padding
+        begin = begins.get(sums[stop] - total)
+        if begin is not None and stop - begin > 1 and all(values[begin:stop]):
+            return list(values[begin:stop])
+    return None
 
 
 def _table_after(data: bytes, after: int, total: int) -> list[int] | None:

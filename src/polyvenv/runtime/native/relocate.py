@@ -22,7 +22,7 @@ from ..files import file_identity
 from ..locations import user_cache_dir, write_cache_file
 from .binpatch import patch
 
-RELOCATE_VERSION = 13
+RELOCATE_VERSION = 14
 
 
 def relocated(path: str, root: str, names: dict[str, str],
