@@ -76,7 +76,7 @@ def patch(data: bytes, names: dict[str, str], blob_path: str,
     if not names:
         return Patched(data, {})
     c_strings = _rule(names, rb"(?<![A-Za-z0-9_./\-:@])", rb"(?=[.\x00])")
-    packed = _patch_cython_lzss(data, names, c_strings)
+    packed = {**_patch_cython_plain(data, names, c_strings), **_patch_cython_lzss(data, names, c_strings)}
     data, blobs = _patch_cython_blobs(data, names, c_strings, blob_path)
     if _RUST_MARK in data:
         data = _patch_rust(data, names, is_module)
@@ -87,6 +87,28 @@ def patch(data: bytes, names: dict[str, str], blob_path: str,
             out[start:start + len(stream)] = stream
         data = bytes(out)
     return Patched(data, blobs)
+
+
+def _patch_cython_plain(data: bytes, names: dict[str, str], c_strings: "_Rule") -> dict[int, bytes]:
+    """Each of Cython's string tables stored as they are (too small to pack), patched (offset -> its bytes).
+
+    Such a table is one C array the code takes the address of, its strings back to back up to the
+    NUL that ends it, their lengths in a table beside it or on the stack (x86-64 only)."""
+    from .lzss import constants_addressed
+
+    if b"__name__" not in data:
+        return {}
+    found: dict[int, bytes] = {}
+    wanted = [n.encode() for n in names]
+    for start in constants_addressed(data):
+        end = data.find(b"\x00", start)
+        blob = data[start:end]
+        if len(blob) < 32 or b"__name__" not in blob or not any(n in blob for n in wanted):
+            continue
+        lengths = _lengths(data, start, end, len(blob))
+        if lengths is not None:
+            found[start] = b"".join(c_strings.sub(s + b"\x00")[:-1] for s in _cut(blob, lengths))
+    return found
 
 
 def _patch_cython_lzss(data: bytes, names: dict[str, str], c_strings: "_Rule") -> dict[int, bytes]:

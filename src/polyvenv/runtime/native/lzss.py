@@ -78,12 +78,17 @@ def streams(data: bytes) -> Iterator[tuple[int, int, int]]:
         return
     compared = {struct.unpack("<I", m.group(1))[0] for m in _CMP.finditer(data)}
     constants = compared | {struct.unpack("<I", m.group(1))[0] for m in _MOV.finditer(data)}
-    starts = {m.end() + struct.unpack("<i", m.group(1))[0] for m in _LEA.finditer(data)}
-    for start in sorted(s for s in starts if 0 <= s < len(data) and data[s] & 7 == 7):  # 3 literals first
+    for start in (s for s in constants_addressed(data) if data[s] & 7 == 7):  # 3 literals first
         for out, used in _boundaries(data, start):
             if used in compared and out >= used + _SAVED and data[start + used] == 0 \
                     and not constants.isdisjoint((out - 1, out, out + 1)):
                 yield start, used, out
+
+
+def constants_addressed(data: bytes) -> list[int]:
+    """Where each constant starts whose address x86-64 code takes (``lea disp32(%rip)``), in file order."""
+    starts = {m.end() + struct.unpack("<i", m.group(1))[0] for m in _LEA.finditer(data)}
+    return sorted(s for s in starts if 0 <= s < len(data))
 
 
 def _boundaries(src: bytes, start: int) -> Iterator[tuple[int, int]]:
