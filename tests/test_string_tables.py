@@ -127,3 +127,175 @@ def test_lzss_tables_are_packed_again_to_the_exact_length_or_not_at_all(cython_3
             fitted += 1
             assert len(again) == size and lzss.unpack(lzss.tokens(again, 0, size, total), again, 0) == changed
     assert fitted > 0
+
+
+@pytest.mark.integration
+def test_mypyc_builds_bind_their_own_shared_library_beside_the_hosts(tmp_path):
+    """tomli 2.2 and 2.3 are mypyc builds: their modules are shims importing `<hash>__mypyc` (a name
+    starting with a digit) from C. Each env gets its own library and modules, even where the host's
+    copy has the very same library name (tomli 2.2.1 in the host and in one env)."""
+    from uv import find_uv_bin
+
+    host = tmp_path / "host"
+    subprocess.run([find_uv_bin(), "pip", "install", "-q", "--python", sys.executable, "--target", str(host),
+                    "--only-binary", ":all:", "tomli==2.2.1"], check=True, capture_output=True)
+    [library] = host.glob("*__mypyc*.so")  # really a mypyc build
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "polyvenv.toml").write_text('[envs.t22]\nrequirements = ["tomli==2.2.1"]\n'
+                                           '[envs.t23]\nrequirements = ["tomli==2.3.0"]\n')
+    proc = subprocess.run([sys.executable, "-m", "polyvenv", "sync"], cwd=project, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    code = textwrap.dedent(f"""
+        import json, sys
+        sys.path[:0] = [{str(SRC)!r}, {str(host)!r}]
+        import tomli as host_tomli, polyvenv
+        ws = polyvenv.Workspace.load({str(project)!r})
+        out = {{}}
+        for name in ("t22", "t23"):
+            tomli = ws.env(name).import_module("tomli")
+            libraries = [m for k, m in sys.modules.items() if k.endswith("__mypyc") and k != {library.name.split(".")[0]!r}]
+            in_env = lambda m: "/.polyvenv/.builds/" + name + "-" in m.__file__
+            out[name] = [tomli.loads('a = 1\\n[b]\\nc = "x"'), in_env(tomli), in_env(sys.modules[tomli.__name__ + "._parser"]),
+                         sum(in_env(m) for m in libraries)]
+            try:
+                tomli.loads("a = ")
+            except tomli.TOMLDecodeError as e:
+                out[name].append(type(e).__module__.split(".")[0] == tomli.__name__)
+        out["host"] = [host_tomli.loads("x = 2"), sys.modules["tomli"] is host_tomli,
+                       sys.modules[{library.name.split(".")[0]!r}].__file__ == {str(library)!r},
+                       sys.modules["tomli._parser"].__file__.startswith({str(host)!r})]
+        print(json.dumps(out))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"t22": [{"a": 1, "b": {"c": "x"}}, True, True, 1, True],
+                                       "t23": [{"a": 1, "b": {"c": "x"}}, True, True, 1, True],
+                                       "host": [{"x": 2}, True, True, True]}
+
+
+def test_mypyc_whole_name_literals_are_patched_in_their_chunks():
+    """mypyc's literals are length-prefixed, without terminators: a whole name (`import pkg`) is found
+    in the chunk that holds it, and nothing that merely looks like one outside such a chunk."""
+    from polyvenv.runtime.native.binpatch import patch
+
+    chunk = b"\x03\x05tomli\x09tomli._re\x03sys"  # three strings: "tomli", "tomli._re", "sys"
+    data = b"\x00__mypyc.init_tomli\x00" + chunk + b"\x00\x05tomli is not a chunk\x00"
+    patched = patch(data, {"tomli": "tOmli"}, "/nonexistent").data
+    assert b"\x03\x05tOmli\x09tOmli._re\x03sys\x00" in patched
+    assert b"\x05tomli is not a chunk" in patched
+
+
+def _refused_package(site: Path, fallback: str) -> None:
+    from wheelgen import self_importing_c_files
+
+    files, _ = self_importing_c_files(sys.executable, "1.0", hidden=True)  # C code the patch cannot reach
+    files["cself/_core.py"] = fallback
+    for path, data in files.items():
+        (site / path).parent.mkdir(parents=True, exist_ok=True)
+        (site / path).write_bytes(data if isinstance(data, bytes) else data.encode())
+
+
+PURE_PYTHON_MODE_STUB = "import cython\n\nif not cython.compiled:\n    raise ImportError('cself._core is not compiled')\n"
+
+
+@pytest.mark.parametrize("fallback", ["stub", "source"])
+def test_a_refused_extension_falls_back_only_to_real_source(tmp_path, fallback):
+    """Beside a refused extension, Cython's pure-Python-mode stand-in (which raises "not compiled")
+    is not run: the user sees the refusal and the way out. Real source still runs instead."""
+    site = tmp_path / "site-packages"
+    source = ("VERSION = 'source'\ndef make_box(v):\n    return v\ndef version_at_init():\n    return VERSION\n"
+              "def lazy_version():\n    return VERSION\n")
+    _refused_package(site, PURE_PYTHON_MODE_STUB if fallback == "stub" else source)
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(SRC)!r})
+        import polyvenv
+        env = polyvenv.Env.from_path({str(site)!r}, name="r")
+        try:
+            print("loaded", env.import_module("cself").version_at_init())
+        except polyvenv.ExtensionNotSupported as e:
+            print("refused", 'isolation = "process"' in str(e))
+        except ImportError as e:
+            print("misleading", e)
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ("refused True" if fallback == "stub" else "loaded source")
+
+
+def test_pure_python_mode_stand_ins_are_told_from_source(tmp_path):
+    from polyvenv.runtime.importer import _runs_uncompiled
+
+    cases = {
+        PURE_PYTHON_MODE_STUB: False,
+        "import cython\nif not cython.compiled: raise RuntimeError('compile me')\n": False,
+        "import cython\n\n@cython.cfunc\ndef f(x: cython.int) -> cython.int:\n    return x\n": False,  # no cython
+        "# real source; may say cython in a comment\nimport os\n": True,
+        "try:\n    import cython\nexcept ImportError:\n    cython = None\n": False,
+    }
+    for i, (text, runs) in enumerate(cases.items()):
+        path = tmp_path / f"m{i}.py"
+        path.write_text(text)
+        assert _runs_uncompiled(str(path), has_cython=False) is runs, text
+    assert _runs_uncompiled(str(tmp_path / "m2.py"), has_cython=True)  # the env has Cython's shadow module
+
+
+_CFFI_BUILD = """
+import cffi, sys
+ffi = cffi.FFI()
+ffi.cdef("int twice(int v); const char *which(void);")
+# built as a top-level "_cfx", shipped as cfpkg/_cfx: it registers sys.modules["_cfx"] and ["_cfx.lib"]
+ffi.set_source("_cfx", 'int twice(int v) { return 2 * v; }\\nconst char *which(void) { return WHICH; }',
+               define_macros=[("WHICH", '"%s"' % sys.argv[1])])
+print(ffi.compile(tmpdir=sys.argv[2]))
+"""
+
+
+@pytest.mark.integration
+def test_cffi_modules_keep_the_hosts_entries_under_their_build_name(tmp_path_factory, tmp_path):
+    """A cffi module registers itself under the name it was built with (`_cfx`, `_cfx.lib`), which is
+    not a name of the env: each env's copy leaves the host's entries as they were (the host's own
+    `from _cfx.lib import twice` keeps working) and gets its own under the module's alias."""
+    venv = _venv_with(tmp_path_factory, "cffi")
+    subprocess.run([str(venv / "bin" / "python"), "-c", "import cffi, sys; assert sys.version_info[:2] == "
+                    f"{tuple(sys.version_info[:2])}"], check=True)
+    python = str(venv / "bin" / "python")
+    from uv import find_uv_bin
+
+    subprocess.run([find_uv_bin(), "pip", "install", "-q", "--python", python, "setuptools"], check=True)
+    sites = {}
+    for version in ("1.0", "2.0", "host"):
+        out = tmp_path / f"build-{version}"
+        made = subprocess.run([python, "-c", _CFFI_BUILD, version, str(out)], capture_output=True, text=True)
+        assert made.returncode == 0, made.stderr
+        site = sites[version] = tmp_path / f"site-{version}" / "site-packages"
+        (site / "cfpkg").mkdir(parents=True)
+        [built] = out.glob("_cfx*.so")
+        (site / "cfpkg" / built.name).write_bytes(built.read_bytes())
+        (site / "cfpkg" / "__init__.py").write_text(
+            "from ._cfx import ffi, lib\ndef which():\n    return ffi.string(lib.which()).decode()\n"
+            "def from_lib():\n    from _cfx.lib import twice  # by the name it was built with, as cffi allows\n"
+            "    return twice(21)\n")
+        if version != "host":  # each env has its own cffi (the host's is in its venv)
+            for part in (venv / "lib").glob("python*/site-packages/*"):
+                if part.name.startswith(("cffi", "_cffi_backend", "pycparser")):
+                    subprocess.run(["cp", "-r", str(part), str(site)], check=True)
+    code = textwrap.dedent(f"""
+        import json, sys
+        sys.path[:0] = [{str(SRC)!r}, {str(sites["host"])!r}]
+        import cfpkg as host_cfpkg, polyvenv
+        host_entries = {{k: sys.modules[k] for k in ("_cfx", "_cfx.lib")}}
+        out = {{}}
+        for version in ("1.0", "2.0"):
+            cfpkg = polyvenv.Env.from_path({str(tmp_path)!r} + f"/site-{{version}}/site-packages",
+                                           name="v" + version[0]).import_module("cfpkg")
+            out[version] = [cfpkg.which(), cfpkg.lib.twice(21), cfpkg.lib is sys.modules[cfpkg.__name__ + "._cfx.lib"],
+                            all(sys.modules[k] is v for k, v in host_entries.items())]
+        out["host"] = [host_cfpkg.which(), host_cfpkg.from_lib(), all(sys.modules[k] is v for k, v in host_entries.items())]
+        print(json.dumps(out))
+    """)
+    proc = subprocess.run([python, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"1.0": ["1.0", 42, True, True], "2.0": ["2.0", 42, True, True],
+                                       "host": ["host", 42, True]}

@@ -20,6 +20,12 @@ where a string ends:
   imported to unpack it, and the unpacker insists on the exact packed length
   that its code holds as a constant. The blob is unpacked, patched string by
   string as above and packed again to exactly that length, in place.
+- mypyc keeps its string literals in C strings of ``count`` then ``count``
+  strings, each after its length (7-bit groups, big-endian, the high bit
+  meaning "more follows"), no terminators. A dotted name there ends in ``.``
+  and the C-string rule finds it; a whole name (``import pkg``) ends where the
+  next length begins, so each chunk holding one is read and the name replaced
+  where it is one of the chunk's strings.
 - Rust (pyo3) packs its constants back to back without terminators, so
   there the name is replaced where it is not preceded by ``_ . / - : @``
   nor followed by ``_`` or ``-`` (the rule that found pydantic-core's
@@ -76,6 +82,7 @@ def patch(data: bytes, names: dict[str, str], blob_path: str,
     if not names:
         return Patched(data, {})
     c_strings = _rule(names, rb"(?<![A-Za-z0-9_./\-:@])", rb"(?=[.\x00])")
+    data = _patch_mypyc_literals(data, names)
     packed = {**_patch_cython_plain(data, names, c_strings), **_patch_cython_lzss(data, names, c_strings)}
     data, blobs = _patch_cython_blobs(data, names, c_strings, blob_path)
     if _RUST_MARK in data:
@@ -87,6 +94,39 @@ def patch(data: bytes, names: dict[str, str], blob_path: str,
             out[start:start + len(stream)] = stream
         data = bytes(out)
     return Patched(data, blobs)
+
+
+def _patch_mypyc_literals(data: bytes, names: dict[str, str]) -> bytes:
+    """``data`` with each of mypyc's string literals that is exactly one of ``names`` replaced by its alias."""
+    if b"__mypyc.init_" not in data:  # the capsule names of a mypyc build's shared library
+        return data
+    out = bytearray(data)
+    for name, alias in names.items():
+        for match in re.finditer(re.escape(bytes([len(name)]) + name.encode()), data):
+            first, last = data.rfind(b"\x00", 0, match.start()) + 1, data.find(b"\x00", match.end())
+            if match.start() in _mypyc_chunk(data, first, last):
+                out[match.start() + 1:match.end()] = alias.encode()
+    return bytes(out)
+
+
+def _mypyc_chunk(data: bytes, first: int, last: int) -> set[int]:
+    """Where each string's length starts, if ``data[first:last]`` is a chunk of mypyc literals, else nothing."""
+    def number(at: int) -> tuple[int, int]:
+        value = 0
+        while at < last and data[at] & 0x80:
+            value = (value << 7) | (data[at] & 0x7F)
+            at += 1
+        return ((value << 7) | data[at], at + 1) if at < last else (-1, at)
+
+    count, at = number(first)
+    starts = set()
+    for _ in range(max(count, 0)):
+        starts.add(at)
+        length, at = number(at)
+        if length < 0:
+            return set()
+        at += length
+    return starts if count > 0 and at == last else set()
 
 
 def _patch_cython_plain(data: bytes, names: dict[str, str], c_strings: "_Rule") -> dict[int, bytes]:
