@@ -58,7 +58,7 @@ def _sync(project: Path, wheelhouse: Path, envs: dict[str, str]) -> None:
 def test_cython_3_3_modules_bind_their_own_env_beside_the_hosts_copy(tmp_path, cython_3_3, packed):
     """Two versions of a package whose Cython 3.3 module imports the package at init and its helpers
     lazily (at call time) each get their own, beside the host's own compiled copy."""
-    from polyvenv.runtime.native import lzss
+    from polyvenv.runtime.native.binpatch import lzss_tables
 
     wh = tmp_path / "wheels"
     for version in ("1.0", "2.0"):
@@ -66,8 +66,7 @@ def test_cython_3_3_modules_bind_their_own_env_beside_the_hosts_copy(tmp_path, c
     host = _extract(cython_wheel(tmp_path / "hostwheel", sys.executable, cython_3_3, "host", more=packed),
                     tmp_path / "host")
     [core] = (host / "cypkg").glob("_core*.so")
-    tables = [(start, size) for start, size, _ in lzss.streams(core.read_bytes())]
-    assert (len(tables) == 1) is packed  # really packed by LZSS (or really not)
+    assert (len(lzss_tables(core.read_bytes())) == 1) is packed  # really packed by LZSS (or really not)
     _sync(tmp_path / "project", wh, {"v1": "cypkg==1.0", "v2": "cypkg==2.0"})
     code = textwrap.dedent(f"""
         import json, sys
@@ -103,14 +102,15 @@ def test_lzss_tables_are_packed_again_to_the_exact_length_or_not_at_all(cython_3
     """The unpacker accepts only the packed length its code holds: a patched table is packed to exactly
     that length (and unpacks to the patched strings), or is left as it was."""
     from polyvenv.runtime.native import lzss
+    from polyvenv.runtime.native.binpatch import lzss_tables
 
     host = _extract(cython_wheel(tmp_path / "w", sys.executable, cython_3_3, "1.0", more=True), tmp_path / "x")
     [core] = (host / "cypkg").glob("_core*.so")
     data = core.read_bytes()
-    [(start, size, total)] = lzss.streams(data)
-    tokens = lzss.tokens(data, start, size, total)
-    assert tokens is not None
-    blob = lzss.unpack(tokens, data, start)
+    [table] = lzss_tables(data)
+    start, size, tokens, blob = table.start, table.size, table.tokens, table.blob
+    total = len(blob)
+    assert b"".join(table.strings) == blob and b"cypkg.helpers" in table.strings
     assert lzss.pack(tokens, blob) == data[start:start + size]  # read and written back byte for byte
     patched = blob.replace(b"cypkg.", b"cYpkg.")
     again = lzss.repack(tokens, patched, size)

@@ -50,7 +50,7 @@ import struct
 import sys
 import zlib
 from types import ModuleType
-from typing import Callable, Iterator, NamedTuple
+from typing import Any, Callable, Iterator, NamedTuple
 
 from .elfsplit import split_merged_tails
 
@@ -139,37 +139,63 @@ def _patch_cython_plain(data: bytes, names: dict[str, str], c_strings: "_Rule") 
     if b"__name__" not in data:
         return {}
     found: dict[int, bytes] = {}
+    runs: list[list[int]] = []
     wanted = [n.encode() for n in names]
     for start in constants_addressed(data):
         end = data.find(b"\x00", start)
         blob = data[start:end]
         if len(blob) < 32 or b"__name__" not in blob or not any(n in blob for n in wanted):
             continue
-        lengths = _lengths(data, start, end, len(blob))
+        lengths = _lengths(data, start, end, len(blob), runs)
         if lengths is not None:
             found[start] = b"".join(c_strings.sub(s + b"\x00")[:-1] for s in _cut(blob, lengths))
     return found
 
 
 def _patch_cython_lzss(data: bytes, names: dict[str, str], c_strings: "_Rule") -> dict[int, bytes]:
-    """Each of Cython 3.3's packed string tables (offset -> its bytes), patched where a table was found."""
+    """Each of Cython 3.3's packed string tables (offset -> its bytes), patched where it can be."""
     from . import lzss
 
     found: dict[int, bytes] = {}
-    for start, size, total in lzss.streams(data):
-        tokens = lzss.tokens(data, start, size, total)
-        if start in found or tokens is None:
-            continue
-        lengths = _lengths(data, start, start + size, total)
-        if lengths is None:
-            continue  # not a table, or its boundaries unknown: left alone (the load guard refuses)
-        stream = found[start] = data[start:start + size]
-        blob = lzss.unpack(tokens, data, start)
-        strings = _cut(blob, lengths)
-        patched = b"".join(c_strings.sub(s + b"\x00")[:-1] for s in strings)
-        if patched != blob:
-            found[start] = lzss.repack(tokens, patched, size) or stream
+    for table in lzss_tables(data):
+        stream = found[table.start] = data[table.start:table.start + table.size]
+        patched = b"".join(c_strings.sub(s + b"\x00")[:-1] for s in table.strings)
+        if patched != table.blob:  # packed again to the very same size, else left as it was (the guard refuses)
+            found[table.start] = lzss.repack(table.tokens, patched, table.size) or stream
     return found
+
+
+class LzssTable(NamedTuple):
+    """One of Cython 3.3's packed string tables in an extension file, unpacked and cut into its strings."""
+
+    start: int
+    size: int
+    tokens: list[Any]
+    blob: bytes
+    strings: list[bytes]
+
+
+def lzss_tables(data: bytes) -> list[LzssTable]:
+    """Every packed string table of ``data`` whose strings' lengths were found (x86-64 ELF only)."""
+    from . import lzss
+
+    lengths: dict[int, list[int]] = {}
+    runs: list[list[int]] = []
+
+    def is_table(start: int, size: int, total: int) -> bool:
+        found = _lengths(data, start, start + size, total, runs)
+        if found is not None and lzss.tokens(data, start, size, total) is not None:
+            lengths[start] = found
+            return True
+        return False
+
+    tables = []
+    for start, size, total in lzss.streams(data, is_table):
+        tokens = lzss.tokens(data, start, size, total)
+        assert tokens is not None
+        blob = lzss.unpack(tokens, data, start)
+        tables.append(LzssTable(start, size, tokens, blob, _cut(blob, lengths[start])))
+    return tables
 
 
 def _patch_cython_blobs(data: bytes, names: dict[str, str], c_strings: "_Rule",
@@ -282,23 +308,29 @@ def _split(data: bytes, after: int, blob: bytes) -> tuple[list[bytes], bytes]:
     return strings, blob[at:]
 
 
-def _lengths(data: bytes, start: int, end: int, total: int) -> list[int] | None:
+def _lengths(data: bytes, start: int, end: int, total: int, runs: list[list[int]] | None = None) -> list[int] | None:
     """The lengths of the strings of a blob of ``total`` bytes stored at ``data[start:end]``: an
     ``unsigned int`` table beside it (before or after), or (x86-64) one the code builds on the stack,
-    or both: a big table (the strings') copied from beside the blob, then a small one (the bytes')."""
-    near = _table_near(data, start, end, total)
+    or both: a big table (the strings') copied from beside the blob, then a small one (the bytes').
+    ``runs`` keeps the stack's tables from one call to the next."""
+    beside = _Beside(data, start, end, total)
+    near = beside.table(total)
     if near is not None or data[:4] != b"\x7fELF" or data[18:20] != b"\x3e\x00":
         return near
     from .codetable import stack_runs
 
-    runs = [run for run in stack_runs(data) if len(run) > 1 and 0 < sum(run) <= total]
+    if runs is None:
+        runs = []
+    if not runs:  # the caller's list holds them from the first call on (a marker first if there are none)
+        runs += [[]] + [run for run in stack_runs(data) if len(run) > 1]
     for run in runs:
-        if sum(run) == total:
+        if run and sum(run) == total:
             return run
     for run in runs:
-        first = _table_near(data, start, end, total - sum(run))
-        if first is not None:
-            return first + run
+        if run and sum(run) < total:
+            first = beside.table(total - sum(run))
+            if first is not None:
+                return first + run
     return None
 
 
@@ -310,25 +342,40 @@ def _cut(blob: bytes, lengths: list[int]) -> list[bytes]:
     return strings
 
 
-def _table_near(data: bytes, start: int, end: int, total: int) -> list[int] | None:
-    """``unsigned int`` lengths (at least two), 4-byte aligned, that add up to ``total``: soon after ``end``,
-    else ending shortly before ``start``, the closest first."""
-    after = _table_after(data, end, total)
-    if after is not None:
-        return after
-    from itertools import accumulate
+class _Beside:
+    """The ``unsigned int`` values (4-byte aligned) just before and just after a blob of ``total`` bytes,
+    summed up once, to find a table of lengths among them that adds up to a given sum."""
 
-    last = start & ~3
-    first = max(0, last - 4 * (total + 1) - _TABLE_SEARCH)
-    values = struct.unpack(f"<{(last - first) // 4}I", data[first:last - (last - first) % 4])
-    sums = [0, *accumulate(values)]
-    begins = {value: i for i, value in enumerate(sums)}  # the latest index of each prefix sum
-    stop_min = len(values) - _TABLE_SEARCH // 4
-    for stop in range(len(values), max(stop_min, 1) - 1, -1):  # the table ends before the padding
-        begin = begins.get(sums[stop] - total)
-        if begin is not None and stop - begin > 1 and all(values[begin:stop]):
-            return list(values[begin:stop])
-    return None
+    def __init__(self, data: bytes, start: int, end: int, total: int) -> None:
+        from itertools import accumulate
+
+        span = 4 * (total + 1) + _TABLE_SEARCH
+        first = (end + 3) & ~3
+        self.after = struct.unpack(f"<{len(data[first:first + span]) // 4}I",
+                                   data[first:first + len(data[first:first + span]) // 4 * 4])
+        last = start & ~3
+        begin = max(0, last - span) + (last - max(0, last - span)) % 4
+        self.before = struct.unpack(f"<{(last - begin) // 4}I", data[begin:last])
+        self.after_sums = [0, *accumulate(self.after)]
+        self.after_ends: dict[int, int] = {}
+        for i, value in enumerate(self.after_sums):
+            self.after_ends.setdefault(value, i)  # the first index of each prefix sum
+        self.before_sums = [0, *accumulate(self.before)]
+        self.before_begins = {value: i for i, value in enumerate(self.before_sums)}  # the last index of each
+
+    def table(self, total: int) -> list[int] | None:
+        """Lengths adding up to ``total``: starting soon after the blob, else ending shortly before it."""
+        for begin in range(min(len(self.after), _TABLE_SEARCH // 4)):
+            if self.after[begin]:
+                stop = self.after_ends.get(self.after_sums[begin] + total)
+                if stop is not None and stop - begin > 1:
+                    return list(self.after[begin:stop])
+        size = len(self.before)
+        for stop in range(size, max(size - _TABLE_SEARCH // 4, 0), -1):
+            begin = self.before_begins.get(self.before_sums[stop] - total)
+            if begin is not None and stop - begin > 1 and self.before[begin] and self.before[stop - 1]:
+                return list(self.before[begin:stop])
+        return None
 
 
 def _table_after(data: bytes, after: int, total: int) -> list[int] | None:

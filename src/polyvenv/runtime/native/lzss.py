@@ -26,9 +26,10 @@ importer's guard then refuses the module).
 
 from __future__ import annotations
 
+import bisect
 import re
 import struct
-from typing import Iterator, NamedTuple
+from typing import Callable, Iterator, NamedTuple
 
 WINDOW = 0x80 + (1 << 14) - 1  # the farthest a source may end before its copy
 MAX_MATCH = 258
@@ -37,7 +38,7 @@ _WHOLE = 1 << 16  # streams up to this output size are re-parsed whole as the la
 MARK = b"LZSS string data decompression failed"  # the unpacker's message: only in modules that use it
 _SAVED = 200  # Cython packs a table only when that saves at least this many bytes
 # x86-64 `lea disp32(%rip), %reg`: how code takes the address of a constant (the packed table is one)
-_CMP = re.compile(rb"(?:\x48?\x81[\xf8-\xff]|\x48?\x3d)(....)", re.S)  # cmp $imm32, %reg
+_CMP = re.compile(rb"[\x48\x49]\x81[\xf8-\xff](....)|\x48\x3d(....)", re.S)  # cmp $imm32, %r64
 _MOV = re.compile(rb"(?:[\xb8-\xbf]|\xc7[\xc0-\xc7])(....)", re.S)  # mov $imm32, %reg
 _LEA = re.compile(rb"[\x48\x4c]\x8d[\x05\x0d\x15\x1d\x25\x2d\x35\x3d](....)", re.S)
 
@@ -64,36 +65,58 @@ def width(end: int, length: int) -> int:
     return 3
 
 
-def streams(data: bytes) -> Iterator[tuple[int, int, int]]:
-    """(offset, size, unpacked size) of what may be a packed string table in ``data``, an x86-64
-    extension file, the likeliest first; the caller confirms by finding the table's lengths.
+def streams(data: bytes, is_table: Callable[[int, int, int], bool]) -> list[tuple[int, int, int]]:
+    """(offset, size, unpacked size) of each packed string table in ``data``, an x86-64 extension file;
+    ``is_table`` confirms a candidate (its caller finds the table's string lengths).
 
     Nothing marks where a table starts or how long it is: the lengths are constants in the code. So
     each constant the code takes the address of is read as a stream, and it may be one where it
-    stops exactly at the NUL that ends the C array, the code compares with the packed size, the
-    unpacked size (maybe one off, as the bound of a comparison) is a constant there too, and it
-    saves what Cython requires.
+    stops exactly at the NUL that ends the C array, the code compares a 64-bit register with the
+    packed size, the unpacked size (maybe one off, as the bound of a comparison) is a constant there
+    too, and it saves what Cython requires.
     """
     if MARK not in data or data[:4] != b"\x7fELF" or data[18:20] != b"\x3e\x00":
-        return
-    compared = {struct.unpack("<I", m.group(1))[0] for m in _CMP.finditer(data)}
-    constants = compared | {struct.unpack("<I", m.group(1))[0] for m in _MOV.finditer(data)}
-    for start in (s for s in constants_addressed(data) if data[s] & 7 == 7):  # 3 literals first
-        for out, used in _boundaries(data, start):
-            if used in compared and out >= used + _SAVED and data[start + used] == 0 \
-                    and not constants.isdisjoint((out - 1, out, out + 1)):
-                yield start, used, out
+        return []
+    code = code_segment(data)
+    compared = sorted({struct.unpack("<I", m.group(1) or m.group(2))[0] for m in _CMP.finditer(data, *code)})
+    constants = set(compared) | {struct.unpack("<I", m.group(1))[0] for m in _MOV.finditer(data, *code)}
+    found = []
+    for start in constants_addressed(data):
+        if data[start] & 7 != 7:  # the first three tokens are literals: nothing to refer to yet
+            continue
+        limit = bisect.bisect_right(compared, len(data) - start - 1)
+        if not limit:
+            continue
+        for out, used in _boundaries(data, start, compared[limit - 1]):
+            if out >= used + _SAVED and data[start + used] == 0 and used == compared[
+                    bisect.bisect_left(compared, used)] and not constants.isdisjoint((out - 1, out, out + 1)) \
+                    and is_table(start, used, out):
+                found.append((start, used, out))
+                break
+    return found
+
+
+def code_segment(data: bytes) -> tuple[int, int]:
+    """The file offsets of an ELF64 file's executable segment (the whole file if none is found)."""
+    phoff, = struct.unpack_from("<Q", data, 0x20)
+    size, count = struct.unpack_from("<HH", data, 0x36)
+    for i in range(count):
+        kind, flags, offset, _, _, filesz = struct.unpack_from("<IIQQQQ", data, phoff + i * size)
+        if kind == 1 and flags & 1:  # PT_LOAD, PF_X
+            return offset, offset + filesz
+    return 0, len(data)
 
 
 def constants_addressed(data: bytes) -> list[int]:
     """Where each constant starts whose address x86-64 code takes (``lea disp32(%rip)``), in file order."""
-    starts = {m.end() + struct.unpack("<i", m.group(1))[0] for m in _LEA.finditer(data)}
+    starts = {m.end() + struct.unpack("<i", m.group(1))[0] for m in _LEA.finditer(data, *code_segment(data))}
     return sorted(s for s in starts if 0 <= s < len(data))
 
 
-def _boundaries(src: bytes, start: int) -> Iterator[tuple[int, int]]:
-    """(output size, bytes consumed) after each token of a stream read from ``start``, while it is one."""
-    pos, out, stop = start, 0, len(src) - 3
+def _boundaries(src: bytes, start: int, limit: int) -> Iterator[tuple[int, int]]:
+    """(output size, bytes consumed) after each token of a stream read from ``start``, while it is one
+    and has consumed at most ``limit`` bytes."""
+    pos, out, stop = start, 0, min(len(src) - 3, start + limit)
     while pos < stop:
         flags = src[pos] | 0xFF00
         pos += 1
