@@ -299,3 +299,48 @@ def test_cffi_modules_keep_the_hosts_entries_under_their_build_name(tmp_path_fac
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == {"1.0": ["1.0", 42, True, True], "2.0": ["2.0", 42, True, True],
                                        "host": ["host", 42, True]}
+
+
+@pytest.mark.integration
+def test_pypi_wheels_built_with_cython_3_3_run_their_compiled_code_side_by_side(tmp_path):
+    """msgpack 1.2 and PyYAML 6.0.4 on PyPI are built with Cython 3.3 (LZSS-packed strings): beside
+    older versions and the host's own copies, each env runs its own compiled code, not a fallback."""
+    from uv import find_uv_bin
+
+    from polyvenv.runtime.native.binpatch import lzss_tables
+
+    host = tmp_path / "host"
+    subprocess.run([find_uv_bin(), "pip", "install", "-q", "--python", sys.executable, "--target", str(host),
+                    "--only-binary", ":all:", "msgpack==1.2.4", "pyyaml==6.0.4"], check=True, capture_output=True)
+    for compiled in [*host.glob("msgpack/_cmsgpack*.so"), *host.glob("yaml/_yaml*.so")]:
+        assert lzss_tables(compiled.read_bytes()), compiled  # really packed by Cython 3.3
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "polyvenv.toml").write_text('[envs.new]\nrequirements = ["msgpack==1.2.4", "pyyaml==6.0.4"]\n'
+                                           '[envs.old]\nrequirements = ["msgpack==1.0.8", "pyyaml==6.0.1"]\n')
+    proc = subprocess.run([sys.executable, "-m", "polyvenv", "sync"], cwd=project, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    code = textwrap.dedent(f"""
+        import json, sys, warnings
+        sys.path[:0] = [{str(SRC)!r}, {str(host)!r}]
+        import msgpack as host_msgpack, yaml as host_yaml, polyvenv
+        ws = polyvenv.Workspace.load({str(project)!r})
+        out = {{}}
+        for name in ("new", "old"):
+            env = ws.env(name)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                msgpack, yaml = env.import_module("msgpack"), env.import_module("yaml")
+            in_env = lambda m: "/.polyvenv/.builds/" + name + "-" in m.__file__
+            out[name] = [msgpack.unpackb(msgpack.packb({{"k": [1, "x"]}})), msgpack.Packer.__module__ == msgpack.__name__ + "._cmsgpack",
+                         in_env(sys.modules[msgpack.__name__ + "._cmsgpack"]), yaml.__with_libyaml__,
+                         yaml.load("a: [1, 2]", Loader=yaml.CSafeLoader), in_env(sys.modules[yaml.__name__ + "._yaml"]),
+                         [str(w.message) for w in caught if w.category is ImportWarning]]
+        out["host"] = [host_msgpack.unpackb(host_msgpack.packb([1])), host_yaml.load("a: 1", Loader=host_yaml.CSafeLoader),
+                       sys.modules["msgpack._cmsgpack"].__file__.startswith({str(host)!r}), sys.modules["yaml"] is host_yaml]
+        print(json.dumps(out))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    expected = [{"k": [1, "x"]}, True, True, True, {"a": [1, 2]}, True, []]
+    assert json.loads(proc.stdout) == {"new": expected, "old": expected, "host": [[1], {"a": 1}, True, True]}

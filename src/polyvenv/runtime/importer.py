@@ -62,10 +62,11 @@ class EnvExtensionLoader(ExtensionFileLoader):
     """Loads a compiled extension of an env from a copy patched to the env's alias (native/relocate.py).
 
     An extension the guard refuses, or whose initialisation fails (its names out of the patch's
-    reach: Cython 3.3's LZSS-packed strings; or a sibling it cimports fell back), and whose
-    distribution ships the module's source too (charset_normalizer, mypyc builds, pydantic 1)
-    runs that source instead, as the package itself would without its compiled code; an
-    ``ImportWarning`` (hidden by default) says so.
+    reach: a string table whose lengths were not found, a packed one that does not pack again to
+    its size; or a sibling it cimports fell back), and whose distribution ships the module's
+    source too (charset_normalizer, mypyc builds, pydantic 1) runs that source instead, as the
+    package itself would without its compiled code; an ``ImportWarning`` (hidden by default) says
+    so. Not a stand-in that only a compiler can use (Cython's pure-Python mode): the refusal shows.
     """
 
     def __init__(self, names: NameMap, fullname: str, path: str) -> None:
@@ -184,10 +185,10 @@ class EnvExtensionLoader(ExtensionFileLoader):
     def _checked(self, load: Any, allowed: str = "", module: Any = None) -> Any:
         """Run an extension's initialisation and make sure its C code bound nothing by a real name.
 
-        Names stored where byte patching cannot reach them (Cython 3.3's LZSS-packed string tables,
-        a Cython 3.2 table whose lengths were not found) would import the host's module of that
-        name, or fail: either is refused here, loudly, rather than leave another version's objects
-        in the env.
+        Names stored where byte patching cannot reach them (a Cython string table whose lengths
+        were not found, a packed one that would not pack to its size again) would import the
+        host's module of that name, or fail: either is refused here, loudly, rather than leave
+        another version's objects in the env.
         """
         from .native.globalstate import snapshot, warn_if_changed
 
