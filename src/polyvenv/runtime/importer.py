@@ -62,16 +62,18 @@ class EnvExtensionLoader(ExtensionFileLoader):
     """Loads a compiled extension of an env from a copy patched to the env's alias (native/relocate.py).
 
     An extension the guard refuses, or whose initialisation fails (its names out of the patch's
-    reach: Cython 3.3's LZSS-packed strings; or a sibling it cimports fell back), and whose
-    distribution ships the module's source too (charset_normalizer, mypyc builds, pydantic 1)
-    runs that source instead, as the package itself would without its compiled code; an
-    ``ImportWarning`` (hidden by default) says so.
+    reach: a string table whose lengths were not found, a packed one that does not pack again to
+    its size; or a sibling it cimports fell back), and whose distribution ships the module's
+    source too (charset_normalizer, mypyc builds, pydantic 1) runs that source instead, as the
+    package itself would without its compiled code; an ``ImportWarning`` (hidden by default) says
+    so. Not a stand-in that only a compiler can use (Cython's pure-Python mode): the refusal shows.
     """
 
     def __init__(self, names: NameMap, fullname: str, path: str) -> None:
         super().__init__(fullname, path)
         self.names = names
         self._source_instead = False
+        self._fallback: str | None = ""  # "": not looked for yet
 
     def create_module(self, spec: ModuleSpec) -> Any:
         try:
@@ -84,11 +86,14 @@ class EnvExtensionLoader(ExtensionFileLoader):
             return None  # a plain module, which exec_module fills from the source
 
     def _source(self) -> str | None:
-        """The ``.py`` file of the same (non-package) module beside the extension, if any."""
-        if "." not in self.name:
-            return None
-        source = os.path.join(os.path.dirname(self.path), self.name.rpartition(".")[2] + ".py")
-        return source if os.path.isfile(source) else None
+        """The ``.py`` file of the same (non-package) module beside the extension, if any, and if it
+        can run without being compiled."""
+        if self._fallback == "":
+            source = os.path.join(os.path.dirname(self.path), self.name.rpartition(".")[2] + ".py")
+            usable = "." in self.name and os.path.isfile(source) and _runs_uncompiled(
+                source, has_cython="cython" in self.names.found)
+            self._fallback = source if usable else None
+        return self._fallback
 
     def _warn_source_instead(self, refused: Exception) -> None:
         import warnings
@@ -110,7 +115,8 @@ class EnvExtensionLoader(ExtensionFileLoader):
         patched = relocated(self.path, str(names.found[real]), {n: names.tops[n] for n in names.own},
                             lambda dotted: has_module(str(names.found[dotted.partition(".")[0]]), dotted))
         if rest:
-            module = self._checked(lambda: _imp.create_dynamic(ModuleSpec(spec.name, self, origin=patched)))
+            module = self._checked(lambda: self._keeping_host_entries(
+                lambda: _imp.create_dynamic(ModuleSpec(spec.name, self, origin=patched))))
             module.__file__ = self.path  # the env's file, as for every module: data beside it is found
             return module
         # A top-level extension (or compiled package __init__): its init function is named after the
@@ -125,6 +131,30 @@ class EnvExtensionLoader(ExtensionFileLoader):
                 sys.modules[real] = saved
         module.__name__ = spec.name
         module.__file__ = self.path
+        return module
+
+    def _keeping_host_entries(self, create: Callable[[], ModuleType]) -> ModuleType:
+        """``create()``, and the ``sys.modules`` entries the extension made under another name put back.
+
+        A single-phase extension may register itself under the name it was built with: cffi's do, as
+        ``<name>`` and ``<name>.lib``, and that name is not the module's own (``_x`` for ``pkg/_x.so``)
+        nor one the patch can reach, so each env's copy would replace the host's entries. The host's
+        entries are put back as they were, and the env's own are named after the module's name
+        (``pKg._x.lib``), which is what the env's code asks for (``from pkg._x.lib import f``)."""
+        before = dict(sys.modules)
+        module = create()
+        built = [k for k, v in sys.modules.items() if v is module and before.get(k) is not v and k != self.name]
+        for name in built:
+            for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
+                value = sys.modules[key]
+                if before.get(key) is value:
+                    continue
+                if key in before:
+                    sys.modules[key] = before[key]
+                else:
+                    del sys.modules[key]
+                if key != name:
+                    sys.modules.setdefault(self.name + key[len(name):], value)
         return module
 
     def exec_module(self, module) -> None:
@@ -155,17 +185,22 @@ class EnvExtensionLoader(ExtensionFileLoader):
     def _checked(self, load: Any, allowed: str = "", module: Any = None) -> Any:
         """Run an extension's initialisation and make sure its C code bound nothing by a real name.
 
-        Names stored where byte patching cannot reach them (Cython 3.3's LZSS-packed string tables,
-        a Cython 3.2 table whose lengths were not found) would import the host's module of that
-        name, or fail: either is refused here, loudly, rather than leave another version's objects
-        in the env.
+        Names stored where byte patching cannot reach them (a Cython string table whose lengths
+        were not found, a packed one that would not pack to its size again) would import the
+        host's module of that name, or fail: either is refused here, loudly, rather than leave
+        another version's objects in the env.
         """
         from .native.globalstate import snapshot, warn_if_changed
 
         own = self.names.own
         before = set(sys.modules)
         state = snapshot()
-        result = load() if self._source() is None else self._load_holding_warnings(load)
+        try:
+            result = load() if self._source() is None else self._load_holding_warnings(load)
+        except ImportError as failed:  # it imported one of the env's names by its real name, which the host lacks
+            if isinstance(failed, ExtensionNotSupported) or (failed.name or "").partition(".")[0] not in own:
+                raise
+            raise self._unpatched([str(failed.name)]) from failed
         warn_if_changed(state, self.names.env, self.path)
         leaked = sorted(k for k in set(sys.modules) - before if k.partition(".")[0] in own and k != allowed)
         loaded = module if module is not None else result
@@ -174,16 +209,18 @@ class EnvExtensionLoader(ExtensionFileLoader):
         if leaked or bound:
             for key in (*leaked, self.name):  # single-phase modules put themselves in sys.modules
                 sys.modules.pop(key, None)
-            names = leaked or bound
-            more = f" (and {len(names) - 3} more)" if len(names) > 3 else ""
-            raise ExtensionNotSupported(
-                f"env {self.names.env!r}: the compiled code of {self.path} imported "
-                f"{', '.join(repr(n) for n in names[:3])}{more} by a name polyvenv could not patch "
-                "(its compiler stored it where the patch cannot read it): it would bind another "
-                "version's objects; give this env isolation = \"process\"",
-                name=self.name, path=self.path,
-            )
+            raise self._unpatched(leaked or bound)
         return result
+
+    def _unpatched(self, names: list[str]) -> ExtensionNotSupported:
+        more = f" (and {len(names) - 3} more)" if len(names) > 3 else ""
+        return ExtensionNotSupported(
+            f"env {self.names.env!r}: the compiled code of {self.path} imported "
+            f"{', '.join(repr(n) for n in names[:3])}{more} by a name polyvenv could not patch "
+            "(its compiler stored it where the patch cannot read it): it would bind another "
+            "version's objects; give this env isolation = \"process\"",
+            name=self.name, path=self.path,
+        )
 
     @staticmethod
     def _load_holding_warnings(load: Any) -> Any:
@@ -202,6 +239,24 @@ class EnvExtensionLoader(ExtensionFileLoader):
             for message in said:
                 if loaded or message.category is ImportWarning:
                     warnings.warn_explicit(message.message, message.category, message.filename, message.lineno)
+
+
+def _runs_uncompiled(source: str, has_cython: bool) -> bool:
+    """Whether ``source`` is real source, not the stand-in of a module meant only to be compiled:
+    Cython's pure-Python mode, whose file refuses to run uncompiled (``if not cython.compiled:
+    raise ...``) or imports Cython's own module, which the env does not have."""
+    import re
+
+    try:
+        with open(source, "rb") as f:
+            text = f.read()
+    except OSError:
+        return False
+    if b"cython" not in text:
+        return True
+    if re.search(rb"^[ \t]*if\s+not\s+cython\.compiled\s*:\s*(?:#[^\n]*)?\s*raise\b", text, re.M):
+        return False
+    return has_cython or not re.search(rb"^[ \t]*(?:import\s+cython\b|from\s+cython\s+import\b)", text, re.M)
 
 
 class EnvUnsupportedLoader(SourceFileLoader):

@@ -19,7 +19,10 @@ string is renamed only where it names a module by structure:
   ``PyType_Spec.name``, ``PyErr_NewException``): ``__module__`` and pickle
   follow it, so it must carry the alias; or a capsule name
   (``"numpy.core.multiarray._ARRAY_API"``: passed to ``PyCapsule_*``, or by
-  convention ending in ``API``), which provider and user must agree on.
+  convention ending in ``API``), which provider and user must agree on;
+- or it is ``pkg.`` alone where names under ``pkg.`` are renamed: the prefix
+  C code checks or strips its own type names with (cffi's
+  ``"_cffi_backend."``), which must agree with them.
 
 Everything else keeps its bytes. The users are read from the file
 (elfrefs.py); where they cannot be (other machines), only the spelling
@@ -55,7 +58,8 @@ _CALLS = {
         "PyModule_AddObjectRef", "PyModule_Add", "PyModule_AddIntConstant", "PyModule_AddStringConstant",
         "PyModule_AddType", "PyObject_CallMethod")},
 }  # not PyDict_*ItemString: Cython puts its module in sys.modules with PyDict_SetItemString(modules, "pkg._x")
-_DOTTED = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
+# dotted identifiers; the first may start with a digit: mypyc's shared library is <hash>__mypyc
+_DOTTED = re.compile(rb"[A-Za-z0-9_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 _LONGEST = 256  # module and type names are shorter than this
 
 
@@ -204,12 +208,19 @@ class Selection:
         """In-place renames (offset -> alias bytes) and splits (offset -> (alias + NUL, places to move))."""
         in_place: dict[int, bytes] = {}
         splits: dict[int, tuple[bytes, set[int]]] = {}
+        dotted: set[str] = set()  # tops whose dotted names (types, submodules) are renamed
         for c in self.candidates():
             alias = self._alias(c.text.encode())
             if c.verdict == "rename":
                 in_place[c.offset] = alias
             elif c.verdict == "split":
                 splits[c.offset] = (alias + b"\x00", {p for p, use in c.uses.items() if use != ATTRIBUTE})
+            if c.verdict != "keep" and "." in c.text:
+                dotted.add(c.text.partition(".")[0])
+        for top in dotted:  # "pkg." alone: the prefix the C code checks or strips those names with (cffi)
+            for match in re.finditer(re.escape(b"\x00" + top.encode() + b".\x00"), self.data):
+                if not (self.refs.ok and self.refs.in_code(match.start() + 1)):
+                    in_place.setdefault(match.start() + 1, self.names[top].encode())
         return in_place, splits
 
 
