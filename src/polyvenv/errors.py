@@ -98,14 +98,12 @@ class NotBuilt(PolyvenvError):
 class EnvImportError(PolyvenvError, ModuleNotFoundError):
     """An env's code imported a module the env does not have (nor shares with the host)."""
 
-    def __init__(self, env: str, module: str, looked_in: list[str]) -> None:
+    def __init__(self, env: str, module: str, looked_in: list[str], top_level: bool = True) -> None:
         where = ", ".join(looked_in) or "nowhere (the env has no site-packages)"
-        super().__init__(
-            f"env {env!r} has no module {module!r} (looked in {where}); add the distribution that "
-            f"provides it to the env's requirements, or list {module.split('.')[0]!r} in its `shared` "
-            "to use the host's",
-            name=module, env=env,
-        )
+        fix = (f"add the distribution that provides it to the env's requirements, or list "
+               f"{module.split('.')[0]!r} in its `shared` to use the host's" if top_level else
+               f"the env's {module.split('.')[0]} has no such submodule: check the version the env installs")
+        super().__init__(f"env {env!r} has no module {module!r} (looked in {where}); {fix}", name=module, env=env)
 
 
 class ExtensionNotSupported(PolyvenvError, ImportError):

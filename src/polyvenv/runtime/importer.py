@@ -233,23 +233,44 @@ class EnvFinder:
         if top == names.missing:  # `import x` of a name the env lacks became `import <missing>.x`
             if not dot:
                 return _empty_package(top)
-            raise EnvImportError(names.env, rest, [str(r) for r in names.roots])
+            return _not_found(names, rest, [str(r) for r in names.roots], top_level=True)
         real = names.real.get(top)
         if real is None:
             return None
         if real in FACADED:
             return facades.spec(names, fullname, real + dot + rest)
         if not dot:
-            return _find_top(names, fullname, real)
+            return _find_top(names, fullname, real) or _not_found(names, real, [str(r) for r in names.roots], True)
         for directory in path or ():
             spec = _file_finder(names, directory).find_spec(fullname)
             if spec is not None:
                 return spec
-        return None
+        return _not_found(names, real + dot + rest, list(path or ()))
 
     def invalidate_caches(self) -> None:
         for names in ALIASES.owners():
             names.invalidate_caches()
+
+
+def _not_found(names: NameMap, real: str, looked_in: list[str], top_level: bool = False) -> None:
+    """A name the env does not have: None, as a venv's finders answer ``importlib.util.find_spec``; but
+    for an import (statement, ``import_module``, ``__import__``) EnvImportError, the ModuleNotFoundError
+    a venv raises with polyvenv's context: the real name, the env, where it looked, what to do."""
+    if _importing():
+        raise EnvImportError(names.env, real, looked_in, top_level=top_level)
+    return None
+
+
+def _importing() -> bool:
+    """Whether the import system asks in order to import the name, not to answer ``find_spec``: both
+    call finders the same way, only the import has ``_find_and_load_unlocked`` below them (CPython
+    3.9-3.13; were it renamed, a missing name would fail with the import system's own message)."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__") in (__name__, "importlib._bootstrap"):
+        if frame.f_code.co_name == "_find_and_load_unlocked":
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
 
 
 def _find_top(names: NameMap, alias: str, real: str) -> ModuleSpec | None:

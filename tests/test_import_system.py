@@ -1,0 +1,144 @@
+"""The import system env code sees (issue 12, findings 4, 5 and 7): as in the env's own venv, scoped to the env.
+
+Every check runs host code in a fresh interpreter (a real subprocess) whose own
+``sys.path`` has a host directory with a ``probe`` of its own ("host") and a
+``hostonly`` module the envs lack; each check asserts what env code sees and
+that the host's ``sys.modules``, ``sys.meta_path``, ``sys.path`` and
+``sys.path_hooks`` are as they were.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from wheelgen import make_wheel
+
+SRC = Path(__file__).parent.parent / "src"
+
+PROBE = '''
+import importlib, importlib.util, sys
+__version__ = {version!r}
+
+try:  # an optional dependency, probed the usual way at import
+    import hostonly
+    HAS_HOSTONLY = True
+except ImportError:
+    HAS_HOSTONLY = False
+HAS_HOSTONLY_SPEC = importlib.util.find_spec("hostonly") is not None  # yarl's probe of pydantic_core
+
+
+def error(call):
+    try:
+        call()
+    except ImportError as e:
+        return [type(e).__name__, isinstance(e, ModuleNotFoundError), e.name, str(e)]
+    return "no error"
+
+
+def missing():
+    from importlib.util import find_spec
+    name = "host" + "only"  # computed at run time: the rewriter cannot see it
+    return {{
+        "find_spec": [importlib.util.find_spec("hostonly"), find_spec(name), importlib.util.find_spec("probe.nope")],
+        "import": error(lambda: __import__("hostonly")),
+        "import_statement": error(_import_statement),
+        "import_module": error(lambda: importlib.import_module(name)),
+        "find_spec_dotted": error(lambda: importlib.util.find_spec("hostonly.sub")),
+        "import_submodule": error(lambda: importlib.import_module("probe.nope")),
+        "import_submodule_statement": error(_import_submodule),
+        "probes": [HAS_HOSTONLY, HAS_HOSTONLY_SPEC],
+    }}
+
+
+def _import_statement():
+    import hostonly
+
+
+def _import_submodule():
+    import probe.nope
+'''
+
+
+def make_project(root: Path) -> tuple[Path, Path]:
+    """Envs v1 and v2 (probe 1.0 and 2.0) and a host directory with its own probe and a hostonly module."""
+    wh = root / "wheels"
+    for version in ("1.0", "2.0"):
+        make_wheel(wh, "probe", version, {"probe/__init__.py": PROBE.format(version=version)})
+    host = root / "host"
+    (host / "probe").mkdir(parents=True)
+    (host / "probe" / "__init__.py").write_text("__version__ = 'host'\n")
+    (host / "hostonly.py").write_text("")
+    project = root / "project"
+    project.mkdir()
+    (project / "polyvenv.toml").write_text(textwrap.dedent(f"""
+        wheelhouse = "{wh}"
+        offline = true
+        [envs.v1]
+        requirements = ["probe==1.0"]
+        [envs.v2]
+        requirements = ["probe==2.0"]
+    """))
+    subprocess.run([sys.executable, "-m", "polyvenv", "sync"], cwd=project, check=True, capture_output=True)
+    return project, host
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    return make_project(tmp_path_factory.mktemp("import-system"))
+
+
+def run_host(project, body: str, python: str = sys.executable):
+    """Run ``body`` in a fresh host; it sets ``result``. Also returns what changed in the host's import
+    system: real-name modules of the envs' packages, and sys.meta_path, sys.path, sys.path_hooks."""
+    project, host = project
+    code = (
+        f"import sys, json\nsys.path[:0] = [{str(SRC)!r}, {str(host)!r}]\n"
+        "import polyvenv\n"
+        "BEFORE = set(sys.modules), list(sys.meta_path), list(sys.path), list(sys.path_hooks)\n"
+        f"ws = polyvenv.Workspace.load({str(project)!r})\n"
+        "v1, v2 = ws.env('v1'), ws.env('v2')\n"
+        + textwrap.dedent(body)
+        + "\nfrom polyvenv.runtime.importer import FINDER\n"
+        "host = {'modules': sorted(k for k in set(sys.modules) - BEFORE[0] if k.split('.')[0] in REAL_NAMES),\n"
+        "        'meta_path': [f for f in sys.meta_path if f is not FINDER] == BEFORE[1],\n"
+        "        'path': sys.path == BEFORE[2], 'path_hooks': sys.path_hooks == BEFORE[3]}\n"
+        "print(json.dumps([result, host], default=repr))\n"
+    )
+    proc = subprocess.run([python, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    result, host = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result, host
+
+
+UNTOUCHED = {"modules": [], "meta_path": True, "path": True, "path_hooks": True}
+
+
+def test_a_missing_name_behaves_as_in_a_venv(project, any_python):
+    """On every CPython found as the host: the import system's frames tell an import from a find_spec."""
+    result, host = run_host(project, """
+        REAL_NAMES = {"probe", "hostonly"}
+        result = [env.import_module("probe").missing() for env in (v1, v2)]
+        import hostonly, probe  # the host's own, still there and its own
+        result.append([probe.__version__, hostonly.__file__.startswith(sys.path[1])])
+    """, any_python)
+    assert host == dict(UNTOUCHED, modules=["hostonly", "probe"])  # the two the host imported itself
+    assert result[2] == ["host", True]
+    for env, seen in zip(("v1", "v2"), result[:2]):
+        assert seen["find_spec"] == [None, None, None]
+        assert seen["probes"] == [False, False]
+        for how in ("import", "import_statement", "import_module", "find_spec_dotted"):
+            kind, not_found, name, message = seen[how]
+            assert (kind, not_found, name) == ("EnvImportError", True, "hostonly"), how
+            assert message.startswith(f"env {env!r} has no module 'hostonly' (looked in ")
+            assert "site-packages" in message and "requirements" in message
+        for how in ("import_submodule", "import_submodule_statement"):
+            kind, not_found, name, message = seen[how]
+            assert (kind, not_found, name) == ("EnvImportError", True, "probe.nope"), how
+            assert message.startswith(f"env {env!r} has no module 'probe.nope' (looked in ")
+            assert "site-packages/probe" in message
