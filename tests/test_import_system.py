@@ -102,7 +102,6 @@ def run_host(project, body: str, python: str = sys.executable):
         "import polyvenv\n"
         "BEFORE = set(sys.modules), list(sys.meta_path), list(sys.path), list(sys.path_hooks)\n"
         f"ws = polyvenv.Workspace.load({str(project)!r})\n"
-        "v1, v2 = ws.env('v1'), ws.env('v2')\n"
         + textwrap.dedent(body)
         + "\nfrom polyvenv.runtime.importer import FINDER\n"
         "host = {'modules': sorted(k for k in set(sys.modules) - BEFORE[0] if k.split('.')[0] in REAL_NAMES),\n"
@@ -123,6 +122,7 @@ def test_a_missing_name_behaves_as_in_a_venv(project, any_python):
     """On every CPython found as the host: the import system's frames tell an import from a find_spec."""
     result, host = run_host(project, """
         REAL_NAMES = {"probe", "hostonly"}
+        v1, v2 = ws.env("v1"), ws.env("v2")
         result = [env.import_module("probe").missing() for env in (v1, v2)]
         import hostonly, probe  # the host's own, still there and its own
         result.append([probe.__version__, hostonly.__file__.startswith(sys.path[1])])
@@ -142,3 +142,37 @@ def test_a_missing_name_behaves_as_in_a_venv(project, any_python):
             assert (kind, not_found, name) == ("EnvImportError", True, "probe.nope"), how
             assert message.startswith(f"env {env!r} has no module 'probe.nope' (looked in ")
             assert "site-packages/probe" in message
+
+
+@pytest.mark.integration
+def test_a_url_library_probing_an_optional_dependency_loads_with_its_framework(tmp_path):
+    """yarl probes ``find_spec("pydantic_core")`` at import; aiohttp is built on it. Two versions each,
+    side by side, while the host has a pydantic_core of its own that neither env may see."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "polyvenv.toml").write_text(textwrap.dedent("""
+        [envs.old]
+        requirements = ["aiohttp==3.9.5", "yarl==1.9.4"]
+        [envs.new]
+        requirements = ["aiohttp>=3.12,<4", "yarl>=1.18,<2"]
+    """))
+    subprocess.run([sys.executable, "-m", "polyvenv", "sync"], cwd=project, check=True, capture_output=True)
+    host = tmp_path / "host"
+    (host / "pydantic_core").mkdir(parents=True)
+    (host / "pydantic_core" / "__init__.py").write_text("")
+    result, seen = run_host((project, host), """
+        REAL_NAMES = {"yarl", "aiohttp", "multidict", "propcache", "frozenlist", "pydantic_core"}
+        import importlib.util
+        result = {}
+        for name in ("old", "new"):
+            env = ws.env(name)
+            yarl, web = env.import_module("yarl"), env.import_module("aiohttp.web")
+            url = yarl.URL("http://example.com/a/b?x=1") / "c"
+            result[name] = [yarl.__version__, str(url), getattr(yarl._url, "HAS_PYDANTIC", None), type(web.Application()).__name__,
+                            web.__file__.startswith(str(env.build))]
+        result["host"] = importlib.util.find_spec("pydantic_core").origin.startswith(sys.path[1])
+    """)
+    assert seen == UNTOUCHED
+    assert result["old"] == ["1.9.4", "http://example.com/a/b/c", None, "Application", True]
+    assert result["new"][1:] == ["http://example.com/a/b/c", False, "Application", True]
+    assert result["new"][0] != "1.9.4" and result["host"] is True
