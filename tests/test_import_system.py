@@ -69,7 +69,8 @@ def make_project(root: Path) -> tuple[Path, Path]:
     """Envs v1 and v2 (probe 1.0 and 2.0) and a host directory with its own probe and a hostonly module."""
     wh = root / "wheels"
     for version in ("1.0", "2.0"):
-        make_wheel(wh, "probe", version, {"probe/__init__.py": PROBE.format(version=version)})
+        make_wheel(wh, "probe", version, {"probe/__init__.py": PROBE.format(version=version),
+                                          "probe/sub.py": "import probe\nVERSION = probe.__version__\n"})
     host = root / "host"
     (host / "probe").mkdir(parents=True)
     (host / "probe" / "__init__.py").write_text("__version__ = 'host'\n")
@@ -83,6 +84,9 @@ def make_project(root: Path) -> tuple[Path, Path]:
         requirements = ["probe==1.0"]
         [envs.v2]
         requirements = ["probe==2.0"]
+        [envs.p]
+        requirements = ["probe==1.0"]
+        isolation = "process"
     """))
     subprocess.run([sys.executable, "-m", "polyvenv", "sync"], cwd=project, check=True, capture_output=True)
     return project, host
@@ -101,7 +105,7 @@ def run_host(project, body: str, python: str = sys.executable):
         f"import sys, json\nsys.path[:0] = [{str(SRC)!r}, {str(host)!r}]\n"
         "import polyvenv\n"
         "BEFORE = set(sys.modules), list(sys.meta_path), list(sys.path), list(sys.path_hooks)\n"
-        f"ws = polyvenv.Workspace.load({str(project)!r})\n"
+        f"PROJECT = {str(project)!r}\nws = polyvenv.Workspace.load(PROJECT)\n"
         + textwrap.dedent(body)
         + "\nfrom polyvenv.runtime.importer import FINDER\n"
         "host = {'modules': sorted(k for k in set(sys.modules) - BEFORE[0] if k.split('.')[0] in REAL_NAMES),\n"
@@ -168,11 +172,57 @@ def test_a_url_library_probing_an_optional_dependency_loads_with_its_framework(t
             env = ws.env(name)
             yarl, web = env.import_module("yarl"), env.import_module("aiohttp.web")
             url = yarl.URL("http://example.com/a/b?x=1") / "c"
-            result[name] = [yarl.__version__, str(url), getattr(yarl._url, "HAS_PYDANTIC", None), type(web.Application()).__name__,
-                            web.__file__.startswith(str(env.build))]
+            result[name] = [yarl.__version__, str(url), getattr(yarl._url, "HAS_PYDANTIC", None),
+                            type(web.Application()).__name__, web.__file__.startswith(str(env.build))]
         result["host"] = importlib.util.find_spec("pydantic_core").origin.startswith(sys.path[1])
     """)
     assert seen == UNTOUCHED
     assert result["old"] == ["1.9.4", "http://example.com/a/b/c", None, "Application", True]
     assert result["new"][1:] == ["http://example.com/a/b/c", False, "Application", True]
     assert result["new"][0] != "1.9.4" and result["host"] is True
+
+
+def test_first_use_from_many_threads_makes_one_env_and_one_copy_of_each_module(project):
+    """Threads released together ask a fresh workspace for the same envs and import from them, 15 rounds:
+    one Env (or ProcessEnv, one worker) per name, one module object per module, and unload leaves none."""
+    result, host = run_host(project, """
+        REAL_NAMES = {"probe"}
+        import threading
+        sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can: races show
+        def probes():  # every module in sys.modules loaded from an env's files
+            return sorted(k for k, m in list(sys.modules.items()) if "/.polyvenv/" in str(getattr(m, "__file__", "")))
+        problems = []
+        for round in range(15):
+            ws = polyvenv.Workspace.load(PROJECT)
+            names = ["v1", "v2", "p"] * 4
+            barrier = threading.Barrier(len(names))
+            seen = [None] * len(names)
+            def work(i):
+                barrier.wait()
+                env = ws.env(names[i])
+                probe, sub = env.import_module("probe"), env.import_module("probe.sub")
+                seen[i] = (env, probe, sub, sub.VERSION, env.pid if names[i] == "p" else None)
+            threads = [threading.Thread(target=work, args=(i,)) for i in range(len(names))]
+            [t.start() for t in threads]; [t.join() for t in threads]
+            for name in ("v1", "v2", "p"):
+                mine = [s for n, s in zip(names, seen) if n == name]
+                if None in mine:
+                    problems.append(f"round {round}: a thread failed for {name}")
+                    continue
+                if len({id(s[0]) for s in mine}) != 1 or ws.env(name) is not mine[0][0]:
+                    problems.append(f"round {round}: several env objects for {name}")
+                if name != "p" and len({id(m) for s in mine for m in s[1:3]}) != 2:
+                    problems.append(f"round {round}: several copies of probe in {name}")
+                if name == "p" and len({s[4] for s in mine}) != 1:
+                    problems.append(f"round {round}: several workers for p")
+                if {s[3] for s in mine} != {"2.0" if name == "v2" else "1.0"}:
+                    problems.append(f"round {round}: {name} saw {sorted({s[3] for s in mine})}")
+            if len(probes()) != 4:  # probe and probe.sub of v1 and v2, once each
+                problems.append(f"round {round}: {probes()} in sys.modules")
+            for name in ("v1", "v2", "p"):
+                ws.env(name).unload()
+            if probes():
+                problems.append(f"round {round}: {probes()} left after unload")
+        result = problems
+    """)
+    assert result == [] and host == UNTOUCHED

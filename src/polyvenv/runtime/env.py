@@ -163,13 +163,14 @@ class Env:
                     lease = _resolve(self)
                     roots = [_in_build(root, self.prefix, lease) for root in self.roots]
                     try:
-                        self._state = NameMap(self.name, roots, self.shared)
+                        names = NameMap(self.name, roots, self.shared)
                     except BaseException:
                         if lease is not None:
                             lease.release()
                         raise
+                    install_finder()  # before another thread can see the names and import by them
                     self._lease = lease
-                    install_finder()
+                    self._state = names
                 state = self._state
         return state
 
