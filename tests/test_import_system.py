@@ -65,12 +65,139 @@ def _import_submodule():
 '''
 
 
+VENDCLI = '''
+"""A CLI that vendors its SDK in vendcli/_vendor and serves it under the SDK's own name with a finder."""
+import importlib.util, os, sys
+
+_VENDOR = os.path.join(os.path.dirname(__file__), "_vendor")
+
+
+class VendorFinder:
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != "sdk" and not fullname.startswith("sdk."):
+            return None
+        base = os.path.join(_VENDOR, *fullname.split("."))
+        if os.path.isdir(base):
+            return importlib.util.spec_from_file_location(fullname, os.path.join(base, "__init__.py"),
+                                                          submodule_search_locations=[base])
+        if os.path.isfile(base + ".py"):
+            return importlib.util.spec_from_file_location(fullname, base + ".py")
+        return None
+
+
+sys.meta_path.append(VendorFinder())
+
+import sdk
+from sdk import client
+
+
+def report():
+    return [sdk.VERSION, client.where(), sdk.__file__.startswith(_VENDOR), type(sys.meta_path[-1]).__name__]
+'''
+
+RUNNER = '''
+"""A test runner: puts the project's root first on sys.path and imports the user's modules from there."""
+import importlib, importlib.util, os, sys
+
+
+def run(root, name):
+    sys.path.insert(0, root)
+    module = importlib.import_module(name)
+    return [module.VALUE, module.PROBE, module.__file__.startswith(root), sys.path[0] == root]
+
+
+def refused(archive, name):
+    sys.path.insert(0, archive)
+    try:
+        importlib.import_module(name)
+    except ImportError as error:
+        return [type(error).__name__, str(error)]
+    finally:
+        sys.path.remove(archive)
+    return "imported"
+
+
+class AssertRewriter:
+    """Like pytest's assertion rewriting hook: a finder and loader of the env's code for the user's tests,
+    compiling their source itself."""
+
+    def __init__(self, root):
+        self.root = root
+
+    def find_spec(self, name, path=None, target=None):
+        origin = os.path.join(self.root, name + ".py")
+        if name.startswith("test_") and os.path.isfile(origin):
+            return importlib.util.spec_from_file_location(name, origin, loader=self)
+        return None
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        import ast
+        with open(module.__spec__.origin) as f:
+            tree = ast.parse(f.read())
+        module.REWRITTEN = True
+        exec(compile(tree, module.__spec__.origin, "exec"), module.__dict__)
+
+
+class PlainLoader(AssertRewriter):
+    """A loader of the env's code that runs the file with the standard library's loader: not rewritten."""
+
+    def exec_module(self, module):
+        import importlib.machinery
+        importlib.machinery.SourceFileLoader(module.__name__, module.__spec__.origin).exec_module(module)
+
+
+def run_tests(root, name, kind):
+    sys.meta_path.insert(0, {"rewriter": AssertRewriter, "plain": PlainLoader}[kind](root))
+    try:
+        module = importlib.import_module(name)
+        return [module.REWRITTEN, module.PROBE, module.__name__.endswith("." + name)]
+    except ImportError as error:
+        return [type(error).__name__, str(error)]
+    finally:
+        del sys.meta_path[0]
+
+
+def facade():
+    sys.polyvenv_test_flag = "set by env code"  # any other attribute: the host's sys
+    return [sys.version_info[:2] == tuple(sys.version_info[:2]), sys.modules is sys.modules,
+            [p for p in sys.path if p.endswith("site-packages")] != [], __import__("os").getcwd() in sys.path]
+'''
+
+NSPKG = ("import sys, types, os;has_mfs = sys.version_info > (3, 5);p = os.path.join(sys._getframe(1).f_locals"
+         "['sitedir'], *('nsold',));importlib = has_mfs and __import__('importlib.util');has_mfs and "
+         "__import__('importlib.machinery');m = has_mfs and sys.modules.setdefault('nsold', importlib.util."
+         "module_from_spec(importlib.machinery.PathFinder.find_spec('nsold', [os.path.dirname(p)])));"
+         "m = m or sys.modules.setdefault('nsold', types.ModuleType('nsold'));mp = (m or []) and "
+         "m.__dict__.setdefault('__path__',[]);(p not in mp) and mp.append(p)\n")
+
+
+def tool_wheels(wh: Path) -> None:
+    """The wheels of env ``tools``: a CLI vendoring its SDK behind a finder, a test runner, .pth files."""
+    make_wheel(wh, "vendcli", "1.0", {
+        "vendcli/__init__.py": VENDCLI,
+        "vendcli/_vendor/sdk/__init__.py": "VERSION = 'vendored-1.0'\n",
+        "vendcli/_vendor/sdk/client.py": "import sdk\ndef where():\n    return sdk.__name__\n",
+    })
+    make_wheel(wh, "runner", "1.0", {"runner/__init__.py": RUNNER})
+    make_wheel(wh, "pthdemo", "1.0", {
+        "pthdemo.pth": "# a comment\npthdemo-extra\nimport pthdemo_boot; pthdemo_boot.install()\n",
+        "pthdemo_boot.py": "import sys\nRAN = []\ndef install():\n    RAN.append(sys.path[-1])\n",
+        "pthdemo-extra/extramod.py": "import probe\nPROBE = probe.__version__\n",
+        "nsold-nspkg.pth": NSPKG,
+        "nsold/part/__init__.py": "PART = 'old-style namespace'\n",
+    })
+
+
 def make_project(root: Path) -> tuple[Path, Path]:
     """Envs v1 and v2 (probe 1.0 and 2.0) and a host directory with its own probe and a hostonly module."""
     wh = root / "wheels"
     for version in ("1.0", "2.0"):
         make_wheel(wh, "probe", version, {"probe/__init__.py": PROBE.format(version=version),
                                           "probe/sub.py": "import probe\nVERSION = probe.__version__\n"})
+    tool_wheels(wh)
     host = root / "host"
     (host / "probe").mkdir(parents=True)
     (host / "probe" / "__init__.py").write_text("__version__ = 'host'\n")
@@ -87,6 +214,8 @@ def make_project(root: Path) -> tuple[Path, Path]:
         [envs.p]
         requirements = ["probe==1.0"]
         isolation = "process"
+        [envs.tools]
+        requirements = ["probe==1.0", "vendcli", "runner", "pthdemo"]
     """))
     subprocess.run([sys.executable, "-m", "polyvenv", "sync"], cwd=project, check=True, capture_output=True)
     return project, host
@@ -226,3 +355,96 @@ def test_first_use_from_many_threads_makes_one_env_and_one_copy_of_each_module(p
         result = problems
     """)
     assert result == [] and host == UNTOUCHED
+
+
+def test_a_finder_env_code_adds_serves_the_env_and_never_the_host(project):
+    """A CLI appends a finder for the SDK it vendors: the CLI imports the SDK through it (as the env's
+    module), the host's sys.meta_path does not change and the host still has no `sdk`."""
+    result, host = run_host(project, """
+        REAL_NAMES = {"sdk", "vendcli"}
+        tools = ws.env("tools")
+        result = tools.import_module("vendcli").report()
+        try:
+            import sdk
+            result.append(f"the host imported {sdk.__file__}")
+        except ModuleNotFoundError:
+            result.append("the host has no sdk")
+    """)
+    assert host == UNTOUCHED
+    assert result[:3] == ["vendored-1.0", result[1], True] and result[1].endswith(".sdk")
+    assert result[3:] == ["VendorFinder", "the host has no sdk"]
+
+
+def test_an_entry_env_code_puts_on_sys_path_serves_the_env_and_never_the_host(project, tmp_path):
+    """A test runner inserts the project's root in sys.path and imports the user's module, which imports the
+    env's own probe; the host's sys.path is as before and the host cannot import the user's module."""
+    (tmp_path / "userproj").mkdir()
+    (tmp_path / "userproj" / "__init__.py").write_text("import probe\nVALUE = 'user'\nPROBE = probe.__version__\n")
+    result, host = run_host(project, f"""
+        REAL_NAMES = {{"userproj", "probe", "runner"}}
+        runner = ws.env("tools").import_module("runner")
+        result = [runner.run({str(tmp_path)!r}, "userproj"), runner.facade(),
+                  getattr(sys, "polyvenv_test_flag", None)]
+        try:
+            import userproj
+            result.append("the host imported userproj")
+        except ModuleNotFoundError:
+            result.append("the host has no userproj")
+    """)
+    assert host == UNTOUCHED
+    assert result[0] == ["user", "1.0", True, True]
+    assert result[1] == [True, True, True, False]  # the host's cwd is not on the env's sys.path
+    assert result[2:] == ["set by env code", "the host has no userproj"]
+
+
+def test_a_zip_on_the_env_path_is_refused_loudly(project, tmp_path):
+    """Code zipimport would run without the rewrite: refused, with the way out, never run."""
+    import zipfile
+
+    archive = tmp_path / "user.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("zipped.py", "import probe\n")
+    result, host = run_host(project, f"""
+        REAL_NAMES = {{"zipped", "probe"}}
+        result = ws.env("tools").import_module("runner").refused({str(archive)!r}, "zipped")
+    """)
+    assert host == UNTOUCHED
+    kind, message = result
+    assert kind == "LoaderNotSupported" and message.startswith("env 'tools': 'zipped' comes from ")
+    assert "isolation = \"process\"" in message
+
+
+def test_the_envs_pth_files_run_for_the_env(project):
+    """An env's .pth files, as site runs them for a venv: path lines extend the env's sys.path, import lines
+    run as env code once per load; an old *-nspkg.pth package is a namespace package, nothing warns."""
+    result, host = run_host(project, """
+        REAL_NAMES = {"extramod", "pthdemo_boot", "nsold", "probe"}
+        import warnings
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            tools = ws.env("tools")
+            boot = tools.import_module("pthdemo_boot")
+            result = [tools.import_module("extramod").PROBE, len(boot.RAN), boot.RAN[0].endswith("pthdemo-extra"),
+                      tools.import_module("nsold.part").PART]
+        result.append([str(w.message) for w in said])
+    """)
+    assert host == UNTOUCHED
+    assert result == ["1.0", 1, True, "old-style namespace", []]
+
+
+def test_a_loader_of_env_code_runs_rewritten_and_one_binding_the_hosts_modules_is_refused(project, tmp_path):
+    """An assertion rewriter (pytest's way) compiles the user's test itself: it runs as env code, its
+    `import probe` the env's. A loader running the file with the standard library's loader binds the host's
+    probe instead: refused, loudly, with the way out."""
+    for name in ("test_user", "test_plain"):
+        (tmp_path / f"{name}.py").write_text("import probe\nPROBE = probe.__version__\n")
+    result, host = run_host(project, f"""
+        REAL_NAMES = {{"test_user", "test_plain", "probe"}}
+        runner = ws.env("tools").import_module("runner")
+        result = [runner.run_tests({str(tmp_path)!r}, "test_user", "rewriter")]
+        result.append(runner.run_tests({str(tmp_path)!r}, "test_plain", "plain"))
+    """)
+    assert result[0] == [True, "1.0", True], result
+    kind, message = result[1]
+    assert kind == "LoaderNotSupported" and "bound the host's 'probe'" in message and "isolation" in message
+    assert host == dict(UNTOUCHED, modules=["probe"])  # the host's own probe, imported by the unrewritten code

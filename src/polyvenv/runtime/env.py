@@ -22,6 +22,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Iterable
 
 from ..errors import NotBuilt
+from .envsys import run_pth
 from .importer import install_finder
 from .lease import Lease, hold
 from .manifest import Manifest, read_manifest
@@ -169,6 +170,7 @@ class Env:
                             lease.release()
                         raise
                     install_finder()  # before another thread can see the names and import by them
+                    run_pth(names)  # as site does for a venv; threads wait for it, as for a venv's start
                     self._lease = lease
                     self._state = names
                 state = self._state

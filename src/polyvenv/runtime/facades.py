@@ -1,4 +1,5 @@
-"""``importlib`` as an env's code sees it: the host's, except where a module name is involved.
+"""``importlib`` as an env's code sees it: the host's, except where a module name is involved (and the
+env's ``sys``, runtime/envsys.py, handed out by the same loader).
 
 ``import_module``, ``util.find_spec``, the ``resources`` functions and
 ``__import__`` map the names they are given to the env's aliases (names
@@ -37,6 +38,8 @@ class FacadeLoader:
         self.real = real
 
     def create_module(self, spec: ModuleSpec) -> types.ModuleType:
+        if self.real == "sys":  # the env's own, made with its name map (runtime/envsys.py)
+            return self.names.sys
         module = _Facade(spec.name)
         module.__dict__["__polyvenv_real__"] = self.real
         make = _MAKERS.get(self.real.partition(".")[2] or "")
