@@ -100,7 +100,8 @@ def main() -> None:
         for label, key, scale in rows:
             b, n = med["baseline"][key] * scale, med["now"][key] * scale
             print(f"{label:<34} {b:>12.2f} {n:>12.2f} {n / b:>8.2f}x")
-        print(f"env code's sys.maxsize against host code's, now: {med['now']['env_attr'] / med['now']['host_attr']:.2f}x")
+        now = med["now"]
+        print(f"env code's sys.maxsize against host code's, now: {now['env_attr'] / now['host_attr']:.2f}x")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

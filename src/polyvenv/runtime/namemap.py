@@ -58,7 +58,8 @@ class NameMap:
             repr([sorted(self.tops.items()), self.missing, sorted(self.shared)]).encode()).hexdigest()[:16]
         self.builtins = env_builtins(self)
         self.stdlib = frozenset(stdlib_entries())  # the host's sys.path entries of the standard library
-        self.sys = env_sys(self.tops["sys"], self.stdlib, self.roots)  # the env's sys.path, meta_path, path_hooks (envsys.py)
+        # the env's sys: its own path, meta_path, path_hooks (runtime/envsys.py), extended by its .pth files
+        self.sys = env_sys(self.tops["sys"], self.stdlib, self.roots)
         self.pth = pth_files(self.roots)
         for directory, _, lines in self.pth:
             self.sys.path += pth_paths(directory, lines)
