@@ -7,9 +7,13 @@ and run code rewritten so that every module name means the env's own module
 - the env's own distribution or source module of that name (its alias);
 - ``importlib``: an env-bound facade, so ``import_module``, ``find_spec``,
   ``resources.files`` and ``metadata`` answer for the env (facades.py);
+- ``sys``: the host's, but ``path``, ``meta_path``, ``path_hooks`` and
+  ``path_importer_cache`` are the env's own (envsys.py);
 - the host's module, for the standard library and the env's ``shared`` names;
-- otherwise nothing: importing it raises EnvImportError, as in a venv
-  without system site-packages.
+- what a finder or path entry the env's code (or its ``.pth`` files) added
+  provides, under the env's names;
+- otherwise nothing, as in a venv without system site-packages: importing it
+  raises EnvImportError (a ModuleNotFoundError), ``find_spec`` gives None.
 """
 
 from __future__ import annotations
