@@ -448,3 +448,42 @@ def test_a_loader_of_env_code_runs_rewritten_and_one_binding_the_hosts_modules_i
     kind, message = result[1]
     assert kind == "LoaderNotSupported" and "bound the host's 'probe'" in message and "isolation" in message
     assert host == dict(UNTOUCHED, modules=["probe"])  # the host's own probe, imported by the unrewritten code
+
+
+@pytest.mark.integration
+def test_two_pytest_versions_run_a_projects_tests_inside_their_envs(tmp_path):
+    """pytest inserts the project's root in sys.path, imports conftest and the tests through its assertion
+    rewriter (a finder on sys.meta_path that asks PathFinder), and loads its plugins: all inside each env,
+    two versions side by side, the host's sys.path and sys.meta_path as they were."""
+    project = tmp_path / "project"
+    tests = tmp_path / "usertests"
+    tests.mkdir(parents=True)
+    project.mkdir()
+    (tests / "conftest.py").write_text("import pytest\n@pytest.fixture\ndef one():\n    return 1\n")
+    (tests / "helper.py").write_text("VALUE = 1\n")
+    (tests / "test_user.py").write_text(
+        "import helper\ndef test_ok(one):\n    assert helper.VALUE == one\n"
+        "def test_fails():\n    x = 2\n    assert x == 3\n")
+    (project / "polyvenv.toml").write_text(textwrap.dedent("""
+        [envs.old]
+        requirements = ["pytest==7.4.4"]
+        [envs.new]
+        requirements = ["pytest>=8.3,<9"]
+    """))
+    subprocess.run([sys.executable, "-m", "polyvenv", "sync"], cwd=project, check=True, capture_output=True)
+    result, host = run_host((project, tmp_path), f"""
+        REAL_NAMES = {{"pytest", "_pytest", "pluggy", "conftest", "helper", "test_user", "iniconfig"}}
+        import contextlib, io
+        result = {{}}
+        for name in ("old", "new"):
+            pytest = ws.env(name).import_module("pytest")
+            out = io.StringIO()
+            with contextlib.redirect_stdout(out):
+                code = pytest.main([{str(tests)!r}, "-q", "-p", "no:cacheprovider"])
+            lines = out.getvalue().splitlines()
+            result[name] = [pytest.__version__, int(code), "E       assert 2 == 3" in lines,
+                            any(line.startswith("1 failed, 1 passed") for line in lines)]
+    """)
+    assert host == UNTOUCHED
+    assert result["old"] == ["7.4.4", 1, True, True]
+    assert result["new"][0].startswith("8.") and result["new"][1:] == [1, True, True]

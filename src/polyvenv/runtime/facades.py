@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable
 if TYPE_CHECKING:
     from .namemap import NameMap
 
-_SUBMODULES = ("metadata", "util", "resources")
+_SUBMODULES = ("metadata", "util", "resources", "machinery")
 _RESOURCE_FUNCTIONS = ("files", "open_binary", "open_text", "read_binary", "read_text", "contents",
                        "is_resource", "path")
 
@@ -83,6 +83,26 @@ def _util(module: types.ModuleType, names: NameMap, alias: str) -> None:
     module.__dict__["find_spec"] = find_spec
 
 
+def _machinery(module: types.ModuleType, names: NameMap, alias: str) -> None:
+    import importlib.machinery
+
+    real = importlib.machinery.PathFinder
+
+    class PathFinder(real):  # type: ignore[misc, valid-type]
+        """The env's PathFinder: without a path it searches the env's ``sys.path`` (runtime/envsys.py), as
+        a venv's searches its own (pytest's assertion rewriter finds the user's tests this way)."""
+
+        @classmethod
+        def find_spec(cls, fullname: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
+            if path is None:
+                from .importer import path_spec
+
+                return path_spec(names, fullname)
+            return real.find_spec(fullname, path, target)
+
+    module.__dict__["PathFinder"] = PathFinder
+
+
 def _resources(module: types.ModuleType, names: NameMap, alias: str) -> None:
     import importlib.resources
 
@@ -135,7 +155,7 @@ def metadata_namespace(paths: list[str]) -> dict[str, Any]:
 
 
 _MAKERS: dict[str, Callable[[types.ModuleType, NameMap, str], None]] = {
-    "": _top, "util": _util, "resources": _resources, "metadata": _metadata,
+    "": _top, "util": _util, "resources": _resources, "metadata": _metadata, "machinery": _machinery,
 }
 
 

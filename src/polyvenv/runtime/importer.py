@@ -375,6 +375,12 @@ def _path_search(names: NameMap, fullname: str, real: str, entries: list[str]) -
     return None
 
 
+def path_spec(names: NameMap, fullname: str) -> ModuleSpec | None:
+    """``fullname`` as the env's ``importlib.machinery.PathFinder.find_spec(fullname)`` finds it: in the env's
+    ``sys.path``, under the name it was asked by."""
+    return _path_search(names, fullname, fullname, [e for e in list(names.sys.path) if e not in names.stdlib])
+
+
 def _entry_finder(names: NameMap, entry: str) -> Any:
     """The finder of one entry of the env's ``sys.path``, as its ``sys.path_hooks`` make it: the env's own
     FileFinder where the standard directory hook stands, an env hook's finder otherwise; None for the
