@@ -3,11 +3,13 @@
 One finder sits first on ``sys.meta_path`` and answers only names whose
 first component is an alias some env's name map reserved (runtime/namemap.py);
 everything else (all of the host's imports) falls through at the cost of one dict lookup, and only on a
-``sys.modules`` miss: cached imports never reach a finder.
+``sys.modules`` miss: cached imports never reach a finder. For an env's names it runs the env's own
+import system (runtime/envsys.py): the finders and path entries the env's code added serve the env.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
@@ -15,18 +17,24 @@ from importlib.machinery import (
     BYTECODE_SUFFIXES,
     EXTENSION_SUFFIXES,
     SOURCE_SUFFIXES,
+    BuiltinImporter,
     ExtensionFileLoader,
     FileFinder,
+    FrozenImporter,
     ModuleSpec,
+    PathFinder,
     SourceFileLoader,
+    SourcelessFileLoader,
 )
 from types import ModuleType
 from typing import Any, Callable
+from zipimport import zipimporter
 
-from ..errors import EnvImportError, ExtensionNotSupported
+from ..errors import EnvImportError, ExtensionNotSupported, LoaderNotSupported
 from . import facades
 from .codecache import CODE_CACHE
 from .namemap import ALIASES, FACADED, NameMap
+from .names import STDLIB
 
 
 class EnvSourceLoader(SourceFileLoader):
@@ -277,63 +285,257 @@ class EnvUnsupportedLoader(SourceFileLoader):
         raise ImportError(self.path)
 
 
+class EnvOutsideLoader(EnvUnsupportedLoader):
+    """Compiled modules outside the env's directories (a path entry its code added, an editable
+    install's sources): refused, as their copy could not be patched to the env's names."""
+
+    def create_module(self, spec: ModuleSpec) -> Any:
+        raise ExtensionNotSupported(
+            f"env {self.names.env!r}: {self.path} is compiled code outside the env's directories (found "
+            "through a sys.path entry or finder the env's code added), which namespace isolation cannot "
+            "patch; install it in the env, or give this env isolation = \"process\"",
+            name=spec.name, path=self.path,
+        )
+
+
+class EnvRefusedLoader:
+    """A module the env's own import system provides with a loader polyvenv cannot load as env code."""
+
+    def __init__(self, error: ImportError) -> None:
+        self.error = error
+
+    def create_module(self, spec: ModuleSpec) -> Any:
+        raise self.error
+
+    def exec_module(self, module: ModuleType) -> None:  # pragma: no cover - create_module always raises
+        raise self.error
+
+
+class EnvForeignLoader:
+    """A loader the env's own code made (pytest's assertion rewriter, six's ``moves``), loading a module of
+    the env: it runs as it is, and the code it compiles and executes goes through the env's builtins
+    (rewritten to the env's names); a module it leaves bound to a name the env does not own (the host's
+    copy) is refused, loudly, as compiled code's would be."""
+
+    def __init__(self, names: NameMap, loader: Any, real: str) -> None:
+        self.names = names
+        self.loader = loader
+        self.real = real
+
+    def create_module(self, spec: ModuleSpec) -> Any:
+        create = getattr(self.loader, "create_module", None)
+        return create(spec) if create is not None else None
+
+    def exec_module(self, module: ModuleType) -> None:
+        self.loader.exec_module(module)
+        names = self.names
+        bound = sorted({v.__name__ for v in list(vars(module).values()) if isinstance(v, ModuleType)
+                        and _foreign_to(names, v.__name__)})
+        if bound:
+            raise LoaderNotSupported(
+                f"env {names.env!r}: {self.real!r}, loaded by {self.loader!r} (the env's code added it), bound "
+                f"the host's {', '.join(repr(n) for n in bound[:3])}: its code was not rewritten to the env's "
+                "names; give this env isolation = \"process\"", name=self.real)
+
+    def __getattr__(self, attr: str) -> Any:  # the loader's other methods (get_source, is_package, ...)
+        return getattr(self.loader, attr)
+
+
+def _foreign_to(names: NameMap, module_name: str) -> bool:
+    """Whether a module of this name, bound in the env's code, is neither the env's nor what it shares."""
+    top = module_name.partition(".")[0]
+    return not (top in STDLIB or top in names.shared or ALIASES.owner(top) is names)
+
+
 class EnvFinder:
-    """Finds alias-named modules in their env's directories, as that env's name map says."""
+    """Finds alias-named modules as their env's own import system would: its ``sys.meta_path``, in its
+    order, with the env's directories (its ``sys.path``) searched where ``PathFinder`` stands
+    (runtime/envsys.py); names of the host and of no env fall through at once."""
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
         top, dot, rest = fullname.partition(".")
         names = ALIASES.owner(top)
         if names is None:
             return None
-        if top == names.missing:  # `import x` of a name the env lacks became `import <missing>.x`
+        if top == names.missing:  # `import x` of a name the env lacks (in its directories) became `<missing>.x`
             if not dot:
                 return _empty_package(top)
-            raise EnvImportError(names.env, rest, [str(r) for r in names.roots])
-        real = names.real.get(top)
-        if real is None:
-            return None
-        if real in FACADED:
-            return facades.spec(names, fullname, real + dot + rest)
-        if not dot:
-            return _find_top(names, fullname, real)
-        for directory in path or ():
-            spec = _file_finder(names, directory).find_spec(fullname)
+            real, top_level = rest, "." not in rest
+        else:
+            alias_of = names.real.get(top)
+            if alias_of is None:
+                return None
+            if alias_of in FACADED:
+                return facades.spec(names, fullname, alias_of + dot + rest)
+            real, top_level = alias_of + dot + rest, not dot
+        entries = [e for e in list(names.sys.path) if e not in names.stdlib] if top_level else list(path or ())
+        for finder in list(names.sys.meta_path):
+            if finder is PathFinder:  # where a venv searches its sys.path: the env's directories
+                spec = _path_search(names, fullname, real, entries)
+            elif finder is BuiltinImporter or finder is FrozenImporter or finder is FINDER:
+                continue  # the standard library's names never come here
+            else:  # a finder the env's code added (six.moves, a vendored SDK, an editable install)
+                spec = _foreign_search(names, finder, fullname, real, (None if top_level else path,))
             if spec is not None:
                 return spec
-        return None
+        return _not_found(names, real, entries, top_level)
 
     def invalidate_caches(self) -> None:
         for names in ALIASES.owners():
             names.invalidate_caches()
 
 
-def _find_top(names: NameMap, alias: str, real: str) -> ModuleSpec | None:
-    """The spec of top-level module ``real`` of the env, named ``alias``."""
-    portions = []
-    for root in names.roots:
-        spec = _file_finder(names, str(root)).find_spec(real)
-        if spec is None:
-            continue
-        if spec.loader is not None:
-            found = ModuleSpec(alias, spec.loader.__class__(names, alias, spec.origin),  # type: ignore[call-arg]
-                               origin=spec.origin, is_package=spec.submodule_search_locations is not None)
-            if spec.submodule_search_locations is not None:
-                found.submodule_search_locations = list(spec.submodule_search_locations)
-            found.has_location = True
-            return found
-        portions += list(spec.submodule_search_locations or ())
-    if portions:  # a namespace package, possibly spread over the env's roots
-        found = _empty_package(alias)
-        found.submodule_search_locations = portions
-        return found
+def _not_found(names: NameMap, real: str, looked_in: list[str], top_level: bool = False) -> None:
+    """A name the env does not have: None, as a venv's finders answer ``importlib.util.find_spec``; but
+    for an import (statement, ``import_module``, ``__import__``) EnvImportError, the ModuleNotFoundError
+    a venv raises with polyvenv's context: the real name, the env, where it looked, what to do."""
+    if _importing():
+        raise EnvImportError(names.env, real, looked_in, top_level=top_level)
     return None
 
 
+def _importing() -> bool:
+    """Whether the import system asks in order to import the name, not to answer ``find_spec``: both
+    call finders the same way, only the import has ``_find_and_load_unlocked`` below them (CPython
+    3.9-3.13; were it renamed, a missing name would fail with the import system's own message)."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__") in (__name__, "importlib._bootstrap"):
+        if frame.f_code.co_name == "_find_and_load_unlocked":
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
+
+
+def _path_search(names: NameMap, fullname: str, real: str, entries: list[str]) -> ModuleSpec | None:
+    """``fullname`` in path entries, as PathFinder searches them: the first module found, else the
+    portions of a namespace package spread over them."""
+    portions: list[str] = []
+    for entry in entries:
+        finder = names.entry_finder(entry, lambda entry: _entry_finder(names, entry))
+        if finder is None:
+            continue
+        if isinstance(finder, FileFinder):  # looks up the last component: an alias's is not the real one
+            found = finder.find_spec(fullname if "." in fullname else real)
+        else:
+            found = _foreign_search(names, finder, fullname, real, ())
+        if found is None:
+            continue
+        if found.loader is not None:
+            return _adopted(names, found, fullname, real, finder)
+        portions += list(found.submodule_search_locations or ())
+    if portions:
+        spec = _empty_package(fullname)
+        spec.submodule_search_locations = portions
+        return spec
+    return None
+
+
+def path_spec(names: NameMap, fullname: str) -> ModuleSpec | None:
+    """``fullname`` as the env's ``importlib.machinery.PathFinder.find_spec(fullname)`` finds it: in the env's
+    ``sys.path``, under the name it was asked by."""
+    return _path_search(names, fullname, fullname, [e for e in list(names.sys.path) if e not in names.stdlib])
+
+
+def _entry_finder(names: NameMap, entry: str) -> Any:
+    """The finder of one entry of the env's ``sys.path``, as its ``sys.path_hooks`` make it: the env's own
+    FileFinder where the standard directory hook stands, an env hook's finder otherwise; None for the
+    standard library's entries (never an env's name) and for entries no hook takes."""
+    if entry in names.stdlib:
+        return None
+    for hook in list(names.sys.path_hooks):
+        if hook in names.standard_hooks and hook is not zipimporter:
+            if os.path.isdir(entry or "."):
+                return _file_finder(names, entry)
+            continue
+        try:
+            return hook(entry)
+        except ImportError:
+            continue
+    return None
+
+
+def _foreign_search(names: NameMap, finder: Any, fullname: str, real: str, path: tuple) -> ModuleSpec | None:
+    """Ask a finder the env's code added: by the env's name first (six keys its ``moves`` on its
+    ``__name__``, the alias), then by the name the code writes (a vendored SDK's finder). ``path``: the
+    meta-path finder's argument, or ``()`` for a path entry's finder, which takes none."""
+    find = getattr(finder, "find_spec", None)
+    if find is None:
+        if not hasattr(finder, "find_module") or sys.version_info >= (3, 12):
+            return None
+        find = functools.partial(_find_module, finder)  # six < 1.16: as Python < 3.12 still does
+    asked = (real,) if fullname.partition(".")[0] == names.missing or fullname == real else (fullname, real)
+    for name in asked:
+        found = find(name, *path)
+        if found is not None:
+            return _adopted(names, found, fullname, real, finder)
+    return None
+
+
+def _find_module(finder: Any, name: str, *path: Any) -> ModuleSpec | None:
+    """A spec from a finder of the pre-3.4 protocol (``find_module``), as Python < 3.12 makes one."""
+    from importlib.util import spec_from_loader
+
+    loader = finder.find_module(name, *path)
+    return spec_from_loader(name, loader) if loader is not None else None
+
+
+def _adopted(names: NameMap, found: ModuleSpec, fullname: str, real: str, where: Any) -> ModuleSpec:
+    """``found`` as a spec of the env: named ``fullname``, its code run rewritten with the env's
+    builtins. A file the standard library's loaders would run gets the env's loader of its kind; a
+    loader of the env's own code runs as it is, checked (EnvForeignLoader); any other loader would run
+    code polyvenv cannot rewrite: refused (rule 1), with the way out."""
+    loader = found.loader
+    if loader is None or type(loader).__name__ in ("NamespaceLoader", "_NamespaceLoader"):
+        spec = _empty_package(fullname)  # a namespace package
+        spec.submodule_search_locations = list(found.submodule_search_locations or ())
+        return spec
+    kind: Any
+    if isinstance(loader, (EnvSourceLoader, EnvExtensionLoader, EnvUnsupportedLoader)):
+        if found.name == fullname:
+            return found
+        kind = loader.__class__
+    elif isinstance(loader, SourceFileLoader):
+        kind = EnvSourceLoader
+    elif isinstance(loader, SourcelessFileLoader):
+        kind = EnvUnsupportedLoader
+    elif isinstance(loader, ExtensionFileLoader):
+        kind = EnvOutsideLoader
+    elif _env_code(names, loader) and hasattr(loader, "exec_module"):
+        spec = ModuleSpec(fullname, EnvForeignLoader(names, loader, real), origin=found.origin,
+                          loader_state=found.loader_state, is_package=found.submodule_search_locations is not None)
+        if found.submodule_search_locations is not None:
+            spec.submodule_search_locations = list(found.submodule_search_locations)
+        spec.has_location = found.has_location
+        return spec
+    elif found.name == fullname and _env_code(names, loader):  # a pre-3.4 loader (six < 1.16): as it is
+        return found
+    else:
+        return ModuleSpec(fullname, EnvRefusedLoader(LoaderNotSupported(
+            f"env {names.env!r}: {real!r} comes from {where!r}, which the env's code added to its import "
+            f"system, with loader {loader!r}: polyvenv cannot run that code under the env's names (it would "
+            "bind the host's modules); give this env isolation = \"process\"", name=real)))
+    spec = ModuleSpec(fullname, kind(names, fullname, found.origin), origin=found.origin,
+                      is_package=found.submodule_search_locations is not None)
+    if found.submodule_search_locations is not None:
+        spec.submodule_search_locations = list(found.submodule_search_locations)
+    spec.has_location = True
+    return spec
+
+
+def _env_code(names: NameMap, obj: Any) -> bool:
+    """Whether ``obj`` (or its class) was defined by this env's code."""
+    top = str(getattr(obj, "__module__", "")).partition(".")[0]
+    return top in names.real or top == names.missing
+
+
 def _file_finder(names: NameMap, directory: str) -> FileFinder:
-    return names.file_finder(directory, lambda directory: FileFinder(
+    """The env's FileFinder of ``directory``: its loaders run rewritten code; compiled modules load patched
+    to the env's names only from the env's own directories."""
+    inside = any(directory == str(r) or directory.startswith(str(r) + os.sep) for r in names.roots)
+    return names.entry_finder(directory, lambda directory: FileFinder(
         # as CPython's: a compiled module wins over its source (pydantic 1, mypyc)
         directory,
-        (_loader(EnvExtensionLoader, names), EXTENSION_SUFFIXES),
+        (_loader(EnvExtensionLoader if inside else EnvOutsideLoader, names), EXTENSION_SUFFIXES),
         (_loader(EnvSourceLoader, names), SOURCE_SUFFIXES),
         (_loader(EnvUnsupportedLoader, names), BYTECODE_SUFFIXES),
     ))

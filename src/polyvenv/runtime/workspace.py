@@ -19,8 +19,11 @@ class Workspace:
     """The envs declared by a polyvenv.toml or pyproject.toml, found upward from a path."""
 
     def __init__(self, config: Config) -> None:
+        import _thread  # threading's lock, without importing threading (a host may use no env)
+
         self.config = config
         self._envs: dict[str, Env | ProcessEnv] = {}
+        self._envs_lock = _thread.RLock()
 
     @classmethod
     def load(cls, path: str | Path = ".", config_file: str | Path | None = None) -> Workspace:
@@ -55,8 +58,17 @@ class Workspace:
         return manifest
 
     def env(self, name: str) -> Env | ProcessEnv:
-        """The built env ``name``, ready to import from (one Env, or ProcessEnv, object per name): both
-        satisfy ``polyvenv.EnvProtocol``; which one is the env's ``isolation``."""
+        """The built env ``name``, ready to import from (one Env, or ProcessEnv, object per name, ever,
+        whichever threads ask first): both satisfy ``polyvenv.EnvProtocol``; which one is the env's
+        ``isolation``."""
+        env = self._envs.get(name)
+        if env is None:
+            with self._envs_lock:  # two Envs of one name would load its modules twice, one never unloaded
+                env = self._env(name)
+        return env
+
+    def _env(self, name: str) -> Env | ProcessEnv:
+        """``env(name)``, the lock held: the one made before, else a new one."""
         from .env import Env
         from .sitedir import site_packages
 
