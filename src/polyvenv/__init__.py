@@ -15,6 +15,7 @@ from .errors import (
     EnvNotFound,
     ExtensionNotSupported,
     ForeignPath,
+    InterpreterMismatch,
     InterpreterNotFound,
     LockFileOutdated,
     NotBuilt,
@@ -53,7 +54,8 @@ _LAZY = {
 
 __all__ = [
     "BuildError", "ConfigError", "EnvImportError", "EnvNotFound", "ExtensionNotSupported", "ForeignPath",
-    "InterpreterNotFound", "LockFileOutdated", "NotBuilt", "PolyvenvError", "ShimConflict", "UsageError",
+    "InterpreterMismatch", "InterpreterNotFound", "LockFileOutdated", "NotBuilt", "PolyvenvError", "ShimConflict",
+    "UsageError",
     "VocabularyConflictWarning", "ProcessGlobalStateWarning", "RemoteError", "WorkerDied", "PolyvenvWarning",
     "WorkerRestarted", "VocabularyConflict", "ProcessGlobalState",
     "Workspace", "Env", "EnvProtocol", "ProcessEnv", "install_import_map", "__version__",

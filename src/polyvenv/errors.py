@@ -112,6 +112,11 @@ class ExtensionNotSupported(PolyvenvError, ImportError):
     """Compiled code a namespace env cannot load side by side (today: bytecode without its source)."""
 
 
+class InterpreterMismatch(PolyvenvError, ImportError):
+    """A namespace env built for another Python (version, ABI, free-threaded or not) than the host's:
+    in-process loading needs the host's own; ``isolation = "process"`` (or ``"auto"``) runs it in a worker."""
+
+
 class WorkerDied(PolyvenvError):
     """The worker process of an env with process isolation died (or was stopped) before it answered."""
 

@@ -55,7 +55,8 @@ class EnvSourceLoader(SourceFileLoader):
 
     def exec_module(self, module) -> None:
         module.__dict__["__builtins__"] = self.names.builtins
-        super().exec_module(module)
+        with watched(self.names, self.name):
+            super().exec_module(module)
 
 
 class EnvExtensionLoader(ExtensionFileLoader):
@@ -128,6 +129,10 @@ class EnvExtensionLoader(ExtensionFileLoader):
         return module
 
     def exec_module(self, module) -> None:
+        with watched(self.names, self.name):
+            self._exec(module)
+
+    def _exec(self, module) -> None:
         import _imp
 
         if self._source_instead:
@@ -202,6 +207,34 @@ class EnvExtensionLoader(ExtensionFileLoader):
             for message in said:
                 if loaded or message.category is ImportWarning:
                     warnings.warn_explicit(message.message, message.category, message.filename, message.lineno)
+
+
+class watched:
+    """Around the outermost import of an env's module in a thread (the modules it imports in turn
+    included): warn if it set attributes on the standard library's or shared modules and classes
+    (native/globalstate.py). Inner imports cost a counter."""
+
+    _depth = threading.local()
+
+    def __init__(self, names: NameMap, fullname: str) -> None:
+        self.names, self.fullname = names, fullname
+        self.before: Any = None
+
+    def __enter__(self) -> None:
+        depth = getattr(self._depth, "n", 0)
+        self._depth.n = depth + 1
+        if depth == 0:
+            from .native.globalstate import shared_snapshot
+
+            self.before = shared_snapshot(self.names.shared)
+
+    def __exit__(self, *exc: object) -> None:
+        self._depth.n -= 1
+        if self.before is not None:
+            from .native.globalstate import warn_if_shared_changed
+
+            top, dot, rest = self.fullname.partition(".")
+            warn_if_shared_changed(self.before, self.names.env, self.names.real.get(top, top) + dot + rest)
 
 
 class EnvUnsupportedLoader(SourceFileLoader):

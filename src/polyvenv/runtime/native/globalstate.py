@@ -1,11 +1,20 @@
-"""Process-global native state an extension sets while it initialises: what envs cannot each own.
+"""Process-global state an env sets while it imports: what envs cannot each own.
 
-One process has one set of signal handlers, one ``atexit`` list, one C locale.
-Two envs whose compiled code claims them overwrite each other, whatever the
-renaming does; such an env belongs in its own process (``isolation =
-"process"``). Checked around each extension's initialisation, cheaply: the
-handlers of the signals libraries claim (as the OS has them, so a handler set
-from C counts too), the number of ``atexit`` callbacks, and the C locale.
+One process has one set of signal handlers, one ``atexit`` list, one C locale,
+and one copy of each standard-library module and class. Two envs whose code
+claims them overwrite each other, whatever the renaming does; such an env
+belongs in its own process (``isolation = "process"``). Checked cheaply:
+
+- around each extension's initialisation (``snapshot``/``warn_if_changed``):
+  the handlers of the signals libraries claim (as the OS has them, so a
+  handler set from C counts too), the number of ``atexit`` callbacks, and the
+  C locale;
+- around each outermost import of an env's module (``shared_snapshot``/
+  ``warn_if_shared_changed``): the attributes of the standard library's (and
+  the env's ``shared``) modules and classes, which the host shares. An
+  interface library setting ``__implemented__`` on ``collections.abc`` classes
+  makes the host's copy of that library fail (RecursionError), and until then
+  the host's answers come from the env's objects.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ import atexit
 import locale
 import signal
 import warnings
+from types import ModuleType
 from typing import NamedTuple
 
 from ...errors import ProcessGlobalStateWarning
@@ -79,3 +89,90 @@ def warn_if_changed(before: Snapshot, env: str, path: str) -> None:
             f"env {env!r}: initialising {path} changed process-global state ({', '.join(changed)}), which every "
             "env and the host share: if another env or the host relies on it, give this env "
             "isolation = \"process\""), stacklevel=3)
+
+
+# Attributes the standard library itself sets lazily on its own objects, whoever triggers it.
+_LAZY = frozenset({
+    "__warningregistry__",  # a module that warned once
+    "__slotnames__",  # copyreg caches it on a class whose instance was copied or pickled
+})
+_IMMUTABLE = 1 << 8  # Py_TPFLAGS_IMMUTABLETYPE: builtin and static types, which no code can change
+
+
+class SharedSnapshot(NamedTuple):
+    """The namespaces of the modules and classes an env shares with the host, copied."""
+
+    namespaces: list[tuple[str, object, dict[str, object]]]  # (qualified name, object, its attributes then)
+
+
+def shared_snapshot(shared: frozenset[str] | set[str] = frozenset()) -> SharedSnapshot:
+    """A copy of the attributes of every loaded standard-library module (and of the top-level names
+    ``shared``), and of every class they define that code can change (a few thousand dict copies:
+    1-3 ms; which classes a module holds is remembered while its namespace keeps its size)."""
+    import sys
+
+    from ..names import STDLIB
+
+    namespaces: list[tuple[str, object, dict[str, object]]] = []
+    seen: set[int] = set()
+    for key, module in list(sys.modules.items()):
+        top = key.partition(".")[0]
+        if key == "__main__" or not (top in STDLIB or top in shared) or not isinstance(module, ModuleType):
+            continue
+        names = vars(module)
+        namespaces.append((key, module, names.copy()))
+        for cls in _classes(module, names):
+            if id(cls) not in seen:
+                seen.add(id(cls))
+                namespaces.append((f"{cls.__module__}.{cls.__qualname__}", cls, cls.__dict__.copy()))
+    return SharedSnapshot(namespaces)
+
+
+def _classes(module: ModuleType, names: dict[str, object]) -> list[type]:
+    """The classes in ``module``'s namespace that code can change, remembered by the namespace's size."""
+    known = _CLASSES.get(id(module))
+    if known is None or known[0] is not module or known[1] != len(names):
+        classes = [v for v in list(names.values()) if isinstance(v, type) and not v.__flags__ & _IMMUTABLE]
+        known = _CLASSES[id(module)] = (module, len(names), classes)
+    return known[2]
+
+
+_CLASSES: dict[int, tuple[ModuleType, int, list[type]]] = {}
+
+
+def shared_changes(before: SharedSnapshot) -> list[str]:
+    """``module.attr`` / ``module.Class.attr`` for each attribute set, replaced or deleted since ``before``.
+
+    What the standard library does lazily by itself is left out: a submodule appearing on its
+    package, a global initialised from None on first use, a warning registry, copyreg's cache.
+    """
+    changed = []
+    for name, obj, then in before.namespaces:
+        now = obj.__dict__
+        try:
+            if now == then:  # the common case, at C speed: values compared by identity first
+                continue
+        except Exception:  # a replaced value whose == raises (an array): changed
+            pass
+        for attr in sorted(now.keys() | then.keys()):
+            old, new = then.get(attr, _ABSENT), now.get(attr, _ABSENT)
+            if old is new or attr in _LAZY or isinstance(new, ModuleType) or (
+                    isinstance(obj, ModuleType) and old is None):
+                continue
+            changed.append(f"{name}.{attr}")
+    return changed
+
+
+_ABSENT = object()
+
+
+def warn_if_shared_changed(before: SharedSnapshot, env: str, module: str) -> list[str]:
+    """Warn that importing the env's ``module`` set attributes on objects the host shares; return them."""
+    changed = shared_changes(before)
+    if changed:
+        more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
+        warnings.warn(ProcessGlobalStateWarning(
+            f"env {env!r}: importing {module} set attributes on objects the host and every env share "
+            f"({', '.join(changed[:5])}{more}): the host's own copy of that code may fail or answer from the "
+            "env's objects; give this env isolation = \"process\" (or \"auto\")"), stacklevel=3)
+    return changed
