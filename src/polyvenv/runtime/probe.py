@@ -251,7 +251,8 @@ def _check_plain(results: dict[str, ModuleResult], python: str | None, build: Pa
             results[module] = ModuleResult(module, "broken", f"{error} (only side by side: it imports in a plain venv "
                                                               "of the env)")
         else:
-            results[module] = ModuleResult(module, "failed", f"{error} (in a plain venv of the env too)")
+            there = plain.get(module) or error
+            results[module] = ModuleResult(module, "failed", f"{there} (in a plain venv of the env too)")
         say(f"{module}: {results[module].status}: {results[module].reason}")
 
 

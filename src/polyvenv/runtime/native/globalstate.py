@@ -103,6 +103,7 @@ class SharedSnapshot(NamedTuple):
     """The namespaces of the modules and classes an env shares with the host, copied."""
 
     namespaces: list[tuple[str, object, dict[str, object]]]  # (qualified name, object, its attributes then)
+    shared: frozenset[str] = frozenset()  # the host's top-level names the env imports as they are
 
 
 def shared_snapshot(shared: frozenset[str] | set[str] = frozenset()) -> SharedSnapshot:
@@ -125,7 +126,7 @@ def shared_snapshot(shared: frozenset[str] | set[str] = frozenset()) -> SharedSn
             if id(cls) not in seen:
                 seen.add(id(cls))
                 namespaces.append((f"{cls.__module__}.{cls.__qualname__}", cls, cls.__dict__.copy()))
-    return SharedSnapshot(namespaces)
+    return SharedSnapshot(namespaces, frozenset(shared))
 
 
 def _classes(module: ModuleType, names: dict[str, object]) -> list[type]:
@@ -144,7 +145,9 @@ def shared_changes(before: SharedSnapshot) -> list[str]:
     """``module.attr`` / ``module.Class.attr`` for each attribute set, replaced or deleted since ``before``.
 
     What the standard library does lazily by itself is left out: a submodule appearing on its
-    package, a global initialised from None on first use, a warning registry, copyreg's cache.
+    package, a global initialised from None on first use, a warning registry, copyreg's cache; and
+    so is what a module the env shares with the host sets when the env imports it first (the host's
+    own typing_extensions installing its backports into ``typing``): the value is the host's.
     """
     changed = []
     for name, obj, then in before.namespaces:
@@ -157,13 +160,22 @@ def shared_changes(before: SharedSnapshot) -> list[str]:
         for attr in sorted(now.keys() | then.keys()):
             old, new = then.get(attr, _ABSENT), now.get(attr, _ABSENT)
             if old is new or attr in _LAZY or isinstance(new, ModuleType) or (
-                    isinstance(obj, ModuleType) and old is None):
+                    isinstance(obj, ModuleType) and old is None) or _defined_in(new, before.shared):
                 continue
             changed.append(f"{name}.{attr}")
     return changed
 
 
 _ABSENT = object()
+
+
+def _defined_in(value: object, tops: frozenset[str]) -> bool:
+    """Whether ``value`` (a function or class, or an instance of one) comes from a module of ``tops``."""
+    if not tops:
+        return False
+    named = value if isinstance(value, type) or callable(value) and hasattr(value, "__qualname__") else type(value)
+    module = getattr(named, "__module__", None)
+    return isinstance(module, str) and module.partition(".")[0] in tops
 
 
 def warn_if_shared_changed(before: SharedSnapshot, env: str, module: str) -> list[str]:
