@@ -218,23 +218,24 @@ class watched:
 
     def __init__(self, names: NameMap, fullname: str) -> None:
         self.names, self.fullname = names, fullname
-        self.before: Any = None
+        self.outermost = False
 
     def __enter__(self) -> None:
         depth = getattr(self._depth, "n", 0)
         self._depth.n = depth + 1
         if depth == 0:
-            from .native.globalstate import shared_snapshot
+            from .native.globalstate import SHARED
 
-            self.before = shared_snapshot(self.names.shared)
+            self.outermost = True
+            SHARED.changes(self.names.shared)  # what changed before this import is not the env's doing
 
     def __exit__(self, *exc: object) -> None:
         self._depth.n -= 1
-        if self.before is not None:
+        if self.outermost:
             from .native.globalstate import warn_if_shared_changed
 
             top, dot, rest = self.fullname.partition(".")
-            warn_if_shared_changed(self.before, self.names.env, self.names.real.get(top, top) + dot + rest)
+            warn_if_shared_changed(self.names.env, self.names.real.get(top, top) + dot + rest, self.names.shared)
 
 
 class EnvUnsupportedLoader(SourceFileLoader):

@@ -272,6 +272,9 @@ def main() -> None:
 
     from ..errors import EnvImportError, PolyvenvError, ProcessGlobalStateWarning
     from .env import Env
+    from .native import globalstate
+
+    globalstate.REPLACED = True  # values replaced on shared objects count too (a host checks sizes only)
 
     env = Env(request["name"], request["roots"], request["shared"])
     names = env.names

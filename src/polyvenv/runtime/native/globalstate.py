@@ -9,7 +9,7 @@ belongs in its own process (``isolation = "process"``). Checked cheaply:
   the handlers of the signals libraries claim (as the OS has them, so a
   handler set from C counts too), the number of ``atexit`` callbacks, and the
   C locale;
-- around each outermost import of an env's module (``shared_snapshot``/
+- around each outermost import of an env's module (``SHARED.changes()``, then
   ``warn_if_shared_changed``): the attributes of the standard library's (and
   the env's ``shared``) modules and classes, which the host shares. An
   interface library setting ``__implemented__`` on ``collections.abc`` classes
@@ -99,73 +99,113 @@ _LAZY = frozenset({
 _IMMUTABLE = 1 << 8  # Py_TPFLAGS_IMMUTABLETYPE: builtin and static types, which no code can change
 
 
-class SharedSnapshot(NamedTuple):
-    """The namespaces of the modules and classes an env shares with the host, copied."""
+class SharedObjects:
+    """A copy of the namespace of every loaded standard-library module (and of the top-level names an
+    env shares), and of every class they define that code can change, kept up to date.
 
-    namespaces: list[tuple[str, object, dict[str, object]]]  # (qualified name, object, its attributes then)
-    shared: frozenset[str] = frozenset()  # the host's top-level names the env imports as they are
-
-
-def shared_snapshot(shared: frozenset[str] | set[str] = frozenset()) -> SharedSnapshot:
-    """A copy of the attributes of every loaded standard-library module (and of the top-level names
-    ``shared``), and of every class they define that code can change (a few thousand dict copies:
-    1-3 ms; which classes a module holds is remembered while its namespace keeps its size)."""
-    import sys
-
-    from ..names import STDLIB
-
-    namespaces: list[tuple[str, object, dict[str, object]]] = []
-    seen: set[int] = set()
-    for key, module in list(sys.modules.items()):
-        top = key.partition(".")[0]
-        if key == "__main__" or not (top in STDLIB or top in shared) or not isinstance(module, ModuleType):
-            continue
-        names = vars(module)
-        namespaces.append((key, module, names.copy()))
-        for cls in _classes(module, names):
-            if id(cls) not in seen:
-                seen.add(id(cls))
-                namespaces.append((f"{cls.__module__}.{cls.__qualname__}", cls, cls.__dict__.copy()))
-    return SharedSnapshot(namespaces, frozenset(shared))
-
-
-def _classes(module: ModuleType, names: dict[str, object]) -> list[type]:
-    """The classes in ``module``'s namespace that code can change, remembered by the namespace's size."""
-    known = _CLASSES.get(id(module))
-    if known is None or known[0] is not module or known[1] != len(names):
-        classes = [v for v in list(names.values()) if isinstance(v, type) and not v.__flags__ & _IMMUTABLE]
-        known = _CLASSES[id(module)] = (module, len(names), classes)
-    return known[2]
-
-
-_CLASSES: dict[int, tuple[ModuleType, int, list[type]]] = {}
-
-
-def shared_changes(before: SharedSnapshot) -> list[str]:
-    """``module.attr`` / ``module.Class.attr`` for each attribute set, replaced or deleted since ``before``.
-
-    What the standard library does lazily by itself is left out: a submodule appearing on its
-    package, a global initialised from None on first use, a warning registry, copyreg's cache; and
-    so is what a module the env shares with the host sets when the env imports it first (the host's
-    own typing_extensions installing its backports into ``typing``): the value is the host's.
+    ``changes()`` says what was set, replaced or deleted since its last call and refreshes the copy
+    of only what changed (and of modules loaded since): the common case is one dict comparison per
+    namespace at C speed (~1 ms for a few thousand), so it can run around every import of an env's
+    module. Around: once before, which takes in what the host (or the stdlib's lazy state) changed
+    meanwhile, and once after, whose answer is the env's doing.
     """
+
+    def __init__(self) -> None:
+        import threading
+
+        self._names: list[str] = []  # of each object copied: a module, or a class one of them holds
+        self._objects: list[object] = []
+        self._copies: list[dict[str, object]] = []  # each object's namespace when last seen
+        self._sizes: list[int] = []  # and its size
+        self._ids: set[int] = set()
+        self._modules: dict[str, ModuleType] = {}  # the modules copied, by name
+        self._scanned = 0  # len(sys.modules) when it was last scanned for modules to copy
+        self._lock = threading.Lock()
+
+    def changes(self, shared: frozenset[str] | set[str] = frozenset()) -> list[str]:
+        """``module.attr`` / ``module.Class.attr`` for each attribute set or deleted since the last call
+        (nothing on the first), and with ``REPLACED`` on, each one replaced too.
+
+        Attributes set or deleted change a namespace's size, which a host's imports check for at C
+        speed (~0.1 ms); values replaced need every value compared (1-4 ms for a few thousand
+        namespaces), which the probe does (runtime/probe.py). What the standard library does lazily
+        by itself is left out: a submodule appearing on its package, a global initialised from None
+        on first use, a warning registry, copyreg's cache; and so is what a module the env shares
+        with the host sets when the env imports it first (the host's own typing_extensions
+        installing its backports into ``typing``): the value is the host's.
+        """
+        import operator
+
+        tops = frozenset(shared)
+        replaced = REPLACED
+        changed: list[str] = []
+        with self._lock:
+            try:  # the common case, at C speed: no namespace changed
+                same = (all(map(operator.eq, map(vars, self._objects), self._copies)) if replaced
+                        else list(map(len, map(vars, self._objects))) == self._sizes)
+            except Exception:  # a replaced value whose == raises (an array): look one by one
+                same = False
+            if not same:
+                for i, (name, obj, then) in enumerate(zip(self._names, self._objects, list(self._copies))):
+                    now = vars(obj)
+                    try:
+                        if (now == then) if replaced else len(now) == self._sizes[i]:
+                            continue
+                    except Exception:
+                        pass
+                    changed += _differences(name, obj, then, now, tops, replaced)
+                    self._copies[i], self._sizes[i] = now.copy(), len(now)
+                    if isinstance(obj, ModuleType):
+                        self._add_classes(obj)
+            self._add_modules(tops)
+        return changed
+
+    def _add(self, name: str, obj: object) -> None:
+        self._ids.add(id(obj))
+        self._names.append(name)
+        self._objects.append(obj)
+        self._copies.append(vars(obj).copy())
+        self._sizes.append(len(self._copies[-1]))
+
+    def _add_modules(self, shared: frozenset[str]) -> None:
+        import sys
+
+        from ..names import STDLIB
+
+        if len(sys.modules) == self._scanned and not shared - self._shared_scanned:
+            return
+        self._scanned, self._shared_scanned = len(sys.modules), self._shared_scanned | shared
+        for key, module in list(sys.modules.items()):
+            top = key.partition(".")[0]
+            if (self._modules.get(key) is module or key == "__main__" or not (top in STDLIB or top in shared)
+                    or not isinstance(module, ModuleType) or id(module) in self._ids):
+                continue
+            self._modules[key] = module
+            self._add(key, module)
+            self._add_classes(module)
+
+    _shared_scanned: frozenset[str] = frozenset()
+
+    def _add_classes(self, module: ModuleType) -> None:
+        for value in list(vars(module).values()):
+            if isinstance(value, type) and id(value) not in self._ids and not value.__flags__ & _IMMUTABLE:
+                self._add(f"{value.__module__}.{value.__qualname__}", value)
+
+
+def _differences(name: str, obj: object, then: dict[str, object], now: dict[str, object],
+                 shared: frozenset[str], replaced: bool) -> list[str]:
     changed = []
-    for name, obj, then in before.namespaces:
-        now = obj.__dict__
-        try:
-            if now == then:  # the common case, at C speed: values compared by identity first
-                continue
-        except Exception:  # a replaced value whose == raises (an array): changed
-            pass
-        for attr in sorted(now.keys() | then.keys()):
-            old, new = then.get(attr, _ABSENT), now.get(attr, _ABSENT)
-            if old is new or attr in _LAZY or isinstance(new, ModuleType) or (
-                    isinstance(obj, ModuleType) and old is None) or _defined_in(new, before.shared):
-                continue
-            changed.append(f"{name}.{attr}")
+    for attr in sorted(now.keys() | then.keys() if replaced else now.keys() ^ then.keys()):
+        old, new = then.get(attr, _ABSENT), now.get(attr, _ABSENT)
+        if old is new or attr in _LAZY or isinstance(new, ModuleType) or (
+                isinstance(obj, ModuleType) and old is None) or _defined_in(new, shared):
+            continue
+        changed.append(f"{name}.{attr}")
     return changed
 
 
+SHARED = SharedObjects()
+REPLACED = False  # whether SHARED.changes() compares every value too (the probe turns it on)
 _ABSENT = object()
 
 
@@ -178,9 +218,10 @@ def _defined_in(value: object, tops: frozenset[str]) -> bool:
     return isinstance(module, str) and module.partition(".")[0] in tops
 
 
-def warn_if_shared_changed(before: SharedSnapshot, env: str, module: str) -> list[str]:
-    """Warn that importing the env's ``module`` set attributes on objects the host shares; return them."""
-    changed = shared_changes(before)
+def warn_if_shared_changed(env: str, module: str, shared: frozenset[str] | set[str] = frozenset()) -> list[str]:
+    """Warn that importing the env's ``module`` set attributes on objects the host shares (since the
+    last ``SHARED.changes()``, which the import began with); return them."""
+    changed = SHARED.changes(shared)
     if changed:
         more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
         warnings.warn(ProcessGlobalStateWarning(
