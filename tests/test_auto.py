@@ -238,3 +238,25 @@ def test_isolation_is_validated_with_its_choices(ws):
     ws.write('[envs.a]\nrequirements = ["alpha==1.0"]\nisolation = "automatic"\n')
     line = one_line(ws.cli("sync", check=False), 2)
     assert "isolation: must be one of namespace, process, auto, got 'automatic'" in line, line
+
+
+def test_a_version_request_gets_a_gil_build_unless_it_asks_for_free_threading(tmp_path, monkeypatch):
+    """Two CPython 3.13.0 builds under pyenv, one free-threaded: "3.13" (or "3.13+gil") is the one with the GIL,
+    whose ABI a namespace env needs to match a GIL host's; "3.13t" is the free-threaded one."""
+    from polyvenv.provision.interpreters import resolve
+    from polyvenv.provision.probes import ProbeCache
+
+    for name, abi in (("3.13.0", "cpython-313"), ("3.13.0t", "cpython-313t")):
+        exe = tmp_path / "pyenv" / "versions" / name / "bin" / "python3"
+        exe.parent.mkdir(parents=True)
+        facts = {"version": "3.13.0", "implementation": "cpython", "platform": "linux-x86_64", "abi": abi}
+        exe.write_text(f"#!/bin/sh\necho '{json.dumps(facts)}'\n")
+        exe.chmod(0o755)
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "pyenv"))
+    monkeypatch.setenv("PATH", "/nonexistent")
+    cache = ProbeCache(tmp_path / "probes.json")
+    for request, wanted in (("3.13", "cpython-313"), ("3.13+gil", "cpython-313"), ("3.13t", "cpython-313t"),
+                            ("3.13+freethreaded", "cpython-313t")):
+        found = resolve(request, tmp_path, cache)
+        assert (found.abi, Path(found.path).parent.parent.name) == (wanted, "3.13.0t" if wanted.endswith("t")
+                                                                   else "3.13.0"), request
