@@ -97,7 +97,11 @@ def probe(name: str, build: Path, *, source: str | Path | None = None, shared: I
         current, died = _scratch(request, results, host_errors, say, timeout)
         if died is None:
             break
-        never.append(current or "")
+        if not current:  # before its first module: the env itself could not be loaded
+            say(f"# the probe could not load the env: {died}")
+            return Verdict("process", (f"the probe could not load the env: {died}",), tuple(results.values()),
+                           time.monotonic() - started)
+        never.append(current)
         module = current.partition(":")[2] if current.startswith("host:") else current
         if current.startswith("host:"):
             died = f"importing the host's own copy beside the env's: {died}"
@@ -128,8 +132,12 @@ def _scratch(request: dict[str, Any], results: dict[str, ModuleResult], host_err
              say: Callable[[str], object], timeout: float) -> tuple[str, str | None]:
     """Run one scratch process of the host's interpreter on ``request``; gather what it reports.
     Return the module it was importing when it died or hung (with how), or ("", None) if it finished."""
-    src = str(Path(__file__).resolve().parents[2])
-    code = f"import sys; sys.path.insert(0, {src!r}); from polyvenv.runtime.probe import main; main()"
+    package = Path(__file__).resolve().parents[1]  # this very polyvenv, whatever else sys.path holds
+    code = ("import importlib.util as u, sys\n"
+            f"s = u.spec_from_file_location('polyvenv', {str(package / '__init__.py')!r}, "
+            f"submodule_search_locations=[{str(package)!r}])\n"
+            "m = sys.modules['polyvenv'] = u.module_from_spec(s); s.loader.exec_module(m)\n"
+            "from polyvenv.runtime.probe import main; main()")
 
     def event(data: dict[str, Any]) -> None:
         if "host_error" in data:
@@ -140,7 +148,8 @@ def _scratch(request: dict[str, Any], results: dict[str, ModuleResult], host_err
             if result.status != "error":
                 say(f"{result.module}: {result.status}" + (f": {result.reason}" if result.reason else ""))
 
-    return _run([sys.executable, "-X", "faulthandler", "-c", code], request, event, timeout)
+    # -B: the plain copy's bytecode is never written into the build (its files stay as installed)
+    return _run([sys.executable, "-B", "-X", "faulthandler", "-c", code], request, event, timeout)
 
 
 def _run(argv: list[str], request: dict[str, Any], event: Callable[[dict[str, Any]], None],
@@ -161,31 +170,37 @@ def _run(argv: list[str], request: dict[str, Any], event: Callable[[dict[str, An
         finally:
             os.close(write_end)
         hung = False
-        with os.fdopen(read_end, "rb") as events, selectors.DefaultSelector() as selector:
-            selector.register(events, selectors.EVENT_READ)
-            buffer = b""
-            while True:
-                if not selector.select(timeout):
-                    hung = True
-                    proc.kill()
-                    break
-                chunk = os.read(events.fileno(), 65536)
-                if not chunk:
-                    break
-                buffer += chunk
-                *lines, buffer = buffer.split(b"\n")
-                for line in lines:
-                    data = json.loads(line)
-                    if data.get("event") == "start":
-                        current = data["module"]
-                    elif data.get("event") == "done":
-                        done = True
-                    else:
-                        event(data)
-        code = proc.wait()
+        try:
+            with os.fdopen(read_end, "rb") as events, selectors.DefaultSelector() as selector:
+                selector.register(events, selectors.EVENT_READ)
+                buffer = b""
+                while not done:
+                    if not selector.select(timeout):
+                        hung = True
+                        break
+                    chunk = os.read(events.fileno(), 65536)
+                    if not chunk:
+                        break
+                    buffer += chunk
+                    *lines, buffer = buffer.split(b"\n")
+                    for line in lines:
+                        data = json.loads(line)
+                        if data.get("event") == "start":
+                            current = data["module"]
+                        elif data.get("event") == "done":
+                            done = True
+                        else:
+                            event(data)
+            code = None if hung else proc.wait(timeout=timeout)  # it said done, or closed its end: it is ending
+        except subprocess.TimeoutExpired:
+            code = None
+        finally:
+            if proc.poll() is None:  # hung, or the probe itself was interrupted: the scratch process goes too
+                proc.kill()
+                proc.wait()
         if done:
             return "", None
-        if hung:
+        if hung or code is None:
             return current, f"no answer in {timeout:g} s (hung; killed)"
         output.seek(0)
         said = [line.strip() for line in output.read().splitlines() if line.strip()]
@@ -219,6 +234,8 @@ for module in request["modules"]:
     out.write(json.dumps({"module": module, "plain": error}) + "\n")
     out.flush()
 out.write(json.dumps({"event": "done"}) + "\n")
+out.flush()
+os._exit(0)
 """
 
 
@@ -240,7 +257,7 @@ def _check_plain(results: dict[str, ModuleResult], python: str | None, build: Pa
         def event(data: dict[str, Any]) -> None:
             plain[data["module"]] = data["plain"]
 
-        current, died = _run([interpreter, "-I", "-c", _PLAIN], {"modules": todo, "never": never}, event, timeout)
+        current, died = _run([interpreter, "-I", "-B", "-c", _PLAIN], {"modules": todo, "never": never}, event, timeout)
         if died is None:
             break
         never.append(current)
@@ -330,6 +347,7 @@ def main() -> None:
     if request["site"]:
         _import_host_copies(loaded, host_done, never, say)
     say(event="done")
+    os._exit(0)  # now: threads or atexit handlers a module left must not keep the scratch process alive
 
 
 def _submodules(module: Any, name: str) -> list[str]:
