@@ -128,6 +128,14 @@ def _timeout() -> float:
         return TIMEOUT
 
 
+def _bytecode() -> list[str]:
+    """Where the plain copy's bytecode goes: polyvenv's cache, never the build (its files stay as installed),
+    and the next probe of the same files reads it from there."""
+    from .locations import user_cache_dir
+
+    return ["-X", f"pycache_prefix={os.path.join(user_cache_dir(), 'probe-bytecode')}"]
+
+
 def _scratch(request: dict[str, Any], results: dict[str, ModuleResult], host_errors: dict[str, str | None],
              say: Callable[[str], object], timeout: float) -> tuple[str, str | None]:
     """Run one scratch process of the host's interpreter on ``request``; gather what it reports.
@@ -148,8 +156,7 @@ def _scratch(request: dict[str, Any], results: dict[str, ModuleResult], host_err
             if result.status != "error":
                 say(f"{result.module}: {result.status}" + (f": {result.reason}" if result.reason else ""))
 
-    # -B: the plain copy's bytecode is never written into the build (its files stay as installed)
-    return _run([sys.executable, "-B", "-X", "faulthandler", "-c", code], request, event, timeout)
+    return _run([sys.executable, *_bytecode(), "-X", "faulthandler", "-c", code], request, event, timeout)
 
 
 def _run(argv: list[str], request: dict[str, Any], event: Callable[[dict[str, Any]], None],
@@ -257,7 +264,8 @@ def _check_plain(results: dict[str, ModuleResult], python: str | None, build: Pa
         def event(data: dict[str, Any]) -> None:
             plain[data["module"]] = data["plain"]
 
-        current, died = _run([interpreter, "-I", "-B", "-c", _PLAIN], {"modules": todo, "never": never}, event, timeout)
+        request = {"modules": todo, "never": never}
+        current, died = _run([interpreter, "-I", *_bytecode(), "-c", _PLAIN], request, event, timeout)
         if died is None:
             break
         never.append(current)
