@@ -10,8 +10,9 @@ belongs in its own process (``isolation = "process"``). Checked cheaply:
   handler set from C counts too), the number of ``atexit`` callbacks, and the
   C locale;
 - around each outermost import of an env's module (``SHARED.changes()``, then
-  ``warn_if_shared_changed``): the attributes of the standard library's (and
-  the env's ``shared``) modules and classes, which the host shares. An
+  ``warn_if_shared_changed``): the attributes of the standard library's
+  modules and classes, which the host and every env share (what the env's
+  ``shared`` names are for is the user's to say, and left alone). An
   interface library setting ``__implemented__`` on ``collections.abc`` classes
   makes the host's copy of that library fail (RecursionError), and until then
   the host's answers come from the env's objects.
@@ -100,8 +101,8 @@ _IMMUTABLE = 1 << 8  # Py_TPFLAGS_IMMUTABLETYPE: builtin and static types, which
 
 
 class SharedObjects:
-    """A copy of the namespace of every loaded standard-library module (and of the top-level names an
-    env shares), and of every class they define that code can change, kept up to date.
+    """A copy of the namespace of every loaded standard-library module, and of every class they define
+    that code can change, kept up to date.
 
     ``changes()`` says what was set, replaced or deleted since its last call and refreshes the copy
     of only what changed (and of modules loaded since): the common case is one dict comparison per
@@ -157,7 +158,7 @@ class SharedObjects:
                     self._copies[i], self._sizes[i] = now.copy(), len(now)
                     if isinstance(obj, ModuleType):
                         self._add_classes(obj)
-            self._add_modules(tops)
+            self._add_modules()
         return changed
 
     def _add(self, name: str, obj: object) -> None:
@@ -167,24 +168,21 @@ class SharedObjects:
         self._copies.append(vars(obj).copy())
         self._sizes.append(len(self._copies[-1]))
 
-    def _add_modules(self, shared: frozenset[str]) -> None:
+    def _add_modules(self) -> None:
         import sys
 
         from ..names import STDLIB
 
-        if len(sys.modules) == self._scanned and not shared - self._shared_scanned:
+        if len(sys.modules) == self._scanned:
             return
-        self._scanned, self._shared_scanned = len(sys.modules), self._shared_scanned | shared
+        self._scanned = len(sys.modules)
         for key, module in list(sys.modules.items()):
-            top = key.partition(".")[0]
-            if (self._modules.get(key) is module or key == "__main__" or not (top in STDLIB or top in shared)
+            if (self._modules.get(key) is module or key == "__main__" or key.partition(".")[0] not in STDLIB
                     or not isinstance(module, ModuleType) or id(module) in self._ids):
                 continue
             self._modules[key] = module
             self._add(key, module)
             self._add_classes(module)
-
-    _shared_scanned: frozenset[str] = frozenset()
 
     def _add_classes(self, module: ModuleType) -> None:
         for value in list(vars(module).values()):
