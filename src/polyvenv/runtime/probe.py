@@ -316,9 +316,8 @@ def main() -> None:
         if module in seen or module in never:
             continue
         seen.add(module)
-        report = module not in done
-        if report:
-            say(event="start", module=module)
+        report = module not in done  # one a crashed scratch process reported: imported again, not reported
+        say(event="start", module=module)  # what the parent blames if this process dies now
         before = set(sys.modules)
         status, reason, imported = "loaded", "", None
         with warnings.catch_warnings(record=True) as caught:
