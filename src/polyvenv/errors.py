@@ -116,6 +116,11 @@ class LoaderNotSupported(ExtensionNotSupported):
     under the env's names (a zip archive's, a host library's)."""
 
 
+class InterpreterMismatch(PolyvenvError, ImportError):
+    """A namespace env built for another Python (version, ABI, free-threaded or not) than the host's:
+    in-process loading needs the host's own; ``isolation = "process"`` (or ``"auto"``) runs it in a worker."""
+
+
 class WorkerDied(PolyvenvError):
     """The worker process of an env with process isolation died (or was stopped) before it answered."""
 

@@ -155,6 +155,20 @@ class Env:
         lease = self._lease
         return lease.build if lease is not None else None
 
+    def check_interpreter(self) -> None:
+        """Raise InterpreterMismatch if the env is built for another Python than this one (version,
+        ABI, free-threaded or not): loading it side by side would run its code in the wrong interpreter."""
+        from .abi import mismatch
+
+        differs = mismatch(self.manifest, self.roots)
+        if differs:
+            from ..errors import InterpreterMismatch
+
+            raise InterpreterMismatch(
+                f"env {self.name!r} is built for {differs}: namespace isolation loads an env into the host's own "
+                "interpreter; give the env isolation = \"process\" (or \"auto\"), or build it for the host's "
+                "Python", env=self.name, path=self.prefix)
+
     def __repr__(self) -> str:
         return f"<polyvenv.Env {self.name!r} at {', '.join(map(str, self.roots))}>"
 
@@ -166,6 +180,12 @@ class Env:
             with self._lock:
                 if self._state is None:
                     lease = _resolve(self)
+                    try:
+                        self.check_interpreter()
+                    except BaseException:
+                        if lease is not None:
+                            lease.release()
+                        raise
                     roots = [_in_build(root, self.prefix, lease) for root in self.roots]
                     try:
                         names = NameMap(self.name, roots, self.shared)

@@ -63,7 +63,8 @@ class EnvSourceLoader(SourceFileLoader):
 
     def exec_module(self, module) -> None:
         module.__dict__["__builtins__"] = self.names.builtins
-        super().exec_module(module)
+        with watched(self.names, self.name):
+            super().exec_module(module)
 
 
 class EnvExtensionLoader(ExtensionFileLoader):
@@ -166,6 +167,10 @@ class EnvExtensionLoader(ExtensionFileLoader):
         return module
 
     def exec_module(self, module) -> None:
+        with watched(self.names, self.name):
+            self._exec(module)
+
+    def _exec(self, module) -> None:
         import _imp
 
         if self._source_instead:
@@ -265,6 +270,35 @@ def _runs_uncompiled(source: str, has_cython: bool) -> bool:
     if re.search(rb"^[ \t]*if\s+not\s+cython\.compiled\s*:\s*(?:#[^\n]*)?\s*raise\b", text, re.M):
         return False
     return has_cython or not re.search(rb"^[ \t]*(?:import\s+cython\b|from\s+cython\s+import\b)", text, re.M)
+
+
+class watched:
+    """Around the outermost import of an env's module in a thread (the modules it imports in turn
+    included): warn if it set attributes on the standard library's or shared modules and classes
+    (native/globalstate.py). Inner imports cost a counter."""
+
+    _depth = threading.local()
+
+    def __init__(self, names: NameMap, fullname: str) -> None:
+        self.names, self.fullname = names, fullname
+        self.outermost = False
+
+    def __enter__(self) -> None:
+        depth = getattr(self._depth, "n", 0)
+        self._depth.n = depth + 1
+        if depth == 0:
+            from .native.globalstate import SHARED
+
+            self.outermost = True
+            SHARED.changes(self.names.shared)  # what changed before this import is not the env's doing
+
+    def __exit__(self, *exc: object) -> None:
+        self._depth.n -= 1
+        if self.outermost:
+            from .native.globalstate import warn_if_shared_changed
+
+            top, dot, rest = self.fullname.partition(".")
+            warn_if_shared_changed(self.names.env, self.names.real.get(top, top) + dot + rest, self.names.shared)
 
 
 class EnvUnsupportedLoader(SourceFileLoader):
