@@ -50,7 +50,6 @@ import zlib
 from types import ModuleType
 from typing import Any, Callable, Iterator, NamedTuple
 
-from .elfrefs import ElfReferences
 from .elfsplit import split_merged_tails
 from .modulenames import SHORT, Selection
 
@@ -91,7 +90,7 @@ def patch(data: bytes, names: dict[str, str], blob_path: str,
     data, blobs = _patch_cython_blobs(data, names, selection.string, blob_path)
     if _RUST_MARK in data:
         data = _patch_rust(data, {n: a for n, a in names.items() if len(n) >= SHORT and (
-            allowed is None or n in allowed)}, is_module, selection.refs)
+            allowed is None or n in allowed)}, is_module, selection.in_code)
     out = bytearray(data)
     for offset, alias in in_place.items():
         out[offset:offset + len(alias)] = alias
@@ -231,13 +230,14 @@ def _patch_cython_blobs(data: bytes, names: dict[str, str], string: Callable[[by
     return (unpacker.sub(STRINGS_MODULE.encode(), bytes(out)), blobs) if blobs else (data, {})
 
 
-def _patch_rust(data: bytes, names: dict[str, str], is_module: Callable[[str], bool], refs: ElfReferences) -> bytes:
+def _patch_rust(data: bytes, names: dict[str, str], is_module: Callable[[str], bool],
+                in_code: Callable[[int], bool]) -> bytes:
     if not names:
         return data
     bare = _rule(names, rb"(?<![_./\-:@])", rb"(?![_\-])")
     out = bytearray(data)
     for match in bare.pattern.finditer(data):
-        if not (refs.ok and refs.in_code(match.start())):  # never bytes of machine code
+        if not in_code(match.start()):  # never bytes of machine code
             out[match.start():match.end()] = bare.aliases[match.group()]
     data = bytes(out)
     paths = _rule(names, b"", rb"(?=\.[A-Za-z_][A-Za-z0-9_]*)")
@@ -245,7 +245,7 @@ def _patch_rust(data: bytes, names: dict[str, str], is_module: Callable[[str], b
     for match in paths.pattern.finditer(data):
         component = identifier.match(data, match.end() + 1).group().decode()  # type: ignore[union-attr]
         # unterminated: the component may run on into the next constant, so try its prefixes
-        if (not (refs.ok and refs.in_code(match.start()))
+        if (not in_code(match.start())
                 and any(is_module(f"{match.group().decode()}.{component[:n]}") for n in range(len(component), 0, -1))):
             out[match.start():match.end()] = paths.aliases[match.group()]
     return bytes(out)

@@ -40,6 +40,7 @@ import re
 from typing import Callable, Iterator, NamedTuple
 
 from .elfrefs import ElfReferences
+from .sections import sections
 
 SHORT = 4  # names shorter than this are renamed only where a user proves a module position
 
@@ -88,6 +89,14 @@ class Selection:
         self.is_module = is_module
         self.allowed = allowed
         self.refs = ElfReferences(data)
+        self.sections = sections(data)
+        self._data_starts = {section.offset for section in self.sections if not section.code}
+
+    def in_code(self, offset: int) -> bool:
+        """Whether ``offset`` is in machine code: by the file's sections (any platform), else its segments."""
+        if self.sections:
+            return any(s.code and s.offset <= offset < s.offset + s.size for s in self.sections)
+        return self.refs.ok and self.refs.in_code(offset)
 
     # -- one string, by its spelling ----------------------------------------------------------
 
@@ -130,12 +139,12 @@ class Selection:
         alternatives = b"|".join(re.escape(n.encode()) for n in sorted(self.names, key=len, reverse=True))
         for match in re.finditer(rb"(?:" + alternatives + rb")(?=[.\x00])", self.data):
             start = match.start()
-            whole = start == 0 or self.data[start - 1] == 0
+            whole = start == 0 or self.data[start - 1] == 0 or start in self._data_starts
             if not whole and not self.refs.ok:
                 continue  # inside a longer string, which only a pointer to its tail makes a string of its own
             end = self.data.find(b"\x00", start, start + _LONGEST)
             raw = self.data[start:end] if end > 0 else b""
-            if not _DOTTED.match(raw) or (self.refs.ok and self.refs.in_code(start)):
+            if not _DOTTED.match(raw) or self.in_code(start):
                 continue  # prose, a path, or bytes of machine code
             text = raw.decode("ascii")
             meaning = self.meaning(text)
@@ -219,7 +228,7 @@ class Selection:
                 dotted.add(c.text.partition(".")[0])
         for top in dotted:  # "pkg." alone: the prefix the C code checks or strips those names with (cffi)
             for match in re.finditer(re.escape(b"\x00" + top.encode() + b".\x00"), self.data):
-                if not (self.refs.ok and self.refs.in_code(match.start() + 1)):
+                if not self.in_code(match.start() + 1):
                     in_place.setdefault(match.start() + 1, self.names[top].encode())
         return in_place, splits
 
