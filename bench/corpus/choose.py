@@ -27,9 +27,10 @@ import datetime
 import json
 import subprocess
 import sys
-import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import tomllib
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -138,7 +139,8 @@ def main() -> None:
             name = str(entry["name"])
             out += ["", "[[package]]", f"name = {json.dumps(name)}", f"rank = {rank.get(name, 0)}",
                     f"kind = {json.dumps(kind)}", f"old = {json.dumps(entry['old'])}",
-                    f"new = {json.dumps(entry['new'])}", f"older = {json.dumps(entry['older'])}", f"wheel = {json.dumps(entry['wheel'])}",
+                    f"new = {json.dumps(entry['new'])}", f"older = {json.dumps(entry['older'])}",
+                    f"wheel = {json.dumps(entry['wheel'])}",
                     f"size = {entry['size']}"]
             if name in smoke:
                 out.append(f"smoke = {json.dumps(smoke[name].strip())}")

@@ -79,6 +79,7 @@ class Result:
     refused: int = 0
     failed: int = 0
     wrong: list[str] = field(default_factory=list)
+    wrong_classes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
@@ -94,8 +95,9 @@ def load_packages(path: Path = HERE / "packages.toml") -> list[Package]:
 
 
 def try_package(pkg: Package, workdir: Path, *, timeout: float = 600, max_modules: int = 300,
-                python: str = sys.executable) -> Result:
-    """Run the oracle on ``pkg`` in ``workdir`` (reused: a second run does not reinstall)."""
+                python: str = sys.executable, wheelhouse: Path | None = None) -> Result:
+    """Run the oracle on ``pkg`` in ``workdir`` (reused: a second run does not reinstall); from
+    ``wheelhouse`` alone (offline) when given."""
     result = Result(pkg.name, pkg.rank, pkg.kind, f"{pkg.old} / {pkg.new}")
     root = workdir / pkg.name
     root.mkdir(parents=True, exist_ok=True)
@@ -105,6 +107,8 @@ def try_package(pkg: Package, workdir: Path, *, timeout: float = 600, max_module
     start = time.monotonic()
     body = "".join(f'[envs.{name}]\nrequirements = ["{pkg.name}=={version}"]\n'
                    for name, version in (("old", pkg.old), ("new", pkg.new), ("host", pkg.new)))
+    if wheelhouse is not None:
+        body = f'wheelhouse = "{wheelhouse}"\noffline = true\n' + body
     (root / "polyvenv.toml").write_text(body)
     try:
         sync = subprocess.run([python, "-m", "polyvenv", "--no-progress", "sync", "--jobs", "2"], cwd=root,
@@ -148,9 +152,11 @@ def try_package(pkg: Package, workdir: Path, *, timeout: float = 600, max_module
     names = sorted(set(plain["old"]["names"]) | set(plain["new"]["names"]))
     options = {"src": str(SRC), "root": str(root), "host_site": host_site, "names": names,
                "tops": plain["new"]["tops"], "smoke": smoke,
-               "envs": {name: plain[name]["ok"] for name in ENVS}}
-    events, outcome = run_protocol([str(host_python), str(HERE / "probe.py"), json.dumps(options)], timeout, env,
-                                   cwd=root)
+               "envs": {name: plain[name]["ok"] for name in ENVS}, "timeout": timeout}
+    events, outcome, stderr = run_protocol([str(host_python), str(HERE / "probe.py"), json.dumps(options)],
+                                           timeout, env, cwd=root)
+    if outcome != "done":
+        result.notes.append("stderr at the end: " + " | ".join(stack_tail(stderr)))
     result.seconds["side_by_side"] = round(time.monotonic() - start, 1)
     classify(result, events, outcome, plain, smoke)
     return result
@@ -203,6 +209,7 @@ def classify(result: Result, events: list[list[str]], outcome: str, plain: dict[
             result.wrong.append(f"the host's smoke call fails after the envs: {after[-1]}")
         elif before[0] == "S" and after[1:] != before[1:]:
             result.wrong.append(f"the host's smoke call answered {after[-1]} after the envs, {before[-1]} before")
+    result.wrong_classes = sorted({wrong_class(w) for w in result.wrong})
     result.first_failure = next((text for _, text in failures), "")[:300]
     if result.wrong:
         result.verdict, result.error = "WRONG", result.wrong[0]
@@ -216,6 +223,23 @@ def classify(result: Result, events: list[list[str]], outcome: str, plain: dict[
     result.error = result.error[:300]
 
 
+WRONG_CLASSES = {  # what a WRONG finding says -> its class, for the totals
+    "crash": "crash", "hang": "hang", "exit": "died", "the host's smoke call": "host broken",
+    "appeared in the host": "binds the host", "was replaced": "binds the host", "is the host's": "binds the host",
+    "__file__ outside the env": "binds the host", "claims the host's module": "claims a host name",
+    "smoke call answered": "answers otherwise",
+}
+
+
+def wrong_class(finding: str) -> str:
+    """The class of one WRONG finding (crash, hang, died, host broken, binds the host, claims a host name,
+    answers otherwise)."""
+    for text, kind in WRONG_CLASSES.items():
+        if finding.startswith(text) or text in finding.partition(": ")[2] or text in finding:
+            return kind
+    return "other"
+
+
 def walk(python: Path, pkg: Package, max_modules: int, timeout: float, env: dict[str, str]) -> dict[str, Any]:
     """Which submodules of ``pkg`` import in the plain venv of ``python``; restarted past a crash or
     hang (at most 5 times), the culprit counted as failing there."""
@@ -223,8 +247,8 @@ def walk(python: Path, pkg: Package, max_modules: int, timeout: float, env: dict
     failed_hard: dict[str, str] = {}
     for _ in range(6):
         options = {"skip": skip, "max_modules": max_modules, "smoke": pkg.smoke, "imports": pkg.imports}
-        events, outcome = run_protocol([str(python), str(HERE / "walk.py"), pkg.name, json.dumps(options)],
-                                       timeout, env)
+        events, outcome, _ = run_protocol([str(python), str(HERE / "walk.py"), pkg.name, json.dumps(options)],
+                                          timeout, env)
         ok, failed, last = [], dict(failed_hard), None
         info: dict[str, Any] = {}
         smoke, smoke_error = None, None
@@ -255,9 +279,10 @@ def walk(python: Path, pkg: Package, max_modules: int, timeout: float, env: dict
 
 
 def run_protocol(cmd: list[str], timeout: float, env: dict[str, str],
-                 cwd: Path | None = None) -> tuple[list[list[str]], str]:
-    """Run a walk or probe script; its event lines, and "done", "timeout after Ns", "crash (SIGSEGV)" or
-    "exit N: <last stderr line>". The process group is killed on timeout."""
+                 cwd: Path | None = None) -> tuple[list[list[str]], str, str]:
+    """Run a walk or probe script; its event lines, how it ended ("done", "hang: no answer after Ns",
+    "crash (SIGSEGV)" or "exit N: <last stderr line>") and its stderr. The process group is killed on
+    timeout."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=cwd,
                             start_new_session=True, errors="replace")
     try:
@@ -265,13 +290,23 @@ def run_protocol(cmd: list[str], timeout: float, env: dict[str, str],
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
-        return parse(out), f"hang: no answer after {timeout:.0f}s"
+        return parse(out), f"hang: no answer after {timeout:.0f}s", err
     events = parse(out)
     if proc.returncode == 0 and events and events[-1][0] in ("D", "N"):
-        return events, "done"
+        return events, "done", err
     if proc.returncode < 0:
-        return events, f"crash ({signal.Signals(-proc.returncode).name})"
-    return events, f"exit {proc.returncode}: {last_line(err)}"
+        return events, f"crash ({signal.Signals(-proc.returncode).name})", err
+    return events, f"exit {proc.returncode}: {last_line(err)}", err
+
+
+def stack_tail(stderr: str, frames: int = 4) -> list[str]:
+    """The innermost frames of the last Python traceback faulthandler (or an exception) printed."""
+    lines = stderr.strip().splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith(("Thread 0x", "Current thread", "Traceback",
+                                                                      "Fatal Python error"))]
+    block = lines[starts[-1]:] if starts else lines[-frames:]
+    found = [line.strip() for line in block if line.strip().startswith("File ")]
+    return (found[:frames] if found else [line.strip() for line in block[-frames:]])
 
 
 def parse(out: str) -> list[list[str]]:

@@ -13,7 +13,8 @@ never see for themselves:
   differently afterwards.
 
 Standard library and polyvenv only. Reports one line per event on a private copy of stdout (what
-imported modules print goes to stderr), tab-separated fields, flushed at once, so a crash or hang still leaves the trail:
+imported modules print goes to stderr), tab-separated fields, flushed at once, so a crash or hang still
+leaves the trail:
 
     T  env  module                  about to import it
     O  env  module                  imported from its own env
@@ -39,6 +40,8 @@ WAY_OUT = ('isolation = "process"', 'isolation = "auto"', "isolation = 'process'
 def main():
     options = json.loads(sys.argv[1])
     faulthandler.enable()  # a crash prints where it happened to stderr, which the oracle keeps
+    if options.get("timeout"):  # and so does a hang, just before the oracle kills it
+        faulthandler.dump_traceback_later(max(1.0, options["timeout"] - 2))
     proto = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
@@ -49,7 +52,6 @@ def main():
     sys.path.insert(0, options["src"])
     import polyvenv
     from polyvenv.runtime.namemap import VOCABULARY
-
     from polyvenv.runtime.names import STDLIB
 
     host_site = os.path.realpath(options["host_site"])
@@ -119,7 +121,9 @@ def main():
                 except BaseException as e:
                     say("F", name, module, kind_of(e), f"{type(e).__name__}: {e}")
                 else:
-                    outside = [p for p in files_of(got) if not os.path.realpath(p).startswith(build + os.sep)]
+                    outside = [p for p in files_of(got) if not os.path.realpath(p).startswith(build + os.sep)
+                               and not (module.partition(".")[0] in VOCABULARY
+                                        and os.path.realpath(p).startswith(host_site))]  # shared by design
                     if outside:
                         say("X", name, module, f"__file__ outside the env: {outside[0]}")
                     else:

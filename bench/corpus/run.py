@@ -22,9 +22,10 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from corpus.oracle import VERDICTS, Package, Result, load_packages, try_package  # noqa: E402
+from corpus.oracle import VERDICTS, Package, Result, load_packages, try_package, wrong_class  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -37,7 +38,8 @@ def table(results: list[Result]) -> str:
         error = r.error[:140] + (f" · also fails: {r.first_failure[:100]}" if r.verdict == "WRONG" and r.first_failure
                                  else "")
         error = error.replace("|", "\\|").replace("\n", " ")
-        lines.append(f"| {r.name} | {r.rank} | {r.versions} | {r.verdict} | {r.ok}/{r.total} | {error} |")
+        verdict = f"{r.verdict} ({', '.join(r.wrong_classes)})" if r.wrong_classes else r.verdict
+        lines.append(f"| {r.name} | {r.rank} | {r.versions} | {verdict} | {r.ok}/{r.total} | {error} |")
     return "\n".join(lines) + "\n\n" + totals(results) + "\n"
 
 
@@ -46,7 +48,13 @@ def totals(results: list[Result]) -> str:
     parts = [f"{sum(r.verdict == v for r in results)} {v}" for v in VERDICTS]
     works = sum(r.verdict == "WORKS" for r in counted)
     share = f" ({100 * works / len(counted):.0f}% WORKS of {len(counted)} with a verdict)" if counted else ""
-    return f"**Totals ({len(results)} packages):** " + ", ".join(parts) + share
+    classes: dict[str, int] = {}
+    for r in results:
+        for kind in r.wrong_classes:
+            classes[kind] = classes.get(kind, 0) + 1
+    by_class = ("; WRONG packages by finding: " + ", ".join(f"{k} {v}" for k, v in sorted(classes.items()))
+                if classes else "")
+    return f"**Totals ({len(results)} packages):** " + ", ".join(parts) + share + by_class
 
 
 def header(kind: str) -> dict[str, str]:
@@ -70,7 +78,12 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=600, help="seconds per step before it counts as a hang")
     parser.add_argument("--max-modules", type=int, default=300, help="submodules tried per env, breadth first")
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--render", type=Path, help="print the table of a results JSON again (no run)")
     args = parser.parse_args()
+    if args.render:
+        saved = json.loads(args.render.read_text())
+        print(render(saved["run"], load_results(saved)))
+        return
 
     packages: list[Package] = [p for p in load_packages() if args.kind in ("all", p.kind)]
     if args.only:
@@ -91,15 +104,36 @@ def main() -> None:
             print(f"[{len(results)}/{len(packages)}] {result.name} {result.versions}: {result.verdict} "
                   f"{result.ok}/{result.total} ({spent:.0f}s) {result.error[:100]}", file=sys.stderr, flush=True)
     info["seconds"] = f"{time.monotonic() - start:.0f}"
-    text = (f"Corpus ({args.kind}), {info['date']}, polyvenv {info['polyvenv']}, CPython {info['python']} "
-            f"{info['platform']}, {info['seconds']} s with --jobs {args.jobs} (load {info['load']} at the start)\n\n"
-            + table(results))
-    print(text)
-    if not args.only:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / f"{args.kind}.md").write_text(text)
-        (args.out / f"{args.kind}.json").write_text(json.dumps(
-            {"run": info, "results": [r.to_json() for r in sorted(results, key=lambda r: r.rank)]}, indent=1) + "\n")
+    info["jobs"] = str(args.jobs)
+    print(render(info, results))
+    args.out.mkdir(parents=True, exist_ok=True)
+    for kind in sorted({r.kind for r in results}):
+        mine, path = [r for r in results if r.kind == kind], args.out / f"{kind}.json"
+        run = dict(info, kind=kind)
+        if args.only and path.exists():  # a rerun of some: merged into the table of the last full run
+            saved = json.loads(path.read_text())
+            names = {r.name for r in mine}
+            mine += [r for r in load_results(saved) if r.name not in names]
+            run = saved["run"]
+            run["reruns"] = (run.get("reruns", "") + f"; {', '.join(sorted(names))} at {info['date']}").lstrip("; ")
+        mine.sort(key=lambda r: r.rank)
+        path.write_text(json.dumps({"run": run, "results": [r.to_json() for r in mine]}, indent=1) + "\n")
+        (args.out / f"{kind}.md").write_text(render(run, mine))
+
+
+def load_results(saved: dict[str, Any]) -> list[Result]:
+    keys = Result.__dataclass_fields__
+    results = [Result(**{k: v for k, v in r.items() if k in keys}) for r in saved["results"]]
+    for r in results:
+        r.wrong_classes = sorted({wrong_class(w) for w in r.wrong})
+    return results
+
+
+def render(info: dict[str, str], results: list[Result]) -> str:
+    reruns = f"; rerun since: {info['reruns']}" if info.get("reruns") else ""
+    return (f"Corpus ({info['kind']}), {info['date']}, polyvenv {info['polyvenv']}, CPython {info['python']} "
+            f"{info['platform']}, {info['seconds']} s with --jobs {info.get('jobs', '2')} (load {info['load']} at the "
+            f"start){reruns}\n\n" + table(results))
 
 
 if __name__ == "__main__":
