@@ -115,12 +115,34 @@ def xfail(finding: str):
 
 
 CASES = [
-    pytest.param("markupsafe", id="markupsafe-compiled-works"),
+    # compiled
+    "markupsafe",  # C speedups, works today
+    pytest.param("lxml", marks=xfail(
+        "issue 11 finding 2: per-thread state under fixed keys (PyThreadState_GetDict); after the envs ran, the "
+        "host's own lxml fails a plain parse: TypeError: Cannot convert lXml.etree._ParserDictionaryContext")),
+    pytest.param("pynacl", marks=xfail(
+        "issue 11 finding 6: a cffi extension registers sys.modules entries under its build name: each env "
+        "replaces the host's sys.modules['_sodium'] and ['_sodium.lib']")),
+    pytest.param("tomli", marks=xfail(
+        "issue 11 finding 6: a mypyc build's shared library (<hash>__mypyc) is skipped by the top-level scan: "
+        "the new env's tomli._parser is the host's file")),
+    pytest.param("greenlet", marks=xfail(
+        "issue 11 finding 1: a class named like its package (greenlet.greenlet) is renamed with it: "
+        "cannot import name 'greenlet' from 'Greenlet._greenlet'")),
+    # pure
+    "click",
+    "typing-extensions",  # a vocabulary package: the host's own copy when the versions match, by design
+    pytest.param("httpx", marks=xfail(
+        "issue 12 finding 8: __module__ assigned at run time (setattr(obj, '__module__', 'httpx')): the env's "
+        "classes claim the host's module")),
+    pytest.param("setuptools", marks=xfail(
+        "found by the corpus, not yet in issue 11/12: _distutils_hack is not an env module "
+        "(runtime/names.py _NOT_MODULES) but setuptools imports it: EnvImportError")),
 ]
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", CASES, ids=lambda case: case if isinstance(case, str) else None)
 def test_corpus_package_gets_a_verdict_rule_1_allows(name, tmp_path_factory):
     result = try_package(CORPUS[name], tmp_path_factory.mktemp("corpus"), timeout=120, max_modules=40)
     assert result.verdict in FIXED, f"{result.verdict}: {result.error}"

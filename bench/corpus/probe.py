@@ -76,21 +76,23 @@ def main():
     smoke("host", importlib.import_module)
     baseline = dict(sys.modules)
 
+    seen = dict(baseline)  # key -> the module last checked under it: each entry is looked at once
+
     def check_host(env, module):
         for key, value in list(sys.modules.items()):
-            top = key.partition(".")[0]
-            if key in baseline:
-                if baseline[key] is not value:
-                    say("X", env, module, f"the host's sys.modules[{key!r}] was replaced")
+            if seen.get(key, seen) is value:
                 continue
+            seen[key] = value
+            if key in baseline:
+                say("X", env, module, f"the host's sys.modules[{key!r}] was replaced")
+                continue
+            top = key.partition(".")[0]
             if top in real:
                 say("X", env, module, f"a module of the real name {key!r} appeared in the host")
-                baseline[key] = value  # reported once
                 continue
             where = getattr(value, "__file__", None)
-            if where and top not in VOCABULARY and os.path.realpath(where).startswith(host_site):
+            if isinstance(where, str) and top not in VOCABULARY and os.path.realpath(where).startswith(host_site):
                 say("X", env, module, f"{key} is the host's file {where}")
-                baseline[key] = value
 
     def check_bindings(env, module):
         """Module globals of the env's modules that are the host's objects (a module, a class, a
@@ -160,9 +162,8 @@ def bound_to_host(obj, real):
             getattr(target, "__module__", None)
         if not isinstance(owner, str) or owner.partition(".")[0] not in real:
             return ""
-        host = sys.modules.get(owner)
-        what = "is the host's" if host is not None and getattr(host, getattr(target, "__name__", ""), None) is target \
-            else "claims the host's module"
+        host = getattr(sys.modules.get(owner), "__dict__", {})  # never getattr: a lazy module would import
+        what = "is the host's" if host.get(getattr(target, "__name__", "")) is target else "claims the host's module"
         return f"{what} {owner}.{getattr(target, '__qualname__', '?')}" + ("" if target is obj else " (its class)")
     except Exception:
         return ""
