@@ -57,7 +57,7 @@ def test_oracle_calls_a_hang_side_by_side_wrong(tmp_path):
 def test_oracle_calls_a_host_module_bound_by_env_code_wrong(tmp_path):
     # sys.modules as the host has it, read through a name polyvenv cannot know is a module name
     pkg = generated(tmp_path / "wheels", "leaky", "import sys\nfrom . import sub\n"
-                    "if side_by_side: host = vars(sys)['mod' + 'ules'].get('le' + 'aky')\n")
+                    "if side_by_side: host = getattr(sys, 'mod' + 'ules').get('le' + 'aky')\n")
     result = try_package(pkg, tmp_path / "work", timeout=60, wheelhouse=tmp_path / "wheels")
     assert result.verdict == "WRONG", result
     assert "is the host's module leaky" in result.error, result.error
@@ -120,15 +120,11 @@ CASES = [
     pytest.param("lxml", marks=xfail(
         "issue 11 finding 2: per-thread state under fixed keys (PyThreadState_GetDict); after the envs ran, the "
         "host's own lxml fails a plain parse: TypeError: Cannot convert lXml.etree._ParserDictionaryContext")),
-    pytest.param("pynacl", marks=xfail(
-        "issue 11 finding 6: a cffi extension registers sys.modules entries under its build name: each env "
-        "replaces the host's sys.modules['_sodium'] and ['_sodium.lib']")),
+    "pynacl",  # cffi: the host's sys.modules entries under the build name stay the host's (issue 11 finding 6)
     pytest.param("tomli", marks=xfail(
         "issue 11 finding 6: a mypyc build's shared library (<hash>__mypyc) is skipped by the top-level scan: "
         "the new env's tomli._parser is the host's file")),
-    pytest.param("greenlet", marks=xfail(
-        "issue 11 finding 1: a class named like its package (greenlet.greenlet) is renamed with it: "
-        "cannot import name 'greenlet' from 'Greenlet._greenlet'")),
+    "greenlet",  # a class named like its package keeps its name (issue 11 finding 1)
     # pure
     "click",
     "typing-extensions",  # a vocabulary package: the host's own copy when the versions match, by design
