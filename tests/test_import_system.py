@@ -191,8 +191,9 @@ def tool_wheels(wh: Path) -> None:
     })
 
 
-def make_project(root: Path) -> tuple[Path, Path]:
-    """Envs v1 and v2 (probe 1.0 and 2.0) and a host directory with its own probe and a hostonly module."""
+def make_project(root: Path, python: str | None = None) -> tuple[Path, Path]:
+    """Envs v1 and v2 (probe 1.0 and 2.0, built for ``python``, default this one) and a host directory with its
+    own probe and a hostonly module."""
     wh = root / "wheels"
     for version in ("1.0", "2.0"):
         make_wheel(wh, "probe", version, {"probe/__init__.py": PROBE.format(version=version),
@@ -204,13 +205,14 @@ def make_project(root: Path) -> tuple[Path, Path]:
     (host / "hostonly.py").write_text("")
     project = root / "project"
     project.mkdir()
+    interpreter = f'\n        python = "{python}"' if python else ""
     (project / "polyvenv.toml").write_text(textwrap.dedent(f"""
         wheelhouse = "{wh}"
         offline = true
         [envs.v1]
-        requirements = ["probe==1.0"]
+        requirements = ["probe==1.0"]{interpreter}
         [envs.v2]
-        requirements = ["probe==2.0"]
+        requirements = ["probe==2.0"]{interpreter}
         [envs.p]
         requirements = ["probe==1.0"]
         isolation = "process"
@@ -251,9 +253,10 @@ def run_host(project, body: str, python: str = sys.executable):
 UNTOUCHED = {"modules": [], "meta_path": True, "path": True, "path_hooks": True}
 
 
-def test_a_missing_name_behaves_as_in_a_venv(project, any_python):
-    """On every CPython found as the host: the import system's frames tell an import from a find_spec."""
-    result, host = run_host(project, """
+def test_a_missing_name_behaves_as_in_a_venv(tmp_path, any_python):
+    """On every CPython found as the host (the envs built for it): the import system's frames tell an import
+    from a find_spec."""
+    result, host = run_host(make_project(tmp_path, any_python), """
         REAL_NAMES = {"probe", "hostonly"}
         v1, v2 = ws.env("v1"), ws.env("v2")
         result = [env.import_module("probe").missing() for env in (v1, v2)]
