@@ -1,0 +1,50 @@
+"""The type registries of C++ binding libraries, each env's its own.
+
+pybind11 and nanobind keep one registry of bound C++ types per interpreter, in its
+state dict, under a key compiled into every extension built with them: pybind11's
+``__pybind11_internals_v<N>_<abi>__`` (and ``__pybind11_module_local_v…``,
+``__pybind11_module_cache``, ``…_call_once_storage__`` beside it), nanobind's format
+``__nb_internals_%s_%s__``. Every extension built with a compatible version joins that
+registry, so a second copy of one (an env's, beside the host's or another env's)
+registers its types a second time: pybind11 raises ``type "X" is already registered!``,
+nanobind aborts the process.
+
+A relocated copy has those keys with the env's own prefix of the same length
+(``__pybind11_`` -> ``__pv3f9c2a_``): the env's extensions share one registry among
+themselves, as in a plain venv (a type bound by one module is cast by another), and
+none with the host or another env. pybind11's platform ABI id, which its
+``_pybind11_conduit_v1_`` compares before handing another module a raw pointer to an
+object of a type it does not know, gets the env's mark too, so one copy's objects
+are not taken for another's.
+"""
+
+from __future__ import annotations
+
+import re
+
+_PYBIND11 = re.compile(rb"__pybind11_(?=internals|modul)")  # "modul": a key's first 16 bytes, as code copies them
+_PYBIND11_KEY = re.compile(rb"\x00__pybind11_internals_v[0-9]+_([A-Za-z0-9_]+?)__\x00")
+_NANOBIND = re.compile(rb"__nb_internals_")
+_STILL_SHARED = (b"__pybind11_internals", b"__pybind11_module_local", b"__nb_internals_")
+
+
+def private_registries(data: bytes, tag: str) -> bytes:
+    """``data`` (an extension, or a library it needs) with its binding registries' keys marked with ``tag``
+    (hex digits; the same for every file of one env)."""
+    if b"pybind11" not in data and b"__nb_internals_" not in data:
+        return data
+    abi_ids = {m.group(1) for m in _PYBIND11_KEY.finditer(data)}
+    data = _PYBIND11.sub(b"__pv" + tag[:6].encode() + b"_", data)
+    data = _NANOBIND.sub(b"__pv" + tag[:10].encode() + b"_", data)
+    for abi in abi_ids:  # the conduit's id: the standalone string, and any suffix of the key's that stands alone
+        for start in [0] + [i + 1 for i, c in enumerate(abi) if c == ord("_")]:
+            standalone = re.compile(rb"(?<=\x00)" + re.escape(abi[start:]) + rb"(?=\x00)")
+            if len(abi) - start > 8 and standalone.search(data):
+                data = standalone.sub(b"pv" + tag[:6].encode() + abi[start + 8:], data)
+                break
+    return data
+
+
+def shared_registries(data: bytes) -> list[str]:
+    """The registry keys left as they were in ``data``: what a copy would still share with others."""
+    return sorted({k.decode() for k in _STILL_SHARED if k in data})

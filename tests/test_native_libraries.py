@@ -1,0 +1,108 @@
+"""Native libraries and process-wide registries side by side (issue 11, findings 2, 3 and 7).
+
+A package's own shared libraries (found through ``$ORIGIN``) are the env's own in each env;
+the dynamic loader's sharing by name (sonames, ``STB_GNU_UNIQUE`` symbols) is refused before
+loading, with the way out; pybind11's and nanobind's type registries are each env's own.
+Every side is asserted: the env's code gets its env's objects, the host's keeps its own.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import sysconfig
+import textwrap
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).parent.parent / "src"
+SUFFIX = sysconfig.get_config_var("EXT_SUFFIX")
+INCLUDE = sysconfig.get_paths()["include"]
+
+needs_compilers = pytest.mark.skipif(not (shutil.which("gcc") and shutil.which("g++")), reason="gcc/g++ not found")
+
+
+def compile_c(out: Path, source: str, *flags: str, cxx: bool = False) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    src = out.parent / (out.name.partition(".")[0] + (".cpp" if cxx else ".c"))
+    src.write_text(source)
+    subprocess.run(["g++" if cxx else "gcc", "-shared", "-fPIC", "-O1", f"-I{INCLUDE}", str(src), "-o", str(out),
+                    *flags], check=True, capture_output=True)
+    src.unlink()
+    return out
+
+
+def run_host(code: str, *site: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``code`` in a fresh interpreter with polyvenv and the host's own ``site`` directories on its path."""
+    head = f"import json, sys\nsys.path[:0] = {[str(SRC), *map(str, site)]!r}\nimport polyvenv\n"
+    return subprocess.run([sys.executable, "-c", head + textwrap.dedent(code)], capture_output=True, text=True,
+                          env=env)
+
+
+# -- finding 3: libraries inside the package tree ----------------------------------------------------------
+
+LIBSTATE_C = r"""
+static int counter;
+int state_bump(void) { return ++counter; }
+const char *state_version(void) { return "%s"; }
+"""
+
+STATE_EXT_C = r"""
+#include <Python.h>
+int state_bump(void);
+const char *state_version(void);
+static PyObject *bump(PyObject *self, PyObject *args) { return PyLong_FromLong(state_bump()); }
+static PyObject *version(PyObject *self, PyObject *args) { return PyUnicode_FromString(state_version()); }
+static PyMethodDef methods[] = {{"bump", bump, METH_NOARGS, NULL}, {"lib_version", version, METH_NOARGS, NULL},
+                                {NULL, NULL, 0, NULL}};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "shlib.%s", NULL, -1, methods};
+PyMODINIT_FUNC PyInit_%s(void) { return PyModule_Create(&def); }
+"""
+
+
+def shlib_site(site: Path, version: str) -> Path:
+    """A package ``shlib`` whose two extensions share ``shlib/lib/libstate.so`` (state and a version), found
+    through RUNPATH ``$ORIGIN/lib`` as meson-python and scikit-build wheels ship theirs."""
+    pkg = site / "shlib"
+    lib = compile_c(pkg / "lib" / "libstate.so", LIBSTATE_C % version, "-Wl,-soname,libstate.so")
+    for name in ("_ext", "_ext2"):
+        compile_c(pkg / f"{name}{SUFFIX}", STATE_EXT_C % (name, name), f"-L{lib.parent}", "-lstate",
+                  "-Wl,--enable-new-dtags,-rpath,$ORIGIN/lib")
+    (pkg / "__init__.py").write_text(f"from ._ext import bump, lib_version\nfrom . import _ext2\n"
+                                     f"__version__ = {version!r}\n")
+    return site
+
+
+@needs_compilers
+def test_libraries_the_package_ships_in_its_tree_are_each_envs_own(tmp_path):
+    host, v1, v2 = (shlib_site(tmp_path / name / "site-packages", version)
+                    for name, version in (("host", "host"), ("v1", "1.0"), ("v2", "2.0")))
+    proc = run_host(f"""
+        import os
+        envs = {{n: polyvenv.Env.from_path(p, name=n) for n, p in (("v1", {str(v1)!r}), ("v2", {str(v2)!r}))}}
+        first = envs["v1"].import_module("shlib")  # before the host has its own: the host must still get its own
+        import shlib as host
+        second = envs["v2"].import_module("shlib")  # after: the loader must not hand it the host's library
+        result = {{}}
+        for name, mod in (("v1", first), ("v2", second), ("host", host)):
+            result[name] = [mod.lib_version(), mod.bump(), mod.bump(), mod._ext2.bump(),  # one library per env
+                            mod.__name__ != "shlib" or name == "host", mod.__file__.startswith({str(tmp_path)!r})]
+        result["host_modules"] = sorted(k for k in sys.modules if k.split(".")[0] == "shlib")
+        maps = {{line.split()[-1] for line in open("/proc/self/maps") if "libstate" in line or "/relocated/" in line
+                and "/shlib/lib/" in line}}
+        result["libraries"] = sorted(os.path.basename(p) for p in maps)
+        print(json.dumps(result))
+    """, host)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["v1"] == ["1.0", 1, 2, 3, True, True]
+    assert out["v2"] == ["2.0", 1, 2, 3, True, True]
+    assert out["host"] == ["host", 1, 2, 3, True, True]
+    assert out["host_modules"] == ["shlib", "shlib._ext", "shlib._ext2"]  # the envs' modules are under aliases
+    assert len(out["libraries"]) == 3 and "libstate.so" in out["libraries"]  # the host's, and one copy per env
+    assert all(len(name) == len("libstate.so") for name in out["libraries"])
+    for site in (v1, v2):
+        assert b"libstate.so\0" in (site / "shlib" / f"_ext{SUFFIX}").read_bytes(), "env files are never modified"
