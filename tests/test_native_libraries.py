@@ -106,3 +106,100 @@ def test_libraries_the_package_ships_in_its_tree_are_each_envs_own(tmp_path):
     assert all(len(name) == len("libstate.so") for name in out["libraries"])
     for site in (v1, v2):
         assert b"libstate.so\0" in (site / "shlib" / f"_ext{SUFFIX}").read_bytes(), "env files are never modified"
+
+
+# -- finding 2 (C++ part): the type registries of pybind11 and nanobind ----------------------------------------
+
+PYBIND11_CPP = r"""
+#include <pybind11/pybind11.h>
+namespace py = pybind11;
+struct Box { int value; };
+PYBIND11_MODULE(_core, m) {  // registers Box in pybind11's one registry per interpreter
+    py::class_<Box>(m, "Box").def_readonly("value", &Box::value);
+    m.def("make_box", [](int v) { return Box{v}; });
+}
+PYBIND11_MODULE(_user, m) {  // another module of the package: takes a Box registered by _core
+    m.def("unbox", [](const Box &b) { return b.value; });
+}
+"""
+
+NANOBIND_CPP = PYBIND11_CPP.replace("pybind11/pybind11.h", "nanobind/nanobind.h").replace(
+    "namespace py = pybind11", "namespace py = nanobind").replace("PYBIND11_MODULE", "NB_MODULE").replace(
+    "def_readonly", "def_ro")
+
+
+@pytest.fixture(scope="session")
+def binding_binaries(tmp_path_factory) -> dict[str, Path]:
+    """One binary per binding library (both modules in it: ``_core.so`` and ``_user.so`` are byte copies of
+    it), compiled here with pybind11 and nanobind from PyPI; a skip saying why where that cannot be done."""
+    from uv import find_uv_bin
+
+    if not shutil.which("g++"):
+        pytest.skip("g++ not found")
+    root = tmp_path_factory.mktemp("bindings")
+    made = subprocess.run([find_uv_bin(), "pip", "install", "-q", "--target", str(root / "tools"),
+                           "pybind11==3.0.1", "nanobind==2.9.2"], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"pybind11/nanobind could not be installed from PyPI: {made.stderr.strip()[-300:]}")
+    tools = root / "tools"
+    nb = tools / "nanobind"
+    flags = ["-O0", "-g0", "-std=c++17", "-fvisibility=hidden"]
+    jobs = {
+        "pybind11": (PYBIND11_CPP, [f"-I{tools / 'pybind11' / 'include'}"]),
+        "nanobind": (NANOBIND_CPP, [f"-I{nb / 'include'}", f"-I{nb / 'ext' / 'robin_map' / 'include'}",
+                                    str(nb / "src" / "nb_combined.cpp")]),
+    }
+    procs = {}
+    for name, (source, extra) in jobs.items():
+        (root / f"{name}.cpp").write_text(source)
+        procs[name] = subprocess.Popen(["g++", "-shared", "-fPIC", *flags, f"-I{INCLUDE}", str(root / f"{name}.cpp"),
+                                        *extra, "-o", str(root / f"{name}.so")], stderr=subprocess.PIPE)
+    for name, proc in procs.items():
+        _, err = proc.communicate()
+        assert proc.returncode == 0, err.decode()
+    return {name: root / f"{name}.so" for name in jobs}
+
+
+def binding_site(site: Path, binary: Path, version: str) -> Path:
+    pkg = site / "bound"
+    pkg.mkdir(parents=True)
+    for module in ("_core", "_user"):
+        shutil.copyfile(binary, pkg / f"{module}{SUFFIX}")  # byte copies, as two modules of one wheel are
+    (pkg / "__init__.py").write_text(f"from ._core import Box, make_box\nfrom ._user import unbox\n"
+                                     f"__version__ = {version!r}\n")
+    return site
+
+
+@pytest.mark.parametrize("binding", ["pybind11", "nanobind"])
+def test_binding_registries_are_each_envs_own_and_shared_within_an_env(tmp_path, binding_binaries, binding):
+    """The same extension in the host and two envs (the commonest case: one version each, kept private):
+    without a registry per env pybind11 raises 'type "Box" is already registered!' and nanobind aborts."""
+    binary = binding_binaries[binding]
+    host, v1, v2 = (binding_site(tmp_path / name / "site-packages", binary, name) for name in ("host", "v1", "v2"))
+    proc = run_host(f"""
+        first = polyvenv.Env.from_path({str(v1)!r}, name="v1").import_module("bound")
+        import bound as host
+        second = polyvenv.Env.from_path({str(v2)!r}, name="v2").import_module("bound")
+        result = {{}}
+        for name, mod in (("v1", first), ("v2", second), ("host", host)):
+            box = mod.make_box(7)
+            result[name] = [mod.__version__, box.value, mod.unbox(box),  # cast by the other module of its env
+                            type(box) is mod.Box, type(box).__module__.split(".")[0] == mod.__name__,
+                            mod._core.__file__.startswith({str(tmp_path)!r})]
+        refused = []
+        for taker, giver in ((host, first), (first, second), (second, host)):
+            try:
+                taker.unbox(giver.make_box(1))  # another copy's Box is not this copy's type
+                refused.append(False)
+            except TypeError:
+                refused.append(True)
+        result["refused"] = refused
+        result["host_modules"] = sorted(k for k in sys.modules if k.split(".")[0] == "bound")
+        print(json.dumps(result))
+    """, host)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout)
+    for name in ("v1", "v2", "host"):
+        assert out[name] == [name, 7, 7, True, True, True]
+    assert out["refused"] == [True, True, True]
+    assert out["host_modules"] == ["bound", "bound._core", "bound._user"]
