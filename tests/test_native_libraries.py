@@ -203,3 +203,99 @@ def test_binding_registries_are_each_envs_own_and_shared_within_an_env(tmp_path,
         assert out[name] == [name, 7, 7, True, True, True]
     assert out["refused"] == [True, True, True]
     assert out["host_modules"] == ["bound", "bound._core", "bound._user"]
+
+
+# -- finding 7: what the dynamic loader shares by name, refused before loading -------------------------------
+
+UNIQUE_CPP = r"""
+#include <Python.h>
+inline int &counter() { static int c = %s; return c; }  // exported: STB_GNU_UNIQUE, one per process
+static PyObject *bump(PyObject *, PyObject *) { return PyLong_FromLong(++counter()); }
+static PyMethodDef methods[] = {{"bump", bump, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "uniq.%s", NULL, -1, methods};
+PyMODINIT_FUNC PyInit_%s(void) { return PyModule_Create(&def); }
+"""
+
+
+def uniq_site(site: Path, start: int) -> Path:
+    for module in ("_core", "_more"):
+        compile_c(site / "uniq" / f"{module}{SUFFIX}", UNIQUE_CPP % (start, module, module), cxx=True)
+    (site / "uniq" / "__init__.py").write_text("from ._core import bump\nfrom . import _more\n")
+    return site
+
+
+@needs_compilers
+def test_an_extension_sharing_a_unique_symbol_with_a_loaded_file_is_refused(tmp_path):
+    """Two versions of one C++ extension built without -fvisibility=hidden share their inline statics
+    process-wide, whatever loads them how: refused, naming the symbol; alone in a process it loads."""
+    host, env = uniq_site(tmp_path / "host", 100), uniq_site(tmp_path / "env" / "site-packages", 0)
+    symbols = subprocess.run(["readelf", "--dyn-syms", "-W", str(env / "uniq" / f"_core{SUFFIX}")],
+                             capture_output=True, text=True).stdout if shutil.which("readelf") else " UNIQUE "
+    assert " UNIQUE " in symbols
+    proc = run_host(f"""
+        alone = polyvenv.Env.from_path({str(env)!r}, name="env").import_module("uniq")
+        result = {{"alone": [alone.bump(), alone._more.bump()]}}  # the env's two modules share it, as they must
+        print(json.dumps(result))
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {"alone": [1, 2]}
+    proc = run_host(f"""
+        import uniq
+        before = uniq.bump()
+        try:
+            polyvenv.Env.from_path({str(env)!r}, name="env").import_module("uniq")
+            result = {{"loaded": True}}
+        except polyvenv.ExtensionNotSupported as e:
+            result = {{"refused": str(e)}}
+        result["host"] = [before, uniq.bump(), sorted(k for k in sys.modules if k.split(".")[0] == "uniq")]
+        print(json.dumps(result))
+    """, host)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert "env 'env'" in out["refused"] and "_ZZ7countervE1c" in out["refused"], out
+    assert "STB_GNU_UNIQUE" in out["refused"] and 'isolation = "process"' in out["refused"]
+    assert out["host"] == [101, 102, ["uniq", "uniq._core", "uniq._more"]]
+
+
+OUTER_C = r"""
+#include <Python.h>
+const char *outer_version(void);
+static PyObject *version(PyObject *self, PyObject *args) { return PyUnicode_FromString(outer_version()); }
+static PyMethodDef methods[] = {{"version", version, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "outer._ext", NULL, -1, methods};
+PyMODINIT_FUNC PyInit__ext(void) { return PyModule_Create(&def); }
+"""
+
+
+def outer_prefix(prefix: Path, version: str) -> Path:
+    """A venv-like ``prefix`` whose ``outer/_ext`` needs ``<prefix>/lib/libouter.so`` (outside site-packages,
+    through RUNPATH ``$ORIGIN/../../lib``), as packages installing into the venv's lib directory do."""
+    lib = compile_c(prefix / "lib" / "libouter.so", f'const char *outer_version(void) {{ return "{version}"; }}\n',
+                    "-Wl,-soname,libouter.so")
+    site = prefix / "site-packages"
+    compile_c(site / "outer" / f"_ext{SUFFIX}", OUTER_C, f"-L{lib.parent}", "-louter",
+              "-Wl,--enable-new-dtags,-rpath,$ORIGIN/../../lib")
+    (site / "outer" / "__init__.py").write_text("from ._ext import version\n")
+    return site
+
+
+@needs_compilers
+def test_an_extension_whose_library_its_copy_cannot_find_is_refused_not_bound_to_the_hosts(tmp_path):
+    """The loader reuses a loaded library of the same name without searching: the env's extension would
+    silently run on the host's libouter.so."""
+    host, env = outer_prefix(tmp_path / "host", "host"), outer_prefix(tmp_path / "env", "env")
+    proc = run_host(f"""
+        import outer
+        try:
+            mod = polyvenv.Env.from_path({str(env)!r}, name="env").import_module("outer")
+            result = {{"loaded": mod.version()}}
+        except polyvenv.ExtensionNotSupported as e:
+            result = {{"refused": str(e)}}
+        result["host"] = outer.version()
+        print(json.dumps(result))
+    """, host)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert "refused" in out, out
+    assert str(tmp_path / "env" / "lib" / "libouter.so") in out["refused"] and "'libouter.so'" in out["refused"]
+    assert 'isolation = "process"' in out["refused"] and out["host"] == "host"
