@@ -15,7 +15,7 @@ from typing import NamedTuple, Union
 _PT_LOAD, _PT_DYNAMIC = 1, 2
 _DT_NULL, _DT_NEEDED, _DT_STRTAB, _DT_STRSZ, _DT_SONAME, _DT_RPATH, _DT_RUNPATH = 0, 1, 5, 10, 14, 15, 29
 _STRING_TAGS = (_DT_NEEDED, _DT_SONAME, _DT_RPATH, _DT_RUNPATH)
-_SHT_DYNSYM = 11
+_SHT_DYNSYM, _SHT_NOBITS, _SHF_WRITE = 11, 8, 1
 _STB_GNU_UNIQUE = 10
 _UNIQUE_INFO = re.compile(rb"[\xa0-\xaf]")  # st_info bytes whose binding (high nibble) is STB_GNU_UNIQUE
 
@@ -93,27 +93,34 @@ def _dynsym(data: Buffer) -> tuple[int, int, int, int] | None:
     return None
 
 
-def unique_symbols(data: Buffer) -> frozenset[str]:
-    """The names of the symbols of binding ``STB_GNU_UNIQUE`` the object defines.
+def unique_symbols(data: Buffer) -> dict[str, bytes | None]:
+    """The symbols of binding ``STB_GNU_UNIQUE`` the object defines: name -> its bytes if it is read-only
+    data (a constant table), None if it is state (writable, or not in the file).
 
     The dynamic loader keeps one definition of each such name per process, whoever loads
     it and however (``RTLD_LOCAL`` included): C++ statics of inline functions and templates
     compiled without ``-fvisibility=hidden`` or ``-fno-gnu-unique``.
     """
     if not is_elf64(data):
-        return frozenset()
+        return {}
     table = _dynsym(data)
     if table is None:
-        return frozenset()
+        return {}
     offset, size, entsize, strtab = table
     infos = bytes(data[offset + 4:offset + size:entsize])  # one st_info byte per symbol: a fast first look
-    found = set()
+    shoff, = struct.unpack_from("<Q", data, 40)
+    shentsize, shnum = struct.unpack_from("<HH", data, 58)
+    found: dict[str, bytes | None] = {}
     for match in _UNIQUE_INFO.finditer(infos):
-        name, _, _, shndx = struct.unpack_from("<IBBH", data, offset + match.start() * entsize)
-        if shndx:  # defined here
-            end = data.find(b"\x00", strtab + name)
-            found.add(bytes(data[strtab + name:end]).decode("utf-8", "replace"))
-    return frozenset(found)
+        name, _, _, shndx, value, length = struct.unpack_from("<IBBHQQ", data, offset + match.start() * entsize)
+        if not shndx or shndx >= shnum:
+            continue  # not defined here
+        end = data.find(b"\x00", strtab + name)
+        _, kind, flags, addr, at = struct.unpack_from("<IIQQQ", data, shoff + shndx * shentsize)
+        constant = kind != _SHT_NOBITS and not flags & _SHF_WRITE
+        found[bytes(data[strtab + name:end]).decode("utf-8", "replace")] = \
+            bytes(data[at + value - addr:at + value - addr + length]) if constant else None
+    return found
 
 
 def symbol_name_offsets(data: Buffer) -> tuple[int, ...]:

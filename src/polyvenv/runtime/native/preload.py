@@ -35,7 +35,7 @@ class _Facts(NamedTuple):
     names: frozenset[str]  # the names the loader knows it by: its file name and soname
     needed: tuple[str, ...]
     search: tuple[str, ...]
-    unique: frozenset[str]  # STB_GNU_UNIQUE symbols it defines, the C++ runtime's left out
+    unique: dict[str, bytes | None]  # STB_GNU_UNIQUE symbols it defines (elf.py), the C++ runtime's left out
 
 
 _FACTS: dict[tuple[str, int], _Facts | None] = {}
@@ -78,19 +78,21 @@ def refuse_shared_by_name(copy: str, original: str, root: str, env: str) -> None
                 raise _refusal(env, original, f"it needs its own {name!r} ({found}) but {other} is loaded under "
                                               "that name, and the loader would give it that one")
             pending.append(found)
-    unique = {symbol: path for path in incoming for symbol in (_facts(path) or _EMPTY).unique}
+    unique = {symbol: (path, value) for path in incoming for symbol, value in (_facts(path) or _EMPTY).unique.items()}
     if not unique:
         return
     for path, inode in (mapped or _mapped()).items():
         if path.startswith(ours):
             continue  # the env's own files share these as they would in a plain venv
-        shared = sorted(set(unique) & _unique(path, inode))
+        held = _unique(path, inode)
+        # one constant table of the same bytes serves both alike; state, or other bytes, does not
+        shared = sorted(s for s in set(unique) & set(held) if unique[s][1] is None or unique[s][1] != held[s])
         if shared:
-            raise _refusal(env, original, f"{unique[shared[0]]} defines the symbol {shared[0]!r} of binding "
+            raise _refusal(env, original, f"{unique[shared[0]][0]} defines the symbol {shared[0]!r} of binding "
                                           f"STB_GNU_UNIQUE, one per process, which {path} already holds")
 
 
-_EMPTY = _Facts(frozenset(), (), (), frozenset())
+_EMPTY = _Facts(frozenset(), (), (), {})
 
 
 def _refusal(env: str, original: str, why: str) -> ExtensionNotSupported:
@@ -139,7 +141,7 @@ def _read(path: str) -> _Facts | None:
             info = dynamic(data)
             if info is None:
                 return None
-            unique = frozenset(s for s in unique_symbols(data) if not _RUNTIME.match(s))
+            unique = {s: v for s, v in unique_symbols(data).items() if not _RUNTIME.match(s)}
     except (OSError, ValueError):
         return None
     names = {os.path.basename(path)} | ({info.soname} if info.soname else set())
@@ -150,7 +152,7 @@ def _names(path: str, inode: int) -> frozenset[str]:
     return (_facts(path, inode) or _EMPTY).names | {os.path.basename(path)}
 
 
-def _unique(path: str, inode: int) -> frozenset[str]:
+def _unique(path: str, inode: int) -> dict[str, bytes | None]:
     return (_facts(path, inode) or _EMPTY).unique
 
 
