@@ -303,3 +303,70 @@ def test_an_extension_whose_library_its_copy_cannot_find_is_refused_not_bound_to
     assert "refused" in out, out
     assert str(tmp_path / "env" / "lib" / "libouter.so") in out["refused"] and "'libouter.so'" in out["refused"]
     assert 'isolation = "process"' in out["refused"] and out["host"] == "host"
+
+
+# -- the same on PyPI packages -------------------------------------------------------------------------------
+
+PYPI_CHECKS = """
+    def scipy_checks(special, interpolate, np):
+        return [round(float(special.gamma(5)), 6), float(interpolate.interp1d([0, 1], [0, 2])(0.5)),
+                special.__file__]
+    def contour_checks(contourpy, np):
+        gen = contourpy.contour_generator(z=np.array([[0.0, 1.0], [1.0, 2.0]]))
+        return [len(gen.lines(1.0)), type(gen).__module__.split(".")[0] == contourpy.__name__, contourpy.__file__]
+    def manifold_checks(manifold3d):
+        cube = manifold3d.Manifold.cube([1, 2, 3])
+        return [round(cube.volume(), 3), type(cube).__module__.split(".")[0] == manifold3d.__name__]
+"""
+
+
+@pytest.mark.integration
+def test_scipy_contourpy_manifold3d_side_by_side_beside_the_hosts_own(tmp_path):
+    """scipy 1.15 ships special/libsf_error_state.so (RUNPATH $ORIGIN) beside the host's own scipy 1.15;
+    contourpy (pybind11 3, and 2 in the old env) and manifold3d (nanobind), whose second copy raised
+    'already registered' or aborted the process, each beside the host's copy of the same version."""
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    project = tmp_path / "project"
+    project.mkdir()
+    newest = ["scipy==1.15.3", "numpy==2.2.6", "contourpy==1.3.3", "manifold3d==3.5.4"]
+    envs = {"host": newest, "new": newest, "old": ["numpy==1.26.4", "contourpy==1.2.1"]}  # pybind11 2's registry
+    (project / "polyvenv.toml").write_text("".join(
+        f"[envs.{name}]\nrequirements = {json.dumps(reqs)}\npython = {json.dumps(python)}\n"
+        for name, reqs in envs.items()))
+    proc = subprocess.run([sys.executable, "-m", "polyvenv", "sync", "new", "old", "host"], cwd=project,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    [host_site] = (project / ".polyvenv" / "host").glob("lib/python*/site-packages")
+    proc = run_host(textwrap.dedent(PYPI_CHECKS) + textwrap.dedent(f"""
+        import numpy, scipy.special, scipy.interpolate, contourpy, manifold3d
+        ws = polyvenv.Workspace.load({str(project)!r})
+        host = lambda: [scipy_checks(scipy.special, scipy.interpolate, numpy),
+                        contour_checks(contourpy, numpy), manifold_checks(manifold3d)]
+        result = {{"host_before": host()}}
+        scipy.special.seterr(singular="raise")
+        new, old = ws.env("new"), ws.env("old")
+        special, interpolate, np = (new.import_module(m) for m in ("scipy.special", "scipy.interpolate", "numpy"))
+        env_manifold = new.import_module("manifold3d")
+        result["new"] = [scipy_checks(special, interpolate, np), special.geterr()["singular"],
+                         contour_checks(new.import_module("contourpy"), np), manifold_checks(env_manifold)]
+        result["old"] = contour_checks(old.import_module("contourpy"), old.import_module("numpy"))
+        try:
+            manifold3d.Manifold.batch_boolean([env_manifold.Manifold.cube([1, 1, 1])], manifold3d.OpType.Add)
+            result["crossed"] = True
+        except TypeError:
+            result["crossed"] = False
+        result["host_after"] = host()
+        result["host_seterr"] = scipy.special.geterr()["singular"]
+        print(json.dumps(result))
+    """), host_site)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout)
+    assert out["host_before"] == out["host_after"]
+    assert out["host_after"][0][:2] == [24.0, 1.0] and out["host_after"][0][2].startswith(str(host_site))
+    assert out["host_after"][1][:2] == [1, True] and out["host_after"][2] == [6.0, True]
+    checks, singular, contour, manifold = out["new"]
+    assert checks[:2] == [24.0, 1.0] and "/.polyvenv/.builds/new-" in checks[2]
+    assert singular == "ignore"  # the host's seterr is state of the host's library, not of the env's
+    assert contour[:2] == [1, True] and "/.polyvenv/.builds/new-" in contour[2] and manifold == [6.0, True]
+    assert out["old"][:2] == [1, True] and "/.polyvenv/.builds/old-" in out["old"][2]
+    assert out["crossed"] is False and out["host_seterr"] == "raise"
