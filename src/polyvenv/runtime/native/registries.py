@@ -25,7 +25,6 @@ import re
 _PYBIND11 = re.compile(rb"__pybind11_(?=internals|modul)")  # "modul": a key's first 16 bytes, as code copies them
 _PYBIND11_KEY = re.compile(rb"\x00__pybind11_internals_v[0-9]+_([A-Za-z0-9_]+?)__\x00")
 _NANOBIND = re.compile(rb"__nb_internals_")
-_STILL_SHARED = (b"__pybind11_internals", b"__pybind11_module_local", b"__nb_internals_")
 
 
 def private_registries(data: bytes, tag: str) -> bytes:
@@ -36,15 +35,12 @@ def private_registries(data: bytes, tag: str) -> bytes:
     abi_ids = {m.group(1) for m in _PYBIND11_KEY.finditer(data)}
     data = _PYBIND11.sub(b"__pv" + tag[:6].encode() + b"_", data)
     data = _NANOBIND.sub(b"__pv" + tag[:10].encode() + b"_", data)
-    for abi in abi_ids:  # the conduit's id: the standalone string, and any suffix of the key's that stands alone
+    mark = b"pv" + tag[:6].encode()
+    for abi in abi_ids:  # the conduit's id: the key's middle, or the longest suffix of it that stands alone
         for start in [0] + [i + 1 for i, c in enumerate(abi) if c == ord("_")]:
-            standalone = re.compile(rb"(?<=\x00)" + re.escape(abi[start:]) + rb"(?=\x00)")
+            standalone = re.compile(rb"(?<=\x00)(_?)" + re.escape(abi[start:]) + rb"(?=\x00)")  # pybind11 2: "_gcc…"
             if len(abi) - start > 8 and standalone.search(data):
-                data = standalone.sub(b"pv" + tag[:6].encode() + abi[start + 8:], data)
+                data = standalone.sub(lambda m: m.group(1) + mark + abi[start + 8:], data)
                 break
     return data
 
-
-def shared_registries(data: bytes) -> list[str]:
-    """The registry keys left as they were in ``data``: what a copy would still share with others."""
-    return sorted({k.decode() for k in _STILL_SHARED if k in data})
