@@ -88,8 +88,9 @@ def refuse_shared_by_name(copy: str, original: str, root: str, env: str) -> None
         # one constant table of the same bytes serves both alike; state, or other bytes, does not
         shared = sorted(s for s in set(unique) & set(held) if unique[s][1] is None or unique[s][1] != held[s])
         if shared:
-            raise _refusal(env, original, f"{unique[shared[0]][0]} defines the symbol {shared[0]!r} of binding "
-                                          f"STB_GNU_UNIQUE, one per process, which {path} already holds")
+            whose = "it" if unique[shared[0]][0] == incoming[0] else "a library of its package"
+            raise _refusal(env, original, f"{whose} defines the symbol {shared[0]!r} of binding STB_GNU_UNIQUE, "
+                                          f"one per process, which {path} already holds")
 
 
 _EMPTY = _Facts(frozenset(), (), (), {})
