@@ -259,6 +259,21 @@ def test_an_extension_sharing_a_unique_symbol_with_a_loaded_file_is_refused(tmp_
     assert "env 'env'" in out["refused"] and "_ZZ7countervE1c" in out["refused"], out  # not the constant table
     assert "STB_GNU_UNIQUE" in out["refused"] and 'isolation = "process"' in out["refused"]
     assert out["host"] == [101, 102, ["uniq", "uniq._core", "uniq._more"]]
+    # the host has its own, not imported yet: imported after the env's, it would run on the env's statics
+    proc = run_host(f"""
+        try:
+            polyvenv.Env.from_path({str(env)!r}, name="env").import_module("uniq")
+            result = {{"loaded": True}}
+        except polyvenv.ExtensionNotSupported as e:
+            result = {{"refused": str(e)}}
+        import uniq
+        result["host"] = [uniq.bump(), uniq._more.bump(), uniq.__file__.startswith({str(host)!r})]
+        print(json.dumps(result))
+    """, host)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert "_ZZ7countervE1c" in out["refused"] and str(host / "uniq") in out["refused"], out
+    assert 'isolation = "process"' in out["refused"] and out["host"] == [101, 102, True]
 
 
 OUTER_C = r"""

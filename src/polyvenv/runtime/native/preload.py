@@ -81,6 +81,10 @@ def refuse_shared_by_name(copy: str, original: str, root: str, env: str) -> None
     unique = {symbol: (path, value) for path in incoming for symbol, value in (_facts(path) or _EMPTY).unique.items()}
     if not unique:
         return
+
+    def whose(symbol: str) -> str:
+        return "it" if unique[symbol][0] == incoming[0] else "a library of its package"
+
     for path, inode in (mapped or _mapped()).items():
         if path.startswith(ours):
             continue  # the env's own files share these as they would in a plain venv
@@ -88,9 +92,29 @@ def refuse_shared_by_name(copy: str, original: str, root: str, env: str) -> None
         # one constant table of the same bytes serves both alike; state, or other bytes, does not
         shared = sorted(s for s in set(unique) & set(held) if unique[s][1] is None or unique[s][1] != held[s])
         if shared:
-            whose = "it" if unique[shared[0]][0] == incoming[0] else "a library of its package"
-            raise _refusal(env, original, f"{whose} defines the symbol {shared[0]!r} of binding STB_GNU_UNIQUE, "
-                                          f"one per process, which {path} already holds")
+            raise _refusal(env, original, f"{whose(shared[0])} defines the symbol {shared[0]!r} of binding "
+                                          f"STB_GNU_UNIQUE, one per process, which {path} already holds")
+    state = sorted(s for s, (_, value) in unique.items() if value is None)
+    host = _hosts_own(original, root, ours) if state else None
+    if host is not None:  # the first definition wins: the host's copy, imported later, would run on the env's
+        raise _refusal(env, original, f"{whose(state[0])} defines the symbol {state[0]!r} of binding "
+                                      f"STB_GNU_UNIQUE, one per process, which the host's own {host} would share "
+                                      "if imported after it")
+
+
+def _hosts_own(original: str, root: str, ours: tuple[str, ...]) -> str | None:
+    """Where the host would import its own module of the top-level name ``original`` belongs to, if anywhere."""
+    from importlib.machinery import PathFinder
+
+    top = os.path.relpath(original, root).split(os.sep)[0].partition(".")[0]
+    path = [p for p in sys.path if not os.path.realpath(p or ".").startswith(ours)
+            and os.path.realpath(p or ".") + os.sep not in ours]
+    spec = PathFinder.find_spec(top, path)
+    if spec is None:
+        return None
+    where = spec.origin if spec.origin not in (None, "namespace") \
+        else next(iter(spec.submodule_search_locations or ()), None)  # a namespace package
+    return None if where is None or os.path.realpath(where).startswith(ours) else where
 
 
 _EMPTY = _Facts(frozenset(), (), (), {})
