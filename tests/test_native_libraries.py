@@ -205,6 +205,67 @@ def test_binding_registries_are_each_envs_own_and_shared_within_an_env(tmp_path,
     assert out["host_modules"] == ["bound", "bound._core", "bound._user"]
 
 
+SWIG_INTERFACE = r"""
+%module box
+%{
+typedef struct Box { int value; } Box;
+static Box *make_box(int v) { Box *b = (Box *)malloc(sizeof(Box)); b->value = v; return b; }
+static int unbox(Box *b) { return b->value; }
+%}
+typedef struct Box { int value; } Box;
+Box *make_box(int v);
+int unbox(Box *b);
+"""
+
+
+@pytest.fixture(scope="session")
+def swig_wrapper(tmp_path_factory) -> Path:
+    """A SWIG 4 wrapper (``box_wrap.c`` and its proxy ``box.py``) made here by SWIG from PyPI, or a skip."""
+    import os
+
+    from uv import find_uv_bin
+
+    root = tmp_path_factory.mktemp("swig")
+    made = subprocess.run([find_uv_bin(), "pip", "install", "-q", "--target", str(root / "tools"), "swig==4.5.1"],
+                          capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"SWIG could not be installed from PyPI: {made.stderr.strip()[-300:]}")
+    (root / "box.i").write_text(SWIG_INTERFACE)
+    swig = str(root / "tools" / "bin" / "swig")
+    subprocess.run([swig, "-python", "-o", str(root / "box_wrap.c"), str(root / "box.i")], check=True,
+                   capture_output=True, env={**os.environ, "PYTHONPATH": str(root / "tools")})
+    return root
+
+
+@needs_compilers
+def test_swig_type_tables_are_each_envs_own(tmp_path, swig_wrapper):
+    """SWIG's one table of wrapped types per process (sys.modules["swig_runtime_data5"]): an env's copy of
+    a SWIG module made the host's own module return the env's proxy classes, silently. (SWIG 4.3 knows
+    its object type and pointer types by name only: there another copy's pointer of the same C type name
+    is still taken.)"""
+    sites = {}
+    for name in ("host", "env"):
+        site = sites[name] = tmp_path / name / "site-packages"
+        compile_c(site / "swbox" / f"_box{SUFFIX}", (swig_wrapper / "box_wrap.c").read_text())
+        shutil.copyfile(swig_wrapper / "box.py", site / "swbox" / "box.py")
+        (site / "swbox" / "__init__.py").write_text("from .box import Box, make_box, unbox\n")
+    proc = run_host(f"""
+        import swbox as host
+        env = polyvenv.Env.from_path({str(sites["env"])!r}, name="env").import_module("swbox")
+        result = [type(host.make_box(1)) is host.Box, type(env.make_box(2)) is env.Box,
+                  host.unbox(host.make_box(3)), env.unbox(env.make_box(4)), env.__name__ != "swbox"]
+        for taker, giver in ((host, env), (env, host)):
+            try:
+                taker.unbox(giver.make_box(5))
+                result.append("taken")
+            except TypeError:
+                result.append("refused")
+        print(json.dumps(result))
+    """, sites["host"])
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == [True, True, 3, 4, True, "refused", "refused"]
+
+
 # -- finding 7: what the dynamic loader shares by name, refused before loading -------------------------------
 
 UNIQUE_CPP = r"""
