@@ -23,8 +23,9 @@ from typing import Callable
 from ..files import file_identity
 from ..locations import user_cache_dir, write_cache_file
 from .binpatch import patch
+from .modulenames import importable_names
 
-RELOCATE_VERSION = 14
+RELOCATE_VERSION = 17
 
 
 def relocated(path: str, root: str, names: dict[str, str],
@@ -70,7 +71,8 @@ def _copy(path: str, target: str, env: _Env, making: set[str], needed: str = "")
         data = f.read()
     blobs: dict[str, bytes] = {}
     if not needed or uses_python(data):  # a library Python code calls into names modules as extensions do
-        patched = patch(data, env.names, target + ".strings", env.is_module)
+        patched = patch(data, env.names, target + ".strings", env.is_module,
+                        importable_names(env.root, path, set(env.names)))
         data, blobs = patched.data, patched.blobs
     out = bytearray(private_registries(data, os.path.basename(env.tree)))
     if needed:
