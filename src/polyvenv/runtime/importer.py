@@ -114,6 +114,7 @@ class EnvExtensionLoader(ExtensionFileLoader):
         import _imp
 
         from .native.binpatch import strings_module
+        from .native.preload import refuse_shared_by_name
         from .native.relocate import relocated
         from .sitedir import has_module
 
@@ -123,6 +124,7 @@ class EnvExtensionLoader(ExtensionFileLoader):
         real = names.real[alias]
         patched = relocated(self.path, str(names.found[real]), {n: names.tops[n] for n in names.own},
                             lambda dotted: has_module(str(names.found[dotted.partition(".")[0]]), dotted))
+        refuse_shared_by_name(patched, self.path, str(names.found[real]), names.env)
         if rest:
             module = self._checked(lambda: self._keeping_host_entries(
                 lambda: _imp.create_dynamic(ModuleSpec(spec.name, self, origin=patched))))

@@ -6,10 +6,12 @@ top-level name replaced by the env's alias (same length, so no offset moves)
 in its string constants imports, and is named, like the env's Python code.
 Where the name is stored and how it is replaced: binpatch.py.
 
-Copies live outside the env, in a tree that mirrors its site-packages (so
-``$ORIGIN``-relative RPATHs find the env's bundled ``*.libs`` through links),
-and are made again whenever the original file changes. The env's own files
-are never modified.
+Copies live outside the env, in a tree per env that mirrors its site-packages:
+``$ORIGIN``-relative RPATHs find the env's bundled ``*.libs`` through links, and
+the libraries a package ships in its own tree as byte copies of the env's own
+(libraries.py); the keys of C++ binding registries are the env's own too
+(registries.py). Copies are made again whenever the original file changes. The
+env's own files are never modified.
 """
 
 from __future__ import annotations
@@ -23,35 +25,63 @@ from ..locations import user_cache_dir, write_cache_file
 from .binpatch import patch
 from .modulenames import importable_names
 
-RELOCATE_VERSION = 16
+RELOCATE_VERSION = 17
 
 
 def relocated(path: str, root: str, names: dict[str, str],
               is_module: Callable[[str], bool] = lambda dotted: False) -> str:
     """A copy of the extension file ``path`` (inside the env directory ``root``) whose module names
     (the keys of ``names``) are their aliases."""
+    tree = os.path.join(user_cache_dir(), "relocated",
+                        hashlib.sha256(repr([root, sorted(names.items())]).encode()).hexdigest()[:24])
+    target = os.path.join(tree, os.path.relpath(path, root))
+    _copy(path, target, _Env(root, tree, names, is_module), set())
+    return target
+
+
+class _Env:
+    def __init__(self, root: str, tree: str, names: dict[str, str], is_module: Callable[[str], bool]) -> None:
+        self.root, self.tree, self.names, self.is_module = root, tree, names, is_module
+
+
+def _copy(path: str, target: str, env: _Env, making: set[str], needed: str = "") -> None:
+    """Make ``target``, the env's copy of the extension (or, ``needed`` by that name, the library) ``path``,
+    unless it is up to date."""
+    from .elf import uses_python
+    from .libraries import own_libraries, own_soname
+    from .registries import private_registries
+
     found = file_identity(path)
     if found is None:
         raise FileNotFoundError(path)
     inode, size, mtime_ns = found
     identity = f"{RELOCATE_VERSION} {inode} {size} {mtime_ns}".encode()
-    tree = os.path.join(user_cache_dir(), "relocated",
-                        hashlib.sha256(repr([root, sorted(names.items())]).encode()).hexdigest()[:24])
-    target = os.path.join(tree, os.path.relpath(path, root))
     stamp = target + ".source"
+    if target in making:
+        return
     try:
         with open(stamp, "rb") as f:
             if f.read() == identity:
-                return target
+                return
     except OSError:
         pass
-    _link_bundled_libraries(root, tree)
+    making.add(target)
+    _link_bundled_libraries(env.root, env.tree)
     with open(path, "rb") as f:
-        patched = patch(f.read(), names, target + ".strings", is_module, importable_names(root, path, set(names)))
-    files = [*patched.blobs.items(), (target, patched.data), (stamp, identity)]  # the stamp last
+        data = f.read()
+    blobs: dict[str, bytes] = {}
+    if not needed or uses_python(data):  # a library Python code calls into names modules as extensions do
+        patched = patch(data, env.names, target + ".strings", env.is_module,
+                        importable_names(env.root, path, set(env.names)))
+        data, blobs = patched.data, patched.blobs
+    out = bytearray(private_registries(data, os.path.basename(env.tree)))
+    if needed:
+        own_soname(out, needed, os.path.basename(target))
+    own_libraries(out, path, env.root, env.tree,
+                  lambda library, copy, name, alias: _copy(library, copy, env, making, name))
+    files = [*blobs.items(), (target, bytes(out)), (stamp, identity)]  # the stamp last
     if not all(write_cache_file(file, data) for file, data in files):
         raise OSError(f"cannot write the relocated copy of {path} to {target}")
-    return target
 
 
 def _link_bundled_libraries(root: str, tree: str) -> None:
