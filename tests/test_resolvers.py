@@ -307,3 +307,25 @@ def test_module_names_assigned_at_run_time_name_the_envs_module(dirs):
                   public.Client.__module__ != "plug.public"]
     """)
     assert result == [[True] * 5, [True] * 5, True, True, True, True]
+
+
+def test_a_process_envs_entry_points_load_in_its_worker(workspace):
+    """``ProcessEnv.entry_points`` are read here, without a worker; loading one imports it in the worker
+    (a proxy comes back), never in the host."""
+    import polyvenv
+
+    workspace.write("""
+        [envs.w]
+        requirements = ["greeter==1.0"]
+        isolation = "process"
+    """)
+    workspace.cli("sync")
+    env = polyvenv.Workspace.load(workspace.root).env("w")
+    try:
+        point = env.entry_points(group="console_scripts")["greet"]
+        assert (point.value, env.pid) == ("greeter:main", None)
+        main = point.load()
+        assert env.pid is not None and "greeter" not in sys.modules
+        assert main.__module__ == "greeter" and main() is None  # ran (and printed) in the worker
+    finally:
+        env.unload()
