@@ -61,7 +61,10 @@ PLUG = {
             def __init__(self, *args, **kwargs): pass
     ''',
     "plug/res.py": '''
-        import doctest, logging.config, pkgutil, pydoc, runpy, unittest
+        import doctest, io, logging.config, pickle, pkgutil, pydoc, runpy, unittest
+        def unpickle(data): return pickle.loads(data)
+        def unpickle_file(data): return pickle.load(io.BytesIO(data))
+        def unpickle_python(data): return pickle._Unpickler(io.BytesIO(data)).load()  # joblib's, dill's
         def locate(name): return pydoc.locate(name)
         def resolve(name): return pkgutil.resolve_name(name)
         def walk(prefix):  # imports each package it finds, by the name it makes with the prefix
@@ -289,6 +292,20 @@ def test_resolvers_called_by_the_host_are_unchanged(dirs):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == [False, "host-sub", "host-sub", "host-tool", False, True, True,
                                        False, True]
+
+
+@pytest.mark.parametrize("how", ["unpickle", "unpickle_file", "unpickle_python"])
+def test_a_pickle_made_in_the_envs_own_venv_loads_the_envs_classes_in_env_code(dirs, how):
+    env, host = dirs
+    made = subprocess.run([sys.executable, "-c", f"import sys, pickle; sys.path[:0] = [{str(env)!r}]; import plug.sub; "
+                           "sys.stdout.buffer.write(pickle.dumps([plug.sub.Thing, plug.sub.Thing()]))"],
+                          capture_output=True, check=True).stdout
+    result = run(dirs, f"""
+        thing = env.import_module("plug.sub").Thing
+        loaded = env.import_module("plug.res").{how}(bytes.fromhex({made.hex()!r}))
+        result = [loaded[0] is thing, type(loaded[1]) is thing]
+    """)
+    assert result == [True, True]
 
 
 # -- finding 8: module names assigned at run time ---------------------------------------------------

@@ -44,6 +44,8 @@ RESOLVERS: dict[str, tuple[tuple[str, int, str], ...]] = {
     "unittest.mock": (("_get_target", 0, "target"), ("_patch_multiple", 0, "target"),
                       ("_patch_dict.__init__", 1, "in_dict")),
     "logging.config": (("__import__", 0, "name"), ("BaseConfigurator.importer", 0, "name")),  # "()", "class"
+    # a pickle made in the env's own venv (or worker) names the real modules: env code loads the env's
+    "pickle": (("load", 0, ""), ("loads", 0, ""), ("_Unpickler.find_class", 1, "module")),
 }
 _TAUGHT = "__polyvenv_resolves_for_envs__"
 _lock = threading.Lock()
@@ -86,6 +88,8 @@ def _resolving(function: Callable[..., Any], index: int, keyword: str) -> Callab
         args = list(given)
         if kind == "run_path":
             return _run_path(names, function, *args, **kwargs)
+        if kind in ("load", "loads") and not keyword:  # pickle's
+            return _unpickle(names, kind, *args, **kwargs)
         if index < len(args):
             name = args[index] = _mapped(names, args[index])
         elif keyword in kwargs:
@@ -131,6 +135,28 @@ def _run_path(names: NameMap, run_path: Callable[..., Any], path_name: Any, init
         code = names.builtins["compile"](f.read(), os.fspath(path_name), "exec")
     return runpy._run_module_code(code, init, run_name or "<run_path>",  # type: ignore[attr-defined]
                                   pkg_name="", script_name=os.fspath(path_name))
+
+
+def _unpickle(names: NameMap, kind: str, data: Any, **kwargs: Any) -> Any:
+    """``pickle.load``/``loads`` for env code: the modules a pickle names are the env's."""
+    import io
+
+    unpickler = _env_unpickler()(io.BytesIO(data) if kind == "loads" else data, **kwargs)
+    unpickler.names = names
+    return unpickler.load()
+
+
+@functools.lru_cache(maxsize=None)
+def _env_unpickler() -> type:
+    import _pickle
+
+    class EnvUnpickler(_pickle.Unpickler):  # type: ignore[misc]  # the C unpickler, asked for each global
+        names: NameMap
+
+        def find_class(self, module: str, name: str) -> Any:
+            return super().find_class(_mapped(self.names, module), name)
+
+    return EnvUnpickler
 
 
 def teach(module: ModuleType) -> None:
