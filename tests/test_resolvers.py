@@ -61,7 +61,12 @@ PLUG = {
             def __init__(self, *args, **kwargs): pass
     ''',
     "plug/res.py": '''
-        import doctest, io, logging.config, pickle, pkgutil, pydoc, runpy, unittest
+        import code, doctest, io, logging.config, pickle, pkgutil, pydoc, runpy, timeit, unittest
+        def timed(): return timeit.timeit("plug.sub.WHERE", setup="import plug.sub", number=1) > 0
+        def console():
+            shell = code.InteractiveConsole()
+            shell.push("import plug.sub")
+            return shell.locals["plug"].sub.WHERE
         def unpickle(data): return pickle.loads(data)
         def unpickle_file(data): return pickle.load(io.BytesIO(data))
         def unpickle_python(data): return pickle._Unpickler(io.BytesIO(data)).load()  # joblib's, dill's
@@ -245,6 +250,8 @@ def test_entry_points_load_from_the_env_on_every_python(dirs, any_python):
     ("tests('plug.tool')", [1, 0]),
     ("doctests('plug.tool')", [1, 0]),
     ("main('plug.tool')", [1, 0]),
+    ("timed()", True),
+    ("console()", "env-sub"),
 ])
 def test_stdlib_resolvers_called_by_env_code_give_the_envs_module(dirs, call, expected):
     result = run(dirs, f"""

@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 HELPER = "__polyvenv__"  # in an env's builtins: its name map (runtime/envbuiltins.py)
 
 # module -> (attribute path, index of the module-name argument counting ``self``, its keyword name);
-# "__import__" puts a global ``__import__`` in the module: its explicit ``__import__(...)`` calls map.
+# "__import__" puts a global ``__import__`` in the module: its explicit ``__import__(...)`` calls map;
+# "compile" a global ``compile``: source it compiles for env code is rewritten as the env's modules are.
 RESOLVERS: dict[str, tuple[tuple[str, int, str], ...]] = {
     "pydoc": (("safeimport", 0, "path"),),  # locate() goes through it
     "pkgutil": (("resolve_name", 0, "name"), ("walk_packages", 1, "prefix"), ("get_data", 0, "package")),
@@ -46,6 +47,8 @@ RESOLVERS: dict[str, tuple[tuple[str, int, str], ...]] = {
     "logging.config": (("__import__", 0, "name"), ("BaseConfigurator.importer", 0, "name")),  # "()", "class"
     # a pickle made in the env's own venv (or worker) names the real modules: env code loads the env's
     "pickle": (("load", 0, ""), ("loads", 0, ""), ("_Unpickler.find_class", 1, "module")),
+    "timeit": (("compile", 0, "source"),),  # timeit.timeit("...", setup="import pkg")
+    "codeop": (("compile", 0, "source"),),  # code.interact(), code.InteractiveConsole
 }
 _TAUGHT = "__polyvenv_resolves_for_envs__"
 _lock = threading.Lock()
@@ -121,6 +124,15 @@ def _import(name: str, globals: Any = None, locals: Any = None, fromlist: Any = 
 setattr(_import, _TAUGHT, True)
 
 
+def _compile(source: Any, filename: Any, mode: str, *args: Any, **kwargs: Any) -> Any:
+    """``compile``, rewriting the source for the env whose code called the resolver."""
+    import builtins
+
+    names = caller_names()
+    compile_ = names.builtins["compile"] if names is not None else builtins.compile
+    return compile_(source, filename, mode, *args, **kwargs)
+
+
 def _run_path(names: NameMap, run_path: Callable[..., Any], path_name: Any, init_globals: Any = None,
               run_name: Any = None) -> Any:
     """``runpy.run_path`` of a script for env code: the script's code rewritten for the env, as the
@@ -165,8 +177,8 @@ def teach(module: ModuleType) -> None:
     if namespace.get(_TAUGHT):
         return
     for path, index, keyword in RESOLVERS.get(module.__name__, ()):
-        if path == "__import__":
-            namespace["__import__"] = _import
+        if path in ("__import__", "compile"):
+            namespace[path] = _import if path == "__import__" else _compile
             continue
         owner: Any = module
         *outer, attr = path.split(".")
