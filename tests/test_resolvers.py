@@ -202,7 +202,7 @@ def test_import_statements_keep_the_fast_path_and_the_builtins_module_is_the_env
         facade.made_by_env = 1  # in a venv, a builtin for the env's code: here for the env's code only
         result = [env_builtins["__import__"] is builtins.__import__, facade.__import__ is builtins.__import__,
                   vars(facade) is env_builtins, facade.len is len, facade.compile is env_builtins["compile"],
-                  eval("made_by_env", vars(plug)), hasattr(builtins, "made_by_env"), builtins.__import__.__module__]
+                  eval("made_by_env", vars(plug)), hasattr(builtins, "made_by_env"), facade.__name__]
     """)
     assert result == [True, False, True, True, True, 1, False, "builtins"]
 
@@ -262,6 +262,32 @@ def test_stdlib_resolvers_called_by_env_code_give_the_envs_module(dirs, call, ex
         result = value if not hasattr(value, "__module__") else str(value)
     """)
     assert result == expected
+
+
+def test_what_a_resolver_cannot_map_is_refused_naming_the_env(dirs, tmp_path):
+    """runpy.run_path of a directory runs its __main__ through the host's path finder: refused."""
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "__main__.py").write_text("import plug\n")
+    result = run(dirs, f"""
+        res = env.import_module("plug.res")
+        try:
+            res.run_path({str(tmp_path / "app")!r})
+            result = "ran"
+        except ImportError as error:
+            result = [type(error).__name__, str(error)]
+    """)
+    assert result[0] == "NotResolvable" and result[1].startswith("env 'e': runpy.run_path(")
+    assert 'isolation = "process"' in result[1]
+
+
+def test_a_resolver_module_reloaded_is_taught_again(dirs):
+    result = run(dirs, """
+        import importlib, runpy
+        res = env.import_module("plug.res")
+        importlib.reload(runpy)
+        result = [hasattr(runpy.run_module, "__wrapped__"), res.run("plug.tool")]
+    """)
+    assert result == [True, "env-tool"]
 
 
 def test_mock_patch_targets_written_in_env_tests_patch_the_envs_module(dirs):

@@ -112,6 +112,11 @@ class ExtensionNotSupported(PolyvenvError, ImportError):
     """Compiled code a namespace env cannot load side by side (today: bytecode without its source)."""
 
 
+class NotResolvable(PolyvenvError, ImportError):
+    """Env code asked the standard library to run or import something it can only resolve on the host's
+    names (``runpy.run_path`` of a directory or zip archive)."""
+
+
 class WorkerDied(PolyvenvError):
     """The worker process of an env with process isolation died (or was stopped) before it answered."""
 

@@ -81,7 +81,7 @@ _MODULE_ATTRIBUTES = frozenset({"__name__", "__spec__", "__loader__", "__package
                                 "__cached__", "__doc__"})
 
 
-def builtins_module(names: NameMap, alias: str) -> types.ModuleType:
+def builtins_module(names: NameMap) -> types.ModuleType:
     """The ``builtins`` module of the env's code: a module over the env's builtins dict whose
     ``__import__`` maps absolute names to the env's (``names.import_``)."""
     namespace = names.builtins
@@ -108,6 +108,6 @@ def builtins_module(names: NameMap, alias: str) -> types.ModuleType:
             own(self).pop(attr, None)
             namespace.pop(attr, None)
 
-    module = EnvBuiltins(alias, builtins.__doc__)
+    module = EnvBuiltins("builtins", builtins.__doc__)  # named as in a venv: `x.__module__ == builtins.__name__`
     types.ModuleType.__setattr__(module, "__import__", names.import_)
     return module

@@ -39,7 +39,7 @@ class FacadeLoader:
         if self.real == "builtins":
             from .envbuiltins import builtins_module
 
-            return builtins_module(self.names, spec.name)
+            return builtins_module(self.names)
         module = _Facade(spec.name)
         module.__dict__["__polyvenv_real__"] = self.real
         make = _MAKERS.get(self.real.partition(".")[2] or "") if self.real.startswith("importlib") else None

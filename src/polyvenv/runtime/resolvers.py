@@ -139,10 +139,16 @@ def _run_path(names: NameMap, run_path: Callable[..., Any], path_name: Any, init
     env's modules are, and run with its builtins."""
     import os
     import runpy
+    import zipfile
 
     init = {**(init_globals or {}), "__builtins__": names.builtins}
-    if not os.path.isfile(path_name) or str(path_name).endswith((".zip", ".pyz", ".pyc")):
-        return run_path(path_name, init, run_name)  # a directory or zip: its __main__ by the path finder
+    if not os.path.isfile(path_name) or zipfile.is_zipfile(path_name) or str(path_name).endswith(".pyc"):
+        from ..errors import NotResolvable
+
+        raise NotResolvable(
+            f"env {names.env!r}: runpy.run_path({os.fspath(path_name)!r}) would run a directory's or archive's "
+            "__main__ with the host's modules, not the env's; run its __main__.py as a script, or give the env "
+            'isolation = "process"', env=names.env, path=path_name)
     with open(path_name, "rb") as f:
         code = names.builtins["compile"](f.read(), os.fspath(path_name), "exec")
     return runpy._run_module_code(code, init, run_name or "<run_path>",  # type: ignore[attr-defined]
@@ -231,6 +237,7 @@ class _Teaching:
 
     def exec_module(self, module: ModuleType) -> None:
         self.spec.loader = module.__loader__ = self.loader
+        module.__dict__.pop(_TAUGHT, None)  # importlib.reload(): the fresh functions are taught again
         self.loader.exec_module(module)
         teach(module)
 
