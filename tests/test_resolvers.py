@@ -43,6 +43,7 @@ PLUG = {
             import importlib
             return importlib.__import__(name, fromlist=["x"])
         def main(): return "main-" + WHERE
+        def call(function): return function()
     ''',
     "plug/sub.py": 'WHERE = "env-sub"\nclass Thing: pass\n',
     "plug/tool.py": '''
@@ -159,6 +160,7 @@ def dirs(tmp_path_factory) -> tuple[Path, Path]:
     write_tree(host, {path: text.replace('"env', '"host').replace("'env", "'host")
                       for path, text in PLUG.items()})
     (root / "script.py").write_text("import plug.sub\nRESULT = plug.sub.WHERE\n")
+    (host / "hostonly.py").write_text("WHERE = 'hostonly'\n")
     return env, host
 
 
@@ -234,7 +236,7 @@ def test_entry_points_load_from_the_env_on_every_python(dirs, any_python):
 
 # -- finding 3: the standard library's other resolvers --------------------------------------------
 
-@pytest.mark.parametrize("call, expected", [
+RESOLVER_CALLS = [
     ("locate('plug.sub.WHERE')", "env-sub"),
     ("locate('int') is int", True),
     ("locate('plug.nothing')", None),
@@ -252,7 +254,10 @@ def test_entry_points_load_from_the_env_on_every_python(dirs, any_python):
     ("main('plug.tool')", [1, 0]),
     ("timed()", True),
     ("console()", "env-sub"),
-])
+]
+
+
+@pytest.mark.parametrize("call, expected", RESOLVER_CALLS)
 def test_stdlib_resolvers_called_by_env_code_give_the_envs_module(dirs, call, expected):
     result = run(dirs, f"""
         res = env.import_module("plug.res")
@@ -262,6 +267,23 @@ def test_stdlib_resolvers_called_by_env_code_give_the_envs_module(dirs, call, ex
         result = value if not hasattr(value, "__module__") else str(value)
     """)
     assert result == expected
+
+
+def test_every_resolver_and_builtins_import_form_on_every_python(dirs, any_python):
+    """The checks above, in one host process per CPython 3.9-3.13 found."""
+    forms = ["via_getattr", "via_attribute", "via_computed", "via_builtins_dict", "via_builtins_get",
+             "via_from_builtins", "via_vars", "via_alias"]
+    result = run(dirs, f"""
+        res = env.import_module("plug.res")
+        res.ENV = ENV
+        SCRIPT = {str(dirs[0].parent.parent / "script.py")!r}
+        def value(call):
+            found = eval("res." + call)
+            return found if not hasattr(found, "__module__") else str(found)
+        result = [[value(call) for call, _ in {RESOLVER_CALLS!r}],
+                  [getattr(plug, form)("plug.sub").WHERE for form in {forms!r}]]
+    """, python=any_python)
+    assert result == [[expected for _, expected in RESOLVER_CALLS], ["env-sub"] * len(forms)]
 
 
 def test_what_a_resolver_cannot_map_is_refused_naming_the_env(dirs, tmp_path):
@@ -290,7 +312,7 @@ def test_a_resolver_module_reloaded_is_taught_again(dirs):
     assert result == [True, "env-tool"]
 
 
-def test_mock_patch_targets_written_in_env_tests_patch_the_envs_module(dirs):
+def test_mock_patch_targets_written_in_env_tests_patch_the_envs_module(dirs, any_python):
     """Run by the host's own unittest runner: the decorated patch resolves when no env frame is on
     the stack, so its target is mapped when the env's code makes the patch."""
     result = run(dirs, """
@@ -300,8 +322,20 @@ def test_mock_patch_targets_written_in_env_tests_patch_the_envs_module(dirs):
         suite.run(outcome)
         result = [outcome.testsRun, [str(e) for _, e in outcome.failures + outcome.errors],
                   env.import_module("plug.sub").WHERE]
-    """)
+    """, python=any_python)
     assert result == [2, [], "env-sub"]
+
+
+def test_a_host_callback_called_by_env_code_resolves_on_the_host(dirs):
+    """The nearest frame outside the standard library decides: here the host's script (``__main__``)."""
+    result = run(dirs, """
+        import pydoc, types
+        res = env.import_module("plug.res")
+        def callback():
+            return pydoc.locate("hostonly.WHERE")  # the env has no hostonly: for env code, None
+        result = [env.import_module("plug").call(callback), env.import_module("plug.res").locate("hostonly.WHERE")]
+    """)
+    assert result == ["hostonly", None]
 
 
 def test_resolvers_called_by_the_host_are_unchanged(dirs):

@@ -43,7 +43,8 @@ RESOLVERS: dict[str, tuple[tuple[str, int, str], ...]] = {
     "unittest.loader": (("__import__", 0, "name"), ("TestLoader._get_module_from_name", 1, "name")),
     "unittest.main": (("TestProgram.__init__", 1, "module"),),
     "unittest.mock": (("_get_target", 0, "target"), ("_patch_multiple", 0, "target"),
-                      ("_patch_dict.__init__", 1, "in_dict")),
+                      ("patch.multiple", 0, "target"), ("_patch_dict.__init__", 1, "in_dict"),
+                      ("__import__", 0, "name")),  # targets mapped where the env's code makes the patch
     "logging.config": (("__import__", 0, "name"), ("BaseConfigurator.importer", 0, "name")),  # "()", "class"
     # a pickle made in the env's own venv (or worker) names the real modules: env code loads the env's
     "pickle": (("load", 0, ""), ("loads", 0, ""), ("_Unpickler.find_class", 1, "module")),
@@ -62,7 +63,8 @@ def caller_names(depth: int = 2) -> NameMap | None:
         names = frame.f_builtins.get(HELPER)
         if names is not None:
             return names  # type: ignore[no-any-return]
-        if str(frame.f_globals.get("__name__")).partition(".")[0] not in STDLIB:
+        top = str(frame.f_globals.get("__name__")).partition(".")[0]
+        if top not in STDLIB or top == "__main__":  # the host's code (its script too)
             return None
         frame = frame.f_back
     return None
