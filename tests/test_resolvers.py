@@ -228,10 +228,11 @@ def test_entry_points_load_from_the_env_on_every_python(dirs, any_python):
         in_dist = [ep for ep in dist.entry_points if ep.name == "sub"][0]
         result = [sub.load(), mod.load().__file__.startswith(ENV), script.load()(), from_code.load(),
                   in_dist.load(), sub.value, getattr(sub, "module", "plug.sub"), getattr(sub, "attr", "WHERE"),
-                  repr(sub).startswith("EntryPoint("), isinstance(dist, md.Distribution), sub == in_dist]
+                  repr(sub).startswith("EntryPoint("), isinstance(dist, md.Distribution), sub == in_dist,
+                  md.EntryPoint("made", "plug.sub:WHERE", "by.hand").load()]  # made by the env's own code
     """, python=any_python)
     assert result == ["env-sub", True, "main-env", "env-sub", "env-sub", "plug.sub:WHERE", "plug.sub", "WHERE",
-                      True, True, True]
+                      True, True, True, "env-sub"]
 
 
 # -- finding 3: the standard library's other resolvers --------------------------------------------
