@@ -12,7 +12,7 @@ the CPU a process lands on), it prints one table:
 
 1. Round trip of a trivial call, ``f(2)`` on a cached proxy, against a raw
    ``multiprocessing.connection`` send_bytes/recv_bytes echo over a
-   socketpair (target <= 1.5x), and rpyc (a cached netref over a subprocess
+   socketpair (target <= 1.3x), and rpyc (a cached netref over a subprocess
    stream), execnet (a persistent channel) and pyisolate (``await ext.f(2)``
    on an extension in a venv of its own under .cache/process-bench/pyisolate/,
    no sandbox) on the same call; a peer that cannot be installed or run is
@@ -23,6 +23,12 @@ the CPU a process lands on), it prints one table:
    of their speed). Medians after warm-up (segments are reused then).
 3. Worker start: a fresh env's first ``import_module`` against
    ``python -c pass`` (and ``-I``) with the same interpreter.
+4. With --instructions (needs valgrind; a few minutes): the user-space
+   instructions one trivial call costs, in the host and in the worker, and
+   the same for the raw echo, counted by callgrind. Unlike time, a count
+   does not move with the machine's load: it says where the cost is and
+   whether a change cut it, on a busy machine too (the system calls, the
+   same few on both sides, are not in it).
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ CACHE = REPO / ".cache" / "process-bench"
 UV = Path(sys.executable).parent / "uv"
 PEERS = ["rpyc", "execnet", "pyisolate"]
 RESEARCH = {"rpyc": "126 / 92", "execnet": "100 / 71", "pyisolate": "971 / 595 (482 with its retries cached)"}
-TARGET_CALL, TARGET_ARRAY = 1.5, 0.8
+TARGET_CALL, TARGET_ARRAY = 1.3, 0.8
 
 BENCHMOD = '''
 def f(x):
@@ -229,6 +235,69 @@ print(json.dumps(out))
 '''
 
 
+# Runs in the bench venv's python under callgrind: N trivial calls, polyvenv's or the raw echo's.
+COUNTED = r'''
+import pickle, socket, subprocess, sys
+sys.path.insert(0, sys.argv[1])
+mode, worker, source, n = sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+if mode == "raw":
+    from multiprocessing.connection import Connection
+    ECHO = ("import sys\nfrom multiprocessing.connection import Connection\nc = Connection(int(sys.argv[1]))\n"
+            "while True:\n    m = c.recv_bytes()\n    if m == b'end': break\n    c.send_bytes(m)\n")
+    a, b = socket.socketpair()
+    echoing = subprocess.Popen([sys.executable, "-c", ECHO, str(b.fileno())], pass_fds=[b.fileno()])
+    b.close()
+    conn, message = Connection(a.detach()), pickle.dumps((1, "f", (2,)), 5)
+    for _ in range(n):
+        conn.send_bytes(message)
+        pickle.loads(conn.recv_bytes())
+    conn.send_bytes(b"end")
+    echoing.wait()
+else:
+    from polyvenv.process import ProcessEnv
+    env = ProcessEnv("bench", worker, source=source)
+    f = env.import_module("pvbench").f
+    for _ in range(n):
+        f(2)
+    env.unload()
+'''
+
+
+def instructions(python: Path, worker: Path, source: Path) -> dict[str, tuple[float, float]]:
+    """Instructions per call (host, peer) for "raw" and "polyvenv": callgrind's totals of each process for
+    200 and for 1200 calls, their difference over 1000 (start-up and shutdown cancel out)."""
+    import glob
+    import re
+
+    counts: dict[str, tuple[float, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="process-bench-cg-") as tmp:
+        script = Path(tmp) / "counted.py"
+        script.write_text(COUNTED)
+        for mode in ("raw", "polyvenv"):
+            totals = []
+            for n in (200, 1200):
+                out = Path(tmp) / f"{mode}-{n}"
+                out.mkdir()
+                subprocess.run(["valgrind", "--tool=callgrind", "--trace-children=yes",
+                                f"--callgrind-out-file={out}/cg.%p", str(python), str(script), str(REPO / "src"),
+                                mode, str(worker), str(source), str(n)], capture_output=True, check=True,
+                               env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+                host = peer = 0
+                for file in glob.glob(f"{out}/cg.*"):
+                    text = Path(file).read_text()
+                    found = re.search(r"^(?:summary|totals):\s+(\d+)", text, re.M)
+                    total = int(found.group(1)) if found else 0
+                    command = re.search(r"^cmd:(.*)$", text, re.M)
+                    if command and "counted.py" in command.group(1):
+                        host += total
+                    else:
+                        peer += total
+                totals.append((host, peer))
+            (h0, p0), (h1, p1) = totals
+            counts[mode] = ((h1 - h0) / 1000, (p1 - p0) / 1000)
+    return counts
+
+
 def ensure_venvs() -> tuple[Path, Path, dict[str, str]]:
     """The bench venv (numpy 2 + the peers that install) and the worker venv (numpy), made once."""
     bench, worker = CACHE / "venv", CACHE / "worker"
@@ -253,6 +322,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (about 20 s)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin the processes to one CPU")
+    parser.add_argument("--instructions", action="store_true",
+                        help="also count the instructions of a call, host and worker (valgrind; a few minutes)")
     args = parser.parse_args(argv)
     bench, worker, skipped = ensure_venvs()
     with tempfile.TemporaryDirectory(prefix="process-bench-") as tmp:
@@ -268,6 +339,15 @@ def main(argv: list[str] | None = None) -> None:
         proc = subprocess.run([*pin, str(bench / "bin" / "python"), "-c", MEASURE, str(REPO / "src"), str(worker),
                                str(source), "1" if args.quick else "0", str(isolate)], capture_output=True, text=True,
                               env={**os.environ, "OPENBLAS_NUM_THREADS": "1", "PATH": path})
+        counted = None
+        if args.instructions and proc.returncode == 0:
+            import shutil
+
+            if shutil.which("valgrind"):
+                say("counting instructions under callgrind (a few minutes)")
+                counted = instructions(bench / "bin" / "python", worker, source)
+            else:
+                say("--instructions: valgrind is not on PATH; skipped")
     if proc.returncode != 0:
         sys.exit(f"bench: the measuring process failed:\n{proc.stderr}")
     import json
@@ -305,6 +385,14 @@ def main(argv: list[str] | None = None) -> None:
              ["python -c pass", f"{plain * 1e3:.1f}", "1.00x"],
              ["python -I -c pass", f"{isolated * 1e3:.1f}", f"{isolated / plain:.2f}x"],
              ["polyvenv worker start + first import", f"{start * 1e3:.1f}", f"{start / plain:.2f}x"]]
+    if counted:
+        (rh, rp), (ph, pp) = counted["raw"], counted["polyvenv"]
+        rows += ["", "4. user-space instructions per trivial call (callgrind; independent of the load)",
+                 ["", "host (k)", "worker / echo (k)", "both (k)", "vs raw echo"],
+                 ["raw multiprocessing.connection echo", f"{rh / 1e3:.1f}", f"{rp / 1e3:.1f}",
+                  f"{(rh + rp) / 1e3:.1f}", "1.00x"],
+                 ["polyvenv ProcessEnv", f"{ph / 1e3:.1f}", f"{pp / 1e3:.1f}", f"{(ph + pp) / 1e3:.1f}",
+                  f"{(ph + pp) / (rh + rp):.2f}x"]]
     print(render(rows))
 
 

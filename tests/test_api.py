@@ -106,9 +106,9 @@ def test_a_name_map_works_without_an_env_and_unload_lets_go_of_everything(tmp_pa
     assert env.import_module("pkg").VALUE == "from the map"
     held = env.names
     aliases = held.aliases
-    assert all(ALIASES.owner(a) is held for a in aliases) and held._finders
+    assert all(ALIASES.owner(a) is held for a in aliases) and held.sys.path_importer_cache
     env.unload()
-    assert all(ALIASES.owner(a) is None for a in aliases) and not held._finders
+    assert all(ALIASES.owner(a) is None for a in aliases) and not held.sys.path_importer_cache
     assert not [k for k in sys.modules if k.partition(".")[0] in aliases]
     assert env.names is not held  # a new load, a new map
     env.unload()

@@ -134,8 +134,8 @@ def test_counts_take_the_number_of_their_noun(ws):
 def test_list_has_a_header_row(ws):
     ws.cli("sync")
     lines = ws.cli("list").stdout.splitlines()
-    assert lines[0].split() == ["ENV", "STATE", "PYTHON", "DISTRIBUTIONS"]
-    assert lines[1].split()[:2] == ["a", "ok"] and lines[1].split()[3] == "alpha==1.0"
+    assert lines[0].split() == ["ENV", "STATE", "PYTHON", "ISOLATION", "DISTRIBUTIONS"]
+    assert lines[1].split()[:2] == ["a", "ok"] and lines[1].split()[3:5] == ["namespace", "alpha==1.0"]
 
 
 def test_remove_says_did_you_mean(ws):

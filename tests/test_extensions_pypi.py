@@ -211,3 +211,37 @@ def test_pandas_2_0_and_2_2_over_their_own_numpys(tmp_path, minor):
               "groupby": {"x": 1, "y": 2, "z": 3}, "dates": "2020-02-29 00:00:00"}
     assert result["old"] == {**common, "versions": ["2.0.3", "1.26.4"], "case_when": None}
     assert result["new"] == {**common, "versions": ["2.2.3", "2.2.6"], "case_when": [2, 0, 0]}
+
+
+def test_numpy_2_4_the_newest_beside_numpy_1_26_and_the_hosts_numpy_2_3(tmp_path):
+    """numpy 2.4's C code passes "numpy.dtypes.IntDType" aliases that its Python half strips of the literal
+    "numpy.dtypes.": data, which the patch must leave as both halves have it (issue 11, finding 5)."""
+    project = build(tmp_path, {"np24": ["numpy==2.4.6"], "np126": ["numpy==1.26.4"], "hostnp": ["numpy==2.3.5"]})
+    result = host(project, textwrap.dedent(NUMPY_CHECKS) + textwrap.dedent("""
+        import os, pickle
+        from polyvenv.runtime.sitedir import site_packages
+        sys.path.insert(0, str(site_packages(ws.env_dir("hostnp"))))
+        import numpy  # the host's own numpy, imported plainly before the envs load theirs
+        result = {}
+        for name in ("np24", "np126"):
+            np = ws.env(name).import_module("numpy")
+            result[name] = check(np)
+            result[name]["own"] = [np.__name__ != "numpy",
+                                   os.path.realpath(np.__file__).startswith(os.path.realpath(ws.env_dir(name))),
+                                   np.ndarray is not numpy.ndarray]
+            if name == "np24":
+                result[name]["dtypes"] = [np.dtypes.IntDType is type(np.dtype(np.intc)), "IntDType" in np.dtypes.__all__,
+                                          type(np.dtype("int32")).__module__ == "numpy.dtypes",
+                                          pickle.loads(pickle.dumps(np.dtype("int32"))) == np.dtype("int32"),
+                                          pickle.loads(pickle.dumps(type(np.dtype("int32")))) is type(np.dtype("int32"))]
+        result["host"] = [numpy.__version__, sys.modules["numpy"] is numpy, int(numpy.arange(4).sum()),
+                          numpy.dtypes.IntDType is type(numpy.dtype(numpy.intc))]
+    """))
+    expected = {"sum": 45, "error": [True, "UFuncTypeError", True], "memory": True, "linalg": 8.0, "fft": 4.0,
+                "pickle": [True, True], "datetime": "2020-02-01", "own": [True, True, True]}
+    for name, version, float_repr in (("np24", "2.4.6", "np.float64(0.1)"), ("np126", "1.26.4", "0.1")):
+        got = {k: v for k, v in result[name].items() if k != "dtypes"}
+        assert got == {**expected, "version": version, "repr": float_repr, "random": got["random"]}, name
+    assert result["np24"]["dtypes"] == [True, True, True, True, True]  # a DType class pickles as the env's own
+    assert result["np24"]["random"] == result["np126"]["random"]
+    assert result["host"] == ["2.3.5", True, 6, True]

@@ -594,7 +594,8 @@ def run(world):
     else:
         env = polyvenv.Env.from_path(base, name="env-" + world)
         top = env.names.tops[R]
-        importer, own = env.import_module, {top: "<R>", env.names.tops["importlib"]: "importlib"}
+        importer, own = env.import_module, {top: "<R>", env.names.tops["importlib"]: "importlib",
+                                            env.names.tops["sys"]: "sys"}
         if top == R or len(top) != len(R):
             violations.append(f"env {world}: alias {top!r} for {R!r}")
         worlds[world + "_env"] = env

@@ -320,27 +320,61 @@ class Thing:
 '''
 
 
-def cython_wheel(directory: Path, python: str, cython: str, version: str, name: str = "cypkg") -> Path:
+_CYTHON_PYX_MORE = '''
+
+def lazy_deep():
+    """Imports a name from the package's own helpers at call time, by its dotted name."""
+    from %(name)s.helpers import VERSION as v
+    return v
+
+
+class Describer:
+    """Describes things: a longer docstring, so that the module's string table is big enough for
+    Cython 3.3 to pack it (its LZSS saves 200 bytes at least). The %(name)s package is named here in
+    prose, not as a module; the text repeats itself: describing, describing, describing, describing."""
+
+    def first_method_with_a_long_name(self, argument_number_one, argument_number_two):
+        return argument_number_one + argument_number_two
+
+    def second_method_with_a_long_name(self, argument_number_one, argument_number_two):
+        return argument_number_one - argument_number_two
+
+    def third_method_with_a_long_name(self, argument_number_one, argument_number_two):
+        return argument_number_one * argument_number_two
+'''
+
+
+def cython_wheel(directory: Path, python: str, cython: str, version: str, name: str = "cypkg",
+                 more: bool = False) -> Path:
     """A package whose Cython module imports the package by its real name, cythonized with the
-    ``cython`` command given and compiled here for ``python``."""
+    ``cython`` command given and compiled here for ``python`` (``more``: with more strings, enough for
+    Cython 3.3 to pack them, and a second lazy import)."""
     facts = json.loads(subprocess.run([python, "-c", _PROBE], capture_output=True, text=True, check=True).stdout)
-    with tempfile.TemporaryDirectory() as tmp:
-        pyx = Path(tmp) / name / "_core.pyx"
-        pyx.parent.mkdir()
-        pyx.write_text(_CYTHON_PYX % {"name": name})
-        (pyx.parent / "__init__.py").touch()  # so Cython names the module "{name}._core"
-        subprocess.run([cython, "-3", str(pyx), "-o", str(pyx.with_suffix(".c"))], check=True, capture_output=True)
-        shared = pyx.with_name(f"_core{facts['suffix']}")
-        subprocess.run(["gcc", "-shared", "-fPIC", "-O2", f"-I{facts['include']}", str(pyx.with_suffix(".c")),
-                        "-o", str(shared)], check=True, capture_output=True)
-        files = {
-            f"{name}/__init__.py": (f"VERSION = {version!r}\n"
-                                    "class Box:\n    def __init__(self, value):\n        self.value = value\n"
-                                    "from ._core import make_box, lazy_version, VERSION_AT_INIT\n"),
-            f"{name}/helpers.py": f"VERSION = 'helpers-{version}'\n",
-            f"{name}/_core{facts['suffix']}": shared.read_bytes(),
-        }
+    key = (python, cython, name, more)
+    if key not in _COMPILED:  # the module does not depend on the version: compiled once per session
+        with tempfile.TemporaryDirectory() as tmp:
+            pyx = Path(tmp) / name / "_core.pyx"
+            pyx.parent.mkdir()
+            pyx.write_text((_CYTHON_PYX + (_CYTHON_PYX_MORE if more else "")) % {"name": name})
+            (pyx.parent / "__init__.py").touch()  # so Cython names the module "{name}._core"
+            subprocess.run([cython, "-3", str(pyx), "-o", str(pyx.with_suffix(".c"))], check=True,
+                           capture_output=True)
+            shared = pyx.with_name(f"_core{facts['suffix']}")
+            subprocess.run(["gcc", "-shared", "-fPIC", "-O2", f"-I{facts['include']}", str(pyx.with_suffix(".c")),
+                            "-o", str(shared)], check=True, capture_output=True)
+            _COMPILED[key] = shared.read_bytes()
+    exported = "make_box, lazy_version, VERSION_AT_INIT" + (", lazy_deep" if more else "")
+    files: dict[str, bytes | str] = {
+        f"{name}/__init__.py": (f"VERSION = {version!r}\n"
+                                "class Box:\n    def __init__(self, value):\n        self.value = value\n"
+                                f"from ._core import {exported}\n"),
+        f"{name}/helpers.py": f"VERSION = 'helpers-{version}'\n",
+        f"{name}/_core{facts['suffix']}": _COMPILED[key],
+    }
     return make_wheel(directory, name, version, files, tag=f"{facts['tag']}-{facts['tag']}-{facts['platform']}")
+
+
+_COMPILED: dict[tuple[str, str, str, bool], bytes] = {}
 
 
 _BACKEND = '''"""A PEP 517 backend in the sdist itself: builds offline, needs nothing installed."""

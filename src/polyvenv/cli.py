@@ -154,15 +154,73 @@ def cmd_list(args: argparse.Namespace) -> int:
         _say(args, f"no envs declared in {config.describe()}")
         return 0
     width = max(20, *(len(s.name) + 1 for s in found))
-    print(f"{'ENV':<{width}} {'STATE':<8} {'PYTHON':<10} DISTRIBUTIONS")
+    print(f"{'ENV':<{width}} {'STATE':<8} {'PYTHON':<10} {'ISOLATION':<16} DISTRIBUTIONS")
     for s in found:
         built = s.manifest
         python = built.interpreter.version if built and built.interpreter else "-"
         dists = ", ".join(f"{k}=={v}" for k, v in ((built and built.distributions) or {}).items())
-        print(f"{s.name:<{width}} {s.state:<8} {python:<10} {dists or '-'}")
+        print(f"{s.name:<{width}} {s.state:<8} {python:<10} {s.isolation:<16} {dists or '-'}")
         for reason in s.reasons if s.state != "ok" else ():
             print(f"{'':<{width}} {reason}; fix: {s.fix}")
+        if built and built.verdict_reasons:  # why "auto" chose a worker: the first reason
+            more = f" (and {len(built.verdict_reasons) - 1} more: `polyvenv check {s.name}`)" * (
+                len(built.verdict_reasons) > 1)
+            print(f"{'':<{width}} auto chose process: {built.verdict_reasons[0]}{more}")
     return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .errors import NotBuilt
+    from .provision.store import Store
+    from .provision.sync import select
+    from .runtime.manifest import read_manifest
+    from .runtime.probe import Verdict, probe
+
+    config = _config(args)
+    envs = select(config, args.names)
+    store = Store(config.envs_dir)
+    verdicts: list[tuple[str, Verdict]] = []
+    for env in envs:
+        build = store.current(env.name)
+        if build is None or read_manifest(build) is None:
+            raise NotBuilt(f"env {env.name!r} is not built: run `polyvenv sync {env.name}` first, then check it",
+                           env=env.name)
+    progress = _progress(args)
+    try:
+        for env in envs:
+            build = store.current(env.name)
+            assert build is not None
+            log = config.envs_dir / ".logs" / f"{env.name}.check.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            progress.started(env.name, "probing its modules", log)
+            with open(log, "w") as out:
+                verdict = probe(env.name, build, source=env.source, shared=env.shared, log=out)
+            progress.finished(env.name, f"{verdict.summary()} in {verdict.seconds:.1f}s")
+            verdicts.append((env.name, verdict))
+    finally:
+        progress.close()
+    if args.json:
+        print(json.dumps([{"name": name, "isolation": config.env(name).isolation, **v.as_json()}
+                          for name, v in verdicts], indent=2))
+    else:
+        for name, verdict in verdicts:
+            _print_verdict(name, config.env(name).isolation, verdict)
+    # a namespace env the probe would send to a worker misbehaves in-process: say so by the exit code
+    return 1 if any(config.env(n).isolation == "namespace" and v.isolation == "process" for n, v in verdicts) else 0
+
+
+def _print_verdict(name: str, declared: str, verdict: object) -> None:
+    from .runtime.probe import Verdict
+
+    assert isinstance(verdict, Verdict)
+    print(f"{name} (isolation = {declared!r}): {verdict.summary()}")
+    width = max([24, *(len(m.module) + 1 for m in verdict.modules)])
+    print(f"  {'MODULE':<{width}} {'STATUS':<8} REASON")
+    for m in verdict.modules:
+        print(f"  {m.module:<{width}} {m.status:<8} {m.reason or '-'}")
+    if not verdict.modules:
+        for reason in verdict.reasons:
+            print(f"  {reason}")
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -370,6 +428,11 @@ def _parser() -> argparse.ArgumentParser:
         if name == "list":
             p.add_argument("--verify", action="store_true", help="check every installed file's sha256 against "
                            "its RECORD, as `doctor` does (without it: sizes only)")
+
+    p = command("check", cmd_check, "probe envs in a scratch process: what loads side by side, what is refused "
+                "and why (the verdict isolation = \"auto\" uses)")
+    p.add_argument("names", nargs="*", metavar="NAME")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
 
     p = command("run", cmd_run, "run a command inside one env (built first if needed)")
     p.add_argument("name", metavar="NAME")

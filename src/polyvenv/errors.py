@@ -98,18 +98,27 @@ class NotBuilt(PolyvenvError):
 class EnvImportError(PolyvenvError, ModuleNotFoundError):
     """An env's code imported a module the env does not have (nor shares with the host)."""
 
-    def __init__(self, env: str, module: str, looked_in: list[str]) -> None:
-        where = ", ".join(looked_in) or "nowhere (the env has no site-packages)"
-        super().__init__(
-            f"env {env!r} has no module {module!r} (looked in {where}); add the distribution that "
-            f"provides it to the env's requirements, or list {module.split('.')[0]!r} in its `shared` "
-            "to use the host's",
-            name=module, env=env,
-        )
+    def __init__(self, env: str, module: str, looked_in: list[str], top_level: bool = True) -> None:
+        where = ", ".join(looked_in) or (
+            "nowhere (the env has no site-packages)" if top_level else "nowhere (its package has no directory)")
+        fix = (f"add the distribution that provides it to the env's requirements, or list "
+               f"{module.split('.')[0]!r} in its `shared` to use the host's" if top_level else
+               f"the env's {module.split('.')[0]} has no such submodule: check the version the env installs")
+        super().__init__(f"env {env!r} has no module {module!r} (looked in {where}); {fix}", name=module, env=env)
 
 
 class ExtensionNotSupported(PolyvenvError, ImportError):
     """Compiled code a namespace env cannot load side by side (today: bytecode without its source)."""
+
+
+class LoaderNotSupported(ExtensionNotSupported):
+    """A module an env's own finder or path hook provides with a loader whose code polyvenv cannot run
+    under the env's names (a zip archive's, a host library's)."""
+
+
+class InterpreterMismatch(PolyvenvError, ImportError):
+    """A namespace env built for another Python (version, ABI, free-threaded or not) than the host's:
+    in-process loading needs the host's own; ``isolation = "process"`` (or ``"auto"``) runs it in a worker."""
 
 
 class NotResolvable(PolyvenvError, ImportError):
@@ -134,6 +143,11 @@ class RemoteError(PolyvenvError):
     """An exception raised in an env's worker, of a type that is not builtin: each remote type gets a
     subclass of this named after it (``remote_type`` is its qualified name), with the remote traceback
     as ``remote_traceback`` and as its ``__cause__``."""
+
+
+class PthFileWarning(PolyvenvWarning):
+    """A line of an env's ``.pth`` file failed when the env was loaded; the rest of the env loads without it,
+    as ``site`` goes on for a venv."""
 
 
 class VocabularyConflictWarning(PolyvenvWarning):

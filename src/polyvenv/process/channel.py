@@ -29,13 +29,14 @@ import collections
 import itertools
 import os
 import threading
+from pickle import loads as _loads
 from typing import Any, Callable
 
 from . import codec, exceptions
 from .buffers import Incoming, Outgoing
 from .handles import Exports, Imports
 from .proxy import Proxy
-from .wire import CANCEL, ERROR, HELLO, REPLY, REQUEST, Closed, Wire  # noqa: F401  (HELLO: for the worker)
+from .wire import CANCEL, ERROR, HELLO, KIND, NOTES, PURE, REPLY, REQUEST, Closed, Wire  # noqa: F401  (HELLO: worker)
 
 GRACE = 2.0  # seconds a call given up in the host has to end in the worker before the worker is stopped
 _STEP_BACK = object()  # _read: this thread handed its call to the main thread and leaves the socket
@@ -117,7 +118,10 @@ class Channel:
             me.calling, me.sending = 0, False  # channel code from here: no cancel lands in it
             rid = next(self._ids)
             self._replies[rid] = me
-            self._send(REQUEST, rid, me.chain, (op, args), me)
+            target = 0  # the peer's object the op is on, by handle: the rest is often plain, so pure
+            if args and type(args[0]) is Proxy and args[0]._pv_channel is self:
+                target, args = args[0]._pv_handle, args[1:]
+            self._send(REQUEST, rid, me.chain, (op, target, args), me)
             if root and self._ring is not None and (len(self._chains) > 1 or self._unsettled):
                 try:
                     self._ring(b"!")
@@ -142,15 +146,16 @@ class Channel:
         return payload
 
     def _send(self, kind: int, rid: int, chain: int, body: Any, me: _Waiter | None = None) -> None:
-        notes = self._notes()
+        # what this side let go of rides along; the usual case without a call or three locks
+        notes = self._notes() if self.imports.dead or self.incoming.released or self.outgoing.dropped else None
         me = me or self._waiter()
         if me.encoder is None:
             me.encoder = codec.Encoder(self)
-        payload, large = me.encoder.encode((notes, body) if notes else body)
+        payload, large, pure = me.encoder.encode((notes, body) if notes else body)
         places, fd = self.outgoing.place(large) if large else ((), None)
         me.sending = True  # from here on the message may be out, in whole or in part
         try:
-            self.wire.send(kind | (0x40 if notes else 0), rid, chain, payload, places, fd)
+            self.wire.send(kind | (NOTES if notes else 0) | (PURE if pure else 0), rid, chain, payload, places, fd)
         except Closed:
             self._close()
             raise self.closed_error() from None
@@ -166,8 +171,6 @@ class Channel:
 
     def _notes(self) -> tuple | None:
         """What this side let go of since its last message: handles, and the peer's segments."""
-        if not (self.imports.dead or self.incoming.released or self.outgoing.dropped):
-            return None  # the usual case, without taking three locks
         released = self.imports.take_released()
         freed = self.incoming.take_freed()
         dropped = self.outgoing.take_dropped()
@@ -175,13 +178,17 @@ class Channel:
 
     def _receive(self, frame: tuple) -> tuple[int, Any]:
         kind, _rid, _chain, places, payload, _fd = frame
-        body = codec.decode(self, payload, self.incoming.views(places) if places else None)
-        if kind & 0x40:
+        if places:
+            buffers = self.incoming.views(places)
+            body = codec.decode_pure(payload, buffers) if kind & PURE else codec.decode(self, payload, buffers)
+        else:  # a small message: a pure one (the usual reply) is pickle's alone
+            body = _loads(payload) if kind & PURE else codec.decode(self, payload, None)
+        if kind & NOTES:
             (released, freed, dropped), body = body
             self.exports.release(released)
             self.outgoing.freed(freed)
             self.incoming.drop(dropped)
-        return kind & 0x3F, body
+        return kind & KIND, body
 
     # -- waiting: for a reply, or for work -------------------------------------------
 
@@ -222,7 +229,7 @@ class Channel:
                 continue
             if frame is None:
                 continue
-            if frame[0] & 0x3F == REQUEST:
+            if frame[0] & KIND == REQUEST:
                 self._serve(me, frame)
             elif frame[1] == rid:
                 return self._receive(frame)
@@ -244,7 +251,7 @@ class Channel:
             if frame[5] is not None:
                 self.incoming.map(frame[3][0][0], frame[5])
                 frame = frame[:5] + (None,)
-        kind, rid, chain = frame[0] & 0x3F, frame[1], frame[2]
+        kind, rid, chain = frame[0] & KIND, frame[1], frame[2]
         routed = promote = step_back = False
         try:
             if kind == CANCEL:
@@ -385,8 +392,10 @@ class Channel:
         calling = me.calling
         try:
             try:
-                _kind, (op, args) = self._receive(frame)
+                _kind, (op, target, args) = self._receive(frame)
                 frame = None
+                if target:
+                    args = (self.exports[target], *args)
                 me.calling = chain
                 try:
                     if chain in self._cancelled:  # given up before it started
@@ -441,9 +450,9 @@ class Channel:
             elif pending:
                 del self._replies[rid]
             for frame in list(me.inbox):  # handed to this thread meanwhile: replies end here, calls back go on
-                if frame[0] & 0x3F != REQUEST or settle:
+                if frame[0] & KIND != REQUEST or settle:
                     me.inbox.remove(frame)
-                    (stale if frame[0] & 0x3F != REQUEST else waiter.inbox).append(frame)
+                    (stale if frame[0] & KIND != REQUEST else waiter.inbox).append(frame)
         for frame in stale:
             self._receive(frame)  # their notes still count
         if settle:

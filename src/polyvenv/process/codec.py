@@ -1,4 +1,4 @@
-"""What crosses by value, and what stays behind as a handle: pickle protocol 5 with persistent ids.
+"""What crosses by value, and what stays behind as a handle: pickle protocol 5 with markers.
 
 Plain data (None, bool, int, float, complex, str, bytes, bytearray, slice,
 range, the builtin containers of them, and the builtin classes) is copied; so
@@ -24,6 +24,7 @@ worker like an installed package (env.py).
 from __future__ import annotations
 
 import builtins
+import functools
 import importlib
 import io
 import pickle
@@ -51,25 +52,37 @@ VALUE_TYPES = frozenset(
 
 
 class Encoder(pickle.Pickler):
-    """Pickles messages for ``channel``'s peer (one thread's: it is reused, a new one costs 1-2 µs)."""
+    """Pickles messages for ``channel``'s peer (one thread's: it is reused, a new one costs 1-2 µs).
+
+    ``reducer_override`` sees every object pickle has no fast path for, so plain data (None, bools and
+    exact ints, floats, str, bytes, lists, tuples, dicts, sets) costs no Python call at all. A message of
+    that alone writes no global and no marker: it is *pure*, and the peer reads it with ``pickle.loads``
+    (``decode_pure``), which then has nothing to look up. Everything else is a global (the builtin classes,
+    the value types) or a *marker*: one of this module's ``_m_*`` functions, called with what crosses
+    instead of the object (a handle, a buffer) when the peer's ``Decoder`` finds it.
+    """
 
     def __init__(self, channel: Any) -> None:
         self.file = io.BytesIO()
         super().__init__(self.file, 5, buffer_callback=self._buffer)
         self.channel = channel
         self.large: list[pickle.PickleBuffer] = []
+        self.pure = True
 
-    def encode(self, message: Any) -> tuple[bytes, list[pickle.PickleBuffer]]:
-        """The pickled message and its large out-of-band buffers."""
-        self.file.seek(0)
-        self.file.truncate()
-        self.clear_memo()
-        self.large = []
+    def encode(self, message: Any, lifted: bool = False) -> tuple[bytes, list[pickle.PickleBuffer], bool]:
+        """The pickled message, its large out-of-band buffers, and whether it is pure."""
+        file = self.file
+        file.seek(0)
+        file.truncate()
+        self.large, self.pure = [], True
         try:
             self.dump(message)
-            return self.file.getvalue(), self.large
+            payload = file.getvalue()
         finally:
             self.clear_memo()  # hold no object past the message
+        if len(payload) >= THRESHOLD and not lifted:  # exact bytes skip reducer_override: lift large ones
+            return self.encode(_lifted(message), True)
+        return payload, self.large, self.pure
 
     def _buffer(self, buffer: pickle.PickleBuffer) -> bool:
         if buffer.raw().nbytes < THRESHOLD:
@@ -77,65 +90,110 @@ class Encoder(pickle.Pickler):
         self.large.append(buffer)
         return False
 
-    def persistent_id(self, obj: Any) -> Any:
+    def reducer_override(self, obj: Any) -> Any:
+        self.pure = False
         kind = type(obj)
-        if kind in PLAIN:
-            return None
+        if kind in PLAIN or (kind is _FUNCTION and obj in _MARKER_OBJECTS):  # pickle's way; a marker by name
+            return NotImplemented
         if kind is type and obj in _CLASSES:
-            return None
+            return NotImplemented
         if (kind.__module__, kind.__qualname__) in VALUE_TYPES:
             if kind.__name__ == "ZoneInfo":  # pickle would name its classmethod, through builtins.getattr
-                return ("z", obj.key) if obj.key is not None else ("m", self.channel.export(obj))
-            return None  # by value; what it holds goes through here in turn
+                return (_m_zone, (obj.key,)) if obj.key is not None else (_m_handle, (self.channel.export(obj),))
+            return NotImplemented  # by value; what it holds goes through here in turn
         if issubclass(kind, type) and (obj.__module__, obj.__qualname__) in VALUE_TYPES:
-            return None  # a value type itself: by name
-        if kind is bytes:
-            return ("b", pickle.PickleBuffer(obj)) if len(obj) >= THRESHOLD else None
+            return NotImplemented  # a value type itself: by name
+        if kind is _Large:
+            return (_m_bytes, (pickle.PickleBuffer(obj.data),))
         if kind is Proxy and obj._pv_channel is self.channel:
-            return ("y", obj._pv_handle)
+            return (_m_yours, (obj._pv_handle,))
         if kind is memoryview:
-            return ("b", pickle.PickleBuffer(obj) if obj.c_contiguous else obj.tobytes())
+            return (_m_bytes, (pickle.PickleBuffer(obj) if obj.c_contiguous else obj.tobytes(),))
         numpy = sys.modules.get("numpy") if self.channel.peer_numpy else None
         if numpy is not None:
             if kind is numpy.ndarray and obj.dtype.kind in _RAW and not obj.dtype.hasobject:
                 obj = obj if obj.flags.c_contiguous else obj.copy(order="C")
                 raw = obj.reshape(-1).view(numpy.uint8)  # bytes: the buffer protocol has no datetime64
-                return ("a", _dtype(obj.dtype), obj.shape, pickle.PickleBuffer(raw))
+                return (_m_array, (_dtype(obj.dtype), obj.shape, pickle.PickleBuffer(raw)))
             if kind is numpy.ndarray and obj.dtype == object:
-                return ("o", obj.shape, obj.ravel().tolist())  # its items cross as items do
+                return (_m_objects, (obj.shape, obj.ravel().tolist()))  # its items cross as items do
             if isinstance(obj, numpy.generic) and obj.dtype.kind in _RAW and not obj.dtype.hasobject:
-                return ("s", _dtype(obj.dtype), obj.tobytes())
-        return ("m", self.channel.export(obj))
+                return (_m_scalar, (_dtype(obj.dtype), obj.tobytes()))
+        return (_m_handle, (self.channel.export(obj),))
+
+
+class _Large:
+    """Exact bytes of THRESHOLD or more in a large message: out of band, as bytes again on the other side."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+
+def _lifted(value: Any, depth: int = 5) -> Any:
+    """``value`` with exact ``bytes`` of THRESHOLD or more wrapped in _Large, where a call puts them: at the
+    top and in small builtin containers a few levels down (``f(data)``, ``f(x=data)``, ``obj[k] = data``,
+    a returned tuple). Bytes deeper down, or in a long list, travel in band: slower, the same value."""
+    kind = type(value)
+    if kind is bytes:
+        return _Large(value) if len(value) >= THRESHOLD else value
+    if kind in (tuple, list, dict) and depth and len(value) <= 64:
+        if kind is dict:
+            return {k: _lifted(v, depth - 1) for k, v in value.items()}
+        return kind(_lifted(v, depth - 1) for v in value)
+    return value
+
+
+# Markers: what the peer's Decoder calls (by name) to make an object that did not cross by value. Each
+# gets the decoding channel first; the encoder only ever names them (their bodies never run on its side).
+def _m_handle(channel: Any, handle: int) -> Any:  # one of the sender's objects: a proxy of it here
+    return channel.imports.proxy(handle)
+
+
+def _m_yours(channel: Any, handle: int) -> Any:  # a proxy sent back: the object itself
+    return channel.exports[handle]
+
+
+def _m_bytes(channel: Any, data: Any) -> bytes:
+    return bytes(data)
+
+
+def _m_zone(channel: Any, key: str) -> Any:
+    return importlib.import_module("zoneinfo").ZoneInfo(key)
+
+
+def _m_array(channel: Any, dtype: Any, shape: tuple, data: Any) -> Any:
+    numpy = sys.modules.get("numpy") or importlib.import_module("numpy")
+    return numpy.frombuffer(data, numpy.dtype(dtype)).reshape(shape)
+
+
+def _m_scalar(channel: Any, dtype: Any, data: bytes) -> Any:
+    numpy = sys.modules.get("numpy") or importlib.import_module("numpy")
+    return numpy.frombuffer(data, numpy.dtype(dtype))[0]
+
+
+def _m_objects(channel: Any, shape: tuple, items: list) -> Any:
+    numpy = sys.modules.get("numpy") or importlib.import_module("numpy")
+    array = numpy.empty(len(items), dtype=object)
+    for i, item in enumerate(items):  # one by one: a list item stays a list, not a new axis
+        array[i] = item
+    return array.reshape(shape)
+
+
+_MARKERS = {f.__name__: f for f in (_m_handle, _m_yours, _m_bytes, _m_zone, _m_array, _m_scalar, _m_objects)}
+_MARKER_OBJECTS = frozenset(_MARKERS.values())
+_FUNCTION = type(_m_bytes)
+# this module's name on either side: polyvenv.process.codec in the host, _polyvenv_process.codec in a worker
+_CODEC_MODULES = frozenset({"polyvenv.process.codec", "_polyvenv_process.codec"})
 
 
 class Decoder(pickle.Unpickler):
     """Unpickles one message from ``channel``'s peer."""
 
-    def __init__(self, channel: Any, payload: bytes, buffers: list) -> None:
+    def __init__(self, channel: Any, payload: bytes, buffers: list | None) -> None:
         super().__init__(io.BytesIO(payload), buffers=buffers)
         self.channel = channel
-
-    def persistent_load(self, pid: Any) -> Any:
-        tag = pid[0]
-        if tag == "m":
-            return self.channel.imports.proxy(pid[1])
-        if tag == "y":
-            return self.channel.exports[pid[1]]
-        if tag == "b":
-            return bytes(pid[1])
-        if tag == "z":
-            return importlib.import_module("zoneinfo").ZoneInfo(pid[1])
-        numpy = sys.modules.get("numpy") or importlib.import_module("numpy")
-        if tag == "a":
-            return numpy.frombuffer(pid[3], numpy.dtype(pid[1])).reshape(pid[2])
-        if tag == "s":
-            return numpy.frombuffer(pid[2], numpy.dtype(pid[1]))[0]
-        if tag == "o":
-            array = numpy.empty(len(pid[2]), dtype=object)
-            for i, item in enumerate(pid[2]):  # one by one: a list item stays a list, not a new axis
-                array[i] = item
-            return array.reshape(pid[1])
-        raise pickle.UnpicklingError(f"unknown persistent id {tag!r}")
 
     def find_class(self, module: str, name: str) -> Any:
         if module == "builtins" and name in _GLOBALS:
@@ -145,11 +203,18 @@ class Decoder(pickle.Unpickler):
             for part in name.split("."):
                 found = getattr(found, part)
             return found
+        if module in _CODEC_MODULES and name in _MARKERS:
+            return functools.partial(_MARKERS[name], self.channel)
         raise pickle.UnpicklingError(f"{module}.{name} is not plain data")
 
 
-def decode(channel: Any, payload: bytes, buffers: list) -> Any:
+def decode(channel: Any, payload: bytes, buffers: list | None) -> Any:
     return Decoder(channel, payload, buffers).load()
+
+
+def decode_pure(payload: bytes, buffers: list | None) -> Any:
+    """A pure message (see Encoder): builtin containers of str, bytes and numbers, naming nothing."""
+    return pickle.loads(payload, buffers=buffers)
 
 
 def _dtype(dtype: Any) -> Any:

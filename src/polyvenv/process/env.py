@@ -107,12 +107,16 @@ class ProcessEnv:
         build = self._resolved()
         made = self._metadata
         if made is None or made[0] != build:
-            from ..runtime.facades import metadata_namespace
+            with self._lock:  # one module, whichever threads ask first
+                made = self._metadata
+                if made is None or made[0] != build:
+                    from ..runtime.facades import metadata_namespace
 
-            module = ModuleType("importlib.metadata", f"importlib.metadata of env {self.name!r}")
-            site = site_packages(build)
-            module.__dict__.update(metadata_namespace([str(r) for r in (site, self.source) if r], self.import_module))
-            made = self._metadata = (build, module)
+                    module = ModuleType("importlib.metadata", f"importlib.metadata of env {self.name!r}")
+                    site = site_packages(build)
+                    module.__dict__.update(metadata_namespace([str(r) for r in (site, self.source) if r],
+                                                               self.import_module))
+                    made = self._metadata = (build, module)
         return made[1]
 
     def distributions(self) -> Iterable[Distribution]:

@@ -18,10 +18,18 @@ import array
 import struct
 import threading
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Sequence
+
 HEADER = struct.Struct("<BqqQI")  # kind, request id, chain, payload length, buffer count
+_HEAD = HEADER.size
 PLACE = struct.Struct("<IQQ")  # segment, offset, length
 REQUEST, REPLY, ERROR, HELLO, CANCEL = 1, 2, 3, 4, 5
-WITH_FD = 0x80
+WITH_FD = 0x80  # flags in the kind byte: a descriptor rides on the payload's first byte
+NOTES = 0x40  # the payload is (notes, body): what the sender let go of (channel.py)
+PURE = 0x20  # the payload is pure: plain data naming nothing (codec.py)
+KIND = 0x1F  # the kind itself
 _FD_SPACE = _socket.CMSG_SPACE(4 * array.array("i").itemsize)
 _CLOEXEC = getattr(_socket, "MSG_CMSG_CLOEXEC", 0)  # a received descriptor is never inherited either
 BUFFER = 1 << 18
@@ -64,14 +72,25 @@ class Wire:
             except OSError as e:
                 raise Closed(str(e)) from None
 
-    def recv(self) -> tuple[int, int, int, list, bytes, int | None]:
+    def recv(self) -> tuple[int, int, int, Sequence[tuple], bytes, int | None]:
         """The next frame: (kind, request id, chain, places, payload, fd or None).
 
         Reads are buffered: one system call usually brings a whole small frame
         (or several). An interrupted read loses nothing: what came stays buffered.
         """
-        self._fill(HEADER.size)
-        kind, rid, chain, size, count = HEADER.unpack_from(self._buffer, self._start)
+        start = self._start
+        if self._end - start < _HEAD:
+            self._fill(_HEAD)
+            start = self._start
+        kind, rid, chain, size, count = HEADER.unpack_from(self._buffer, start)
+        end = start + _HEAD + size
+        if not count and not kind & WITH_FD and end <= self._end:  # a small frame, all here: most of them
+            payload = bytes(self._view[start + _HEAD:end])
+            if end == self._end:
+                self._start = self._end = 0  # all read: the next read fills the buffer from its start
+            else:
+                self._start = end
+            return kind, rid, chain, (), payload, None
         table = HEADER.size + PLACE.size * count
         if table + size <= len(self._buffer):
             self._fill(table + size)

@@ -1,8 +1,11 @@
 """Find the Python interpreter an env asks for, and what it is.
 
 ``python = "3.12"`` means the newest CPython 3.12.x found on PATH or under
-pyenv; a value with a path separator is a path. uv's own discovery is not
-used: it stops at the first pyenv shim that cannot run the asked version.
+pyenv, with the GIL (``"3.13t"`` or ``"3.13+freethreaded"`` asks for a
+free-threaded build, whose ABI differs: a namespace env must match the
+host's); a value with a path separator is a path. uv's own discovery is not
+used: it stops at the first pyenv shim that cannot run the asked version,
+and from 3.14 it may choose a free-threaded build; uv gets the exact path.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ _PROBE = (  # valid Python 2 too: an old interpreter is identified, then refused
     "import json, sys, sysconfig; print(json.dumps({"
     "'version': '%d.%d.%d' % tuple(sys.version_info[:3]), "
     "'implementation': getattr(getattr(sys, 'implementation', None), 'name', 'cpython'), "
-    "'platform': sysconfig.get_platform()}))"
+    "'platform': sysconfig.get_platform(), "
+    "'abi': (getattr(getattr(sys, 'implementation', None), 'cache_tag', None) or '') + getattr(sys, 'abiflags', '')"
+    "}))"
 )
-_VERSION_REQUEST = re.compile(r"^(?:c?python)?(\d+(?:\.\d+){0,2})$")
+_VERSION_REQUEST = re.compile(r"^(?:c?python)?(\d+(?:\.\d+){0,2})(t|\+freethreaded|\+gil)?$")
 
 
 class Interpreter(NamedTuple):
@@ -34,6 +39,7 @@ class Interpreter(NamedTuple):
     version: str
     implementation: str
     platform: str
+    abi: str = ""  # "cpython-312", "cpython-313t" (free-threaded); not in the spec hash (the path and version are)
 
     @property
     def minor(self) -> str:
@@ -49,6 +55,7 @@ def current() -> Interpreter:
         version="%d.%d.%d" % sys.version_info[:3],
         implementation=sys.implementation.name,
         platform=sysconfig.get_platform(),
+        abi=sys.implementation.cache_tag + getattr(sys, "abiflags", ""),
     )
 
 
@@ -69,7 +76,7 @@ def resolve(request: str | None, root: Path, cache: ProbeCache) -> Interpreter:
         raise InterpreterNotFound(
             f"python = {request!r}: expected a version such as '3.12' or a path to an interpreter"
         )
-    wanted = match.group(1)
+    wanted, threaded = match.group(1), match.group(2) in ("t", "+freethreaded")
     found, broken = [], []
     for candidate in _candidates(wanted):
         try:
@@ -77,7 +84,8 @@ def resolve(request: str | None, root: Path, cache: ProbeCache) -> Interpreter:
         except InterpreterNotFound as e:
             broken.append(str(e))
             continue
-        if interpreter.implementation == "cpython" and _matches(interpreter.version, wanted):
+        if (interpreter.implementation == "cpython" and _matches(interpreter.version, wanted)
+                and interpreter.abi.endswith("t") == threaded):
             found.append(interpreter)
     if found:
         return _supported(request, max(found, key=lambda i: _version_key(i.version)))
@@ -153,7 +161,7 @@ def _all_known(cache: ProbeCache) -> list[Interpreter]:
 def _identify(path: str, cache: ProbeCache) -> Interpreter:
     real = os.path.realpath(path)
     try:
-        facts = cache.get(real, _probe)
+        facts = cache.get(real, _probe, needs=("abi",))
     except OSError as e:
         raise InterpreterNotFound(f"{path}: cannot run: {e.strerror}") from None
     return Interpreter(path=real, **facts)

@@ -21,12 +21,13 @@ class ProbeCache:
         self._entries: dict[str, Any] | None = None
         self._dirty = False
 
-    def get(self, program: str, probe: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
-        """``probe(program)``, or the remembered answer for the same unchanged file."""
+    def get(self, program: str, probe: Callable[[str], dict[str, Any]], needs: tuple[str, ...] = ()) -> dict[str, Any]:
+        """``probe(program)``, or the remembered answer for the same unchanged file (if it has every fact
+        ``needs`` names: one remembered by an older polyvenv may lack some)."""
         entries = self._load()
         key = list(file_identity(program) or ())  # JSON's form
         cached = entries.get(program)
-        if cached and cached["identity"] == key:
+        if cached and cached["identity"] == key and all(k in cached["facts"] for k in needs):
             return cached["facts"]
         facts = probe(program)
         entries[program] = {"identity": key, "facts": facts}

@@ -20,6 +20,15 @@ class EnvStatus(NamedTuple):
     reasons: list[str]
     fix: str | None
     manifest: Manifest | None  # of the env's current build
+    declared: str = "namespace"  # the env's isolation as declared
+
+    @property
+    def isolation(self) -> str:
+        """``namespace``, ``process``, or for ``auto`` its verdict: ``auto: namespace``, ``auto: unprobed``."""
+        if self.declared != "auto":
+            return self.declared
+        verdict = self.manifest.verdict if self.manifest else None
+        return f"auto: {verdict or 'unprobed'}"
 
     def as_json(self) -> dict[str, Any]:
         built = self.manifest
@@ -35,6 +44,9 @@ class EnvStatus(NamedTuple):
             "distributions": (built.distributions if built else None) or {},
             "built_at": built.built_at if built else None,
             "spec_hash": built.spec_hash if built else None,
+            "isolation": self.declared,
+            "verdict": built.verdict if built else None,
+            "verdict_reasons": list(built.verdict_reasons) if built else [],
         }
 
 
@@ -56,7 +68,7 @@ def _status(store: Store, planner: Planner, env: EnvSpec, verify: bool, digests:
     built = read_manifest(build) if build else None
 
     def status(state: str, reasons: list[str], fix: str | None = None) -> EnvStatus:
-        return EnvStatus(env.name, state, store.link(env.name), reasons, fix, built)
+        return EnvStatus(env.name, state, store.link(env.name), reasons, fix, built, env.isolation)
 
     if build is None or built is None:
         reason = "not built yet" if not store.builds(env.name) else "no complete build"

@@ -38,7 +38,7 @@ class ConfigChanged(BuildError):
 
 class Outcome(NamedTuple):
     name: str
-    action: str  # "up to date", "built", "switched", "failed"
+    action: str  # "up to date", "built", "switched", "probed" (an "auto" env's build without a verdict), "failed"
     path: Path | None = None
     seconds: float = 0.0
     error: BuildError | None = None
@@ -89,6 +89,44 @@ def is_current(store: Store, spec: BuildSpec, verify: bool = False,
     return not verify or not integrity.damaged_files(build, content=True, limit=1, digests=digests)
 
 
+def unprobed(store: Store, spec: BuildSpec) -> bool:
+    """An ``isolation = "auto"`` env whose current build has no verdict yet (the env was declared
+    "auto" after it was built, or a sync was stopped between its build and its probe)."""
+    if spec.env.isolation != "auto":
+        return False
+    build = store.current(spec.name)
+    built = read_manifest(build) if build is not None else None
+    return built is not None and built.verdict is None
+
+
+def probed(spec: BuildSpec, build: Path, built: Manifest, store: Store, progress: Progress) -> Manifest:
+    """``built`` with the verdict of a probe of ``build`` recorded in its manifest (runtime/probe.py):
+    which modules load side by side, and so whether the env runs in-process or in a worker."""
+    from ..runtime.manifest import record_verdict
+    from ..runtime.probe import Verdict, probe
+
+    log = store.log_path(spec.name, built.spec_hash).with_suffix(".probe.log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    progress.started(spec.name, 'probing its modules (isolation = "auto")', log)
+    with open(log, "w") as out:
+        out.write(f"# polyvenv probe of env {spec.name!r} at {build}\n")
+        try:
+            verdict = probe(spec.name, build, source=spec.env.source, shared=spec.env.shared, log=out)
+        except OSError as e:  # the scratch process could not start: nothing is proven
+            verdict = Verdict("process", (f"the probe could not run: {e}",))
+        out.write(f"# verdict: {verdict.summary()} in {verdict.seconds:.1f}s\n")
+    interrupts.check()
+    return record_verdict(build, built, verdict.isolation, verdict.reasons, verdict.seconds)
+
+
+def verdict_note(built: Manifest) -> str:
+    """``; auto: namespace (probed in 1.2s)`` for a progress line, or ``""`` without a verdict."""
+    if built.verdict is None:
+        return ""
+    why = f": {built.verdict_reasons[0]}" if built.verdict_reasons else ""
+    return f"; auto: {built.verdict} (probed in {built.probe_seconds or 0:.1f}s){why}"
+
+
 def sync(
     config: Config,
     names: Sequence[str] = (),
@@ -131,7 +169,7 @@ def sync(
             specs, relock_failures = _relocked(config, planner, specs, offline, wheelhouse, progress, quiet)
         digests: integrity.Digests = {}  # with --repair: a file several envs share is hashed once
         todo = [s for s in specs if s.name not in relock_failures
-                and not is_current(store, s, verify=repair, digests=digests)]
+                and (not is_current(store, s, verify=repair, digests=digests) or unprobed(store, s))]
         for spec in todo:
             store.check_link_location(spec.name)  # before any build: a user's file there is never replaced
         outcomes = {s.name: Outcome(s.name, "up to date", store.current(s.name)) for s in specs}
@@ -278,14 +316,22 @@ def _sync_one(config: Config, store: Store, spec: BuildSpec, sources: Sources, r
     interrupts.acquire(lock)  # as long as another process builds this env, unless interrupted
     try:
         if is_current(store, spec, verify=repair):
+            current = read_manifest(target) if unprobed(store, spec) else None
+            if current is not None:  # built before it was "auto": probed now, once
+                current = probed(spec, target, current, store, progress)
+                progress.finished(spec.name, f"up to date{verdict_note(current)}")
+                return Outcome(spec.name, "probed", target, time.monotonic() - started)
             return Outcome(spec.name, "up to date", target)  # another process built it meanwhile
         superseded = _superseded(config, store, spec, planned, installer, progress, built=False)
         if superseded:
             return superseded
-        if read_manifest(target) is not None and not integrity.damaged_files(target, content=repair, limit=1):
+        existing = read_manifest(target)
+        if existing is not None and not integrity.damaged_files(target, content=repair, limit=1):
+            if spec.env.isolation == "auto" and existing.verdict is None:
+                existing = probed(spec, target, existing, store, progress)
             interrupts.check()
             store.switch(spec.name, target)  # an earlier build of this very spec: reuse it
-            progress.finished(spec.name, f"switched to its existing build {target.name}")
+            progress.finished(spec.name, f"switched to its existing build {target.name}{verdict_note(existing)}")
             return Outcome(spec.name, "switched", target, time.monotonic() - started)
         log = store.log_path(spec.name, planned)
         progress.started(spec.name, f"building ({_describe(spec)})", log)
@@ -298,6 +344,8 @@ def _sync_one(config: Config, store: Store, spec: BuildSpec, sources: Sources, r
                                      "loads from it: stop that process (or unload the env), then run "
                                      f"`polyvenv sync --repair {spec.name}` again", env=spec.name, log=str(log))
                 built = builder.build(spec, target, sources, config.root, log, planned)
+                if spec.env.isolation == "auto":  # the verdict belongs to the build: made once, before it is used
+                    built = probed(spec, target, built, store, progress)
         except BuildError as e:
             progress.finished(spec.name, f"FAILED: {e} (log: {e.log})")
             return Outcome(spec.name, "failed", None, time.monotonic() - started, e)
@@ -310,7 +358,7 @@ def _sync_one(config: Config, store: Store, spec: BuildSpec, sources: Sources, r
         lock.release()
     seconds = time.monotonic() - started
     store.record_build({"env": spec.name, "spec_hash": planned, "seconds": round(seconds, 3), "at": time.time()})
-    progress.finished(spec.name, f"built in {seconds:.1f}s{_refreshed(built)}")
+    progress.finished(spec.name, f"built in {seconds:.1f}s{_refreshed(built)}{verdict_note(built)}")
     return Outcome(spec.name, "built", target, seconds)
 
 

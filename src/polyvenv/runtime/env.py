@@ -7,9 +7,13 @@ and run code rewritten so that every module name means the env's own module
 - the env's own distribution or source module of that name (its alias);
 - ``importlib``: an env-bound facade, so ``import_module``, ``find_spec``,
   ``resources.files`` and ``metadata`` answer for the env (facades.py);
+- ``sys``: the host's, but ``path``, ``meta_path``, ``path_hooks`` and
+  ``path_importer_cache`` are the env's own (envsys.py);
 - the host's module, for the standard library and the env's ``shared`` names;
-- otherwise nothing: importing it raises EnvImportError, as in a venv
-  without system site-packages.
+- what a finder or path entry the env's code (or its ``.pth`` files) added
+  provides, under the env's names;
+- otherwise nothing, as in a venv without system site-packages: importing it
+  raises EnvImportError (a ModuleNotFoundError), ``find_spec`` gives None.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Iterable
 
 from ..errors import NotBuilt
+from .envsys import run_pth
 from .importer import install_finder
 from .lease import Lease, hold
 from .manifest import Manifest, read_manifest
@@ -150,6 +155,20 @@ class Env:
         lease = self._lease
         return lease.build if lease is not None else None
 
+    def check_interpreter(self) -> None:
+        """Raise InterpreterMismatch if the env is built for another Python than this one (version,
+        ABI, free-threaded or not): loading it side by side would run its code in the wrong interpreter."""
+        from .abi import mismatch
+
+        differs = mismatch(self.manifest, self.roots)
+        if differs:
+            from ..errors import InterpreterMismatch
+
+            raise InterpreterMismatch(
+                f"env {self.name!r} is built for {differs}: namespace isolation loads an env into the host's own "
+                "interpreter; give the env isolation = \"process\" (or \"auto\"), or build it for the host's "
+                "Python", env=self.name, path=self.prefix)
+
     def __repr__(self) -> str:
         return f"<polyvenv.Env {self.name!r} at {', '.join(map(str, self.roots))}>"
 
@@ -161,15 +180,23 @@ class Env:
             with self._lock:
                 if self._state is None:
                     lease = _resolve(self)
-                    roots = [_in_build(root, self.prefix, lease) for root in self.roots]
                     try:
-                        self._state = NameMap(self.name, roots, self.shared)
+                        self.check_interpreter()
                     except BaseException:
                         if lease is not None:
                             lease.release()
                         raise
+                    roots = [_in_build(root, self.prefix, lease) for root in self.roots]
+                    try:
+                        names = NameMap(self.name, roots, self.shared)
+                    except BaseException:
+                        if lease is not None:
+                            lease.release()
+                        raise
+                    install_finder()  # before another thread can see the names and import by them
+                    run_pth(names)  # as site does for a venv; threads wait for it, as for a venv's start
                     self._lease = lease
-                    install_finder()
+                    self._state = names
                 state = self._state
         return state
 

@@ -1,4 +1,5 @@
-"""``importlib`` (and ``builtins``) as an env's code sees it: the host's, except where a module name is involved.
+"""``importlib`` and ``builtins`` as an env's code sees them: the host's, except where a module name is
+involved (and the env's ``sys``, runtime/envsys.py, handed out by the same loader).
 
 ``import_module``, ``util.find_spec``, the ``resources`` functions and
 ``__import__`` map the names they are given to the env's aliases (names
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable
 if TYPE_CHECKING:
     from .namemap import NameMap
 
-_SUBMODULES = ("metadata", "util", "resources")
+_SUBMODULES = ("metadata", "util", "resources", "machinery")
 _RESOURCE_FUNCTIONS = ("files", "open_binary", "open_text", "read_binary", "read_text", "contents",
                        "is_resource", "path")
 
@@ -36,6 +37,8 @@ class FacadeLoader:
         self.real = real
 
     def create_module(self, spec: ModuleSpec) -> types.ModuleType:
+        if self.real == "sys":  # the env's own, made with its name map (runtime/envsys.py)
+            return self.names.sys
         if self.real == "builtins":
             from .envbuiltins import builtins_module
 
@@ -78,6 +81,26 @@ def _util(module: types.ModuleType, names: NameMap, alias: str) -> None:
         return importlib.util.find_spec(*_absolute(names, name, package))
 
     module.__dict__["find_spec"] = find_spec
+
+
+def _machinery(module: types.ModuleType, names: NameMap, alias: str) -> None:
+    import importlib.machinery
+
+    real = importlib.machinery.PathFinder
+
+    class PathFinder(real):  # type: ignore[misc, valid-type]
+        """The env's PathFinder: without a path it searches the env's ``sys.path`` (runtime/envsys.py), as
+        a venv's searches its own (pytest's assertion rewriter finds the user's tests this way)."""
+
+        @classmethod
+        def find_spec(cls, fullname: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
+            if path is None:
+                from .importer import path_spec
+
+                return path_spec(names, fullname)
+            return real.find_spec(fullname, path, target)
+
+    module.__dict__["PathFinder"] = PathFinder
 
 
 def _resources(module: types.ModuleType, names: NameMap, alias: str) -> None:
@@ -147,7 +170,7 @@ def metadata_namespace(paths: list[str], import_module: Callable[[str], Any] | N
 
 
 _MAKERS: dict[str, Callable[[types.ModuleType, NameMap, str], None]] = {
-    "": _top, "util": _util, "resources": _resources, "metadata": _metadata,
+    "": _top, "util": _util, "resources": _resources, "metadata": _metadata, "machinery": _machinery,
 }
 
 

@@ -3,11 +3,13 @@
 One finder sits first on ``sys.meta_path`` and answers only names whose
 first component is an alias some env's name map reserved (runtime/namemap.py);
 everything else (all of the host's imports) falls through at the cost of one dict lookup, and only on a
-``sys.modules`` miss: cached imports never reach a finder.
+``sys.modules`` miss: cached imports never reach a finder. For an env's names it runs the env's own
+import system (runtime/envsys.py): the finders and path entries the env's code added serve the env.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
@@ -15,18 +17,24 @@ from importlib.machinery import (
     BYTECODE_SUFFIXES,
     EXTENSION_SUFFIXES,
     SOURCE_SUFFIXES,
+    BuiltinImporter,
     ExtensionFileLoader,
     FileFinder,
+    FrozenImporter,
     ModuleSpec,
+    PathFinder,
     SourceFileLoader,
+    SourcelessFileLoader,
 )
 from types import ModuleType
 from typing import Any, Callable
+from zipimport import zipimporter
 
-from ..errors import EnvImportError, ExtensionNotSupported
+from ..errors import EnvImportError, ExtensionNotSupported, LoaderNotSupported
 from . import facades
 from .codecache import CODE_CACHE
 from .namemap import ALIASES, FACADED, NameMap
+from .names import STDLIB
 
 
 class EnvSourceLoader(SourceFileLoader):
@@ -55,23 +63,26 @@ class EnvSourceLoader(SourceFileLoader):
 
     def exec_module(self, module) -> None:
         module.__dict__["__builtins__"] = self.names.builtins
-        super().exec_module(module)
+        with watched(self.names, self.name):
+            super().exec_module(module)
 
 
 class EnvExtensionLoader(ExtensionFileLoader):
     """Loads a compiled extension of an env from a copy patched to the env's alias (native/relocate.py).
 
     An extension the guard refuses, or whose initialisation fails (its names out of the patch's
-    reach: Cython 3.3's LZSS-packed strings; or a sibling it cimports fell back), and whose
-    distribution ships the module's source too (charset_normalizer, mypyc builds, pydantic 1)
-    runs that source instead, as the package itself would without its compiled code; an
-    ``ImportWarning`` (hidden by default) says so.
+    reach: a string table whose lengths were not found, a packed one that does not pack again to
+    its size; or a sibling it cimports fell back), and whose distribution ships the module's
+    source too (charset_normalizer, mypyc builds, pydantic 1) runs that source instead, as the
+    package itself would without its compiled code; an ``ImportWarning`` (hidden by default) says
+    so. Not a stand-in that only a compiler can use (Cython's pure-Python mode): the refusal shows.
     """
 
     def __init__(self, names: NameMap, fullname: str, path: str) -> None:
         super().__init__(fullname, path)
         self.names = names
         self._source_instead = False
+        self._fallback: str | None = ""  # "": not looked for yet
 
     def create_module(self, spec: ModuleSpec) -> Any:
         try:
@@ -84,11 +95,14 @@ class EnvExtensionLoader(ExtensionFileLoader):
             return None  # a plain module, which exec_module fills from the source
 
     def _source(self) -> str | None:
-        """The ``.py`` file of the same (non-package) module beside the extension, if any."""
-        if "." not in self.name:
-            return None
-        source = os.path.join(os.path.dirname(self.path), self.name.rpartition(".")[2] + ".py")
-        return source if os.path.isfile(source) else None
+        """The ``.py`` file of the same (non-package) module beside the extension, if any, and if it
+        can run without being compiled."""
+        if self._fallback == "":
+            source = os.path.join(os.path.dirname(self.path), self.name.rpartition(".")[2] + ".py")
+            usable = "." in self.name and os.path.isfile(source) and _runs_uncompiled(
+                source, has_cython="cython" in self.names.found)
+            self._fallback = source if usable else None
+        return self._fallback
 
     def _warn_source_instead(self, refused: Exception) -> None:
         import warnings
@@ -110,7 +124,8 @@ class EnvExtensionLoader(ExtensionFileLoader):
         patched = relocated(self.path, str(names.found[real]), {n: names.tops[n] for n in names.own},
                             lambda dotted: has_module(str(names.found[dotted.partition(".")[0]]), dotted))
         if rest:
-            module = self._checked(lambda: _imp.create_dynamic(ModuleSpec(spec.name, self, origin=patched)))
+            module = self._checked(lambda: self._keeping_host_entries(
+                lambda: _imp.create_dynamic(ModuleSpec(spec.name, self, origin=patched))))
             module.__file__ = self.path  # the env's file, as for every module: data beside it is found
             return module
         # A top-level extension (or compiled package __init__): its init function is named after the
@@ -127,7 +142,35 @@ class EnvExtensionLoader(ExtensionFileLoader):
         module.__file__ = self.path
         return module
 
+    def _keeping_host_entries(self, create: Callable[[], ModuleType]) -> ModuleType:
+        """``create()``, and the ``sys.modules`` entries the extension made under another name put back.
+
+        A single-phase extension may register itself under the name it was built with: cffi's do, as
+        ``<name>`` and ``<name>.lib``, and that name is not the module's own (``_x`` for ``pkg/_x.so``)
+        nor one the patch can reach, so each env's copy would replace the host's entries. The host's
+        entries are put back as they were, and the env's own are named after the module's name
+        (``pKg._x.lib``), which is what the env's code asks for (``from pkg._x.lib import f``)."""
+        before = dict(sys.modules)
+        module = create()
+        built = [k for k, v in sys.modules.items() if v is module and before.get(k) is not v and k != self.name]
+        for name in built:
+            for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
+                value = sys.modules[key]
+                if before.get(key) is value:
+                    continue
+                if key in before:
+                    sys.modules[key] = before[key]
+                else:
+                    del sys.modules[key]
+                if key != name:
+                    sys.modules.setdefault(self.name + key[len(name):], value)
+        return module
+
     def exec_module(self, module) -> None:
+        with watched(self.names, self.name):
+            self._exec(module)
+
+    def _exec(self, module) -> None:
         import _imp
 
         if self._source_instead:
@@ -155,17 +198,22 @@ class EnvExtensionLoader(ExtensionFileLoader):
     def _checked(self, load: Any, allowed: str = "", module: Any = None) -> Any:
         """Run an extension's initialisation and make sure its C code bound nothing by a real name.
 
-        Names stored where byte patching cannot reach them (Cython 3.3's LZSS-packed string tables,
-        a Cython 3.2 table whose lengths were not found) would import the host's module of that
-        name, or fail: either is refused here, loudly, rather than leave another version's objects
-        in the env.
+        Names stored where byte patching cannot reach them (a Cython string table whose lengths
+        were not found, a packed one that would not pack to its size again) would import the
+        host's module of that name, or fail: either is refused here, loudly, rather than leave
+        another version's objects in the env.
         """
         from .native.globalstate import snapshot, warn_if_changed
 
         own = self.names.own
         before = set(sys.modules)
         state = snapshot()
-        result = load() if self._source() is None else self._load_holding_warnings(load)
+        try:
+            result = load() if self._source() is None else self._load_holding_warnings(load)
+        except ImportError as failed:  # it imported one of the env's names by its real name, which the host lacks
+            if isinstance(failed, ExtensionNotSupported) or (failed.name or "").partition(".")[0] not in own:
+                raise
+            raise self._unpatched([str(failed.name)]) from failed
         warn_if_changed(state, self.names.env, self.path)
         leaked = sorted(k for k in set(sys.modules) - before if k.partition(".")[0] in own and k != allowed)
         loaded = module if module is not None else result
@@ -174,16 +222,18 @@ class EnvExtensionLoader(ExtensionFileLoader):
         if leaked or bound:
             for key in (*leaked, self.name):  # single-phase modules put themselves in sys.modules
                 sys.modules.pop(key, None)
-            names = leaked or bound
-            more = f" (and {len(names) - 3} more)" if len(names) > 3 else ""
-            raise ExtensionNotSupported(
-                f"env {self.names.env!r}: the compiled code of {self.path} imported "
-                f"{', '.join(repr(n) for n in names[:3])}{more} by a name polyvenv could not patch "
-                "(its compiler stored it where the patch cannot read it): it would bind another "
-                "version's objects; give this env isolation = \"process\"",
-                name=self.name, path=self.path,
-            )
+            raise self._unpatched(leaked or bound)
         return result
+
+    def _unpatched(self, names: list[str]) -> ExtensionNotSupported:
+        more = f" (and {len(names) - 3} more)" if len(names) > 3 else ""
+        return ExtensionNotSupported(
+            f"env {self.names.env!r}: the compiled code of {self.path} imported "
+            f"{', '.join(repr(n) for n in names[:3])}{more} by a name polyvenv could not patch "
+            "(its compiler stored it where the patch cannot read it): it would bind another "
+            "version's objects; give this env isolation = \"process\"",
+            name=self.name, path=self.path,
+        )
 
     @staticmethod
     def _load_holding_warnings(load: Any) -> Any:
@@ -204,6 +254,53 @@ class EnvExtensionLoader(ExtensionFileLoader):
                     warnings.warn_explicit(message.message, message.category, message.filename, message.lineno)
 
 
+def _runs_uncompiled(source: str, has_cython: bool) -> bool:
+    """Whether ``source`` is real source, not the stand-in of a module meant only to be compiled:
+    Cython's pure-Python mode, whose file refuses to run uncompiled (``if not cython.compiled:
+    raise ...``) or imports Cython's own module, which the env does not have."""
+    import re
+
+    try:
+        with open(source, "rb") as f:
+            text = f.read()
+    except OSError:
+        return False
+    if b"cython" not in text:
+        return True
+    if re.search(rb"^[ \t]*if\s+not\s+cython\.compiled\s*:\s*(?:#[^\n]*)?\s*raise\b", text, re.M):
+        return False
+    return has_cython or not re.search(rb"^[ \t]*(?:import\s+cython\b|from\s+cython\s+import\b)", text, re.M)
+
+
+class watched:
+    """Around the outermost import of an env's module in a thread (the modules it imports in turn
+    included): warn if it set attributes on the standard library's or shared modules and classes
+    (native/globalstate.py). Inner imports cost a counter."""
+
+    _depth = threading.local()
+
+    def __init__(self, names: NameMap, fullname: str) -> None:
+        self.names, self.fullname = names, fullname
+        self.outermost = False
+
+    def __enter__(self) -> None:
+        depth = getattr(self._depth, "n", 0)
+        self._depth.n = depth + 1
+        if depth == 0:
+            from .native.globalstate import SHARED
+
+            self.outermost = True
+            SHARED.changes(self.names.shared)  # what changed before this import is not the env's doing
+
+    def __exit__(self, *exc: object) -> None:
+        self._depth.n -= 1
+        if self.outermost:
+            from .native.globalstate import warn_if_shared_changed
+
+            top, dot, rest = self.fullname.partition(".")
+            warn_if_shared_changed(self.names.env, self.names.real.get(top, top) + dot + rest, self.names.shared)
+
+
 class EnvUnsupportedLoader(SourceFileLoader):
     """Bytecode-only modules of a namespace env: refused, never loaded without the rewrite."""
 
@@ -222,8 +319,72 @@ class EnvUnsupportedLoader(SourceFileLoader):
         raise ImportError(self.path)
 
 
+class EnvOutsideLoader(EnvUnsupportedLoader):
+    """Compiled modules outside the env's directories (a path entry its code added, an editable
+    install's sources): refused, as their copy could not be patched to the env's names."""
+
+    def create_module(self, spec: ModuleSpec) -> Any:
+        raise ExtensionNotSupported(
+            f"env {self.names.env!r}: {self.path} is compiled code outside the env's directories (found "
+            "through a sys.path entry or finder the env's code added), which namespace isolation cannot "
+            "patch; install it in the env, or give this env isolation = \"process\"",
+            name=spec.name, path=self.path,
+        )
+
+
+class EnvRefusedLoader:
+    """A module the env's own import system provides with a loader polyvenv cannot load as env code."""
+
+    def __init__(self, error: ImportError) -> None:
+        self.error = error
+
+    def create_module(self, spec: ModuleSpec) -> Any:
+        raise self.error
+
+    def exec_module(self, module: ModuleType) -> None:  # pragma: no cover - create_module always raises
+        raise self.error
+
+
+class EnvForeignLoader:
+    """A loader the env's own code made (pytest's assertion rewriter, six's ``moves``), loading a module of
+    the env: it runs as it is, and the code it compiles and executes goes through the env's builtins
+    (rewritten to the env's names); a module it leaves bound to a name the env does not own (the host's
+    copy) is refused, loudly, as compiled code's would be."""
+
+    def __init__(self, names: NameMap, loader: Any, real: str) -> None:
+        self.names = names
+        self.loader = loader
+        self.real = real
+
+    def create_module(self, spec: ModuleSpec) -> Any:
+        create = getattr(self.loader, "create_module", None)
+        return create(spec) if create is not None else None
+
+    def exec_module(self, module: ModuleType) -> None:
+        self.loader.exec_module(module)
+        names = self.names
+        bound = sorted({v.__name__ for v in list(vars(module).values()) if isinstance(v, ModuleType)
+                        and _foreign_to(names, v.__name__)})
+        if bound:
+            raise LoaderNotSupported(
+                f"env {names.env!r}: {self.real!r}, loaded by {self.loader!r} (the env's code added it), bound "
+                f"the host's {', '.join(repr(n) for n in bound[:3])}: its code was not rewritten to the env's "
+                "names; give this env isolation = \"process\"", name=self.real)
+
+    def __getattr__(self, attr: str) -> Any:  # the loader's other methods (get_source, is_package, ...)
+        return getattr(self.loader, attr)
+
+
+def _foreign_to(names: NameMap, module_name: str) -> bool:
+    """Whether a module of this name, bound in the env's code, is neither the env's nor what it shares."""
+    top = module_name.partition(".")[0]
+    return not (top in STDLIB or top in names.shared or ALIASES.owner(top) is names)
+
+
 class EnvFinder:
-    """Finds alias-named modules in their env's directories, as that env's name map says."""
+    """Finds alias-named modules as their env's own import system would: its ``sys.meta_path``, in its
+    order, with the env's directories (its ``sys.path``) searched where ``PathFinder`` stands
+    (runtime/envsys.py); names of the host and of no env fall through at once."""
 
     def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> ModuleSpec | None:
         top, dot, rest = fullname.partition(".")
@@ -234,55 +395,185 @@ class EnvFinder:
 
                 return find_spec(fullname, path, target, self)
             return None
-        if top == names.missing:  # `import x` of a name the env lacks became `import <missing>.x`
+        if top == names.missing:  # `import x` of a name the env lacks (in its directories) became `<missing>.x`
             if not dot:
                 return _empty_package(top)
-            raise EnvImportError(names.env, rest, [str(r) for r in names.roots])
-        real = names.real.get(top)
-        if real is None:
-            return None
-        if real in FACADED:
-            return facades.spec(names, fullname, real + dot + rest)
-        if not dot:
-            return _find_top(names, fullname, real)
-        for directory in path or ():
-            spec = _file_finder(names, directory).find_spec(fullname)
+            real, top_level = rest, "." not in rest
+        else:
+            alias_of = names.real.get(top)
+            if alias_of is None:
+                return None
+            if alias_of in FACADED:
+                return facades.spec(names, fullname, alias_of + dot + rest)
+            real, top_level = alias_of + dot + rest, not dot
+        entries = [e for e in list(names.sys.path) if e not in names.stdlib] if top_level else list(path or ())
+        for finder in list(names.sys.meta_path):
+            if finder is PathFinder:  # where a venv searches its sys.path: the env's directories
+                spec = _path_search(names, fullname, real, entries)
+            elif finder is BuiltinImporter or finder is FrozenImporter or finder is FINDER:
+                continue  # the standard library's names never come here
+            else:  # a finder the env's code added (six.moves, a vendored SDK, an editable install)
+                spec = _foreign_search(names, finder, fullname, real, (None if top_level else path,))
             if spec is not None:
                 return spec
-        return None
+        return _not_found(names, real, entries, top_level)
 
     def invalidate_caches(self) -> None:
         for names in ALIASES.owners():
             names.invalidate_caches()
 
 
-def _find_top(names: NameMap, alias: str, real: str) -> ModuleSpec | None:
-    """The spec of top-level module ``real`` of the env, named ``alias``."""
-    portions = []
-    for root in names.roots:
-        spec = _file_finder(names, str(root)).find_spec(real)
-        if spec is None:
-            continue
-        if spec.loader is not None:
-            found = ModuleSpec(alias, spec.loader.__class__(names, alias, spec.origin),  # type: ignore[call-arg]
-                               origin=spec.origin, is_package=spec.submodule_search_locations is not None)
-            if spec.submodule_search_locations is not None:
-                found.submodule_search_locations = list(spec.submodule_search_locations)
-            found.has_location = True
-            return found
-        portions += list(spec.submodule_search_locations or ())
-    if portions:  # a namespace package, possibly spread over the env's roots
-        found = _empty_package(alias)
-        found.submodule_search_locations = portions
-        return found
+def _not_found(names: NameMap, real: str, looked_in: list[str], top_level: bool = False) -> None:
+    """A name the env does not have: None, as a venv's finders answer ``importlib.util.find_spec``; but
+    for an import (statement, ``import_module``, ``__import__``) EnvImportError, the ModuleNotFoundError
+    a venv raises with polyvenv's context: the real name, the env, where it looked, what to do."""
+    if _importing():
+        raise EnvImportError(names.env, real, looked_in, top_level=top_level)
     return None
 
 
+def _importing() -> bool:
+    """Whether the import system asks in order to import the name, not to answer ``find_spec``: both
+    call finders the same way, only the import has ``_find_and_load_unlocked`` below them (CPython
+    3.9-3.13; were it renamed, a missing name would fail with the import system's own message)."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__") in (__name__, "importlib._bootstrap"):
+        if frame.f_code.co_name == "_find_and_load_unlocked":
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
+
+
+def _path_search(names: NameMap, fullname: str, real: str, entries: list[str]) -> ModuleSpec | None:
+    """``fullname`` in path entries, as PathFinder searches them: the first module found, else the
+    portions of a namespace package spread over them."""
+    portions: list[str] = []
+    for entry in entries:
+        finder = names.entry_finder(entry, lambda entry: _entry_finder(names, entry))
+        if finder is None:
+            continue
+        if isinstance(finder, FileFinder):  # looks up the last component: an alias's is not the real one
+            found = finder.find_spec(fullname if "." in fullname else real)
+        else:
+            found = _foreign_search(names, finder, fullname, real, ())
+        if found is None:
+            continue
+        if found.loader is not None:
+            return _adopted(names, found, fullname, real, finder)
+        portions += list(found.submodule_search_locations or ())
+    if portions:
+        spec = _empty_package(fullname)
+        spec.submodule_search_locations = portions
+        return spec
+    return None
+
+
+def path_spec(names: NameMap, fullname: str) -> ModuleSpec | None:
+    """``fullname`` as the env's ``importlib.machinery.PathFinder.find_spec(fullname)`` finds it: in the env's
+    ``sys.path``, under the name it was asked by."""
+    return _path_search(names, fullname, fullname, [e for e in list(names.sys.path) if e not in names.stdlib])
+
+
+def _entry_finder(names: NameMap, entry: str) -> Any:
+    """The finder of one entry of the env's ``sys.path``, as its ``sys.path_hooks`` make it: the env's own
+    FileFinder where the standard directory hook stands, an env hook's finder otherwise; None for the
+    standard library's entries (never an env's name) and for entries no hook takes."""
+    if entry in names.stdlib:
+        return None
+    for hook in list(names.sys.path_hooks):
+        if hook in names.standard_hooks and hook is not zipimporter:
+            if os.path.isdir(entry or "."):
+                return _file_finder(names, entry)
+            continue
+        try:
+            return hook(entry)
+        except ImportError:
+            continue
+    return None
+
+
+def _foreign_search(names: NameMap, finder: Any, fullname: str, real: str, path: tuple) -> ModuleSpec | None:
+    """Ask a finder the env's code added: by the env's name first (six keys its ``moves`` on its
+    ``__name__``, the alias), then by the name the code writes (a vendored SDK's finder). ``path``: the
+    meta-path finder's argument, or ``()`` for a path entry's finder, which takes none."""
+    find = getattr(finder, "find_spec", None)
+    if find is None:
+        if not hasattr(finder, "find_module") or sys.version_info >= (3, 12):
+            return None
+        find = functools.partial(_find_module, finder)  # six < 1.16: as Python < 3.12 still does
+    asked = (real,) if fullname.partition(".")[0] == names.missing or fullname == real else (fullname, real)
+    for name in asked:
+        found = find(name, *path)
+        if found is not None:
+            return _adopted(names, found, fullname, real, finder)
+    return None
+
+
+def _find_module(finder: Any, name: str, *path: Any) -> ModuleSpec | None:
+    """A spec from a finder of the pre-3.4 protocol (``find_module``), as Python < 3.12 makes one."""
+    from importlib.util import spec_from_loader
+
+    loader = finder.find_module(name, *path)
+    return spec_from_loader(name, loader) if loader is not None else None
+
+
+def _adopted(names: NameMap, found: ModuleSpec, fullname: str, real: str, where: Any) -> ModuleSpec:
+    """``found`` as a spec of the env: named ``fullname``, its code run rewritten with the env's
+    builtins. A file the standard library's loaders would run gets the env's loader of its kind; a
+    loader of the env's own code runs as it is, checked (EnvForeignLoader); any other loader would run
+    code polyvenv cannot rewrite: refused (rule 1), with the way out."""
+    loader = found.loader
+    if loader is None or type(loader).__name__ in ("NamespaceLoader", "_NamespaceLoader"):
+        spec = _empty_package(fullname)  # a namespace package
+        spec.submodule_search_locations = list(found.submodule_search_locations or ())
+        return spec
+    kind: Any
+    if isinstance(loader, (EnvSourceLoader, EnvExtensionLoader, EnvUnsupportedLoader)):
+        if found.name == fullname:
+            return found
+        kind = loader.__class__
+    elif isinstance(loader, SourceFileLoader):
+        kind = EnvSourceLoader
+    elif isinstance(loader, SourcelessFileLoader):
+        kind = EnvUnsupportedLoader
+    elif isinstance(loader, ExtensionFileLoader):
+        kind = EnvOutsideLoader
+    elif _env_code(names, loader) and hasattr(loader, "exec_module"):
+        spec = ModuleSpec(fullname, EnvForeignLoader(names, loader, real), origin=found.origin,
+                          loader_state=found.loader_state, is_package=found.submodule_search_locations is not None)
+        if found.submodule_search_locations is not None:
+            spec.submodule_search_locations = list(found.submodule_search_locations)
+        spec.has_location = found.has_location
+        return spec
+    elif found.name == fullname and _env_code(names, loader):  # a pre-3.4 loader (six < 1.16): as it is
+        return found
+    else:
+        return ModuleSpec(fullname, EnvRefusedLoader(LoaderNotSupported(
+            f"env {names.env!r}: {real!r} comes from {where!r}, which the env's code added to its import "
+            f"system, with loader {loader!r}: polyvenv cannot run that code under the env's names (it would "
+            "bind the host's modules); give this env isolation = \"process\"", name=real)))
+    spec = ModuleSpec(fullname, kind(names, fullname, found.origin), origin=found.origin,
+                      is_package=found.submodule_search_locations is not None)
+    if found.submodule_search_locations is not None:
+        spec.submodule_search_locations = list(found.submodule_search_locations)
+    spec.has_location = True
+    return spec
+
+
+def _env_code(names: NameMap, obj: Any) -> bool:
+    """Whether ``obj`` (or its class) was defined by this env's code."""
+    top = str(getattr(obj, "__module__", "")).partition(".")[0]
+    return top in names.real or top == names.missing
+
+
 def _file_finder(names: NameMap, directory: str) -> FileFinder:
-    return names.file_finder(directory, lambda directory: FileFinder(
+    """The env's FileFinder of ``directory``: its loaders run rewritten code; compiled modules load patched
+    to the env's names only from the env's own directories."""
+    inside = any(directory == str(r) or directory.startswith(str(r) + os.sep) for r in names.roots)
+    return names.entry_finder(directory, lambda directory: FileFinder(
         # as CPython's: a compiled module wins over its source (pydantic 1, mypyc)
         directory,
-        (_loader(EnvExtensionLoader, names), EXTENSION_SUFFIXES),
+        (_loader(EnvExtensionLoader if inside else EnvOutsideLoader, names), EXTENSION_SUFFIXES),
         (_loader(EnvSourceLoader, names), SOURCE_SUFFIXES),
         (_loader(EnvUnsupportedLoader, names), BYTECODE_SUFFIXES),
     ))

@@ -23,6 +23,7 @@ class BuiltWith(NamedTuple):
     path: str
     version: str
     implementation: str = "cpython"
+    abi: str | None = None  # "cpython-312", "cpython-313t" (free-threaded): what in-process loading needs equal
 
 
 class InstalledBy(NamedTuple):
@@ -56,6 +57,9 @@ class Manifest(NamedTuple):
     built_at: float | None = None
     build_seconds: float | None = None
     cache_refreshed: tuple[str, ...] = ()  # distributions found damaged in the installer's cache, refreshed
+    verdict: str | None = None  # isolation = "auto": "namespace" or "process", as the probe of this build found
+    verdict_reasons: tuple[str, ...] = ()  # why "process" (each: what failed, for which module)
+    probe_seconds: float | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The manifest as ``polyvenv.json`` holds it."""
@@ -91,8 +95,9 @@ class Manifest(NamedTuple):
             return None
 
 
-_TUPLES = ("interpreter_identity", "requirements", "shared", "provides", "cache_refreshed")
-_OMITTED_WHEN_EMPTY = ("link_mode", "cache_refreshed", "build_seconds", "built_at")
+_TUPLES = ("interpreter_identity", "requirements", "shared", "provides", "cache_refreshed", "verdict_reasons")
+_OMITTED_WHEN_EMPTY = ("link_mode", "cache_refreshed", "build_seconds", "built_at", "verdict", "verdict_reasons",
+                       "probe_seconds")
 
 
 def read_manifest(env_dir: Path) -> Manifest | None:
@@ -106,8 +111,21 @@ def read_manifest(env_dir: Path) -> Manifest | None:
 
 def write_manifest(build: Path, manifest: Manifest) -> Manifest:
     """Mark a build complete: the last write of every build (on disk before its name appears)."""
+    manifest = manifest._replace(built_at=time.time())
+    _write(build, manifest)
+    return manifest
+
+
+def record_verdict(build: Path, manifest: Manifest, verdict: str, reasons: tuple[str, ...],
+                   seconds: float) -> Manifest:
+    """The complete build's manifest with the verdict of its probe (``isolation = "auto"``), written
+    whole in its place: the build stays complete whatever happens, with or without a verdict."""
+    manifest = manifest._replace(verdict=verdict, verdict_reasons=tuple(reasons), probe_seconds=round(seconds, 3))
+    _write(build, manifest)
+    return manifest
+
+
+def _write(build: Path, manifest: Manifest) -> None:
     from .files import write_atomic
 
-    manifest = manifest._replace(built_at=time.time())
     write_atomic(build / MANIFEST, json.dumps(manifest.as_json(), indent=2, sort_keys=True) + "\n", durable=True)
-    return manifest

@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import hashlib
 import sys
-import threading
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .envbuiltins import env_builtins
+from .envsys import env_sys, pth_files, pth_paths, stdlib_entries
 from .names import STDLIB, Aliases, top_level_names
 from .sitedir import distributions, normalize
 
-if TYPE_CHECKING:
-    from importlib.machinery import FileFinder
-
-FACADED = ("importlib", "builtins")  # names the env's code gets an env-bound facade of (runtime/facades.py)
+FACADED = ("importlib", "builtins", "sys")  # names the env's code gets an env-bound facade of (facades.py,
+# envbuiltins.py, envsys.py)
 # Packages whose objects are the vocabulary of other packages' APIs: a user's typing_extensions.TypedDict
 # or annotated_types.Gt must be the very objects the env's pydantic knows (research/renaming.md, trap 4).
 # Shared with the host when the versions match; a mismatch is reported, never silently renamed away.
@@ -60,8 +58,13 @@ class NameMap:
         self.digest = hashlib.sha256(
             repr([sorted(self.tops.items()), self.missing, sorted(self.shared)]).encode()).hexdigest()[:16]
         self.builtins = env_builtins(self)
-        self._finders: dict[str, FileFinder] = {}
-        self._finders_lock = threading.Lock()
+        self.stdlib = frozenset(stdlib_entries())  # the host's sys.path entries of the standard library
+        # the env's sys: its own path, meta_path, path_hooks (runtime/envsys.py), extended by its .pth files
+        self.sys = env_sys(self.tops["sys"], self.stdlib, self.roots)
+        self.pth = pth_files(self.roots)
+        for directory, _, lines in self.pth:
+            self.sys.path += pth_paths(directory, lines)
+        self.standard_hooks = tuple(self.sys.path_hooks)
 
     @property
     def aliases(self) -> tuple[str, ...]:
@@ -109,22 +112,25 @@ class NameMap:
                 view.setdefault(key, module)
         return view
 
-    def file_finder(self, directory: str, make: Callable[[str], FileFinder]) -> FileFinder:
-        """This load's finder of ``directory`` (``make(directory)`` the first time): its listing is cached."""
-        finder = self._finders.get(directory)
-        if finder is None:
-            with self._finders_lock:
-                finder = self._finders.setdefault(directory, make(directory))
-        return finder
+    def entry_finder(self, entry: str, make: Callable[[str], Any]) -> Any:
+        """This load's finder of path entry ``entry`` (``make(entry)`` the first time, None for an entry
+        no hook takes), kept in the env's ``sys.path_importer_cache``: a directory's listing is cached.
+        Threads asking first may each make one; the first kept is the one every thread uses."""
+        cache = self.sys.path_importer_cache
+        try:
+            return cache[entry]
+        except KeyError:
+            return cache.setdefault(entry, make(entry))
 
     def invalidate_caches(self) -> None:
-        for finder in list(self._finders.values()):
-            finder.invalidate_caches()
+        for finder in list(self.sys.path_importer_cache.values()):
+            if hasattr(finder, "invalidate_caches"):
+                finder.invalidate_caches()
 
     def release(self) -> None:
         """The load is over: its aliases are free for others, its finders forgotten."""
         ALIASES.release(self)
-        self._finders.clear()
+        self.sys.path_importer_cache.clear()
 
 
 ALIASES: Aliases[NameMap] = Aliases()

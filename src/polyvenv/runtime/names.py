@@ -60,9 +60,17 @@ def top_level_names(roots: Iterable[Path]) -> dict[str, Path]:
                     found.setdefault(stem, Path(root))
             elif name.endswith(_EXTENSION_SUFFIXES):
                 stem = name.split(".", 1)[0]
-                if stem.isidentifier():
+                if stem.isidentifier() or _is_mypyc_library(stem):
                     found.setdefault(stem, Path(root))
     return found
+
+
+def _is_mypyc_library(stem: str) -> bool:
+    """``<hash>__mypyc``: the shared library of a mypyc build. No ``import`` statement can name it (it
+    starts with a digit), but the build's compiled modules import it by that name from C, so it is a
+    top-level name of the env like any other: the env gets its own copy, never the host's."""
+    head, _, tail = stem.partition("__")
+    return tail == "mypyc" and head.isalnum() and head.isascii()
 
 
 Owner = TypeVar("Owner")

@@ -96,13 +96,15 @@ def _resolving(function: Callable[..., Any], index: int, keyword: str) -> Callab
         if kind in ("load", "loads") and not keyword:  # pickle's
             return _unpickle(names, kind, *args, **kwargs)
         if index < len(args):
-            name = args[index] = _mapped(names, args[index])
+            given_name, name = args[index], _mapped(names, args[index])
+            args[index] = name
         elif keyword in kwargs:
-            name = kwargs[keyword] = _mapped(names, kwargs[keyword])
+            given_name, name = kwargs[keyword], _mapped(names, kwargs[keyword])
+            kwargs[keyword] = name
         else:
             return function(*args, **kwargs)
-        if kind == "safeimport" and str(name).startswith(names.missing + "."):
-            return None  # pydoc's answer for "no such module": locate() then tries builtins
+        if kind == "safeimport":
+            return _safeimport(function, names, given_name, name, *args, **kwargs)
         if kind == "run_module":  # the module's code runs with the env's builtins, as every env module does
             if len(args) > 1:
                 args[1] = {**(args[1] or {}), "__builtins__": names.builtins}
@@ -112,6 +114,22 @@ def _resolving(function: Callable[..., Any], index: int, keyword: str) -> Callab
 
     setattr(resolve, _TAUGHT, True)
     return resolve
+
+
+def _safeimport(function: Callable[..., Any], names: NameMap, given: str, name: str, *args: Any,
+                **kwargs: Any) -> Any:
+    """``pydoc.safeimport`` for env code: None for a module the env has not (as for a module a venv
+    has not: ``locate()`` then tries builtins), whichever name its import error gives."""
+    import pydoc
+
+    if str(name).startswith(names.missing + "."):
+        return None
+    try:
+        return function(*args, **kwargs)
+    except pydoc.ErrorDuringImport as error:
+        if isinstance(error.value, ImportError) and error.value.name in (given, name):
+            return None
+        raise
 
 
 def _import(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:

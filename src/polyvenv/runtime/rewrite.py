@@ -161,6 +161,14 @@ class Rewriter(ast.NodeTransformer):
         if (len(node.ops) == 1 and isinstance(node.ops[0], (ast.In, ast.NotIn))
                 and _is_sys_modules(node.comparators[0])):
             node.left = self._name_expr(node.left)
+        elif len(node.ops) == 1 and isinstance(node.ops[0], (ast.Eq, ast.NotEq)):
+            # `DType.__module__ == "numpy.dtypes"`: the env's classes (and its compiled types, whose names the
+            # byte patch renames) carry the alias, so the literal they are compared with does too
+            left, right = node.left, node.comparators[0]
+            if _is_module_attr(left) and isinstance(right, ast.Constant) and isinstance(right.value, str):
+                node.comparators[0] = self._name_expr(right, importing=False)
+            elif _is_module_attr(right) and isinstance(left, ast.Constant) and isinstance(left.value, str):
+                node.left = self._name_expr(left, importing=False)
         return node
 
     def visit_Assign(self, node: ast.Assign):

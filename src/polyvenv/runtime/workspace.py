@@ -15,12 +15,27 @@ if TYPE_CHECKING:
     from .env import Env
 
 
+def isolation(declared: str, manifest: Manifest) -> str:
+    """``"namespace"`` or ``"process"``: what an env declared, or for ``"auto"`` what the probe of its
+    build found (runtime/probe.py); a build without a verdict, or for another Python, runs in a worker."""
+    if declared != "auto":
+        return declared
+    if manifest.verdict != "namespace":
+        return "process"
+    from .abi import mismatch
+
+    return "process" if mismatch(manifest) else "namespace"
+
+
 class Workspace:
     """The envs declared by a polyvenv.toml or pyproject.toml, found upward from a path."""
 
     def __init__(self, config: Config) -> None:
+        import _thread  # threading's lock, without importing threading (a host may use no env)
+
         self.config = config
         self._envs: dict[str, Env | ProcessEnv] = {}
+        self._envs_lock = _thread.RLock()
 
     @classmethod
     def load(cls, path: str | Path = ".", config_file: str | Path | None = None) -> Workspace:
@@ -55,8 +70,18 @@ class Workspace:
         return manifest
 
     def env(self, name: str) -> Env | ProcessEnv:
-        """The built env ``name``, ready to import from (one Env, or ProcessEnv, object per name): both
-        satisfy ``polyvenv.EnvProtocol``; which one is the env's ``isolation``."""
+        """The built env ``name``, ready to import from (one Env, or ProcessEnv, object per name, ever,
+        whichever threads ask first): both satisfy ``polyvenv.EnvProtocol``; which one is the env's
+        ``isolation`` (for ``"auto"``, the verdict the probe recorded in its build's manifest: ``isolation``
+        above)."""
+        env = self._envs.get(name)
+        if env is None:
+            with self._envs_lock:  # two Envs of one name would load its modules twice, one never unloaded
+                env = self._env(name)
+        return env
+
+    def _env(self, name: str) -> Env | ProcessEnv:
+        """``env(name)``, the lock held: the one made before, else a new one."""
         from .env import Env
         from .sitedir import site_packages
 
@@ -64,14 +89,15 @@ class Workspace:
         if env is None:
             spec = self.config.env(name)
             manifest = self.manifest(name)  # NotBuilt, with the command that fixes it
-            if spec.isolation == "process":  # a worker process of the env's own interpreter
+            if isolation(spec.isolation, manifest) == "process":  # a worker process of the env's own interpreter
                 from ..process import ProcessEnv
 
                 env = self._envs[name] = ProcessEnv(name, self.env_dir(name), manifest, spec.source)
                 return env
             roots = [site_packages(self.env_dir(name)), spec.source]  # source and shared: as declared now
-            env = self._envs[name] = Env(name, [r for r in roots if r is not None], spec.shared, manifest,
-                                         prefix=self.env_dir(name))
+            env = Env(name, [r for r in roots if r is not None], spec.shared, manifest, prefix=self.env_dir(name))
+            env.check_interpreter()  # built for another Python than this one: refused now, saying what to do
+            self._envs[name] = env
         return env
 
     def sync(self, *names: str, **options: Any) -> list[Outcome]:

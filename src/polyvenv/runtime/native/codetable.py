@@ -20,14 +20,20 @@ from __future__ import annotations
 
 import re
 import struct
+from typing import Iterator
 
 _GAP = 48  # bytes of other instructions allowed between two writes of one table
 _MIN_PREFIX = 8
 
-# (pattern, how to read (stack offset, value) from its groups), all stores relative to %rsp
+# (pattern, how to read (stack offset, value) from its groups), all stores relative to %rsp.
+# The bitfield's new bits are or-ed in (`or $imm8, %eax`; `or $imm8, %al`; `or $imm16, %ax`),
+# then stored as a byte, a word (N >= 8: Cython 3.3's tables) or a long, maybe after one short
+# instruction the compiler scheduled in between (`xor %edi, %edi`).
+_OR = rb"(?:\x83\xc8(.)|\x0c(.)|\x66\x0d(..))"
+_STORE = rb".{0,3}?(?:\x66?[\x88\x89]\x44\x24(.)|\x66?[\x88\x89]\x84\x24(....))"
 _WRITES = [
-    (re.compile(rb"\x83\xc8(.)\x88\x44\x24(.)", re.S), lambda g: (g[1][0], g[0][0])),          # or imm8; mov %al,d8
-    (re.compile(rb"\x83\xc8(.)\x88\x84\x24(....)", re.S), lambda g: (_i32(g[1]), g[0][0])),     # or imm8; mov %al,d32
+    (re.compile(_OR + _STORE, re.S), lambda g: (g[3][0] if g[3] is not None else _i32(g[4]),
+                                                int.from_bytes(next(v for v in g[:3] if v is not None), "little"))),
     (re.compile(rb"\x80\x4c\x24(.)(.)", re.S), lambda g: (g[0][0], g[1][0])),                  # orb imm8, d8
     (re.compile(rb"\x80\x8c\x24(....)(.)", re.S), lambda g: (_i32(g[0]), g[1][0])),             # orb imm8, d32
     (re.compile(rb"\xc6\x44\x24(.)(.)", re.S), lambda g: (g[0][0], g[1][0])),                  # movb imm8, d8
@@ -44,31 +50,50 @@ def _i32(raw: bytes) -> int:
 def stack_table(code: bytes, total: int) -> list[int]:
     """The entries (4 bytes apart on the stack) of a table built in ``code`` that add up to ``total``;
     or, if none does, the longest run that covers a prefix of it."""
-    writes = sorted((m.start(), m.end(), *read(m.groups())) for pattern, read in _WRITES
-                    for m in pattern.finditer(code))
-    stretch: dict[int, int] = {}
-    last_end = -_GAP
     prefix: list[int] = []
-    for start, end, offset, value in writes + [(len(code) + _GAP, 0, 0, 0)]:
-        if start - last_end > _GAP:  # a stretch ended: does it hold the table?
-            for run in _runs(stretch):
-                if sum(run) == total and len(run) > 1:
-                    return run
-                if sum(run) < total and len(run) >= max(_MIN_PREFIX, len(prefix) + 1):
-                    prefix = run
-            stretch = {}
-        stretch[offset] = value
-        last_end = end
+    for run in stack_runs(code):
+        if sum(run) == total and len(run) > 1:
+            return run
+        if sum(run) < total and len(run) >= max(_MIN_PREFIX, len(prefix) + 1):
+            prefix = run
     return prefix
 
 
-def _runs(entries: dict[int, int]):
-    """Each run of entries 4 bytes apart (a missing one between two present counts as 0)."""
+def stack_runs(code: bytes) -> list[list[int]]:
+    """Every run of entries 4 bytes apart that one stretch of ``code`` writes on the stack, in code order."""
+    writes = sorted((m.start(), m.end(), *read(m.groups())) for pattern, read in _WRITES
+                    for m in pattern.finditer(code))
+    stretch: dict[int, tuple[int, int]] = {}  # stack offset -> (value, where in the code it is written)
+    last_end = -_GAP
+    runs: list[list[int]] = []
+    for start, end, offset, value in writes + [(len(code) + _GAP, 0, 0, 0)]:
+        if start - last_end > _GAP:  # a stretch ended: its runs are candidates
+            runs += _runs(stretch)
+            stretch = {}
+        stretch[offset] = (value, start)
+        last_end = end
+    return runs
+
+
+def _runs(entries: dict[int, tuple[int, int]]) -> Iterator[list[int]]:
+    """Each run of entries 4 bytes apart (a missing one between two present counts as 0).
+
+    Cython's two tables (its strings' lengths, then its bytes') may sit back to back on the stack
+    the other way round: a run whose upper part is written wholly before its lower part is two
+    tables, answered in the order the code writes them."""
     for base in sorted(entries):
         if base - 4 in entries:
             continue  # a run starts where no entry precedes it
-        offset, values = base, []
+        offset, values, written = base, [], []
         while offset in entries or (offset + 4 in entries and values):
-            values.append(entries.get(offset, 0))
+            value, at = entries.get(offset, (0, -1))
+            values.append(value)
+            if at >= 0:
+                written.append((len(values) - 1, at))
             offset += 4
+        for k in range(1, len(written)):
+            if max(at for _, at in written[k:]) < min(at for _, at in written[:k]):
+                split = written[k][0]
+                values = values[split:] + values[:split]
+                break
         yield values

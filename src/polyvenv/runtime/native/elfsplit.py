@@ -39,9 +39,11 @@ class _Segment(NamedTuple):
     memsz: int
 
 
-def split_merged_tails(data: bytearray, tails: dict[int, bytes]) -> int:
+def split_merged_tails(data: bytearray, tails: dict[int, bytes], movers: dict[int, set[int]] | None = None) -> int:
     """Point what uses each merged tail (file offset -> its replacement, NUL included) at a copy of
-    the replacement; ``data`` is changed in place. Returns how many references moved."""
+    the replacement; ``data`` is changed in place. Returns how many references moved. With ``movers``
+    (tail offset -> the file offsets of the pointers and ``lea`` displacements to move), only those move:
+    the others keep the original bytes (a method named like a module: modulenames.py)."""
     if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:  # 64-bit little-endian only
         return 0
     machine = struct.unpack_from("<H", data, 18)[0]
@@ -54,8 +56,10 @@ def split_merged_tails(data: bytearray, tails: dict[int, bytes]) -> int:
     moved = 0
     for offset, replacement in sorted(tails.items()):
         vaddr = _vaddr(segments, offset)
-        users = [use for use, addend in relocations if addend == vaddr]
-        code = [(at, next_ip) for at, next_ip, target in leas if target == vaddr]
+        chosen = movers.get(offset) if movers is not None else None
+        users = [use for use, addend in relocations
+                 if addend == vaddr and (chosen is None or use.file_target in chosen)]
+        code = [(at, next_ip) for at, next_ip, target in leas if target == vaddr and (chosen is None or at in chosen)]
         if vaddr is None or not (users or code):
             continue
         copy = _room(data, segments, len(replacement))

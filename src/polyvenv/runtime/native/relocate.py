@@ -21,8 +21,9 @@ from typing import Callable
 from ..files import file_identity
 from ..locations import user_cache_dir, write_cache_file
 from .binpatch import patch
+from .modulenames import importable_names
 
-RELOCATE_VERSION = 13
+RELOCATE_VERSION = 16
 
 
 def relocated(path: str, root: str, names: dict[str, str],
@@ -46,7 +47,7 @@ def relocated(path: str, root: str, names: dict[str, str],
         pass
     _link_bundled_libraries(root, tree)
     with open(path, "rb") as f:
-        patched = patch(f.read(), names, target + ".strings", is_module)
+        patched = patch(f.read(), names, target + ".strings", is_module, importable_names(root, path, set(names)))
     files = [*patched.blobs.items(), (target, patched.data), (stamp, identity)]  # the stamp last
     if not all(write_cache_file(file, data) for file, data in files):
         raise OSError(f"cannot write the relocated copy of {path} to {target}")
