@@ -3,7 +3,8 @@
 markdown loads its extensions, pluggy its plugins and a console script its function
 through ``importlib.metadata`` entry points; sqlalchemy 1.4 imports its own modules
 through ``getattr(builtins, "__import__")``; ``importlib_metadata`` (the backport) and
-``pkg_resources`` discover distributions on ``sys.path``. The host's ``sys.path``
+``pkg_resources`` discover distributions on ``sys.path`` (the env's own, runtime/envsys.py) and load
+entry points through the env's imports. The host's ``sys.path``
 has a copy of each package name that raises when imported: a resolver that resolved
 on the host fails loudly, and leaves a module of the real name in ``sys.modules``,
 which is asserted absent.
@@ -106,18 +107,6 @@ def test_sqlalchemy_1_imports_through_builtins_import_into_the_env(project):
     assert result == ["1.4.52", 1, True]
 
 
-def _has_env_sys() -> bool:
-    from polyvenv.runtime.namemap import FACADED
-
-    return "sys" in FACADED
-
-
-needs_env_sys_path = pytest.mark.xfail(
-    not _has_env_sys(), strict=True,
-    reason="discovers distributions on sys.path: needs the env's own sys.path (issue 12, finding 7)")
-
-
-@needs_env_sys_path
 def test_the_importlib_metadata_backport_finds_and_loads_the_envs_distributions(project):
     result = run(project, """
         im = env.import_module("importlib_metadata")
@@ -127,7 +116,6 @@ def test_the_importlib_metadata_backport_finds_and_loads_the_envs_distributions(
     assert result == [["hooks"], ["env-hook"], "1.0"]
 
 
-@needs_env_sys_path
 def test_pkg_resources_finds_and_loads_the_envs_distributions(project):
     result = run(project, """
         with warnings.catch_warnings():
