@@ -121,6 +121,11 @@ class InterpreterMismatch(PolyvenvError, ImportError):
     in-process loading needs the host's own; ``isolation = "process"`` (or ``"auto"``) runs it in a worker."""
 
 
+class NotResolvable(PolyvenvError, ImportError):
+    """Env code asked the standard library to run or import something it can only resolve on the host's
+    names (``runpy.run_path`` of a directory or zip archive)."""
+
+
 class WorkerDied(PolyvenvError):
     """The worker process of an env with process isolation died (or was stopped) before it answered."""
 

@@ -114,7 +114,8 @@ class ProcessEnv:
 
                     module = ModuleType("importlib.metadata", f"importlib.metadata of env {self.name!r}")
                     site = site_packages(build)
-                    module.__dict__.update(metadata_namespace([str(r) for r in (site, self.source) if r]))
+                    module.__dict__.update(metadata_namespace([str(r) for r in (site, self.source) if r],
+                                                               self.import_module))
                     made = self._metadata = (build, module)
         return made[1]
 

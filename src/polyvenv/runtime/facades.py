@@ -1,5 +1,5 @@
-"""``importlib`` as an env's code sees it: the host's, except where a module name is involved (and the
-env's ``sys``, runtime/envsys.py, handed out by the same loader).
+"""``importlib`` and ``builtins`` as an env's code sees them: the host's, except where a module name is
+involved (and the env's ``sys``, runtime/envsys.py, handed out by the same loader).
 
 ``import_module``, ``util.find_spec``, the ``resources`` functions and
 ``__import__`` map the names they are given to the env's aliases (names
@@ -10,7 +10,6 @@ host's own object.
 
 from __future__ import annotations
 
-import builtins
 import importlib
 import types
 from importlib.machinery import ModuleSpec
@@ -40,9 +39,13 @@ class FacadeLoader:
     def create_module(self, spec: ModuleSpec) -> types.ModuleType:
         if self.real == "sys":  # the env's own, made with its name map (runtime/envsys.py)
             return self.names.sys
+        if self.real == "builtins":
+            from .envbuiltins import builtins_module
+
+            return builtins_module(self.names)
         module = _Facade(spec.name)
         module.__dict__["__polyvenv_real__"] = self.real
-        make = _MAKERS.get(self.real.partition(".")[2] or "")
+        make = _MAKERS.get(self.real.partition(".")[2] or "") if self.real.startswith("importlib") else None
         if make:
             make(module, self.names, spec.name)
         return module
@@ -62,15 +65,12 @@ def _top(module: types.ModuleType, names: NameMap, alias: str) -> None:
     def import_module(name: str, package: str | None = None):
         return importlib.import_module(*_absolute(names, name, package))
 
-    def __import__(name, globals=None, locals=None, fromlist=(), level=0):
-        return builtins.__import__(names.module_name(name) if level == 0 else name, globals, locals, fromlist, level)
-
     def submodule(attr: str) -> Any:
         if attr in _SUBMODULES:
             return importlib.import_module(f"{alias}.{attr}")
         return getattr(importlib, attr)
 
-    module.__dict__.update(import_module=import_module, __import__=__import__)
+    module.__dict__.update(import_module=import_module, __import__=names.import_)
     module.__getattr__ = submodule  # type: ignore[method-assign]  # PEP 562 module __getattr__
 
 
@@ -120,13 +120,18 @@ def _resources(module: types.ModuleType, names: NameMap, alias: str) -> None:
 
 
 def _metadata(module: types.ModuleType, names: NameMap, alias: str) -> None:
-    module.__dict__.update(metadata_namespace([str(root) for root in names.roots]))
+    def import_module(name: str) -> types.ModuleType:
+        return importlib.import_module(names.module_name(name))
+
+    module.__dict__.update(metadata_namespace([str(root) for root in names.roots], import_module))
 
 
-def metadata_namespace(paths: list[str]) -> dict[str, Any]:
+def metadata_namespace(paths: list[str], import_module: Callable[[str], Any] | None = None) -> dict[str, Any]:
     """``importlib.metadata``'s namespace with its own functions re-bound to one whose ``Distribution``
     discovers the distributions in ``paths`` only: ``version``, ``metadata``, ``entry_points``... then
-    answer for those directories (an env's own, whether its code runs here or in a worker)."""
+    answer for those directories (an env's own, whether its code runs here or in a worker). With
+    ``import_module`` (a real module name -> the env's module), entry points load through it
+    (runtime/entrypoints.py), never from the host."""
     import importlib.metadata as real
 
     class Distribution(real.Distribution):  # type: ignore[misc]  # only its class methods are used
@@ -135,7 +140,7 @@ def metadata_namespace(paths: list[str]) -> dict[str, Any]:
             if kwargs.get("context") is None:
                 kwargs.pop("context", None)
                 kwargs.setdefault("path", paths)
-            return real.Distribution.discover(**kwargs)
+            return map(wrap, real.Distribution.discover(**kwargs))
 
         @classmethod
         def from_name(cls, name: str):
@@ -143,7 +148,17 @@ def metadata_namespace(paths: list[str]) -> dict[str, Any]:
                 return found
             raise real.PackageNotFoundError(name)
 
-    namespace = dict(real.__dict__, Distribution=Distribution)
+        @staticmethod
+        def at(path: Any):
+            return wrap(real.Distribution.at(path))
+
+    env: dict[str, Any] = {}
+    if import_module is not None:
+        from .entrypoints import env_classes
+
+        env = env_classes(real, import_module, Distribution)
+    wrap = env.pop("wrap", lambda dist: dist)
+    namespace = dict(real.__dict__, Distribution=Distribution, **env)
     for name, value in real.__dict__.items():
         if isinstance(value, types.FunctionType) and value.__globals__ is real.__dict__:
             rebound = types.FunctionType(value.__code__, namespace, value.__name__, value.__defaults__,

@@ -15,14 +15,15 @@ import hashlib
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .envbuiltins import env_builtins
 from .envsys import env_sys, pth_files, pth_paths, stdlib_entries
 from .names import STDLIB, Aliases, top_level_names
 from .sitedir import distributions, normalize
 
-FACADED = ("importlib", "sys")  # names the env's code gets an env-bound facade of (facades.py, envsys.py)
+FACADED = ("importlib", "builtins", "sys")  # names the env's code gets an env-bound facade of (facades.py,
+# envbuiltins.py, envsys.py)
 # Packages whose objects are the vocabulary of other packages' APIs: a user's typing_extensions.TypedDict
 # or annotated_types.Gt must be the very objects the env's pydantic knows (research/renaming.md, trap 4).
 # Shared with the host when the versions match; a mismatch is reported, never silently renamed away.
@@ -88,6 +89,15 @@ class NameMap:
         return new + dot + rest if new else dotted
 
     name = module_name  # the rewritten code's ``__polyvenv__.name(...)``
+
+    def import_(self, name: str, globals: Mapping[str, object] | None = None,
+                locals: Mapping[str, object] | None = None, fromlist: Sequence[str] = (),
+                level: int = 0) -> ModuleType:
+        """``__import__`` as the env's code gets it when it takes it explicitly (``builtins.__import__``,
+        ``__builtins__["__import__"]``): absolute names mean the env's modules."""
+        import builtins
+
+        return builtins.__import__(self.module_name(name) if level == 0 else name, globals, locals, fromlist, level)
 
     def modules_view(self) -> dict[str, ModuleType]:
         """``sys.modules`` as the env's code sees it: its own modules under the names it knows,

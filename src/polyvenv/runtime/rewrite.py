@@ -6,7 +6,13 @@ rewritten only where they are module names by context (the research found
 half of all literals equal to a module name are data): the first argument
 of ``importlib.import_module``, ``find_spec``, ``__import__``,
 ``pkgutil.get_data``, ``importlib.resources.files``, ``set_module``; keys of
-``sys.modules``; ``__module__`` assignments; ``"module:attribute"`` strings.
+``sys.modules``; ``__module__`` assignments, ``setattr(x, "__module__", ...)``
+(httpx tidies its public names so) and ``module=`` arguments (the functional
+``Enum``, ``make_dataclass``, ``namedtuple``); ``"module:attribute"`` strings.
+``__import__`` taken from a builtins dict (``__builtins__["__import__"]``,
+``.get("__import__")``, ``getattr(..., "__import__")``) is the env's mapping
+``__import__``; the ``builtins`` module env code imports has it already
+(runtime/envbuiltins.py), while the dict keeps the host's for the fast path.
 Names computed at run time in those places go through ``__polyvenv__.name``.
 Where env code walks ``sys.modules`` (``for m in sys.modules``, ``list(...)``,
 ``.items()``), it walks ``__polyvenv__.modules_view()``: the modules the env
@@ -93,8 +99,16 @@ class Rewriter(ast.NodeTransformer):
         self.generic_visit(node)
         func = node.func
         terminal = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+        for keyword in node.keywords:  # Enum("E", "a b", module="pkg.x"), make_dataclass(..., module=...)
+            if keyword.arg == "module" and _is_str(keyword.value):
+                keyword.value = self._name_expr(keyword.value, importing=False)
         if not node.args:
             return node
+        if _takes_import(node, terminal):  # getattr(b, "__import__"), __builtins__.get("__import__")
+            return self._helper("import_", node)
+        if terminal == "setattr" and isinstance(func, ast.Name) and len(node.args) == 3 and (
+                _is_str(node.args[1], "__module__") and _is_str(node.args[2])):
+            node.args[2] = self._name_expr(node.args[2], importing=False)
         if isinstance(func, ast.Name) and terminal in _ITERATING_CALLS:
             node.args[0] = self._view(node.args[0])
         if terminal == "__import__" and not _absolute_import_call(node):
@@ -105,6 +119,11 @@ class Rewriter(ast.NodeTransformer):
         ):
             node.args[0] = self._name_expr(node.args[0])
         return node
+
+    def _helper(self, attr: str, node: ast.expr) -> ast.expr:
+        """``__polyvenv__.<attr>`` in place of ``node``."""
+        helper = ast.Attribute(ast.Name(HELPER, ast.Load()), attr, ast.Load())
+        return ast.fix_missing_locations(ast.copy_location(helper, node))
 
     def _view(self, node: ast.expr) -> ast.expr:
         """``sys.modules`` where env code iterates it: the env's view instead."""
@@ -131,6 +150,8 @@ class Rewriter(ast.NodeTransformer):
 
     def visit_Subscript(self, node: ast.Subscript):
         self.generic_visit(node)
+        if isinstance(node.ctx, ast.Load) and _is_str(node.slice, "__import__"):  # __builtins__["__import__"]
+            return self._helper("import_", node)
         if _is_sys_modules(node.value) and isinstance(node.slice, ast.expr):
             node.slice = self._name_expr(node.slice)
         return node
@@ -174,6 +195,19 @@ def _absolute_import_call(node: ast.Call) -> bool:
     """Whether an ``__import__(name, globals, locals, fromlist, level)`` call has level 0."""
     level = node.args[4] if len(node.args) > 4 else next((k.value for k in node.keywords if k.arg == "level"), None)
     return level is None or (isinstance(level, ast.Constant) and level.value == 0)
+
+
+def _is_str(node: ast.AST, value: str | None = None) -> bool:
+    return isinstance(node, ast.Constant) and isinstance(node.value, str) and value in (None, node.value)
+
+
+def _takes_import(node: ast.Call, terminal: str | None) -> bool:
+    """``getattr(x, "__import__"[, default])`` or ``x.get("__import__"[, default])``: reading a builtins
+    namespace's ``__import__``."""
+    if terminal == "getattr" and isinstance(node.func, ast.Name):
+        return 2 <= len(node.args) <= 3 and _is_str(node.args[1], "__import__")
+    return (terminal == "get" and isinstance(node.func, ast.Attribute) and 1 <= len(node.args) <= 2
+            and _is_str(node.args[0], "__import__"))
 
 
 def _is_sys_modules(node: ast.AST) -> bool:
