@@ -70,8 +70,6 @@ def test_oracle_calls_a_smoke_call_answering_otherwise_wrong(tmp_path):
     assert result.error == "old smoke call answered 'something else' where its plain venv answers '1.0'"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 finding 1: builtins.__import__ taken explicitly imports the "
-                   "host's module (here silently: the host has explicit.sub)")
 def test_builtins_import_taken_explicitly_gives_the_envs_module(tmp_path):
     pkg = generated(tmp_path / "wheels", "explicit", "import builtins\nfrom . import sub\n"
                     "import_ = getattr(builtins, '__import__')\n"
@@ -80,8 +78,6 @@ def test_builtins_import_taken_explicitly_gives_the_envs_module(tmp_path):
     assert result.verdict in FIXED, f"{result.verdict}: {result.error}"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 12 finding 2: EntryPoint.load() of an env's entry point imports the "
-                   "real name, so the host's copy answers (silently: the host has the package)")
 def test_entry_points_load_the_envs_module(tmp_path):
     pkg = generated(tmp_path / "wheels", "plugged", "from importlib.metadata import entry_points\n"
                     "from . import sub\n"
@@ -122,15 +118,13 @@ CASES = [
         "host's own lxml fails a plain parse: TypeError: Cannot convert lXml.etree._ParserDictionaryContext")),
     "pynacl",  # cffi: the host's sys.modules entries under the build name stay the host's (issue 11 finding 6)
     pytest.param("tomli", marks=xfail(
-        "issue 11 finding 6: a mypyc build's shared library (<hash>__mypyc) is skipped by the top-level scan: "
-        "the new env's tomli._parser is the host's file")),
+        "issue 11 finding 6: tomli 2.5's mypyc build registers a submodule the env's copy does not find: "
+        "EnvImportError: env 'new' has no module 'tomli._types'")),
     "greenlet",  # a class named like its package keeps its name (issue 11 finding 1)
     # pure
     "click",
     "typing-extensions",  # a vocabulary package: the host's own copy when the versions match, by design
-    pytest.param("httpx", marks=xfail(
-        "issue 12 finding 8: __module__ assigned at run time (setattr(obj, '__module__', 'httpx')): the env's "
-        "classes claim the host's module")),
+    "httpx",  # __module__ assigned at run time names the env's module (issue 12 finding 8)
     pytest.param("setuptools", marks=xfail(
         "found by the corpus, not yet in issue 11/12: _distutils_hack is not an env module "
         "(runtime/names.py _NOT_MODULES) but setuptools imports it: EnvImportError")),
