@@ -20,6 +20,7 @@ from .errors import (
     LoaderNotSupported,
     LockFileOutdated,
     NotBuilt,
+    NotResolvable,
     PolyvenvError,
     PolyvenvWarning,
     ProcessGlobalState,
@@ -57,7 +58,7 @@ _LAZY = {
 __all__ = [
     "BuildError", "ConfigError", "EnvImportError", "EnvNotFound", "ExtensionNotSupported", "ForeignPath",
     "InterpreterMismatch", "InterpreterNotFound", "LockFileOutdated", "NotBuilt", "PolyvenvError", "ShimConflict",
-    "UsageError", "LoaderNotSupported", "PthFileWarning",
+    "UsageError", "LoaderNotSupported", "PthFileWarning", "NotResolvable",
     "VocabularyConflictWarning", "ProcessGlobalStateWarning", "RemoteError", "WorkerDied", "PolyvenvWarning",
     "WorkerRestarted", "VocabularyConflict", "ProcessGlobalState",
     "Workspace", "Env", "EnvProtocol", "ProcessEnv", "install_import_map", "__version__",
