@@ -45,6 +45,7 @@ class Rewriter(ast.NodeTransformer):
 
     def __init__(self, replace: Callable[[str, bool], str | None]) -> None:
         self.replace = replace
+        self.name_calls = set(_NAME_CALLS)  # and the names this module imports them as (numpy's _set_module)
 
     # -- names -------------------------------------------------------------------
 
@@ -91,6 +92,7 @@ class Rewriter(ast.NodeTransformer):
     def visit_ImportFrom(self, node: ast.ImportFrom):
         if node.level == 0 and node.module:
             node.module = self.name(node.module)
+        self.name_calls.update(a.asname for a in node.names if a.asname and a.name in _NAME_CALLS)
         return node
 
     # -- module names in strings, by context ------------------------------------------
@@ -113,7 +115,7 @@ class Rewriter(ast.NodeTransformer):
             node.args[0] = self._view(node.args[0])
         if terminal == "__import__" and not _absolute_import_call(node):
             return node  # a relative __import__: the name is resolved against the caller's package
-        if terminal in _NAME_CALLS or (terminal == "files" and _is_resources(func)) or (
+        if terminal in self.name_calls or (terminal == "files" and _is_resources(func)) or (
             terminal == "get_data" and _is_pkgutil_get_data(func)) or (
             terminal in _SYS_MODULES_METHODS and isinstance(func, ast.Attribute) and _is_sys_modules(func.value)
         ):
