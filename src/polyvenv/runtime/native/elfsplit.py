@@ -16,27 +16,17 @@ Anything unexpected (not ELF64, no room) leaves the file as it was.
 
 from __future__ import annotations
 
-import re
 import struct
 from typing import NamedTuple
+
+from .elfrefs import _LEA_RIP, _RELATIVE
+from .elfrefs import Segment as _Segment
 
 _PT_LOAD, _PT_DYNAMIC = 1, 2
 _PF_X, _PF_W = 1, 2
 _DT_NULL, _DT_RELA, _DT_RELASZ, _DT_RELAENT = 0, 7, 8, 9
-_RELATIVE = {62: 8, 183: 1027}  # e_machine -> R_*_RELATIVE: x86-64, aarch64
 _X86_64 = 62
 _PAGE = 4096
-# lea disp32(%rip), %reg: REX.W (+R), 8D, ModRM with mod 00 and r/m 101
-_LEA_RIP = re.compile(rb"[\x48\x4c]\x8d[\x05\x0d\x15\x1d\x25\x2d\x35\x3d]")
-
-
-class _Segment(NamedTuple):
-    index: int
-    flags: int
-    offset: int
-    vaddr: int
-    filesz: int
-    memsz: int
 
 
 def split_merged_tails(data: bytearray, tails: dict[int, bytes], movers: dict[int, set[int]] | None = None) -> int:
