@@ -266,7 +266,8 @@ def test_protobuf_6_and_7_with_generated_modules_beside_the_hosts_protobuf(tmp_p
             env = ws.env(name)
             ts, dp = (env.import_module(f"google.protobuf.{m}_pb2") for m in ("timestamp", "descriptor"))
             upb = env.import_module("google._upb._message")
-            unknown = env.import_module("google.protobuf.unknown_fields")
+            unknown, wkt, api, symbols = (env.import_module(f"google.protobuf.{m}") for m in (
+                "unknown_fields", "internal.well_known_types", "internal.api_implementation", "symbol_database"))
             t = ts.Timestamp(seconds=86400, nanos=5)
             nested = dp.DescriptorProto.ExtensionRange(start=3, end=9)  # pickled by its full name
             own = os.path.realpath(ws.env_dir(name)) + os.sep
@@ -276,7 +277,10 @@ def test_protobuf_6_and_7_with_generated_modules_beside_the_hosts_protobuf(tmp_p
                     unknown.UnknownFieldSet, upb.Message, type(ts.Timestamp))}),
                 "own": [ts.__name__ != "google.protobuf.timestamp_pb2", os.path.realpath(upb.__file__).startswith(own),
                         ts.Timestamp is not timestamp_pb2.Timestamp,
-                        ts.Timestamp.DESCRIPTOR.file.pool is not timestamp_pb2.Timestamp.DESCRIPTOR.file.pool],
+                        ts.Timestamp.DESCRIPTOR.file.pool is not timestamp_pb2.Timestamp.DESCRIPTOR.file.pool,
+                        api.Type() == "upb", issubclass(ts.Timestamp, wkt.Timestamp), str(t.ToDatetime()),
+                        symbols.Default().GetSymbol("google.protobuf.Timestamp") is ts.Timestamp,
+                        type(ts.DESCRIPTOR.GetOptions()) is dp.FileOptions],  # upb imports descriptor_pb2 by name
                 "pickle": [type(pickle.loads(pickle.dumps(t))) is ts.Timestamp, pickle.loads(pickle.dumps(t)) == t,
                            type(pickle.loads(pickle.dumps(nested))) is type(nested), copy.deepcopy(t) == t,
                            type(copy.copy(t)) is ts.Timestamp],
@@ -284,6 +288,7 @@ def test_protobuf_6_and_7_with_generated_modules_beside_the_hosts_protobuf(tmp_p
                          env.import_module("google.protobuf.json_format").MessageToJson(t)],
             }
         old, new = (ws.env(n).import_module("google.protobuf.timestamp_pb2") for n in ("old", "new"))
+        result["pools"] = old.DESCRIPTOR.pool is not new.DESCRIPTOR.pool
         crossed = new.Timestamp()
         crossed.ParseFromString(old.Timestamp(seconds=77).SerializeToString())
         status_pb2 = ws.env("old").import_module("google.rpc.status_pb2")
@@ -305,7 +310,8 @@ def test_protobuf_6_and_7_with_generated_modules_beside_the_hosts_protobuf(tmp_p
     for name in ("old", "new"):
         assert result[name] == {
             "modules": ["<env>._upb._message", "<env>.protobuf.descriptor_pb2", "<env>.protobuf.timestamp_pb2"],
-            "own": [True] * 4, "pickle": [True] * 5, "wire": [True, True, '"1970-01-02T00:00:00.000000005Z"']}, name
+            "own": [True] * 6 + ["1970-01-02 00:00:00", True, True], "pickle": [True] * 5, "wire": [True, True, '"1970-01-02T00:00:00.000000005Z"']}, name
+    assert result["pools"] is True
     assert result["across"] == [77, 77, True, True, 9, "type.googleapis.com/google.protobuf.Timestamp"]
     assert result["host"] == [[], "google.protobuf.timestamp_pb2", '"1970-01-02T00:00:00.000000005Z"', True,
                               "google.protobuf.struct_pb2", {"a": 1.5}]
