@@ -266,7 +266,7 @@ RESOLVER_CALLS = [
     ("locate('plug.nothing')", None),
     ("resolve('plug.sub:WHERE')", "env-sub"),
     ("resolve('plug.sub.WHERE')", "env-sub"),
-    ("walk('plug.')", ["_impl", "inner", "inner.leaf", "mocked", "public", "res", "sub", "tool"]),
+    ("walk('plug.')", ["_impl", "builder", "built_pb2", "inner", "inner.leaf", "mocked", "public", "res", "sub", "tool"]),
     ("data('plug')", "env-data"),
     ("run('plug.tool')", "env-tool"),
     ("run_main('plug.tool')", ["__main__", "env-sub", "env-sub"]),
