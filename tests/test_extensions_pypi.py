@@ -245,3 +245,73 @@ def test_numpy_2_4_the_newest_beside_numpy_1_26_and_the_hosts_numpy_2_3(tmp_path
     assert result["np24"]["dtypes"] == [True, True, True, True, True]  # a DType class pickles as the env's own
     assert result["np24"]["random"] == result["np126"]["random"]
     assert result["host"] == ["2.3.5", True, 6, True]
+
+
+def test_protobuf_6_and_7_with_generated_modules_beside_the_hosts_protobuf(tmp_path):
+    """upb's C types and the generated ``_pb2`` classes name each env's own modules (the ``_pb2`` module
+    passes its real name to protobuf's builder as a literal; upb 6's type specs sit where a module
+    definition could), so pickle and copy stay within the env; each copy keeps its own descriptor pool;
+    the wire bytes agree across the versions and the host's; the host's protobuf works as before."""
+    project = build(tmp_path, {"old": ["protobuf==6.33.6", "googleapis-common-protos==1.75.5"],
+                               "new": ["protobuf==7.36.2"], "hostpb": ["protobuf==7.36.2"]})
+    result = host(project, """
+        import copy, os, pickle
+        from polyvenv.runtime.sitedir import site_packages
+        sys.path.insert(0, str(site_packages(ws.env_dir("hostpb"))))
+        from google.protobuf import json_format, timestamp_pb2  # the host's own, imported plainly first
+        before = {k for k in sys.modules if k.partition(".")[0] == "google"}
+        wire = timestamp_pb2.Timestamp(seconds=86400, nanos=5).SerializeToString()
+        result = {}
+        for name in ("old", "new"):
+            env = ws.env(name)
+            ts, dp = (env.import_module(f"google.protobuf.{m}_pb2") for m in ("timestamp", "descriptor"))
+            upb = env.import_module("google._upb._message")
+            unknown, wkt, api, symbols = (env.import_module(f"google.protobuf.{m}") for m in (
+                "unknown_fields", "internal.well_known_types", "internal.api_implementation", "symbol_database"))
+            t = ts.Timestamp(seconds=86400, nanos=5)
+            nested = dp.DescriptorProto.ExtensionRange(start=3, end=9)  # pickled by its full name
+            own = os.path.realpath(ws.env_dir(name)) + os.sep
+            result[name] = {
+                "modules": sorted({c.__module__.replace(ts.__name__.partition(".")[0], "<env>", 1) for c in (
+                    ts.Timestamp, dp.FileDescriptorSet, dp.DescriptorProto.ExtensionRange, upb.ExtensionDict,
+                    unknown.UnknownFieldSet, upb.Message, type(ts.Timestamp))}),
+                "own": [ts.__name__ != "google.protobuf.timestamp_pb2", os.path.realpath(upb.__file__).startswith(own),
+                        ts.Timestamp is not timestamp_pb2.Timestamp,
+                        ts.Timestamp.DESCRIPTOR.file.pool is not timestamp_pb2.Timestamp.DESCRIPTOR.file.pool,
+                        api.Type() == "upb", issubclass(ts.Timestamp, wkt.Timestamp), str(t.ToDatetime()),
+                        symbols.Default().GetSymbol("google.protobuf.Timestamp") is ts.Timestamp,
+                        type(ts.DESCRIPTOR.GetOptions()) is dp.FileOptions],  # upb imports descriptor_pb2 by name
+                "pickle": [type(pickle.loads(pickle.dumps(t))) is ts.Timestamp, pickle.loads(pickle.dumps(t)) == t,
+                           type(pickle.loads(pickle.dumps(nested))) is type(nested), copy.deepcopy(t) == t,
+                           type(copy.copy(t)) is ts.Timestamp],
+                "wire": [t.SerializeToString() == wire, ts.Timestamp.FromString(wire) == t,
+                         env.import_module("google.protobuf.json_format").MessageToJson(t)],
+            }
+        old, new = (ws.env(n).import_module("google.protobuf.timestamp_pb2") for n in ("old", "new"))
+        result["pools"] = old.DESCRIPTOR.pool is not new.DESCRIPTOR.pool
+        crossed = new.Timestamp()
+        crossed.ParseFromString(old.Timestamp(seconds=77).SerializeToString())
+        status_pb2 = ws.env("old").import_module("google.rpc.status_pb2")
+        status = status_pb2.Status(code=5, message="missing")
+        status.details.add().Pack(old.Timestamp(seconds=9))
+        unpacked = old.Timestamp()
+        result["across"] = [crossed.seconds, timestamp_pb2.Timestamp.FromString(crossed.SerializeToString()).seconds,
+                            status_pb2.Status.__module__.partition(".")[0] == old.__name__.partition(".")[0] != "google",
+                            type(pickle.loads(pickle.dumps(status))) is status_pb2.Status,
+                            status.details[0].Unpack(unpacked) and unpacked.seconds,
+                            status.details[0].type_url]
+        appeared = sorted({k for k in sys.modules if k.partition(".")[0] == "google"} - before)
+        from google.protobuf import struct_pb2  # the host imports more of its own after the envs
+        h = timestamp_pb2.Timestamp.FromString(wire)
+        result["host"] = [appeared, timestamp_pb2.Timestamp.__module__, json_format.MessageToJson(h),
+                          type(pickle.loads(pickle.dumps(h))) is timestamp_pb2.Timestamp,
+                          struct_pb2.Struct.__module__, json_format.MessageToDict(struct_pb2.Struct(fields={"a": struct_pb2.Value(number_value=1.5)}))]
+    """)
+    for name in ("old", "new"):
+        assert result[name] == {
+            "modules": ["<env>._upb._message", "<env>.protobuf.descriptor_pb2", "<env>.protobuf.timestamp_pb2"],
+            "own": [True] * 6 + ["1970-01-02 00:00:00", True, True], "pickle": [True] * 5, "wire": [True, True, '"1970-01-02T00:00:00.000000005Z"']}, name
+    assert result["pools"] is True
+    assert result["across"] == [77, 77, True, True, 9, "type.googleapis.com/google.protobuf.Timestamp"]
+    assert result["host"] == [[], "google.protobuf.timestamp_pb2", '"1970-01-02T00:00:00.000000005Z"', True,
+                              "google.protobuf.struct_pb2", {"a": 1.5}]

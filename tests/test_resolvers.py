@@ -145,6 +145,22 @@ PLUG = {
         Color = enum.Enum("Color", "RED GREEN", module="plug.public")
         Pair = collections.namedtuple("Pair", "a b", module="plug.public")
     ''',
+    "plug/builder.py": '''
+        def build(name, module_name):  # protobuf's builder: the module's own name comes as a value
+            namespace = {"DESCRIPTOR": name}
+            namespace["__module__"] = module_name
+            return type(name, (), namespace)
+        def service(name, module_name): return type(name, (), dict(DESCRIPTOR=name, __module__=module_name))
+        def is_thing(obj): return getattr(type(obj), "__module__", None) == "plug.sub"  # protobuf's numpy check
+    ''',
+    "plug/built_pb2.py": '''
+        from plug import builder as _builder
+        Message = _builder.build("Message", "plug.built_pb2")  # the generated module passes its own name
+        Service = _builder.service("Service", "plug.built_pb2")
+        Old = type("Old", (), {"DESCRIPTOR": None, "__module__": "plug.built_pb2"})  # protobuf 3's generated code
+        Elsewhere = _builder.build("Elsewhere", "hostonly")  # a name the env lacks is left as it is
+        Mine = _builder.build("Mine", __name__)
+    ''',
 }
 ENTRY_POINTS = "[plug.ext]\nsub = plug.sub:WHERE\nmod = plug.sub\n[console_scripts]\nplugtool = plug:main\n"
 
@@ -250,7 +266,7 @@ RESOLVER_CALLS = [
     ("locate('plug.nothing')", None),
     ("resolve('plug.sub:WHERE')", "env-sub"),
     ("resolve('plug.sub.WHERE')", "env-sub"),
-    ("walk('plug.')", ["_impl", "inner", "inner.leaf", "mocked", "public", "res", "sub", "tool"]),
+    ("walk('plug.')", ["_impl", "builder", "built_pb2", "inner", "inner.leaf", "mocked", "public", "res", "sub", "tool"]),
     ("data('plug')", "env-data"),
     ("run('plug.tool')", "env-tool"),
     ("run_main('plug.tool')", ["__main__", "env-sub", "env-sub"]),
@@ -399,6 +415,23 @@ def test_module_names_assigned_at_run_time_name_the_envs_module(dirs):
                   public.Client.__module__ != "plug.public"]
     """)
     assert result == [[True] * 6, [True] * 6, True, True, True, True]
+
+
+def test_module_names_reaching_a_class_namespace_as_values_name_the_envs_module(dirs):
+    """Generated protobuf modules pass their own name to the builder, which puts it under
+    ``"__module__"`` in the class namespace: the classes must name the env's module (pickle and
+    ``inspect`` follow it), and a ``__module__`` compared with a literal must compare with the env's."""
+    result = run(dirs, """
+        import inspect, pickle
+        built = env.import_module("plug.built_pb2")
+        classes = [built.Message, built.Service, built.Old, built.Mine]
+        thing = env.import_module("plug.sub").Thing()
+        result = [[inspect.getmodule(c) is built for c in classes], [pickle.loads(pickle.dumps(c)) is c for c in classes],
+                  type(pickle.loads(pickle.dumps(built.Message()))) is built.Message, built.Elsewhere.__module__,
+                  built.Message.__module__ == built.__name__ != "plug.built_pb2",
+                  env.import_module("plug.builder").is_thing(thing)]
+    """)
+    assert result == [[True] * 4, [True] * 4, True, "hostonly", True, True]
 
 
 def test_a_process_envs_entry_points_load_in_its_worker(workspace):

@@ -80,12 +80,13 @@ class NameMap:
             return None
         return f"{self.missing}.{top}"
 
-    def module_name(self, dotted: str) -> str:
-        """What ``dotted``, as the env's code writes it, is called in this process."""
+    def module_name(self, dotted: str, importing: bool = True) -> str:
+        """What ``dotted``, as the env's code writes it, is called in this process (``importing``: as in
+        ``replace``; False where it is only recorded, a class's ``__module__``)."""
         if not isinstance(dotted, str) or dotted.startswith("."):
             return dotted
         top, dot, rest = dotted.partition(".")
-        new = self.replace(top, True)
+        new = self.replace(top, importing)
         return new + dot + rest if new else dotted
 
     name = module_name  # the rewritten code's ``__polyvenv__.name(...)``

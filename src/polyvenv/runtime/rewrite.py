@@ -8,7 +8,13 @@ of ``importlib.import_module``, ``find_spec``, ``__import__``,
 ``pkgutil.get_data``, ``importlib.resources.files``, ``set_module``; keys of
 ``sys.modules``; ``__module__`` assignments, ``setattr(x, "__module__", ...)``
 (httpx tidies its public names so) and ``module=`` arguments (the functional
-``Enum``, ``make_dataclass``, ``namedtuple``); ``"module:attribute"`` strings.
+``Enum``, ``make_dataclass``, ``namedtuple``); ``"module:attribute"`` strings;
+the value under the key ``"__module__"`` of a class namespace being built
+(``ns["__module__"] = name``, ``{"__module__": name}``, ``dict(__module__=name)``:
+protobuf's generated message classes get their module so, from a literal
+their ``_pb2`` module passes), and the literal a ``__module__`` is compared
+with. A value in a ``__module__`` position is the name a class records: it
+is never data, and a name the env lacks stays as it is.
 ``__import__`` taken from a builtins dict (``__builtins__["__import__"]``,
 ``.get("__import__")``, ``getattr(..., "__import__")``) is the env's mapping
 ``__import__``; the ``builtins`` module env code imports has it already
@@ -64,7 +70,8 @@ class Rewriter(ast.NodeTransformer):
             return node
         if isinstance(node, ast.Starred):
             return node
-        call = ast.Call(ast.Attribute(ast.Name(HELPER, ast.Load()), "name", ast.Load()), [node], [])
+        args = [node] if importing else [node, ast.Constant(False)]
+        call = ast.Call(ast.Attribute(ast.Name(HELPER, ast.Load()), "name", ast.Load()), args, [])
         return ast.fix_missing_locations(ast.copy_location(call, node))
 
     # -- import statements -----------------------------------------------------------
@@ -104,12 +111,14 @@ class Rewriter(ast.NodeTransformer):
         for keyword in node.keywords:  # Enum("E", "a b", module="pkg.x"), make_dataclass(..., module=...)
             if keyword.arg == "module" and _is_str(keyword.value):
                 keyword.value = self._name_expr(keyword.value, importing=False)
+            elif keyword.arg == "__module__":  # dict(DESCRIPTOR=d, __module__=name): a class namespace
+                keyword.value = self._name_expr(keyword.value, importing=False)
         if not node.args:
             return node
         if _takes_import(node, terminal):  # getattr(b, "__import__"), __builtins__.get("__import__")
             return self._helper("import_", node)
         if terminal == "setattr" and isinstance(func, ast.Name) and len(node.args) == 3 and (
-                _is_str(node.args[1], "__module__") and _is_str(node.args[2])):
+                _is_str(node.args[1], "__module__")):
             node.args[2] = self._name_expr(node.args[2], importing=False)
         if isinstance(func, ast.Name) and terminal in _ITERATING_CALLS:
             node.args[0] = self._view(node.args[0])
@@ -175,8 +184,15 @@ class Rewriter(ast.NodeTransformer):
 
     def visit_Assign(self, node: ast.Assign):
         self.generic_visit(node)
-        if any(_is_module_attr(t) for t in node.targets) and isinstance(node.value, ast.Constant):
+        if any(_is_module_attr(t) for t in node.targets):
             node.value = self._name_expr(node.value, importing=False)
+        return node
+
+    def visit_Dict(self, node: ast.Dict):
+        """``{"__module__": name}``: a class namespace (protobuf 3's generated classes, ``type(...)``)."""
+        self.generic_visit(node)
+        node.values = [self._name_expr(v, importing=False) if k is not None and _is_str(k, "__module__") else v
+                       for k, v in zip(node.keys, node.values)]
         return node
 
     def visit_Constant(self, node: ast.Constant):
@@ -229,5 +245,12 @@ def _is_resources(func: ast.AST) -> bool:
 
 
 def _is_module_attr(target: ast.AST) -> bool:
+    """``__module__``, ``x.__module__``, ``namespace["__module__"]`` (protobuf's builder makes its message
+    classes so) or ``getattr(x, "__module__"[, default])``."""
+    if isinstance(target, ast.Subscript):
+        return _is_str(target.slice, "__module__")
+    if isinstance(target, ast.Call):
+        return (isinstance(target.func, ast.Name) and target.func.id == "getattr" and 2 <= len(target.args) <= 3
+                and _is_str(target.args[1], "__module__"))
     return (isinstance(target, ast.Name) and target.id == "__module__") or (
         isinstance(target, ast.Attribute) and target.attr == "__module__")

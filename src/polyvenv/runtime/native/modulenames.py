@@ -182,8 +182,10 @@ class Selection:
         if (place >= 24 and 0 <= q(place - 24) < 1 << 34 and q(place - 8) == 0 and 0 < q(place + 8) < 1 << 24
                 and 0 <= q(place + 16) < 1 << 16 and (q(place - 16) == 0 or place - 16 in places)):
             return TYPE
-        # PyModuleDef: {refcnt, type, m_init, m_index, m_copy, m_name, m_doc, m_size, ...}
-        if (place >= 40 and 0 < q(place - 40) < 1 << 34 and not any(q(place - k) for k in (32, 24, 16, 8))
+        # PyModuleDef: {refcnt, type, m_init, m_index, m_copy, m_name, m_doc, m_size, ...}; the count is no
+        # pointer (upb's PyType_Specs follow a pointer and four zero words, and would pass for one)
+        if (place >= 40 and 0 < q(place - 40) < 1 << 34 and place - 40 not in places
+                and not any(q(place - k) for k in (32, 24, 16, 8))
                 and not any(place - k in places for k in (32, 24, 16, 8)) and -1 <= _signed(q(place + 16)) < 1 << 20):
             return MODULE_DEF
         # PyType_Spec: {name, int basicsize, int itemsize, unsigned flags, slots}
