@@ -177,12 +177,12 @@ class Workspace:
         from code forgotten, its builds, link and shims deleted as `polyvenv remove` does (a build
         another running process loads from is kept, and the line says so). Other envs are untouched.
         ConfigError for an env the config file or a discovery declares: remove it there."""
-        from ..declared import forget
+        from ..declared import declarations, forget
         from ..errors import EnvNotFound
         from ..provision.cleanup import remove
 
         with self._envs_lock:
-            declared = name in self.config.envs
+            declared = name in self.config.envs or name in declarations(self.config.envs_dir)
             config = forget(self.config, name)
             env = self._envs.pop(name, None)
             if env is not None:
@@ -192,7 +192,7 @@ class Workspace:
                 return remove(config, name)
             except EnvNotFound:
                 if declared:
-                    return f"{name}: forgotten (it was never built)"
+                    return f"{name}: forgotten (nothing of it was built)"
                 raise
 
     def discover(self, directory: str | Path, pattern: str = DEFAULT_PATTERN) -> Discovered:
