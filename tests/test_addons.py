@@ -117,14 +117,65 @@ def test_an_env_of_the_config_file_is_changed_there_not_from_code(workspace):
         [envs.e]
         requirements = ["alpha==1.0"]
     """)
+    workspace.cli("sync")  # leaves the config's snapshot, and the memo of a no-op sync
+    assert "1 env: 0 built, 1 up to date" in workspace.cli("sync").stderr
     ws = polyvenv.Workspace.open(workspace.root)
     with pytest.raises(polyvenv.ConfigError, match=r"env 'e' is declared in .*polyvenv.toml: change it there"):
         ws.add_env("e", requirements=["alpha==2.0"])
     with pytest.raises(polyvenv.ConfigError, match=r"env 'e' is declared in .*polyvenv.toml, not declared from code"):
         ws.remove_env("e")
     ws.add_env("f", requirements=["alpha==2.0"])  # beside the file's envs, kept in its envs dir
-    assert polyvenv.Workspace.load(workspace.root).env_names == ["e", "f"]
-    assert json.loads(workspace.cli("list", "--json").stdout)[1]["name"] == "f"
+    assert polyvenv.Workspace.load(workspace.root).env_names == ["e", "f"]  # not the snapshot of before
+    assert "2 envs: 1 built, 1 up to date" in workspace.cli("sync").stderr  # not the memo of before
+    assert [e["name"] for e in json.loads(workspace.cli("list", "--json").stdout)] == ["e", "f"]
+
+
+def test_a_changed_declaration_keeps_the_loaded_env_until_its_new_build_is_loaded(tmp_path, wheelhouse):
+    first, second = _addon(tmp_path / "a" / "e", "e_addon"), _addon(tmp_path / "b" / "e", "e_addon", uses="beta")
+    ws = polyvenv.Workspace.open(tmp_path)
+    ws.add_env("e", requirements=["alpha==1.0"], source=first)
+    declared = tmp_path / ".polyvenv" / "declared.json"
+    kept = declared.stat()
+    ws.add_env("e", requirements=("alpha==1.0",), source=str(first))  # the same declaration: nothing written
+    assert (declared.stat().st_ino, declared.stat().st_mtime_ns) == (kept.st_ino, kept.st_mtime_ns)
+    ws.sync(**_offline(wheelhouse))
+    env = ws.env("e")
+    try:
+        assert env.import_module("e_addon").version() == "1.0"
+        ws.add_env("e", requirements=["alpha==2.0"], source=first)  # a new build: the running one stays
+        assert ws.env("e") is env and env.import_module("e_addon").version() == "1.0"
+        ws.sync("e", **_offline(wheelhouse))
+        env.unload()
+        assert env.import_module("e_addon").version() == "2.0"  # the new build, once loaded again
+        ws.add_env("e", requirements=["alpha==2.0", "beta==1.0"], source=second)  # what the Env is made from
+        assert env.loaded == []  # unloaded now: the next env("e") is made from the new declaration
+        ws.sync("e", **_offline(wheelhouse))
+        renewed = ws.env("e")
+        assert renewed is not env and renewed.import_module("e_addon").version() == "1.0"  # beta's version
+        assert Path(renewed.import_module("e_addon").__file__) == second / "e_addon.py"
+    finally:
+        ws.env("e").unload()
+        env.unload()
+
+
+def test_declarations_from_several_workspaces_at_once_are_all_kept(tmp_path):
+    errors: list[BaseException] = []
+
+    def declare(n: int) -> None:
+        try:
+            ws = polyvenv.Workspace.open(tmp_path)
+            for i in range(8):
+                ws.add_env(f"e{n}-{i}", requirements=[f"alpha=={n}.{i}"])
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=declare, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(polyvenv.Workspace.open(tmp_path).env_names) == 32
 
 
 def test_an_env_removed_from_code_is_unloaded_and_its_build_deleted_and_nothing_else(tmp_path, wheelhouse):
