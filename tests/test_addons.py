@@ -271,6 +271,7 @@ def test_a_folder_dropped_into_the_addons_dir_is_installed_and_loaded_by_discove
         assert two.import_module("two_addon").version() == "2.0" and one.import_module("one_addon").version() == "1.0"
         assert ws.config.envs["two"] == next(s for s in load_config(tmp_path).envs.values() if s.name == "two")
         shutil.rmtree(addons / "one")  # and one taken out
+        assert polyvenv.Workspace.open(tmp_path).discover(addons).gone == ("one",)  # as a restarted host sees it
         found = ws.discover(addons)
         assert found.envs == ("two",) and found.added == () and found.gone == ("one",)
         assert ws.remove_env("one") == "one: removed (0 shims)"
@@ -284,3 +285,19 @@ def test_a_folder_dropped_into_the_addons_dir_is_installed_and_loaded_by_discove
     listed = json.loads(subprocess.run([sys.executable, "-m", "polyvenv", "list", "--json"], cwd=tmp_path,
                                        capture_output=True, text=True, check=True).stdout)
     assert [(e["name"], e["state"]) for e in listed] == [("two", "ok")]
+
+
+def test_a_process_env_removed_from_code_stops_its_worker_and_its_build_goes(tmp_path, wheelhouse):
+    import os
+
+    ws = polyvenv.Workspace.open(tmp_path)
+    ws.add_env("worker", requirements=["alpha==1.0"], isolation="process")
+    ws.sync(**_offline(wheelhouse))
+    env = ws.env("worker")
+    assert isinstance(env, polyvenv.ProcessEnv) and env.import_module("alpha").__version__ == "1.0"
+    pid, build = env.pid, ws.env_dir("worker").resolve()
+    assert pid is not None
+    assert ws.remove_env("worker") == "worker: removed (0 shims)"  # not kept as in use by its own worker
+    assert env.pid is None and not build.exists()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
