@@ -129,6 +129,18 @@ def test_an_env_of_the_config_file_is_changed_there_not_from_code(workspace):
     assert polyvenv.Workspace.load(workspace.root).env_names == ["e", "f"]  # not the snapshot of before
     assert "2 envs: 1 built, 1 up to date" in workspace.cli("sync").stderr  # not the memo of before
     assert [e["name"] for e in json.loads(workspace.cli("list", "--json").stdout)] == ["e", "f"]
+    workspace.write("""
+        [envs.e]
+        requirements = ["alpha==1.0"]
+        [envs.f]
+        requirements = ["alpha==1.0"]
+    """)  # the file declares f too, later: the file wins, and says so
+    with pytest.warns(polyvenv.DeclaredEnvWarning, match=r"env 'f' declared from code is also declared in .*"
+                                                         r"polyvenv.toml, which wins; .*Workspace.remove_env\('f'\)"):
+        ws = polyvenv.Workspace.open(workspace.root)
+    assert ws.config.envs["f"].requirements == ("alpha==1.0",)
+    with pytest.raises(polyvenv.ConfigError, match="env 'f' is declared in .*polyvenv.toml: change it there"):
+        ws.add_env("f", requirements=["alpha==2.0"])
 
 
 def test_a_changed_declaration_keeps_the_loaded_env_until_its_new_build_is_loaded(tmp_path, wheelhouse):

@@ -314,15 +314,15 @@ def _validate(data: dict[str, Any], *, root: Path, path: Path | None) -> Config:
     discoveries = _discoveries(check, top, data.get("discover"), root)
     if check.problems:
         raise ConfigError(check.problems)
-    from .declared import merge_declared
-
-    config = merge_declared(config._replace(envs=envs))
+    config = config._replace(envs=envs)
     entries = _remembered(config.envs_dir)
     remembered = [Discovery(Path(d["dir"]), d["pattern"]) for d in entries]
     bin_dirs = [Path(d["bin_dir"]) for d in entries if d.get("bin_dir")]
     if config.bin_dir is None and bin_dirs:  # where `sync --discover --bin-dir` put the shims
         config = config._replace(bin_dir=bin_dirs[-1])
-    return _merge_discovered(config, discoveries + remembered)
+    from .declared import merge_declared
+
+    return merge_declared(_merge_discovered(config, discoveries + remembered))  # the envs declared from code
 
 
 def _discovered_root(start: Path) -> Path | None:

@@ -62,7 +62,7 @@ def declare(config: Config, name: str, settings: dict[str, Any]) -> Config:
     body = table(settings)
     spec = _checked(config, name, body, WHERE)
     kept = declarations(config.envs_dir)
-    if name in config.envs and name not in kept:
+    if name in config.envs and not _from_code(config, name, kept):
         raise ConfigError(f"{WHERE}: env {name!r} is {_origin(config, config.envs[name])}: change it there, "
                           "or declare this one under another name", env=name)
     if kept.get(name) != body:
@@ -74,17 +74,19 @@ def forget(config: Config, name: str) -> Config:
     """``config`` without the env ``name`` declared from code, its declaration gone from disk too (nothing
     is done for a name no declaration has: a discovered env whose folder is gone is forgotten already).
     ConfigError for an env the config file or a discovery declares: only they can remove it."""
-    if name in declarations(config.envs_dir):
-        _write(config.envs_dir, name, None)
-    elif name in config.envs:
+    kept = declarations(config.envs_dir)
+    if name in config.envs and not _from_code(config, name, kept):
         raise ConfigError(f"Workspace.remove_env: env {name!r} is {_origin(config, config.envs[name])}, not "
                           "declared from code: remove it there", env=name)
+    if name in kept:
+        _write(config.envs_dir, name, None)
     return config._replace(envs={n: spec for n, spec in config.envs.items() if n != name})
 
 
 def merge_declared(config: Config) -> Config:
-    """``config`` (as its file declares it) with the envs declared from code added; one that no longer
-    passes the config's checks, or that the file now declares too, is left out with a DeclaredEnvWarning."""
+    """``config`` (as its file and discoveries declare it) with the envs declared from code added; one that
+    no longer passes the config's checks, or that the file or a discovery declares too (they win), is left
+    out with a DeclaredEnvWarning."""
     kept = declarations(config.envs_dir)
     if not kept:
         return config
@@ -93,7 +95,7 @@ def merge_declared(config: Config) -> Config:
         where = str(config.envs_dir / DECLARED_FILE)
         try:
             if name in envs:
-                raise ConfigError(f"{where}: env {name!r} declared from code is also declared in {config.describe()}, "
+                raise ConfigError(f"{where}: env {name!r} declared from code is also {_origin(config, envs[name])}, "
                                   "which wins")
             envs[name] = _checked(config, name, body, where)
         except ConfigError as e:
@@ -112,6 +114,17 @@ def _checked(config: Config, name: str, body: Any, where: str) -> EnvSpec:
     if check.problems or spec is None:
         raise ConfigError(check.problems, env=name if name_problem(name) is None else None)
     return spec
+
+
+def _from_code(config: Config, name: str, kept: dict[str, dict[str, Any]]) -> bool:
+    """The env ``name`` of ``config`` is the one declared from code (``kept``), not one of the config
+    file or of a discovery (which win over a declaration from code of the same name)."""
+    if name not in kept:
+        return False
+    try:
+        return _checked(config, name, kept[name], WHERE) == config.envs[name]
+    except ConfigError:
+        return False
 
 
 def _origin(config: Config, spec: EnvSpec) -> str:
