@@ -72,7 +72,7 @@ try:
         for name in ws.discover(ADDONS).gone:
             print("uninstalled:", ws.remove_env(name))
         left = [m for m in sys.modules if m.lower().startswith("shouter_addon")]
-        print(f"shouter modules left: {len(left)}, envs now: {', '.join(ws.env_names)}")
+        print(f"shouter modules left: {len(left)}, envs now: {', '.join(sorted(ws.env_names))}")
     finally:
         stop.set()
         server.join()
