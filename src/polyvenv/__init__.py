@@ -11,6 +11,7 @@ from __future__ import annotations
 from .errors import (
     BuildError,
     ConfigError,
+    DeclaredEnvWarning,
     EnvImportError,
     EnvNotFound,
     ExtensionNotSupported,
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .process.env import ProcessEnv
+    from .provision.events import SyncEvent
     from .runtime.env import Env
     from .runtime.import_map import install_import_map
     from .runtime.protocol import EnvProtocol
@@ -52,6 +54,7 @@ _LAZY = {
     "Env": "polyvenv.runtime.env",
     "EnvProtocol": "polyvenv.runtime.protocol",
     "ProcessEnv": "polyvenv.process.env",
+    "SyncEvent": "polyvenv.provision.events",
     "install_import_map": "polyvenv.runtime.import_map",
 }
 
@@ -60,7 +63,7 @@ __all__ = [
     "InterpreterMismatch", "InterpreterNotFound", "LockFileOutdated", "NotBuilt", "PolyvenvError", "ShimConflict",
     "UsageError", "LoaderNotSupported", "PthFileWarning", "NotResolvable",
     "VocabularyConflictWarning", "ProcessGlobalStateWarning", "RemoteError", "WorkerDied", "PolyvenvWarning",
-    "WorkerRestarted", "VocabularyConflict", "ProcessGlobalState",
+    "WorkerRestarted", "VocabularyConflict", "ProcessGlobalState", "DeclaredEnvWarning", "SyncEvent",
     "Workspace", "Env", "EnvProtocol", "ProcessEnv", "install_import_map", "__version__",
 ]
 
