@@ -22,8 +22,10 @@ from .envsys import env_sys, pth_files, pth_paths, stdlib_entries
 from .names import STDLIB, Aliases, top_level_names
 from .sitedir import distributions, normalize
 
-FACADED = ("importlib", "builtins", "sys")  # names the env's code gets an env-bound facade of (facades.py,
-# envbuiltins.py, envsys.py)
+# names the env's code gets an env-bound facade of (facades.py, envbuiltins.py, envsys.py, and the standard
+# library's name resolvers, resolvers.py)
+FACADED = ("importlib", "builtins", "sys", "pickle", "pkgutil", "pydoc", "runpy", "doctest", "unittest", "logging",
+           "timeit", "codeop", "code")
 # Packages whose objects are the vocabulary of other packages' APIs: a user's typing_extensions.TypedDict
 # or annotated_types.Gt must be the very objects the env's pydantic knows (research/renaming.md, trap 4).
 # Shared with the host when the versions match; a mismatch is reported, never silently renamed away.
