@@ -179,7 +179,9 @@ def tool_wheels(wh: Path) -> None:
     make_wheel(wh, "vendcli", "1.0", {
         "vendcli/__init__.py": VENDCLI,
         "vendcli/_vendor/sdk/__init__.py": "VERSION = 'vendored-1.0'\n",
-        "vendcli/_vendor/sdk/client.py": "import sdk\ndef where():\n    return sdk.__name__\n",
+        # a dotted import of the vendored name binds `sdk` (awscli's vendored botocore, issue 12 corpus)
+        "vendcli/_vendor/sdk/client.py": "import sdk.errors\ndef where():\n    return sdk.__name__\n",
+        "vendcli/_vendor/sdk/errors.py": "",
     })
     make_wheel(wh, "runner", "1.0", {"runner/__init__.py": RUNNER})
     make_wheel(wh, "pthdemo", "1.0", {

@@ -78,11 +78,17 @@ class Rewriter(ast.NodeTransformer):
                 statements.append(ast.Import(names=[alias]))
             elif alias.asname or not dot:
                 statements.append(ast.Import(names=[ast.alias(name=new + dot + rest, asname=alias.asname or top)]))
-            else:  # `import a.b` binds `a`: import the alias, bind `a` to it, drop the alias name
+            else:  # `import a.b` binds `a`: import the alias, bind `a` to it, drop the alias name; the alias
+                # may be dotted (`_polyvenv_missing.a`, a name the env's own finder serves: awscli's vendored
+                # botocore), so `a` is bound to the expression naming it
+                first, *attrs = new.split(".")
+                value: ast.expr = ast.Name(first, ast.Load())
+                for attr in attrs:
+                    value = ast.Attribute(value, attr, ast.Load())
                 statements += [
                     ast.Import(names=[ast.alias(name=new + dot + rest, asname=None)]),
-                    ast.Assign(targets=[ast.Name(top, ast.Store())], value=ast.Name(new, ast.Load())),
-                    ast.Delete(targets=[ast.Name(new, ast.Del())]),
+                    ast.Assign(targets=[ast.Name(top, ast.Store())], value=value),
+                    ast.Delete(targets=[ast.Name(first, ast.Del())]),
                 ]
         for statement in statements:
             ast.copy_location(statement, node)
