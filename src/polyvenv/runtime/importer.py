@@ -360,7 +360,12 @@ class EnvForeignLoader:
 
     def create_module(self, spec: ModuleSpec) -> Any:
         create = getattr(self.loader, "create_module", None)
-        return create(spec) if create is not None else None
+        module = create(spec) if create is not None else None
+        if module is not None and getattr(module, "__name__", None) == self.real:
+            # named by its real name (setuptools' distutils shim renames its module `distutils`): its relative
+            # imports would then import the host's module of that name; it is named as the env's modules are
+            module.__name__ = spec.name
+        return module
 
     def exec_module(self, module: ModuleType) -> None:
         self.loader.exec_module(module)

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .envbuiltins import env_builtins
 from .envsys import env_sys, pth_files, pth_paths, stdlib_entries
-from .names import STDLIB, Aliases, top_level_names
+from .names import STDLIB, Aliases, served_by_env, top_level_names
 from .sitedir import distributions, normalize
 
 # names the env's code gets an env-bound facade of (facades.py, envbuiltins.py, envsys.py, and the standard
@@ -52,6 +52,8 @@ class NameMap:
             # the host's wins for a backport shadowing the standard library, and for what is shared
             if real not in STDLIB and real not in self.shared:
                 self.tops[real] = ALIASES.reserve(real, self)
+        for real in served_by_env(self.found):  # the env's code serves it (its finder): never the host's
+            self.tops[real] = ALIASES.reserve(real, self)
         for name in FACADED:
             self.tops[name] = ALIASES.reserve(name, self)
         self.missing = ALIASES.reserve(MISSING, self)

@@ -6,7 +6,7 @@ rewritten only where they are module names by context (the research found
 half of all literals equal to a module name are data): the first argument
 of ``importlib.import_module``, ``find_spec``, ``__import__``,
 ``pkgutil.get_data``, ``importlib.resources.files``, ``set_module``; keys of
-``sys.modules``; ``__module__`` assignments, ``setattr(x, "__module__", ...)``
+``sys.modules``; ``__module__`` assignments, comparisons and ``startswith`` prefixes, ``setattr(x, "__module__", ...)``
 (httpx tidies its public names so) and ``module=`` arguments (the functional
 ``Enum``, ``make_dataclass``, ``namedtuple``); ``"module:attribute"`` strings.
 ``__import__`` taken from a builtins dict (``__builtins__["__import__"]``,
@@ -117,6 +117,13 @@ class Rewriter(ast.NodeTransformer):
         if terminal == "setattr" and isinstance(func, ast.Name) and len(node.args) == 3 and (
                 _is_str(node.args[1], "__module__") and _is_str(node.args[2])):
             node.args[2] = self._name_expr(node.args[2], importing=False)
+        if terminal == "startswith" and isinstance(func, ast.Attribute) and _is_module_attr(func.value):
+            # `cls.__module__.startswith("setuptools")`: the env's classes carry the alias, as for `==` below
+            first = node.args[0]
+            if isinstance(first, ast.Tuple):
+                first.elts = [self._name_expr(e, importing=False) if _is_str(e) else e for e in first.elts]
+            elif _is_str(first):
+                node.args[0] = self._name_expr(first, importing=False)
         if isinstance(func, ast.Name) and terminal in _ITERATING_CALLS:
             node.args[0] = self._view(node.args[0])
         if terminal == "__import__" and not _absolute_import_call(node):
