@@ -163,7 +163,11 @@ def run_tests(root, name, kind):
 def facade():
     sys.polyvenv_test_flag = "set by env code"  # any other attribute: the host's sys
     return [sys.version_info[:2] == tuple(sys.version_info[:2]), sys.modules is sys.modules,
-            [p for p in sys.path if p.endswith("site-packages")] != [], __import__("os").getcwd() in sys.path]
+            [p for p in sys.path if p.endswith("site-packages")] != [], __import__("os").getcwd() in sys.path,
+            # vars(sys) as in a venv: the process's sys.modules, the env's own lists, sys's name
+            [vars(sys)["modules"] is sys.modules, vars(sys)["path"] is sys.path,
+             sys.__dict__["meta_path"] is sys.meta_path, vars(sys)["stdout"] is sys.stdout,
+             vars(sys)["__name__"], "modules" in dir(sys) and "path_hooks" in dir(sys)]]
 '''
 
 NSPKG = ("import sys, types, os;has_mfs = sys.version_info > (3, 5);p = os.path.join(sys._getframe(1).f_locals"
@@ -398,7 +402,8 @@ def test_an_entry_env_code_puts_on_sys_path_serves_the_env_and_never_the_host(pr
     """)
     assert host == UNTOUCHED
     assert result[0] == ["user", "1.0", True, True]
-    assert result[1] == [True, True, True, False]  # the host's cwd is not on the env's sys.path
+    assert result[1] == [True, True, True, False,  # the host's cwd is not on the env's sys.path
+                         [True, True, True, True, "sys", True]]
     assert result[2:] == ["set by env code", "the host has no userproj"]
 
 
