@@ -182,7 +182,8 @@ def tool_wheels(wh: Path) -> None:
     """The wheels of env ``tools``: a CLI vendoring its SDK behind a finder, a test runner, .pth files."""
     make_wheel(wh, "vendcli", "1.0", {
         "vendcli/__init__.py": VENDCLI,
-        "vendcli/_vendor/sdk/__init__.py": "VERSION = 'vendored-1.0'\n",
+        # a circular import: client imports sdk.errors while sdk initialises (awscli's vendored s3transfer)
+        "vendcli/_vendor/sdk/__init__.py": "VERSION = 'vendored-1.0'\nfrom sdk import client\n",
         # a dotted import of the vendored name binds `sdk` (awscli's vendored botocore, issue 12 corpus)
         "vendcli/_vendor/sdk/client.py": "import sdk.errors\ndef where():\n    return sdk.__name__\n",
         "vendcli/_vendor/sdk/errors.py": "",

@@ -99,6 +99,18 @@ PLUG = {
                 suite.run(result)
                 return result
     ''',
+    "plug/writes.py": '''
+        import sys, types
+        fake = types.ModuleType("fake")
+        sys.modules["json"] = fake  # the standard library's names: the env's own entries, not the host's
+        sys.modules.setdefault("csv", fake)
+        del sys.modules["textwrap"]
+        sys.modules.pop("string", None)
+        sys.modules["plug.made"] = fake  # its own names: as always
+        OWN = [sys.modules["plug.made"] is fake, "plug.made" in sys.modules]
+        del sys.modules["plug.made"]
+        OWN.append("plug.made" in sys.modules)
+    ''',
     "plug/data.txt": "env-data",
     "plug/inner/__init__.py": "",
     "plug/inner/leaf.py": "",
@@ -335,6 +347,19 @@ def test_a_host_callback_called_by_env_code_resolves_on_the_host(dirs):
         result = [env.import_module("plug").call(callback), env.import_module("plug.res").locate("hostonly.WHERE")]
     """)
     assert result == ["hostonly", None]
+
+
+def test_env_code_writing_the_standard_librarys_sys_modules_entries_leaves_the_hosts(dirs):
+    """setuptools' distutils shim deletes and sets standard-library names in ``sys.modules``: from env code
+    those writes are the env's, the host's entries stay (its own names are written as always)."""
+    result = run(dirs, """
+        import json, csv, textwrap, string
+        before = [sys.modules[n] for n in ("json", "csv", "textwrap", "string")]
+        writes = env.import_module("plug.writes")
+        result = [[sys.modules[n] is m for n, m in zip(("json", "csv", "textwrap", "string"), before)], writes.OWN,
+                  sorted(k for k in sys.modules if k.endswith(".made"))]
+    """)
+    assert result == [[True] * 4, [True, True, False], []]
 
 
 RESOLVER_MODULES = ("pickle", "pkgutil", "pydoc", "runpy", "doctest", "unittest", "unittest.loader", "unittest.main",

@@ -94,6 +94,18 @@ class NameMap:
 
     name = module_name  # the rewritten code's ``__polyvenv__.name(...)``
 
+    def written(self, dotted: str) -> str:
+        """The ``sys.modules`` key under which the env's code sets or deletes ``dotted``: its own names' (and
+        facades') as ``module_name``; a name that is not its own (the standard library's, a shared one) under
+        the env's ``missing`` alias, where only the env's code reads it: the host's entry is never replaced
+        nor removed by env code (``sys.modules["json"] = ...``; its own imports of ``json`` stay the host's)."""
+        if not isinstance(dotted, str) or dotted.startswith("."):
+            return dotted
+        top = dotted.partition(".")[0]
+        if top not in self.tops and (top in STDLIB or top in self.shared):
+            return f"{self.missing}.{dotted}"
+        return self.module_name(dotted)
+
     def import_(self, name: str, globals: Mapping[str, object] | None = None,
                 locals: Mapping[str, object] | None = None, fromlist: Sequence[str] = (),
                 level: int = 0) -> ModuleType:
