@@ -71,6 +71,11 @@ PLUG = {
         def unpickle(data): return pickle.loads(data)
         def unpickle_file(data): return pickle.load(io.BytesIO(data))
         def unpickle_python(data): return pickle._Unpickler(io.BytesIO(data)).load()  # joblib's, dill's
+        class _Mine(pickle.Unpickler):  # a subclass of the C unpickler, asking its base for each class
+            def find_class(self, module, name): return super().find_class(module, name)
+        class _MinePython(pickle._Unpickler): pass
+        def unpickle_subclass(data): return _Mine(io.BytesIO(data)).load()
+        def unpickle_python_subclass(data): return _MinePython(io.BytesIO(data)).load()
         def locate(name): return pydoc.locate(name)
         def resolve(name): return pkgutil.resolve_name(name)
         def walk(prefix):  # imports each package it finds, by the name it makes with the prefix
@@ -263,7 +268,7 @@ RESOLVER_CALLS = [
     ("locate('plug.nothing')", None),
     ("resolve('plug.sub:WHERE')", "env-sub"),
     ("resolve('plug.sub.WHERE')", "env-sub"),
-    ("walk('plug.')", ["_impl", "inner", "inner.leaf", "mocked", "public", "res", "sub", "tool"]),
+    ("walk('plug.')", ["_impl", "inner", "inner.leaf", "mocked", "public", "res", "sub", "tool", "writes"]),
     ("data('plug')", "env-data"),
     ("run('plug.tool')", "env-tool"),
     ("run_main('plug.tool')", ["__main__", "env-sub", "env-sub"]),
@@ -406,7 +411,8 @@ def test_the_hosts_resolvers_are_untouched_while_env_code_resolves_its_own_names
                                        ["env-sub", "True", "None", "env-sub"], "Forwarding_pickle", True]
 
 
-@pytest.mark.parametrize("how", ["unpickle", "unpickle_file", "unpickle_python"])
+@pytest.mark.parametrize("how", ["unpickle", "unpickle_file", "unpickle_python", "unpickle_subclass",
+                                 "unpickle_python_subclass"])
 def test_a_pickle_made_in_the_envs_own_venv_loads_the_envs_classes_in_env_code(dirs, how):
     env, host = dirs
     made = subprocess.run([sys.executable, "-c", f"import sys, pickle; sys.path[:0] = [{str(env)!r}]; import plug.sub; "

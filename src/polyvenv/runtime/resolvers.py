@@ -88,13 +88,14 @@ def _pickle(names: NameMap, module: ModuleType) -> Own:
     for made in (Unpickler, _Unpickler):
         made.__module__, made.__qualname__ = module.__name__, made.__name__
 
+    @functools.wraps(module.load)  # named as the host's: a pickle of the function names it
     def load(file: Any, **kwargs: Any) -> Any:
         return Unpickler(file, **kwargs).load()
 
+    @functools.wraps(module.loads)
     def loads(data: Any, /, **kwargs: Any) -> Any:
         return Unpickler(io.BytesIO(data), **kwargs).load()
 
-    load.__doc__, loads.__doc__ = module.load.__doc__, module.loads.__doc__
     return {"Unpickler": Unpickler, "_Unpickler": _Unpickler, "load": load, "loads": loads}
 
 
@@ -184,7 +185,8 @@ def _unittest_main(names: NameMap, module: ModuleType) -> Own:
     program: Any = rebound_class(module.TestProgram, namespace)
     init = program.__init__
     host_loader = sys.modules["unittest.loader"].defaultTestLoader
-    init.__defaults__ = tuple(env_loader.defaultTestLoader if d is host_loader else d for d in init.__defaults__)
+    init.__defaults__ = tuple(env_loader.defaultTestLoader if d is host_loader else d
+                              for d in init.__defaults__ or ())
     namespace.update(TestProgram=program, main=program)
     return {"TestProgram": program, "main": program}
 
