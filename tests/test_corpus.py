@@ -125,9 +125,7 @@ CASES = [
     "click",
     "typing-extensions",  # a vocabulary package: the host's own copy when the versions match, by design
     "httpx",  # __module__ assigned at run time names the env's module (issue 12 finding 8)
-    pytest.param("setuptools", marks=xfail(
-        "found by the corpus, not yet in issue 11/12: _distutils_hack is not an env module "
-        "(runtime/names.py _NOT_MODULES) but setuptools imports it: EnvImportError")),
+    "setuptools",  # its distutils shim serves the env's own distutils, never the host's (runtime/names.py)
 ]
 
 

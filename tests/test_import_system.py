@@ -163,7 +163,11 @@ def run_tests(root, name, kind):
 def facade():
     sys.polyvenv_test_flag = "set by env code"  # any other attribute: the host's sys
     return [sys.version_info[:2] == tuple(sys.version_info[:2]), sys.modules is sys.modules,
-            [p for p in sys.path if p.endswith("site-packages")] != [], __import__("os").getcwd() in sys.path]
+            [p for p in sys.path if p.endswith("site-packages")] != [], __import__("os").getcwd() in sys.path,
+            # vars(sys) as in a venv: the process's sys.modules, the env's own lists, sys's name
+            [vars(sys)["modules"] is sys.modules, vars(sys)["path"] is sys.path,
+             sys.__dict__["meta_path"] is sys.meta_path, vars(sys)["stdout"] is sys.stdout,
+             vars(sys)["__name__"], "modules" in dir(sys) and "path_hooks" in dir(sys)]]
 '''
 
 NSPKG = ("import sys, types, os;has_mfs = sys.version_info > (3, 5);p = os.path.join(sys._getframe(1).f_locals"
@@ -178,8 +182,11 @@ def tool_wheels(wh: Path) -> None:
     """The wheels of env ``tools``: a CLI vendoring its SDK behind a finder, a test runner, .pth files."""
     make_wheel(wh, "vendcli", "1.0", {
         "vendcli/__init__.py": VENDCLI,
-        "vendcli/_vendor/sdk/__init__.py": "VERSION = 'vendored-1.0'\n",
-        "vendcli/_vendor/sdk/client.py": "import sdk\ndef where():\n    return sdk.__name__\n",
+        # a circular import: client imports sdk.errors while sdk initialises (awscli's vendored s3transfer)
+        "vendcli/_vendor/sdk/__init__.py": "VERSION = 'vendored-1.0'\nfrom sdk import client\n",
+        # a dotted import of the vendored name binds `sdk` (awscli's vendored botocore, issue 12 corpus)
+        "vendcli/_vendor/sdk/client.py": "import sdk.errors\ndef where():\n    return sdk.__name__\n",
+        "vendcli/_vendor/sdk/errors.py": "",
     })
     make_wheel(wh, "runner", "1.0", {"runner/__init__.py": RUNNER})
     make_wheel(wh, "pthdemo", "1.0", {
@@ -396,7 +403,8 @@ def test_an_entry_env_code_puts_on_sys_path_serves_the_env_and_never_the_host(pr
     """)
     assert host == UNTOUCHED
     assert result[0] == ["user", "1.0", True, True]
-    assert result[1] == [True, True, True, False]  # the host's cwd is not on the env's sys.path
+    assert result[1] == [True, True, True, False,  # the host's cwd is not on the env's sys.path
+                         [True, True, True, True, "sys", True]]
     assert result[2:] == ["set by env code", "the host has no userproj"]
 
 

@@ -360,7 +360,12 @@ class EnvForeignLoader:
 
     def create_module(self, spec: ModuleSpec) -> Any:
         create = getattr(self.loader, "create_module", None)
-        return create(spec) if create is not None else None
+        module = create(spec) if create is not None else None
+        if module is not None and getattr(module, "__name__", None) == self.real:
+            # named by its real name (setuptools' distutils shim renames its module `distutils`): its relative
+            # imports would then import the host's module of that name; it is named as the env's modules are
+            module.__name__ = spec.name
+        return module
 
     def exec_module(self, module: ModuleType) -> None:
         self.loader.exec_module(module)
@@ -392,10 +397,6 @@ class EnvFinder:
         top, dot, rest = fullname.partition(".")
         names = ALIASES.owner(top)
         if names is None:
-            if fullname in _RESOLVERS:  # pydoc, runpy...: taught to resolve names for env callers
-                from .resolvers import find_spec
-
-                return find_spec(fullname, path, target, self)
             return None
         if top == names.missing:  # `import x` of a name the env lacks (in its directories) became `<missing>.x`
             if not dot:
@@ -594,15 +595,10 @@ def _empty_package(name: str) -> ModuleSpec:
 
 FINDER = EnvFinder()
 _install_lock = threading.Lock()
-_RESOLVERS: dict[str, object] = {}  # the standard library's name resolvers (runtime/resolvers.py), once installed
 
 
 def install_finder() -> None:
-    """Put the finder first on ``sys.meta_path`` (once), and teach the standard library's resolvers."""
+    """Put the finder first on ``sys.meta_path`` (once)."""
     with _install_lock:
         if FINDER not in sys.meta_path:
-            from . import resolvers
-
-            resolvers.install()
-            _RESOLVERS.update(resolvers.RESOLVERS)
             sys.meta_path.insert(0, FINDER)
