@@ -113,9 +113,7 @@ def xfail(finding: str):
 CASES = [
     # compiled
     "markupsafe",  # C speedups, works today
-    pytest.param("lxml", marks=xfail(
-        "issue 11 finding 2: per-thread state under fixed keys (PyThreadState_GetDict); after the envs ran, the "
-        "host's own lxml fails a plain parse: TypeError: Cannot convert lXml.etree._ParserDictionaryContext")),
+    "lxml",  # per-thread state under fixed keys (PyThreadState_GetDict): each copy its own (issue 11 finding 2)
     "pynacl",  # cffi: the host's sys.modules entries under the build name stay the host's (issue 11 finding 6)
     pytest.param("tomli", marks=xfail(
         "issue 11 finding 6: tomli 2.5's mypyc build registers a submodule the env's copy does not find: "

@@ -245,3 +245,55 @@ def test_numpy_2_4_the_newest_beside_numpy_1_26_and_the_hosts_numpy_2_3(tmp_path
     assert result["np24"]["dtypes"] == [True, True, True, True, True]  # a DType class pickles as the env's own
     assert result["np24"]["random"] == result["np126"]["random"]
     assert result["host"] == ["2.3.5", True, 6, True]
+
+
+def test_lxml_keeps_per_thread_state_per_copy_and_the_hosts_lxml_parses_as_before(tmp_path):
+    """lxml keeps its parser context and error log in ``PyThreadState_GetDict()`` under class names: each
+    env's copy gets a thread dict of its own, so two envs' lxml and the host's own (the test venv's 6.1.3)
+    parse in the same threads, each with its own classes (issue 11, finding 2)."""
+    pytest.importorskip("lxml.etree")
+    project = build(tmp_path, {"lx54": ["lxml==5.4.0"], "lx60": ["lxml==6.0.2"]})
+    result = host(project, """
+        import os, threading
+        from lxml import etree  # the host's own lxml, imported plainly
+
+        def parse(e):
+            root = e.fromstring("<a><b>1</b><b>2</b></a>")
+            try:
+                e.fromstring("<a><b></a>")
+                error = None
+            except e.XMLSyntaxError as failed:  # its error log is per thread too
+                error = [type(failed) is e.XMLSyntaxError, len(failed.error_log) > 0]
+            return [len(root), root.xpath("string(//b[2])"), e.tostring(root).decode(), type(root).__module__, error]
+
+        def run(out):
+            try:
+                out.append(parse(etree))
+                for name in ("lx54", "lx60"):
+                    e = ws.env(name).import_module("lxml.etree")
+                    out.append([e.__version__, os.path.realpath(e.__file__).startswith(os.path.realpath(
+                        ws.env_dir(name))), e._Element is not etree._Element] + parse(e))
+                out.append(parse(etree))  # the host's again, in the thread where both envs' ran
+            except Exception as exc:
+                out.append(repr(exc))
+
+        main, other = [], []
+        run(main)
+        thread = threading.Thread(target=run, args=(other,))
+        thread.start()
+        thread.join()
+        run(main)
+        envs = [os.path.realpath(ws.env_dir(n)) for n in ("lx54", "lx60")]
+        result = {"main": main, "thread": other, "host": [etree.__version__, sys.modules["lxml.etree"] is etree,
+                  [k for k, m in sys.modules.items() if k.partition(".")[0] == "lxml" and any(
+                      os.path.realpath(getattr(m, "__file__", None) or "").startswith(d) for d in envs)]]}
+    """)
+    host_parse = [2, "2", "<a><b>1</b><b>2</b></a>", "lxml.etree", [True, True]]
+    for version, got in (("5.4.0", 1), ("6.0.2", 2)):
+        for run in (result["main"][:3], result["thread"], result["main"][4:7]):
+            assert run[got][:3] == [version, True, True], run
+            assert run[got][3:6] + run[got][7:] == host_parse[:3] + host_parse[4:], run
+            assert run[got][6] not in ("lxml.etree", host_parse[3]), run  # the env's own module name
+    for run in (result["main"], result["thread"]):
+        assert run[0] == host_parse and run[3] == host_parse, run
+    assert result["host"] == ["6.1.3", True, []]

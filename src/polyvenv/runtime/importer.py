@@ -115,16 +115,19 @@ class EnvExtensionLoader(ExtensionFileLoader):
 
         from .native.binpatch import strings_module
         from .native.preload import refuse_shared_by_name
-        from .native.relocate import relocated
+        from .native.relocate import copy_tree, relocated
+        from .native.threadstate import own_thread_state
         from .sitedir import has_module
 
         strings_module()  # what a relocated Cython 3.2 extension unpacks its strings with
         names = self.names
         alias, _, rest = spec.name.partition(".")
         real = names.real[alias]
-        patched = relocated(self.path, str(names.found[real]), {n: names.tops[n] for n in names.own},
+        root, renamed = str(names.found[real]), {n: names.tops[n] for n in names.own}
+        patched = relocated(self.path, root, renamed,
                             lambda dotted: has_module(str(names.found[dotted.partition(".")[0]]), dotted))
-        refuse_shared_by_name(patched, self.path, str(names.found[real]), names.env)
+        refuse_shared_by_name(patched, self.path, root, names.env)
+        own_thread_state(patched, self.path, copy_tree(root, renamed), names.env)
         if rest:
             module = self._checked(lambda: self._keeping_host_entries(
                 lambda: _imp.create_dynamic(ModuleSpec(spec.name, self, origin=patched))))
