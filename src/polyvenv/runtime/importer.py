@@ -137,7 +137,8 @@ class EnvExtensionLoader(ExtensionFileLoader):
         # real name, so create it under that name, then give it the alias (research: renaming.md).
         saved = sys.modules.get(real)
         try:
-            module = self._checked(lambda: _imp.create_dynamic(ModuleSpec(real, self, origin=patched)), real)
+            module = self._checked(lambda: self._keeping_host_entries(
+                lambda: _imp.create_dynamic(ModuleSpec(real, self, origin=patched))), real)
         finally:
             if saved is None:
                 sys.modules.pop(real, None)
@@ -147,29 +148,39 @@ class EnvExtensionLoader(ExtensionFileLoader):
         module.__file__ = self.path
         return module
 
-    def _keeping_host_entries(self, create: Callable[[], ModuleType]) -> ModuleType:
-        """``create()``, and the ``sys.modules`` entries the extension made under another name put back.
+    def _keeping_host_entries(self, load: Callable[[], Any], module: ModuleType | None = None) -> Any:
+        """``load()`` (the extension's creation, which returns ``module``, or its execution), with the
+        ``sys.modules`` entries its C code set under names of no env put back.
 
-        A single-phase extension may register itself under the name it was built with: cffi's do, as
-        ``<name>`` and ``<name>.lib``, and that name is not the module's own (``_x`` for ``pkg/_x.so``)
-        nor one the patch can reach, so each env's copy would replace the host's entries. The host's
-        entries are put back as they were, and the env's own are named after the module's name
-        (``pKg._x.lib``), which is what the env's code asks for (``from pkg._x.lib import f``)."""
+        An extension may register modules under the name they were built with: cffi's do, as
+        ``<name>`` and ``<name>.lib``, for their own module (``_x`` for ``pkg/_x.so``, at its
+        creation) or for one made by another extension (cryptography's Rust ``_rust`` makes cffi's
+        ``_openssl`` when it is executed, a multi-phase module). That name is none of the env's nor
+        one the patch can reach, so each env's copy would replace the host's entries. The host's
+        entries are put back as they were (or the new ones taken out); the env's own are kept under
+        the module's name where they are the module or below it (``pKg._x.lib``: what the env's
+        code asks for, ``from pkg._x.lib import f``).
+        Entries the import system made (a module imported by its spec's name) stay, and so do the
+        env's real names, which ``_checked`` refuses."""
         before = dict(sys.modules)
-        module = create()
-        built = [k for k, v in sys.modules.items() if v is module and before.get(k) is not v and k != self.name]
-        for name in built:
-            for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
-                value = sys.modules[key]
-                if before.get(key) is value:
-                    continue
-                if key in before:
-                    sys.modules[key] = before[key]
-                else:
-                    del sys.modules[key]
-                if key != name:
+        result = load()
+        module = result if module is None else module
+        own, set_by_code = self.names.own, {}
+        for key, value in list(sys.modules.items()):
+            top = key.partition(".")[0]
+            if before.get(key) is value or ALIASES.owner(top) is not None or top in own or (
+                    key not in before and getattr(getattr(value, "__spec__", None), "name", None) == key):
+                continue
+            set_by_code[key] = value
+            if key in before:
+                sys.modules[key] = before[key]
+            else:
+                del sys.modules[key]
+        for name in [k for k, v in set_by_code.items() if v is module]:
+            for key, value in set_by_code.items():
+                if key.startswith(name + "."):
                     sys.modules.setdefault(self.name + key[len(name):], value)
-        return module
+        return result
 
     def exec_module(self, module) -> None:
         with watched(self.names, self.name):
@@ -183,7 +194,7 @@ class EnvExtensionLoader(ExtensionFileLoader):
             EnvSourceLoader(self.names, self.name, self._source()).exec_module(module)
             return
         try:
-            self._checked(lambda: _imp.exec_dynamic(module), module=module)
+            self._checked(lambda: self._keeping_host_entries(lambda: _imp.exec_dynamic(module), module), module=module)
         except Exception as refused:
             if self._source() is None:
                 raise
