@@ -146,7 +146,37 @@ class EnvExtensionLoader(ExtensionFileLoader):
                 sys.modules[real] = saved
         module.__name__ = spec.name
         module.__file__ = self.path
+        self._real_paths(module)
         return module
+
+    def _real_paths(self, module: ModuleType) -> None:
+        """A module the extension's code gave a file and path by its name (mypyc 2 does, for its package
+        shims and the modules its compiled siblings import directly: the group library's directory
+        joined with the dotted name): with the alias in that name they are a directory that does not
+        exist, where its submodules are not found. The env's own, by the real name, instead."""
+        names = self.names
+        top = str(getattr(module, "__name__", "")).partition(".")[0]
+        real = names.real.get(top)
+        if real is None or real not in names.found:
+            return
+        wrong, right = os.path.join(str(names.found[real]), top), os.path.join(str(names.found[real]), real)
+
+        def fixed(path: Any) -> Any:
+            return right + path[len(wrong):] if isinstance(path, str) and (
+                path == wrong or path.startswith(wrong + os.sep)) else path
+
+        if fixed(getattr(module, "__file__", None)) is not getattr(module, "__file__", None):
+            module.__file__ = fixed(module.__file__)
+        path = getattr(module, "__path__", None)
+        if isinstance(path, list) and any(fixed(p) is not p for p in path):
+            module.__path__ = [fixed(p) for p in path]
+        spec = getattr(module, "__spec__", None)
+        if isinstance(spec, ModuleSpec) and fixed(spec.origin) is not spec.origin:
+            spec.origin = fixed(spec.origin)
+            if spec.submodule_search_locations is not None:
+                spec.submodule_search_locations = [fixed(p) for p in spec.submodule_search_locations]
+            if type(spec.loader) is ExtensionFileLoader:  # reloaded, it must load the env's copy
+                spec.loader = module.__loader__ = EnvExtensionLoader(names, spec.name, spec.origin)
 
     def _keeping_host_entries(self, load: Callable[[], Any], module: ModuleType | None = None) -> Any:
         """``load()`` (the extension's creation, which returns ``module``, or its execution), with the
@@ -239,6 +269,9 @@ class EnvExtensionLoader(ExtensionFileLoader):
             for key in (*leaked, self.name):  # single-phase modules put themselves in sys.modules
                 sys.modules.pop(key, None)
             raise self._unpatched(leaked or bound)
+        for key in set(sys.modules) - before:
+            if key.partition(".")[0] in self.names.real:
+                self._real_paths(sys.modules[key])
         return result
 
     def _unpatched(self, names: list[str]) -> ExtensionNotSupported:
