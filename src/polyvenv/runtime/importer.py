@@ -324,13 +324,15 @@ def _runs_uncompiled(source: str, has_cython: bool) -> bool:
 class watched:
     """Around the outermost import of an env's module in a thread (the modules it imports in turn
     included): warn if it set attributes on the standard library's or shared modules and classes
-    (native/globalstate.py). Inner imports cost a counter."""
+    (native/globalstate.py); and if it ended in a refusal, take out the modules of its package it had
+    run, so that the package's next import is refused again, as a whole. Inner imports cost a counter."""
 
     _depth = threading.local()
 
     def __init__(self, names: NameMap, fullname: str) -> None:
         self.names, self.fullname = names, fullname
         self.outermost = False
+        self.first_new = 0
 
     def __enter__(self) -> None:
         depth = getattr(self._depth, "n", 0)
@@ -339,15 +341,44 @@ class watched:
             from .native.globalstate import SHARED
 
             self.outermost = True
+            self.first_new = len(sys.modules)  # modules added from now on come after it (dicts keep order)
             SHARED.changes(self.names.shared)  # what changed before this import is not the env's doing
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: object, error: object, traceback: object) -> None:
         self._depth.n -= 1
         if self.outermost:
             from .native.globalstate import warn_if_shared_changed
 
+            if _refusal_in(error):
+                self._forget_half_imported()
             top, dot, rest = self.fullname.partition(".")
             warn_if_shared_changed(self.names.env, self.names.real.get(top, top) + dot + rest, self.names.shared)
+
+    def _forget_half_imported(self) -> None:
+        """The package's source modules (and namespace packages) this import ran before a refusal ended it.
+
+        The import system takes out only the modules whose execution failed: a submodule imported
+        later then finds its parents half run (``pandas.core`` without ``pandas``: pandas' options
+        never registered, ``KeyError: 'compute'``) instead of the refusal. Compiled modules stay: they
+        cannot be initialised twice, and their next import finds them."""
+        top = self.fullname.partition(".")[0]
+        for key in list(sys.modules)[self.first_new:]:
+            module = sys.modules.get(key)
+            if key.partition(".")[0] == top and (isinstance(getattr(module, "__loader__", None), EnvSourceLoader) or (
+                    isinstance(module, ModuleType) and module.__dict__.get("__file__") is None
+                    and hasattr(module, "__path__"))):
+                del sys.modules[key]
+
+
+def _refusal_in(error: object) -> bool:
+    """Whether ``error``, or an exception it was raised from or while handling, is polyvenv's refusal."""
+    for _ in range(16):
+        if isinstance(error, ExtensionNotSupported):
+            return True
+        if not isinstance(error, BaseException):
+            return False
+        error = error.__cause__ or error.__context__
+    return False
 
 
 class EnvUnsupportedLoader(SourceFileLoader):
