@@ -297,3 +297,24 @@ def test_lxml_keeps_per_thread_state_per_copy_and_the_hosts_lxml_parses_as_befor
     for run in (result["main"], result["thread"]):
         assert run[0] == host_parse and run[3] == host_parse, run
     assert result["host"] == ["6.1.3", True, []]
+
+
+def test_pandas_3_1_built_with_cython_3_3_loads_in_an_env(tmp_path):
+    """pandas 3.1's Cython 3.3 modules keep their packed strings' lengths in tables the patch must find: one
+    ``.rodata`` table far before the packed strings (algos, hashtable), one built on the stack with a length
+    of 256 written as its high byte alone (period). Missed, those modules import the real ``numpy``."""
+    project = build(tmp_path, {"pd31": ["pandas==3.1.1"]})  # beside other pandas: test_pandas_2_0_and_2_2_...
+    result = host(project, """
+        import os
+        result = {}
+        for name in ("pd31",):
+            pd = ws.env(name).import_module("pandas")
+            frame = pd.DataFrame({"a": [3, 1, 2, 1], "b": ["x", "y", "x", "z"]})
+            result[name] = [pd.__version__, os.path.realpath(pd.__file__).startswith(os.path.realpath(ws.env_dir(name))),
+                            type(frame).__module__ != "pandas.core.frame", int(frame["a"].sum()),
+                            frame["a"].rank().tolist(), pd.factorize(frame["b"])[0].tolist(),
+                            str(pd.Period("2020-01", freq="M") + 1)]
+        result["host"] = sorted(k for k in sys.modules if k.partition(".")[0] in ("pandas", "numpy"))
+    """)
+    assert result["pd31"] == ["3.1.1", True, True, 7, [4.0, 1.5, 3.0, 1.5], [0, 1, 0, 2], "2020-02"]
+    assert result["host"] == []
