@@ -215,7 +215,8 @@ def test_pandas_2_0_and_2_2_over_their_own_numpys(tmp_path, minor):
 
 def test_numpy_2_4_the_newest_beside_numpy_1_26_and_the_hosts_numpy_2_3(tmp_path):
     """numpy 2.4's C code passes "numpy.dtypes.IntDType" aliases that its Python half strips of the literal
-    "numpy.dtypes.": data, which the patch must leave as both halves have it (issue 11, finding 5)."""
+    "numpy.dtypes.": data, which the patch must leave as both halves have it (issue 11, finding 5). Its ``_simd``
+    makes a module per CPU target, named ``numpy._core._simd.X86_V3`` in its m_name: the env's alias too."""
     project = build(tmp_path, {"np24": ["numpy==2.4.6"], "np126": ["numpy==1.26.4"], "hostnp": ["numpy==2.3.5"]})
     result = host(project, textwrap.dedent(NUMPY_CHECKS) + textwrap.dedent("""
         import os, pickle
@@ -229,6 +230,9 @@ def test_numpy_2_4_the_newest_beside_numpy_1_26_and_the_hosts_numpy_2_3(tmp_path
             result[name]["own"] = [np.__name__ != "numpy",
                                    os.path.realpath(np.__file__).startswith(os.path.realpath(ws.env_dir(name))),
                                    np.ndarray is not numpy.ndarray]
+            simd = ws.env(name).import_module("numpy._core._simd" if name == "np24" else "numpy.core._simd")
+            result[name]["simd"] = [simd.__name__.startswith("numpy."), simd.baseline.simd > 0, sorted({
+                v.__name__.partition(".")[0] == np.__name__ for v in vars(simd).values() if isinstance(v, type(simd))})]
             if name == "np24":
                 result[name]["dtypes"] = [np.dtypes.IntDType is type(np.dtype(np.intc)), "IntDType" in np.dtypes.__all__,
                                           type(np.dtype("int32")).__module__ == "numpy.dtypes",
@@ -240,7 +244,8 @@ def test_numpy_2_4_the_newest_beside_numpy_1_26_and_the_hosts_numpy_2_3(tmp_path
     expected = {"sum": 45, "error": [True, "UFuncTypeError", True], "memory": True, "linalg": 8.0, "fft": 4.0,
                 "pickle": [True, True], "datetime": "2020-02-01", "own": [True, True, True]}
     for name, version, float_repr in (("np24", "2.4.6", "np.float64(0.1)"), ("np126", "1.26.4", "0.1")):
-        got = {k: v for k, v in result[name].items() if k != "dtypes"}
+        got = {k: v for k, v in result[name].items() if k not in ("dtypes", "simd")}
+        assert result[name]["simd"] == [False, True, [True]], name  # its SIMD submodules named by the env's alias
         assert got == {**expected, "version": version, "repr": float_repr, "random": got["random"]}, name
     assert result["np24"]["dtypes"] == [True, True, True, True, True]  # a DType class pickles as the env's own
     assert result["np24"]["random"] == result["np126"]["random"]
