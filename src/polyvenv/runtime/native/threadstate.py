@@ -49,17 +49,24 @@ def own_thread_state(copy: str, original: str, tree: str, env: str) -> None:
     ``PyThreadState_GetDict``, load it and point those calls at the dict of the env copy tree ``tree``."""
     import mmap
 
+    from .elf import is_elf64
     from .elfrefs import ElfReferences
 
     with open(copy, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:  # a few pages read
-        if not calls_thread_dict(data):
+        elf = is_elf64(data)
+        if not elf:  # Mach-O, PE: their import tables are not read yet
+            slots = None if data.find(SYMBOL.encode() + b"\x00") >= 0 else []
+        elif not calls_thread_dict(data):
             return
-        slots = ElfReferences(data).got_slots(SYMBOL)
+        else:
+            slots = ElfReferences(data).got_slots(SYMBOL)
     if slots == []:
-        return  # a longer name ending in it (``_PyThreadState_GetDict``)
+        return  # not named, or a longer name ending in it (``_PyThreadState_GetDict``)
     try:
-        if not sys.platform.startswith("linux") or slots is None:
-            raise OSError("it is named outside its global offset table" if slots is None else "not Linux")
+        if not elf or not sys.platform.startswith("linux"):
+            raise OSError("its calls are redirected only in ELF files on Linux")
+        if slots is None:
+            raise OSError("it is named outside its global offset table")
         with _LOCK:
             _redirect(copy, slots, _callback(tree))
     except (OSError, ImportError, AttributeError, ValueError) as failed:
