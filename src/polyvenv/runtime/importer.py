@@ -126,8 +126,8 @@ class EnvExtensionLoader(ExtensionFileLoader):
         root, renamed = str(names.found[real]), {n: names.tops[n] for n in names.own}
         patched = relocated(self.path, root, renamed,
                             lambda dotted: has_module(str(names.found[dotted.partition(".")[0]]), dotted))
-        refuse_shared_by_name(patched, self.path, root, names.env)
-        own_thread_state(patched, self.path, copy_tree(root, renamed), names.env)
+        loaded = refuse_shared_by_name(patched, self.path, root, names.env)  # the copy, and its libraries' copies
+        own_thread_state(loaded, self.path, copy_tree(root, renamed), names.env)
         if rest:
             module = self._checked(lambda: self._keeping_host_entries(
                 lambda: _imp.create_dynamic(ModuleSpec(spec.name, self, origin=patched))))

@@ -44,36 +44,47 @@ def calls_thread_dict(data: Buffer) -> bool:
     return SYMBOL.encode() + b"\x00" in bytes(data[start:start + size])
 
 
-def own_thread_state(copy: str, original: str, tree: str, env: str) -> None:
-    """Before ``copy`` (the env's relocated copy of ``original``) is initialised: if it calls
-    ``PyThreadState_GetDict``, load it and point those calls at the dict of the env copy tree ``tree``."""
+def own_thread_state(files: list[str], original: str, tree: str, env: str) -> None:
+    """Before the env's relocated copy of the extension ``original`` is initialised: if it, or one of its
+    libraries' copies it loads (``files``: the copy first), calls ``PyThreadState_GetDict``, load it and
+    point those calls at the dict of the env copy tree ``tree``."""
+    for path in files:
+        reason, slots = _slots(path)
+        if not slots and reason is None:
+            continue
+        try:
+            if reason is not None:
+                raise OSError(reason)
+            with _LOCK:
+                _redirect(files[0], path, slots, _callback(tree))
+        except (OSError, ImportError, AttributeError, ValueError) as failed:
+            which = "" if path == files[0] else f" (through its library {os.path.basename(path)})"
+            raise ExtensionNotSupported(
+                f"env {env!r}: {original} keeps per-thread state under fixed keys{which} (it calls {SYMBOL}), "
+                f"which polyvenv could not make the env's own ({failed}): the host's copy and the env's would "
+                "take each other's objects; give this env isolation = \"process\"", path=original) from failed
+
+
+def _slots(path: str) -> tuple[str | None, list[int]]:
+    """The GOT slots of ``PyThreadState_GetDict`` in the file (none if it does not call it), or why they
+    cannot be redirected."""
     import mmap
 
     from .elf import is_elf64
     from .elfrefs import ElfReferences
 
-    with open(copy, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:  # a few pages read
-        elf = is_elf64(data)
-        if not elf:  # Mach-O, PE: their import tables are not read yet
-            slots = None if data.find(SYMBOL.encode() + b"\x00") >= 0 else []
-        elif not calls_thread_dict(data):
-            return
-        else:
-            slots = ElfReferences(data).got_slots(SYMBOL)
-    if slots == []:
-        return  # not named, or a longer name ending in it (``_PyThreadState_GetDict``)
-    try:
-        if not elf or not sys.platform.startswith("linux"):
-            raise OSError("its calls are redirected only in ELF files on Linux")
-        if slots is None:
-            raise OSError("it is named outside its global offset table")
-        with _LOCK:
-            _redirect(copy, slots, _callback(tree))
-    except (OSError, ImportError, AttributeError, ValueError) as failed:
-        raise ExtensionNotSupported(
-            f"env {env!r}: {original} keeps per-thread state under fixed keys (it calls {SYMBOL}), which "
-            f"polyvenv could not make the env's own ({failed}): the host's copy and the env's would take each "
-            "other's objects; give this env isolation = \"process\"", path=original) from failed
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:  # a few pages read
+        if not is_elf64(data):  # Mach-O, PE: their import tables are not read yet
+            named = data.find(SYMBOL.encode() + b"\x00") >= 0
+            return ("its calls are redirected only in ELF files on Linux" if named else None), []
+        if not calls_thread_dict(data):
+            return None, []
+        slots = ElfReferences(data).got_slots(SYMBOL)  # []: a longer name ending in it (_PyThreadState_GetDict)
+    if slots is None:
+        return "it is named outside its global offset table", []
+    if slots and not sys.platform.startswith("linux"):
+        return "its calls are redirected only on Linux", []
+    return None, slots
 
 
 def _callback(tree: str) -> Any:
@@ -87,13 +98,14 @@ def _callback(tree: str) -> Any:
     return callback
 
 
-def _redirect(copy: str, slots: list[int], callback: Any) -> None:
-    """``dlopen`` ``copy`` as the import system will (it gets this same handle) and write ``callback``'s
-    address into its GOT ``slots`` (vaddrs), unless a former load of it did already."""
+def _redirect(extension: str, path: str, slots: list[int], callback: Any) -> None:
+    """``dlopen`` the ``extension`` copy as the import system will (it gets this same handle), which maps
+    ``path`` (itself, or a library it needs), and write ``callback``'s address into ``path``'s GOT ``slots``
+    (vaddrs), unless a former load of it did already."""
     import ctypes
 
-    handle = ctypes.CDLL(copy, mode=sys.getdlopenflags())
-    base = _load_bias(handle)
+    ctypes.CDLL(extension, mode=sys.getdlopenflags())
+    base = _load_bias(ctypes.CDLL(path, mode=sys.getdlopenflags()))  # loaded: the same handle
     target = ctypes.cast(callback, ctypes.c_void_p).value
     libc = ctypes.CDLL(None, use_errno=True)
     for vaddr in slots:
