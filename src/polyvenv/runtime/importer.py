@@ -191,14 +191,15 @@ class EnvExtensionLoader(ExtensionFileLoader):
         the module's name where they are the module or below it (``pKg._x.lib``: what the env's
         code asks for, ``from pkg._x.lib import f``).
         Entries the import system made (a module imported by its spec's name) stay, and so do the
-        env's real names, which ``_checked`` refuses."""
+        standard library's (``os.path``, ``typing.io``: set by its own code) and the env's real names,
+        which ``_checked`` refuses."""
         before = dict(sys.modules)
         result = load()
         module = result if module is None else module
         own, set_by_code = self.names.own, {}
         for key, value in list(sys.modules.items()):
             top = key.partition(".")[0]
-            if before.get(key) is value or ALIASES.owner(top) is not None or top in own or (
+            if before.get(key) is value or ALIASES.owner(top) is not None or top in own or top in STDLIB or (
                     key not in before and getattr(getattr(value, "__spec__", None), "name", None) == key):
                 continue
             set_by_code[key] = value
