@@ -113,13 +113,10 @@ def xfail(finding: str):
 CASES = [
     # compiled
     "markupsafe",  # C speedups, works today
-    pytest.param("lxml", marks=xfail(
-        "issue 11 finding 2: per-thread state under fixed keys (PyThreadState_GetDict); after the envs ran, the "
-        "host's own lxml fails a plain parse: TypeError: Cannot convert lXml.etree._ParserDictionaryContext")),
+    "lxml",  # per-thread state under fixed keys (PyThreadState_GetDict): each copy its own (issue 11 finding 2)
+    "cryptography",  # cffi's _openssl made by its Rust extension's execution: the host's entries stay the host's
     "pynacl",  # cffi: the host's sys.modules entries under the build name stay the host's (issue 11 finding 6)
-    pytest.param("tomli", marks=xfail(
-        "issue 11 finding 6: tomli 2.5's mypyc build registers a submodule the env's copy does not find: "
-        "EnvImportError: env 'new' has no module 'tomli._types'")),
+    "tomli",  # mypyc 2 names its modules' files and paths after their (aliased) names (issue 11 finding 6)
     "greenlet",  # a class named like its package keeps its name (issue 11 finding 1)
     # pure
     "click",

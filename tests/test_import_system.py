@@ -498,3 +498,42 @@ def test_two_pytest_versions_run_a_projects_tests_inside_their_envs(tmp_path):
     assert host == UNTOUCHED
     assert result["old"] == ["7.4.4", 1, True, True]
     assert result["new"][0].startswith("8.") and result["new"][1:] == [1, True, True]
+
+
+def test_a_package_refused_halfway_is_refused_again_by_its_submodules(tmp_path):
+    """A refusal ends an import halfway (pandas 3.1 beside the host's: one of its extensions shares a symbol):
+    the package's modules it ran are taken out again, so a submodule imported next is refused too, as the
+    package is, instead of running on half of it (pandas: ``KeyError: 'compute'``, its options never set)."""
+    import py_compile
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "compiled.py").write_text("COMPILED = True\n")
+    py_compile.compile(str(scratch / "compiled.py"), str(scratch / "compiled.pyc"))
+    wh = tmp_path / "wheels"
+    make_wheel(wh, "halfway", "1.0", {
+        "halfway/__init__.py": "from halfway.core import options\nfrom halfway import compiled\n"
+                               "options.OPTIONS['compute'] = True\n",
+        "halfway/compiled.pyc": (scratch / "compiled.pyc").read_bytes(),  # refused: bytecode without its source
+        "halfway/core/__init__.py": "",
+        "halfway/core/options.py": "OPTIONS = {}\n",
+        "halfway/core/expressions.py": "from halfway.core.options import OPTIONS\nUSE = OPTIONS['compute']\n",
+    })
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "polyvenv.toml").write_text(f'wheelhouse = "{wh}"\noffline = true\n'
+                                           '[envs.half]\nrequirements = ["halfway==1.0"]\n')
+    subprocess.run([sys.executable, "-m", "polyvenv", "sync"], cwd=project, check=True, capture_output=True)
+    result, host = run_host((project, tmp_path / "host"), """
+        REAL_NAMES = {"halfway"}
+        env = ws.env("half")
+        result = []
+        for name in ("halfway", "halfway.core.expressions", "halfway.core.expressions"):
+            try:
+                env.import_module(name)
+                result.append("imported")
+            except Exception as exc:
+                result.append([type(exc).__name__, "bytecode without its source" in str(exc)])
+    """)
+    assert result == [["ExtensionNotSupported", True]] * 3
+    assert host == UNTOUCHED

@@ -15,7 +15,8 @@ string is renamed only where it names a module by structure:
   attribute argument of ``PyObject_GetAttrString`` and friends (the linker
   keeps one ``"pkg\\0"`` for both), the module users get a renamed copy of
   their own and the attribute keeps its bytes (elfsplit.py);
-- or it is ``module.Name`` used as a type's name (``tp_name``,
+- or it is ``module.Name`` used as a module's ``m_name`` (a module the C code makes under a module of
+  the env, numpy's ``_simd.AVX2``), or as a type's name (``tp_name``,
   ``PyType_Spec.name``, ``PyErr_NewException``): ``__module__`` and pickle
   follow it, so it must carry the alias; or a capsule name
   (``"numpy.core.multiarray._ARRAY_API"``: passed to ``PyCapsule_*``, or by
@@ -196,7 +197,7 @@ class Selection:
 
     def _verdict(self, kind: str, top: str, text: str, whole: bool, uses: dict[int, str]) -> tuple[str, str]:
         kinds = set(uses.values())
-        proof = kinds & ({IMPORT, MODULE_DEF} if kind == "module" else {TYPE, IMPORT})
+        proof = kinds & ({IMPORT, MODULE_DEF} if kind == "module" else {TYPE, IMPORT, MODULE_DEF})
         if not proof:
             if not whole and not uses:
                 return "keep", "inside a longer string, and no pointer to it of its own"
