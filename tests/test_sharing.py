@@ -1,0 +1,150 @@
+"""Issue 13: what envs (and the host) agree on is loaded once; the rest stays private.
+
+The rule's unit tests run on generated wheels unpacked into directories (a pure wheel unpacked is
+an install: its files and its RECORD). The host-sharing tests build real envs with the real CLI
+and load them into a real host process.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from polyvenv.provision.records import distribution_records, write_records
+from polyvenv.runtime.hostview import HostView, shared_with_host
+from polyvenv.runtime.names import STDLIB, top_level_names
+from polyvenv.runtime.records import Records, read_records
+from polyvenv.runtime.sharing import owners, share_keys, shareable
+from wheelgen import make_wheel, pure_wheel
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def install(site: Path, *wheels: Path) -> Path:
+    site.mkdir(parents=True, exist_ok=True)
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as zf:
+            zf.extractall(site)
+    return site
+
+
+@pytest.fixture
+def wheels(tmp_path) -> dict[str, Path]:
+    wh = tmp_path / "wheels"
+    made = {
+        "alpha1": pure_wheel(wh, "alpha", "1.0"),
+        "alpha2": pure_wheel(wh, "alpha", "2.0"),
+        "extra": pure_wheel(wh, "extra", "1.0"),
+        "plug": make_wheel(wh, "plug", "1.0", {"plug/__init__.py": textwrap.dedent("""
+            import alpha
+            import importlib
+            from typing import TYPE_CHECKING
+            try:
+                import extra                      # optional: used where installed
+            except ImportError:
+                extra = None
+            if TYPE_CHECKING:
+                import only_for_type_checkers
+            FOUND = importlib.import_module("by_context")
+        """)}),
+        "cyc_a1": make_wheel(wh, "cyc-a", "1.0", {"cyc_a.py": "import cyc_b\n"}),
+        "cyc_b1": make_wheel(wh, "cyc-b", "1.0", {"cyc_b.py": "def f():\n    import cyc_a\n"}),
+        "cyc_b2": make_wheel(wh, "cyc-b", "2.0", {"cyc_b.py": "def f():\n    import cyc_a\n    return 2\n"}),
+        "finder": make_wheel(wh, "finder", "1.0", {"finder.py": textwrap.dedent("""
+            from importlib.metadata import entry_points
+            PLUGINS = entry_points(group="finder.plugins")
+        """)}),
+    }
+    return made
+
+
+def agreeing(site: Path, other: Path) -> set[str]:
+    """The distributions of ``site`` the rule shares with the env of ``other`` (both built as sites)."""
+    ours, theirs = distribution_records(site), distribution_records(other)
+    here = owners(ours, top_level_names([site]), site, (), STDLIB)
+    there = owners(theirs, top_level_names([other]), other, (), STDLIB)
+    digests = {r.name: r.digest for r in theirs}
+    return shareable(ours, here, there, lambda r: digests.get(r.name) == r.digest,
+                     lambda names: {r.name for r in theirs} <= names)
+
+
+def test_records_say_what_a_distribution_is_and_what_its_code_references(tmp_path, wheels):
+    site = install(tmp_path / "a", wheels["plug"], wheels["alpha1"])
+    other = install(tmp_path / "b", wheels["plug"], wheels["alpha2"])
+    plug = {r.name: r for r in distribution_records(site)}["plug"]
+    assert plug.version == "1.0" and plug.tops == ("plug",)
+    assert set(plug.references) == {"alpha", "extra", "by_context"}  # not `importlib` (stdlib), not TYPE_CHECKING's
+    assert not plug.discovers
+    again = {r.name: r for r in distribution_records(other)}
+    assert again["plug"].digest == plug.digest  # the same files: the same distribution
+    assert again["alpha"].digest != {r.name: r for r in distribution_records(site)}["alpha"].digest
+    finder = {r.name: r for r in distribution_records(install(tmp_path / "c", wheels["finder"]))}["finder"]
+    assert finder.discovers
+
+
+def test_records_are_written_into_the_build_and_read_back_with_the_stdlib(tmp_path, wheels):
+    build = tmp_path / "build"
+    site = install(build / "lib" / "python3.11" / "site-packages", wheels["alpha1"])
+    written = write_records(build, ("Alpha",))
+    assert written is not None and read_records(site) == written
+    assert read_records(site) == Records(written.distributions, ("alpha",))
+    assert read_records(install(tmp_path / "plain", wheels["alpha1"])) is None  # a venv polyvenv did not build
+
+
+def test_envs_with_the_same_distributions_agree_on_all_of_them(tmp_path, wheels):
+    a = install(tmp_path / "a", wheels["plug"], wheels["alpha1"])
+    b = install(tmp_path / "b", wheels["plug"], wheels["alpha1"])
+    assert agreeing(a, b) == {"plug", "alpha"}
+    keys = [share_keys(distribution_records(s), owners(distribution_records(s), top_level_names([s]), s, (), STDLIB))
+            for s in (a, b)]
+    assert keys[0] == keys[1] and None not in keys[0].values()
+
+
+def test_a_dependency_of_another_version_keeps_both_private(tmp_path, wheels):
+    a = install(tmp_path / "a", wheels["plug"], wheels["alpha1"])
+    b = install(tmp_path / "b", wheels["plug"], wheels["alpha2"])
+    assert agreeing(a, b) == set()  # plug is the same files, but its `import alpha` means another alpha
+
+
+def test_an_optional_import_one_env_has_keeps_the_importer_private(tmp_path, wheels):
+    a = install(tmp_path / "a", wheels["plug"], wheels["alpha1"])
+    b = install(tmp_path / "b", wheels["plug"], wheels["alpha1"], wheels["extra"])
+    assert agreeing(a, b) == {"alpha"}
+    assert agreeing(b, a) == {"alpha"}  # extra itself: the other env has none
+
+
+def test_a_cycle_is_shared_or_kept_private_as_a_whole(tmp_path, wheels):
+    a = install(tmp_path / "a", wheels["cyc_a1"], wheels["cyc_b1"])
+    b = install(tmp_path / "b", wheels["cyc_a1"], wheels["cyc_b1"])
+    c = install(tmp_path / "c", wheels["cyc_a1"], wheels["cyc_b2"])
+    assert agreeing(a, b) == {"cyc-a", "cyc-b"}
+    assert agreeing(a, c) == set()  # cyc_a is the same, but the cyc_b it imports is not
+
+
+def test_code_that_discovers_distributions_needs_the_whole_env_to_agree(tmp_path, wheels):
+    a = install(tmp_path / "a", wheels["finder"], wheels["alpha1"])
+    b = install(tmp_path / "b", wheels["finder"], wheels["alpha1"])
+    c = install(tmp_path / "c", wheels["finder"], wheels["alpha2"])
+    assert agreeing(a, b) == {"finder", "alpha"}
+    assert agreeing(a, c) == set()  # finder references no alpha, but its entry_points() sees every distribution
+
+
+def test_the_host_view_shares_what_the_host_has_identically(tmp_path, wheels):
+    build = tmp_path / "build"
+    site = install(build / "lib" / "python3.11" / "site-packages", wheels["plug"], wheels["alpha1"])
+    host = install(tmp_path / "host", wheels["plug"], wheels["alpha1"], wheels["extra"])
+    records = write_records(build)
+    assert records is not None
+    found = top_level_names([site])
+    assert shared_with_host(records, found, site, (), HostView([str(host)])) == {"alpha"}  # the host has extra
+    same = install(tmp_path / "same", wheels["plug"], wheels["alpha1"])
+    assert shared_with_host(records, found, site, (), HostView([str(same)])) == {"plug", "alpha"}
+    private = write_records(build, ("alpha",))
+    assert private is not None
+    assert shared_with_host(private, found, site, (), HostView([str(same)])) == set()  # plug imports alpha
