@@ -148,3 +148,96 @@ def test_the_host_view_shares_what_the_host_has_identically(tmp_path, wheels):
     private = write_records(build, ("alpha",))
     assert private is not None
     assert shared_with_host(private, found, site, (), HostView([str(same)])) == set()  # plug imports alpha
+
+
+def test_an_env_uses_the_hosts_own_modules_of_what_the_host_has_identically(workspace, tmp_path):
+    """Both sides: where the rule shares, the env's module IS the host's; where it does not (another version,
+    or ``private``), the env gets its own copy and the host's module of the real name stays the host's."""
+    wh = workspace.wheelhouse
+    host = install(tmp_path / "host", wh / "alpha-1.0-py3-none-any.whl", wh / "beta-1.0-py3-none-any.whl")
+    workspace.write("""
+        [envs.same]
+        requirements = ["alpha==1.0", "beta==1.0"]
+        [envs.other]
+        requirements = ["alpha==2.0", "beta==1.0"]
+        [envs.kept]
+        requirements = ["alpha==1.0", "beta==1.0"]
+        private = ["alpha"]
+    """)
+    workspace.cli("sync")
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path[:0] = [{str(SRC)!r}, {str(host)!r}]
+        import polyvenv
+        ws = polyvenv.Workspace.load({str(workspace.root)!r})
+        for name in ("same", "other", "kept"):
+            env = ws.env(name)
+            for top in ("alpha", "beta"):
+                module = env.import_module(top)
+                print(name, top, module.__version__, module is sys.modules.get(top),
+                      module.__file__.startswith({str(host)!r}))
+        print("host", sys.modules["alpha"].__version__, sys.modules["alpha"].__file__.startswith({str(host)!r}))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "same alpha 1.0 True True", "same beta 1.0 True True",  # the host's very modules: no alias, no copy
+        "other alpha 2.0 False False",  # another version: its own
+        "other beta 1.0 True True",  # beta's code imports no alpha: the same beta whatever alpha is
+        "kept alpha 1.0 False False", "kept beta 1.0 True True",  # private = ["alpha"]
+        "host 1.0 True",
+    ]
+
+
+def test_private_is_validated_and_part_of_the_build(workspace):
+    workspace.write("""
+        [envs.a]
+        requirements = ["alpha==1.0"]
+        private = "alpha"
+    """)
+    proc = workspace.cli("sync", check=False)
+    assert proc.returncode == 2 and "private" in proc.stderr.splitlines()[0]
+    workspace.write("""
+        [envs.a]
+        requirements = ["alpha==1.0"]
+    """)
+    workspace.cli("sync")
+    workspace.write("""
+        [envs.a]
+        requirements = ["alpha==1.0"]
+        private = ["alpha"]
+    """)
+    assert workspace.status()["a"]["state"] == "stale"  # a new build: the records say what is private
+    workspace.cli("sync")
+    records = json.loads((workspace.root / ".polyvenv" / "a" / "polyvenv-records.json").read_text())
+    assert records["private"] == ["alpha"]
+
+
+def test_why_names_the_versions_what_is_shared_and_the_pins_behind_each_duplicate(workspace, tmp_path):
+    wh = workspace.wheelhouse
+    workspace.write("""
+        [envs.render_old]
+        requirements = ["alpha==1.0", "beta==1.0"]
+        [envs.render_new]
+        requirements = ["alpha==2.0", "beta"]
+        [envs.third]
+        requirements = ["alpha==2.0"]
+    """)
+    workspace.cli("sync")
+    host = install(tmp_path / "host", wh / "beta-1.0-py3-none-any.whl")
+    env = {**__import__("os").environ, "PYTHONPATH": str(host)}
+    lines = workspace.cli("why", env=env).stdout.splitlines()
+    assert lines[0] == ("alpha: 1.0 in render_old; 2.0 in render_new, third; render_new, third agree on it "
+                        "(each env still loads its own copy) -- render_old needs alpha==1.0 "
+                        "(beta 1.0 requires alpha>=1); render_new needs alpha==2.0 (beta 1.0 requires alpha>=1); "
+                        "third needs alpha==2.0")
+    assert lines[1].startswith("beta: 1.0 in render_old, render_new (the host's own modules); the host has 1.0")
+    answer = json.loads(workspace.cli("why", "alpha", "--json", env=env).stdout)
+    (alpha,) = answer["distributions"]
+    assert alpha["versions"] == {"1.0": ["render_old"], "2.0": ["render_new", "third"]}
+    assert alpha["agree"] == [["render_new", "third"]] and alpha["shared_with_host"] == []
+    proc = workspace.cli("why", "nosuch", check=False)
+    assert proc.returncode == 1 and "nosuch" in proc.stderr.splitlines()[0]
+    import polyvenv
+
+    assert polyvenv.Workspace.load(workspace.root).explain("alpha")["distributions"] == answer["distributions"]

@@ -37,7 +37,7 @@ class HostView:
     def __init__(self, path: Iterable[str] | None = None) -> None:
         entries = [os.path.abspath(e or os.curdir) for e in (sys.path if path is None else path)]
         self.entries = [Path(e) for e in dict.fromkeys(entries) if os.path.isdir(e)]
-        self.found = top_level_names(self.entries)
+        self.found = _Found(self.entries)
         self._infos: dict[Path, dict[str, Path]] = {}
         self._same: dict[str, bool] = {}
         self._installed: dict[str, Record] = {}  # records the host has identically, by top-level name
@@ -104,3 +104,23 @@ def _loaded_from(top: str, entry: Path) -> bool:
     spec = getattr(module, "__spec__", None)
     places = list(getattr(spec, "submodule_search_locations", None) or ()) + [getattr(spec, "origin", None) or ""]
     return any(str(p).startswith(str(entry) + os.sep) for p in places)
+
+
+class _Found:
+    """Top-level name -> the first host ``sys.path`` entry that has it, each entry listed once, on first
+    need (the standard library's directories are listed only for a name no earlier entry has)."""
+
+    def __init__(self, entries: list[Path]) -> None:
+        self.entries = entries
+        self._listed: list[dict[str, Path]] = []
+
+    def get(self, name: str) -> Path | None:
+        for i, entry in enumerate(self.entries):
+            if i == len(self._listed):
+                self._listed.append(top_level_names([entry]))
+            if name in self._listed[i]:
+                return entry
+        return None
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.get(name) is not None
