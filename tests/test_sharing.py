@@ -241,3 +241,46 @@ def test_why_names_the_versions_what_is_shared_and_the_pins_behind_each_duplicat
     import polyvenv
 
     assert polyvenv.Workspace.load(workspace.root).explain("alpha")["distributions"] == answer["distributions"]
+
+
+def test_a_vocabulary_package_is_shared_by_the_rule_and_reported_where_it_differs(tmp_path):
+    """typing_extensions-like packages: the host's very objects where the host has the same distribution;
+    another version gets the env its own copy and a VocabularyConflictWarning saying how to share it."""
+    wh = tmp_path / "wh"
+    files = {"typing_extensions.py": "TypedDict = object()\n"}
+    same = make_wheel(wh, "typing_extensions", "4.12.2", files)
+    make_wheel(wh, "typing_extensions", "4.5.0", files)
+    make_wheel(wh, "user", "1.0", {"user.py": "import typing_extensions\nTE = typing_extensions\n"})
+    host = install(tmp_path / "host", same)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "polyvenv.toml").write_text(textwrap.dedent(f"""
+        wheelhouse = "{wh}"
+        offline = true
+        [envs.agrees]
+        requirements = ["typing_extensions==4.12.2", "user"]
+        [envs.differs]
+        requirements = ["typing_extensions==4.5.0", "user"]
+    """))
+    subprocess.run([sys.executable, "-m", "polyvenv", "sync"], cwd=project, check=True, capture_output=True)
+    code = textwrap.dedent(f"""
+        import sys, warnings
+        sys.path[:0] = [{str(SRC)!r}, {str(host)!r}]
+        import polyvenv, typing_extensions
+        ws = polyvenv.Workspace.load({str(project)!r})
+        for name in ("agrees", "differs"):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                user = ws.env(name).import_module("user")
+            print(name, user.TE is typing_extensions, [type(w.message).__name__ for w in caught],
+                  any("pin typing_extensions==4.12.2" in str(w.message) for w in caught))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["agrees True [] False", "differs False ['VocabularyConflictWarning'] True"]
+    # a host whose typing_extensions 4.12.2 is other files: the same version is not the same distribution
+    other = make_wheel(tmp_path / "wh2", "typing_extensions", "4.12.2", {"typing_extensions.py": "TypedDict = 1\n"})
+    code = code.replace(str(host), str(install(tmp_path / "host2", other)))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0] == "agrees False ['VocabularyConflictWarning'] False"
