@@ -284,3 +284,13 @@ def test_a_vocabulary_package_is_shared_by_the_rule_and_reported_where_it_differ
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[0] == "agrees False ['VocabularyConflictWarning'] False"
+
+
+def test_a_namespace_package_two_distributions_install_stays_private(tmp_path):
+    wh = tmp_path / "wh"
+    first = make_wheel(wh, "ns-one", "1.0", {"nspkg/one.py": "ONE = 1\n"})
+    second = make_wheel(wh, "ns-two", "1.0", {"nspkg/two.py": "TWO = 2\n"})
+    other = make_wheel(wh, "ns-two", "2.0", {"nspkg/two.py": "TWO = 22\n"})
+    a = install(tmp_path / "a", first, second)
+    assert agreeing(a, install(tmp_path / "b", first, second)) == set()  # `nspkg` is no one distribution's
+    assert agreeing(a, install(tmp_path / "c", first, other)) == set()

@@ -56,7 +56,9 @@ def shareable(records: Iterable[Record], here: Owner, there: Owner, same_there: 
         for name in sorted(candidates):
             record = by_name[name]
             whole = not record.discovers or (candidates == set(by_name) and there_has_only(set(by_name)))
-            if not whole or not all(agrees(n) for n in record.references):
+            # its own names too: one another distribution also installs (a namespace package split in two)
+            # or an earlier directory of the env shadows is not the same module on both sides
+            if not whole or not all(agrees(n) for n in (*record.tops, *record.references)):
                 candidates.discard(name)
                 changed = True
     return candidates
