@@ -294,3 +294,19 @@ def test_a_namespace_package_two_distributions_install_stays_private(tmp_path):
     a = install(tmp_path / "a", first, second)
     assert agreeing(a, install(tmp_path / "b", first, second)) == set()  # `nspkg` is no one distribution's
     assert agreeing(a, install(tmp_path / "c", first, other)) == set()
+
+
+def test_why_shares_nothing_with_the_host_for_an_env_in_a_worker(workspace, tmp_path):
+    wh = workspace.wheelhouse
+    workspace.write("""
+        [envs.inproc]
+        requirements = ["beta==1.0"]
+        [envs.worker]
+        requirements = ["beta==1.0"]
+        isolation = "process"
+    """)
+    workspace.cli("sync")
+    host = install(tmp_path / "host", wh / "beta-1.0-py3-none-any.whl")
+    env = {**__import__("os").environ, "PYTHONPATH": str(host)}
+    (beta,) = json.loads(workspace.cli("why", "beta", "--json", env=env).stdout)["distributions"]
+    assert beta["shared_with_host"] == ["inproc"]

@@ -23,6 +23,7 @@ from ..runtime.names import STDLIB, top_level_names
 from ..runtime.records import Records, read_records
 from ..runtime.sharing import owners, share_keys
 from ..runtime.sitedir import normalize, site_packages
+from ..runtime.workspace import isolation
 
 
 def explain(config: Config, package: str | None = None) -> dict[str, Any]:
@@ -45,7 +46,8 @@ def explain(config: Config, package: str | None = None) -> dict[str, Any]:
         roots = [site, *([spec.source] if spec.source else [])]
         found = top_level_names(roots)
         declared = {s.partition(".")[0] for s in spec.shared}
-        with_host = shared_with_host(records, found, site, declared, host)
+        in_process = isolation(spec.isolation, manifest) == "namespace"  # a worker shares nothing with the host
+        with_host = shared_with_host(records, found, site, declared, host) if in_process else set()
         keys = share_keys(records.distributions, owners(records.distributions, found, site, declared, STDLIB))
         for record in records.distributions:
             if package is not None and record.name != normalize(package):
