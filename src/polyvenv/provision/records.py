@@ -27,7 +27,6 @@ import warnings
 from pathlib import Path
 
 from ..runtime.locations import user_cache_dir, write_cache_file
-from ..runtime.names import STDLIB
 from ..runtime.records import RECORDS, Record, Records, digest, record_rows, tops_of
 from ..runtime.rewrite import _ENTRY, _NAME_CALLS
 from ..runtime.sitedir import normalize, site_packages
@@ -67,7 +66,7 @@ def distribution_records(site: Path) -> list[Record]:
         dist_digest = digest(rows)
         references, discovers, compiled = _cached(dist_digest, site, paths)
         references |= {top for top in compiled if top in universe}
-        references -= set(tops) | STDLIB
+        references -= set(tops)  # the standard library's names stay: which they are is the loading Python's
         records.append(Record(name, version, dist_digest, tops, tuple(sorted(references)), discovers))
     return records
 

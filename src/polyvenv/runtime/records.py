@@ -34,7 +34,7 @@ class Record(NamedTuple):
     version: str
     digest: str
     tops: tuple[str, ...]
-    references: tuple[str, ...] = ()  # top-level names its code can import, the standard library's left out
+    references: tuple[str, ...] = ()  # top-level names its code can import (the standard library's too)
     discovers: bool = False
 
 
