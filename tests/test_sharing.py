@@ -56,7 +56,11 @@ def wheels(tmp_path) -> dict[str, Path]:
         "cyc_a1": make_wheel(wh, "cyc-a", "1.0", {"cyc_a.py": "import cyc_b\n"}),
         "cyc_b1": make_wheel(wh, "cyc-b", "1.0", {"cyc_b.py": "def f():\n    import cyc_a\n"}),
         "cyc_b2": make_wheel(wh, "cyc-b", "2.0", {"cyc_b.py": "def f():\n    import cyc_a\n    return 2\n"}),
-        "finder": make_wheel(wh, "finder", "1.0", {"finder.py": textwrap.dedent("""
+        "asker": make_wheel(wh, "asker", "1.0", {"asker.py": textwrap.dedent("""
+        from importlib.metadata import version
+        ALPHA = version("alpha")                  # no import of alpha: its metadata, by name
+    """)}),
+    "finder": make_wheel(wh, "finder", "1.0", {"finder.py": textwrap.dedent("""
             from importlib.metadata import entry_points
             PLUGINS = entry_points(group="finder.plugins")
         """)}),
@@ -71,7 +75,7 @@ def agreeing(site: Path, other: Path) -> set[str]:
     there = owners(theirs, top_level_names([other]), other, (), STDLIB)
     digests = {r.name: r.digest for r in theirs}
     return shareable(ours, here, there, lambda r: digests.get(r.name) == r.digest,
-                     lambda names: {r.name for r in theirs} <= names)
+                     lambda names: {r.name for r in theirs} <= names, lambda name: name in digests)
 
 
 def test_records_say_what_a_distribution_is_and_what_its_code_references(tmp_path, wheels):
@@ -133,6 +137,14 @@ def test_code_that_discovers_distributions_needs_the_whole_env_to_agree(tmp_path
     c = install(tmp_path / "c", wheels["finder"], wheels["alpha2"])
     assert agreeing(a, b) == {"finder", "alpha"}
     assert agreeing(a, c) == set()  # finder references no alpha, but its entry_points() sees every distribution
+
+
+def test_metadata_asked_by_name_must_be_the_same_distribution_or_absent_in_both(tmp_path, wheels):
+    a = install(tmp_path / "a", wheels["asker"], wheels["alpha1"])
+    assert {r.name: r for r in distribution_records(a)}["asker"].metadata == ("alpha",)
+    assert agreeing(a, install(tmp_path / "b", wheels["asker"], wheels["alpha1"])) == {"asker", "alpha"}
+    assert agreeing(a, install(tmp_path / "c", wheels["asker"], wheels["alpha2"])) == set()
+    assert agreeing(install(tmp_path / "d", wheels["asker"]), a) == set()  # absent in one, there in the other
 
 
 def test_the_host_view_shares_what_the_host_has_identically(tmp_path, wheels):

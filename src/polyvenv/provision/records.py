@@ -31,10 +31,12 @@ from ..runtime.records import RECORDS, Record, Records, digest, record_rows, top
 from ..runtime.rewrite import _ENTRY, _NAME_CALLS
 from ..runtime.sitedir import normalize, site_packages
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 _DISCOVERY_CALLS = {"entry_points", "distributions", "iter_entry_points", "working_set"}
 _METADATA_MODULES = {"importlib.metadata", "importlib_metadata", "pkg_resources"}
 _TESTS = {"tests", "test"}
+# importlib.metadata's (and pkg_resources') lookups of one distribution by name
+_METADATA_CALLS = {"version", "distribution", "metadata", "files", "requires", "get_distribution", "require"}
 
 
 def write_records(build: Path, private: tuple[str, ...] = ()) -> Records | None:
@@ -64,60 +66,67 @@ def distribution_records(site: Path) -> list[Record]:
         paths = [p for p, _ in rows]
         tops = tops_of(paths)
         dist_digest = digest(rows)
-        references, discovers, compiled = _cached(dist_digest, site, paths)
+        references, discovers, metadata, compiled = _cached(dist_digest, site, paths)
         references |= {top for top in compiled if top in universe}
         references -= set(tops)  # the standard library's names stay: which they are is the loading Python's
-        records.append(Record(name, version, dist_digest, tops, tuple(sorted(references)), discovers))
+        records.append(Record(name, version, dist_digest, tops, tuple(sorted(references)), discovers,
+                              tuple(sorted(metadata - {name}))))
     return records
 
 
-def _cached(dist_digest: str, site: Path, paths: list[str]) -> tuple[set[str], bool, set[str]]:
-    """(names its Python code references, whether it discovers distributions, top-level-like names in
-    its compiled files' strings), from the cache when another build had the same files."""
+def _cached(dist_digest: str, site: Path, paths: list[str]) -> tuple[set[str], bool, set[str], set[str]]:
+    """(names its Python code references, whether it discovers distributions, the distributions it asks
+    the metadata of, top-level-like names in its compiled files' strings), from the cache when another
+    build had the same files."""
     cache = Path(user_cache_dir()) / "records" / f"{dist_digest.replace('/', '_')}.json"
     try:
         data = json.loads(cache.read_text())
         if data.get("format") == CACHE_FORMAT:
-            return set(data["references"]), bool(data["discovers"]), set(data["compiled"])
+            return set(data["references"]), bool(data["discovers"]), set(data["metadata"]), set(data["compiled"])
     except (OSError, ValueError, KeyError, AttributeError):
         pass
     references: set[str] = set()
     discovers = False
+    metadata: set[str] = set()
     compiled: set[str] = set()
     for path in paths:
         full = site / path
         if _TESTS & set(path.split("/")[1:-1]):
             continue  # a package's own test suite: run by a test runner, never imported by the package's code
         if path.endswith(".py"):
-            found, discovering = python_references(full)
+            found, discovering, asked = python_references(full)
             references |= found
             discovers = discovers or discovering
+            metadata |= asked
         elif path.endswith((".so", ".pyd")) or ".so." in path:
             compiled |= compiled_names(full)
     data = {"format": CACHE_FORMAT, "references": sorted(references), "discovers": discovers,
-            "compiled": sorted(compiled)}
+            "metadata": sorted(metadata), "compiled": sorted(compiled)}
     write_cache_file(cache, json.dumps(data).encode())
-    return references, discovers, compiled
+    return references, discovers, metadata, compiled
 
 
-def python_references(path: Path) -> tuple[set[str], bool]:
-    """Top-level names a ``.py`` file can import, and whether it enumerates distributions."""
+def python_references(path: Path) -> tuple[set[str], bool, set[str]]:
+    """Top-level names a ``.py`` file can import, whether it enumerates distributions, and the
+    distributions whose metadata it asks by a constant name (``version("pkg")``)."""
     try:
         source = path.read_bytes()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # invalid escapes and the like in third-party code
             tree = ast.parse(source, str(path))
     except (OSError, SyntaxError, ValueError):
-        return set(), False  # a file the interpreter cannot run either (a template, py2 code)
+        return set(), False, set()  # a file the interpreter cannot run either (a template, py2 code)
     finder = _References()
     finder.visit(tree)
-    return finder.tops, finder.discovers
+    uses_metadata = bool(finder.tops & {"importlib_metadata", "pkg_resources"}) or b"metadata" in source
+    return finder.tops, finder.discovers, {normalize(n) for n in finder.metadata} if uses_metadata else set()
 
 
 class _References(ast.NodeVisitor):
     def __init__(self) -> None:
         self.tops: set[str] = set()
         self.discovers = False
+        self.metadata: set[str] = set()
 
     def add(self, dotted: str) -> None:
         top = dotted.partition(".")[0]
@@ -155,6 +164,10 @@ class _References(ast.NodeVisitor):
                 self.add(first.value)
         if terminal in _DISCOVERY_CALLS and isinstance(func, ast.Attribute):  # metadata.entry_points(), ...
             self.discovers = True
+        if terminal in _METADATA_CALLS and node.args:
+            first = node.args[0]
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                self.metadata.add(first.value)
 
     def visit_Constant(self, node: ast.Constant) -> None:
         if isinstance(node.value, str) and _ENTRY.match(node.value):

@@ -28,7 +28,7 @@ def shared_with_host(records: Records, found: Mapping[str, Path], site: Path, de
     private = set(records.private)
     here = owners(records.distributions, found, site, declared, STDLIB)
     return shareable(records.distributions, here, host.owner,
-                     lambda record: record.name not in private and host.same(record), host.has_only)
+                     lambda record: record.name not in private and host.same(record), host.has_only, host.has)
 
 
 class HostView:
@@ -90,6 +90,10 @@ class HostView:
             if info is not None:
                 return info.name[: -len(".dist-info")].partition("-")[2]
         return None
+
+    def has(self, name: str) -> bool:
+        """Whether the host has a distribution ``name`` (normalized) on its path."""
+        return self.version(name) is not None
 
     def has_only(self, names: set[str]) -> bool:
         """Whether the host has no distribution outside ``names`` on its path."""

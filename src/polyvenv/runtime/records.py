@@ -9,7 +9,8 @@ and which top-level names its code can reference (static imports, module
 names the rewriter finds by context, module names in its compiled files).
 ``discovers``: its code enumerates distributions at run time (entry points,
 ``importlib.metadata.distributions()``, pkg_resources), so it can reach
-every distribution of the env.
+every distribution of the env; ``metadata``: the distributions whose
+metadata it asks by name (``importlib.metadata.version("pkg")``).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Record(NamedTuple):
     tops: tuple[str, ...]
     references: tuple[str, ...] = ()  # top-level names its code can import (the standard library's too)
     discovers: bool = False
+    metadata: tuple[str, ...] = ()  # distributions (normalized) whose metadata its code asks by name
 
 
 class Records(NamedTuple):
@@ -62,7 +64,7 @@ def read_records(site: Path) -> Records | None:
         if os.path.normpath(build / str(data.get("site_packages"))) != os.path.normpath(site):
             continue
         try:
-            return Records(tuple(Record(**{**r, "tops": tuple(r["tops"]), "references": tuple(r["references"])})
+            return Records(tuple(Record(**{**r, **{k: tuple(r.get(k, ())) for k in ("tops", "references", "metadata")}})
                                  for r in data["distributions"]), tuple(data.get("private", ())))
         except (TypeError, KeyError):
             return None

@@ -4,9 +4,10 @@ A distribution D of env E is shareable with X (the host, or another env)
 when X has the same D (same name, version and installed files: its
 record's digest) and every name D's code can reference resolves in X to
 what it resolves to in E: the same shareable distribution, recursively,
-or nothing in both. A distribution whose code enumerates distributions
-(``discovers``) can reach all of E: it is shareable only if all of E is,
-and X has no distribution E lacks. Cycles need no special case: the
+or nothing in both; and each distribution whose metadata its code asks
+by name is, likewise, a shareable one or absent in both. A distribution
+whose code enumerates distributions (``discovers``) can reach all of E: it
+is shareable only if all of E is, and X has no distribution E lacks. Cycles need no special case: the
 candidates shrink to the greatest set that agrees (a fixpoint), so two
 distributions importing each other stay together or private together.
 
@@ -35,11 +36,13 @@ Owner = Callable[[str], Optional[str]]
 
 
 def shareable(records: Iterable[Record], here: Owner, there: Owner, same_there: Callable[[Record], bool],
-              there_has_only: Callable[[set[str]], bool] = lambda names: False) -> set[str]:
+              there_has_only: Callable[[set[str]], bool] = lambda names: False,
+              there_has: Callable[[str], bool] = lambda name: True) -> set[str]:
     """Names of the distributions of ``records`` (env E, names resolved by ``here``) shareable with X.
 
     ``same_there(record)``: X has that very distribution; ``there(name)``: a name's owner in X;
-    ``there_has_only(names)``: X has no distribution outside ``names`` (for those that discover).
+    ``there_has_only(names)``: X has no distribution outside ``names`` (for those that discover);
+    ``there_has(distribution)``: X has a distribution of that name (for the metadata asked by name).
     """
     by_name = {r.name: r for r in records}
     candidates = {name for name, r in by_name.items() if same_there(r)}
@@ -58,7 +61,8 @@ def shareable(records: Iterable[Record], here: Owner, there: Owner, same_there: 
             whole = not record.discovers or (candidates == set(by_name) and there_has_only(set(by_name)))
             # its own names too: one another distribution also installs (a namespace package split in two)
             # or an earlier directory of the env shadows is not the same module on both sides
-            if not whole or not all(agrees(n) for n in (*record.tops, *record.references)):
+            if not whole or not all(agrees(n) for n in (*record.tops, *record.references)) or not all(
+                    m in candidates if m in by_name else not there_has(m) for m in record.metadata):
                 candidates.discard(name)
                 changed = True
     return candidates
@@ -79,6 +83,7 @@ def share_keys(records: Iterable[Record], here: Owner) -> dict[str, str | None]:
             member = by_name[current]
             if member.discovers:
                 todo += by_name
+            todo += [m for m in member.metadata if m in by_name]
             for referenced in member.references:
                 owner = here(referenced)
                 if owner == OTHER:
@@ -92,7 +97,8 @@ def share_keys(records: Iterable[Record], here: Owner) -> dict[str, str | None]:
         for current in sorted(closure):
             member = by_name[current]
             h.update(repr((member.name, member.digest, member.discovers,
-                           [(n, here(n)) for n in member.references])).encode())
+                           [(n, here(n)) for n in member.references],
+                           [(m, m in by_name) for m in member.metadata])).encode())
         keys[name] = h.hexdigest()[:24]
     return keys
 
