@@ -253,6 +253,12 @@ def test_why_names_the_versions_what_is_shared_and_the_pins_behind_each_duplicat
     import polyvenv
 
     assert polyvenv.Workspace.load(workspace.root).explain("alpha")["distributions"] == answer["distributions"]
+    # a build from before records: the runtime shares nothing of it with the host, and `why` says so
+    (workspace.root / ".polyvenv" / "render_old" / "polyvenv-records.json").unlink()
+    proc = workspace.cli("why", "beta", "--json", env=env)
+    (beta,) = json.loads(proc.stdout)["distributions"]
+    assert beta["shared_with_host"] == ["render_new"] and beta["versions"] == {"1.0": ["render_old", "render_new"]}
+    assert "env 'render_old' was built before polyvenv recorded its distributions" in proc.stderr
 
 
 def test_a_vocabulary_package_is_shared_by_the_rule_and_reported_where_it_differs(tmp_path):

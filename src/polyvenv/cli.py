@@ -351,7 +351,10 @@ def cmd_why(args: argparse.Namespace) -> int:
                "run `polyvenv why` for every distribution")
         return 1
     for name in answer["unbuilt"]:
-        _say(args, f"env {name!r} is not built (or was built before records): run `polyvenv sync {name}`")
+        _say(args, f"env {name!r} is not built: run `polyvenv sync {name}`")
+    for name in answer["unrecorded"]:
+        _say(args, f"env {name!r} was built before polyvenv recorded its distributions: it uses none of the host's "
+             "modules (but the vocabulary packages of the host's version) until it is built again")
     return 0
 
 

@@ -24,21 +24,25 @@ from ..runtime.records import Records, read_records
 from ..runtime.sharing import owners, share_keys
 from ..runtime.sitedir import normalize, site_packages
 from ..runtime.workspace import isolation
+from .records import distribution_records
 
 
 def explain(config: Config, package: str | None = None) -> dict[str, Any]:
     """Per distribution (or only ``package``): versions by env, sharing, and the pins behind duplicates."""
     host = HostView()
     envs: dict[str, tuple[Manifest, Records, Path]] = {}
-    unbuilt = []
+    unbuilt, unrecorded = [], []
     for name, spec in config.envs.items():
         prefix = config.envs_dir / name
         manifest = read_manifest(prefix)
         site = site_packages(prefix) if manifest is not None else None
-        records = read_records(site) if site is not None else None
-        if manifest is None or site is None or records is None:
+        if manifest is None or site is None:
             unbuilt.append(name)
             continue
+        records = read_records(site)
+        if records is None:  # a build from before records: the same facts, found now
+            unrecorded.append(name)
+            records = Records(tuple(distribution_records(site)), manifest.private)
         envs[name] = (manifest, records, site)
     rows: dict[str, dict[str, Any]] = {}
     for name, (manifest, records, site) in envs.items():
@@ -46,7 +50,8 @@ def explain(config: Config, package: str | None = None) -> dict[str, Any]:
         roots = [site, *([spec.source] if spec.source else [])]
         found = top_level_names(roots)
         declared = {s.partition(".")[0] for s in spec.shared}
-        in_process = isolation(spec.isolation, manifest) == "namespace"  # a worker shares nothing with the host
+        # a worker shares nothing with the host; nor, but its vocabulary packages, a build from before records
+        in_process = isolation(spec.isolation, manifest) == "namespace" and name not in unrecorded
         with_host = shared_with_host(records, found, site, declared, host) if in_process else set()
         keys = share_keys(records.distributions, owners(records.distributions, found, site, declared, STDLIB))
         for record in records.distributions:
@@ -70,7 +75,7 @@ def explain(config: Config, package: str | None = None) -> dict[str, Any]:
                 for env in names:
                     row["pins"][env] = pins(row["name"], envs[env][0], envs[env][2])
         row["why"] = _why(row)
-    return {"host": sys.executable, "envs": sorted(envs), "unbuilt": unbuilt,
+    return {"host": sys.executable, "envs": sorted(envs), "unbuilt": unbuilt, "unrecorded": unrecorded,
             "distributions": [rows[name] for name in sorted(rows)]}
 
 
