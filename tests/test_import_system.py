@@ -477,9 +477,9 @@ def test_two_pytest_versions_run_a_projects_tests_inside_their_envs(tmp_path):
         "def test_fails():\n    x = 2\n    assert x == 3\n")
     (project / "polyvenv.toml").write_text(textwrap.dedent("""
         [envs.old]
-        requirements = ["pytest==7.4.4"]
+        requirements = ["pytest==7.4.4", "iniconfig==2.0.0"]  # not the host's iniconfig: the rule would share that
         [envs.new]
-        requirements = ["pytest>=8.3,<9"]
+        requirements = ["pytest>=8.3,<9", "iniconfig==2.0.0"]
     """))
     subprocess.run([sys.executable, "-m", "polyvenv", "sync"], cwd=project, check=True, capture_output=True)
     result, host = run_host((project, tmp_path), f"""

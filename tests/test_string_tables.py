@@ -142,7 +142,8 @@ def test_mypyc_builds_bind_their_own_shared_library_beside_the_hosts(tmp_path):
     [library] = host.glob("*__mypyc*.so")  # really a mypyc build
     project = tmp_path / "project"
     project.mkdir()
-    (project / "polyvenv.toml").write_text('[envs.t22]\nrequirements = ["tomli==2.2.1"]\n'
+    # private: the rule (issue 13) would give t22 the host's identical tomli; the env's own copy is the case here
+    (project / "polyvenv.toml").write_text('[envs.t22]\nrequirements = ["tomli==2.2.1"]\nprivate = ["tomli"]\n'
                                            '[envs.t23]\nrequirements = ["tomli==2.3.0"]\n')
     proc = subprocess.run([sys.executable, "-m", "polyvenv", "sync"], cwd=project, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
@@ -317,7 +318,9 @@ def test_pypi_wheels_built_with_cython_3_3_run_their_compiled_code_side_by_side(
         assert lzss_tables(compiled.read_bytes()), compiled  # really packed by Cython 3.3
     project = tmp_path / "project"
     project.mkdir()
+    # private: the rule (issue 13) would give "new" the host's identical copies; its own are the case here
     (project / "polyvenv.toml").write_text('[envs.new]\nrequirements = ["msgpack==1.2.4", "pyyaml==6.0.4"]\n'
+                                           'private = ["msgpack", "pyyaml"]\n'
                                            '[envs.old]\nrequirements = ["msgpack==1.0.8", "pyyaml==6.0.1"]\n')
     proc = subprocess.run([sys.executable, "-m", "polyvenv", "sync"], cwd=project, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

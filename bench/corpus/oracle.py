@@ -106,8 +106,12 @@ def try_package(pkg: Package, workdir: Path, *, timeout: float = 600, max_module
     env.pop("PYTHONPATH", None)
 
     start = time.monotonic()
-    body = "".join(f'[envs.{name}]\nrequirements = ["{pkg.name}=={version}"]\n'
-                   for name, version in (("old", pkg.old), ("new", pkg.new), ("host", pkg.new)))
+    # "new" is the host's version: `private` keeps the package itself the env's own copy (the rule would
+    # rightly load the host's), so its side-by-side load is what is measured; what it depends on and the
+    # host has identically is the host's, by the rule (probe.py allows exactly those)
+    body = "".join(f'[envs.{name}]\nrequirements = ["{pkg.name}=={version}"]\n{private}'
+                   for name, version, private in (("old", pkg.old, ""), ("new", pkg.new, f'private = ["{pkg.name}"]\n'),
+                                                  ("host", pkg.new, "")))
     if wheelhouse is not None:
         body = f'wheelhouse = "{wheelhouse}"\noffline = true\n' + body
     (root / "polyvenv.toml").write_text(body)

@@ -5,7 +5,8 @@ The scratch process the oracle (oracle.py) starts for one package. It does what 
 submodule that imported in that version's plain venv, checking after each import what a user could
 never see for themselves:
 
-- a module of a real top-level name (one the envs or the host install) appears in ``sys.modules``, or
+- a module of a real top-level name (one the envs or the host install; not one the sharing rule gives
+  the host's modules) appears in ``sys.modules``, or
   an entry the host had is replaced: env code bound (or overwrote) the host's modules;
 - a module an env import brought in has its ``__file__`` outside that env's build (the host's
   site-packages, another env);
@@ -51,13 +52,14 @@ def main():
 
     sys.path.insert(0, options["src"])
     import polyvenv
-    from polyvenv.runtime.namemap import VOCABULARY
     from polyvenv.runtime.names import STDLIB
 
     host_site = os.path.realpath(options["host_site"])
-    # real top-level names: shared with the host by design are the vocabulary packages (same version)
-    # and the standard library (a backport's name means the host's stdlib module)
-    real = set(options["names"]) - set(VOCABULARY) - set(STDLIB)
+    # real top-level names: shared with the host by design are the standard library (a backport's name
+    # means the host's stdlib module) and what the sharing rule gives the host's modules (SHARED: the
+    # distributions an env has identically to the host, with an agreeing closure), filled in as envs load
+    real = set(options["names"]) - set(STDLIB)
+    SHARED = set()
 
     def smoke(env, imp):
         if not options.get("smoke"):
@@ -87,22 +89,25 @@ def main():
                 say("X", env, module, f"the host's sys.modules[{key!r}] was replaced")
                 continue
             top = key.partition(".")[0]
-            if top in real:
+            if top in real and top not in SHARED:
                 say("X", env, module, f"a module of the real name {key!r} appeared in the host")
                 continue
             where = getattr(value, "__file__", None)
-            if isinstance(where, str) and top not in VOCABULARY and os.path.realpath(where).startswith(host_site):
+            if top in SHARED:
+                continue
+            if isinstance(where, str) and os.path.realpath(where).startswith(host_site):
                 say("X", env, module, f"{key} is the host's file {where}")
 
     def check_bindings(env, module):
         """Module globals of the env's modules that are the host's objects (a module, a class, a
         function of a real name), or env objects claiming a real module name."""
         reported = 0
+        private = real - SHARED
         for key, value in list(sys.modules.items()):
             if key in baseline or key.partition(".")[0] in real or value is None or reported >= 3:
                 continue
             for attr, obj in list(getattr(value, "__dict__", {}).items()):
-                what = bound_to_host(obj, real)
+                what = bound_to_host(obj, private)
                 if what:
                     say("X", env, module, f"{key}.{attr} {what}")
                     reported += 1
@@ -116,6 +121,7 @@ def main():
             env = ws.env(name)
             build = os.path.realpath(ws.env_dir(name))
             loaded[name] = env
+            SHARED.update(env.names.shared)
             for module in modules:
                 say("T", name, module)
                 try:
@@ -124,8 +130,8 @@ def main():
                     say("F", name, module, kind_of(e), f"{type(e).__name__}: {e}")
                 else:
                     outside = [p for p in files_of(got) if not os.path.realpath(p).startswith(build + os.sep)
-                               and not (module.partition(".")[0] in VOCABULARY
-                                        and os.path.realpath(p).startswith(host_site))]  # shared by design
+                               and not (module.partition(".")[0] in SHARED
+                                        and os.path.realpath(p).startswith(host_site))]  # shared by the rule
                     if outside:
                         say("X", name, module, f"__file__ outside the env: {outside[0]}")
                     else:

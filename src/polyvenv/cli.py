@@ -335,6 +335,29 @@ def cmd_import_map(args: argparse.Namespace) -> int:
     return 2 if clashes else 0
 
 
+def cmd_why(args: argparse.Namespace) -> int:
+    """Which envs have which version of each distribution, what is shared, which pins force each duplicate."""
+    from .provision.explain import explain
+
+    config = _config(args)
+    answer = explain(config, args.package)
+    if args.json:
+        print(json.dumps(answer, indent=2, sort_keys=True))
+    else:
+        for row in answer["distributions"]:
+            print(row["why"])
+    if args.package and not answer["distributions"]:
+        _error(f"no env of {config.describe()} has a distribution named {args.package!r}: "
+               "run `polyvenv why` for every distribution")
+        return 1
+    for name in answer["unbuilt"]:
+        _say(args, f"env {name!r} is not built: run `polyvenv sync {name}`")
+    for name in answer["unrecorded"]:
+        _say(args, f"env {name!r} was built before polyvenv recorded its distributions: it uses none of the host's "
+             "modules (but the vocabulary packages of the host's version) until it is built again")
+    return 0
+
+
 # -- the parser -------------------------------------------------------------------
 
 class _Parser(argparse.ArgumentParser):
@@ -455,6 +478,11 @@ def _parser() -> argparse.ArgumentParser:
 
     p = command("import-map", cmd_import_map, "show which top-level names go to which env")
     p.add_argument("--json", action="store_true")
+
+    p = command("why", cmd_why, "which envs have which version, what is shared with whom and with the host, "
+                "which pins force each duplicate")
+    p.add_argument("package", nargs="?", metavar="PKG")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
 
     p = command("create", cmd_create, "create or update one venv at a path, no config needed")
     p.add_argument("dir", metavar="DIR")

@@ -40,7 +40,7 @@ _TOP_KEYS = ("envs-dir", "bin-dir", "wheelhouse", "offline", "locks-dir", "lock-
              "discover", "envs")
 _ENV_KEYS = (
     "requirements", "requirements-file", "source", "python",
-    "isolation", "shared", "scripts", "provides",
+    "isolation", "shared", "private", "scripts", "provides",
 )
 _DISCOVER_KEYS = ("dir", "pattern")
 _TABLE_KINDS = {_TOP_KEYS: "a top-level key", _ENV_KEYS: "an env key ([envs.NAME])",
@@ -63,6 +63,7 @@ class EnvSpec(NamedTuple):
     isolation: str = "namespace"
     shared: tuple[str, ...] = ()
     scripts: tuple[str, ...] = ()
+    private: tuple[str, ...] = ()  # distributions kept private even where the host or other envs agree
     provides: tuple[str, ...] = ()
     script_dir: Path | None = None  # a discovered module's bin/: its Python scripts get shims
 
@@ -424,6 +425,7 @@ def _env_spec(check: _Checker, table: str, name: str, body: Any, root: Path) -> 
         python=check.typed(table, body, "python", str),
         isolation=isolation,
         shared=check.strings(table, body, "shared"),
+        private=check.strings(table, body, "private"),
         scripts=check.strings(table, body, "scripts"),
         provides=check.strings(table, body, "provides"),
     )

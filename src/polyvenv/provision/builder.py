@@ -65,6 +65,9 @@ def build(spec: BuildSpec, target: Path, sources: Sources, cwd: Path, log_path: 
                          "changed while it was being built; run the same command again", env=spec.name,
                          log=str(log_path))
     try:
+        from .records import write_records
+
+        write_records(target, spec.env.private)  # what sharing is decided on: before the stamp, like every file
         (target / BUILDING_MARK).unlink()
         built = manifest(spec, target, spec_hash)._replace(cache_refreshed=tuple(refreshed),
                                                            build_seconds=round(time.monotonic() - started, 3))
@@ -119,6 +122,7 @@ def manifest(spec: BuildSpec, target: Path, spec_hash: str) -> Manifest:
         source=str(env.source) if env.source else None,
         isolation=env.isolation,
         shared=tuple(env.shared),
+        private=tuple(env.private),
         provides=tuple(env.provides),
         distributions=distributions(target),
         link_mode=spec.installer.link_mode or None,

@@ -54,6 +54,7 @@ class BuildSpec(NamedTuple):
             "platform": self.interpreter.platform,
             "with_pip": self.with_pip,
             **({"link_mode": self.installer.link_mode} if self.installer.link_mode else {}),
+            **({"private": sorted(self.env.private)} if self.env.private else {}),
         }
 
     @property

@@ -51,6 +51,7 @@ class Manifest(NamedTuple):
     source: str | None = None
     isolation: str = "namespace"
     shared: tuple[str, ...] = ()
+    private: tuple[str, ...] = ()  # distributions kept private (polyvenv-records.json says which the runtime uses)
     provides: tuple[str, ...] = ()
     distributions: dict[str, str] | None = None  # name -> version, as installed
     link_mode: str | None = None
@@ -95,9 +96,10 @@ class Manifest(NamedTuple):
             return None
 
 
-_TUPLES = ("interpreter_identity", "requirements", "shared", "provides", "cache_refreshed", "verdict_reasons")
-_OMITTED_WHEN_EMPTY = ("link_mode", "cache_refreshed", "build_seconds", "built_at", "verdict", "verdict_reasons",
-                       "probe_seconds")
+_TUPLES = ("interpreter_identity", "requirements", "shared", "private", "provides", "cache_refreshed",
+           "verdict_reasons")
+_OMITTED_WHEN_EMPTY = ("private", "link_mode", "cache_refreshed", "build_seconds", "built_at", "verdict",
+                       "verdict_reasons", "probe_seconds")
 
 
 def read_manifest(env_dir: Path) -> Manifest | None:

@@ -28,7 +28,7 @@ FACADED = ("importlib", "builtins", "sys", "pickle", "pkgutil", "pydoc", "runpy"
            "timeit", "codeop", "code")
 # Packages whose objects are the vocabulary of other packages' APIs: a user's typing_extensions.TypedDict
 # or annotated_types.Gt must be the very objects the env's pydantic knows (research/renaming.md, trap 4).
-# Shared with the host when the versions match; a mismatch is reported, never silently renamed away.
+# Shared with the host by the rule like any distribution; one that differs is reported, never silently renamed away.
 VOCABULARY = ("typing_extensions", "annotated_types", "mypy_extensions")
 MISSING = "_polyvenv_missing"  # what an alias of the names an env lacks stands for
 
@@ -39,14 +39,18 @@ class NameMap:
     ``found``: each top-level name in the roots, with its root; ``tops``: each name the env's code
     gets its own module of (its own names and the facades) -> its alias; ``real``: the reverse;
     ``own``: the env's own top-level names; ``shared``: the top-level names it uses the host's
-    modules of; ``missing``: the alias under which names the env lacks fail to import.
+    modules of (declared, and those of ``with_host``: its distributions the host has identically, with
+    the same closure); ``missing``: the alias under which names the env lacks fail to import.
     """
 
     def __init__(self, env: str, roots: Iterable[Path], shared: Iterable[str] = ()) -> None:
         self.env = env
         self.roots = list(roots)
         self.found = top_level_names(self.roots)
-        self.shared = {s.partition(".")[0] for s in shared} | _same_vocabulary(env, self.found)
+        declared = {s.partition(".")[0] for s in shared}
+        # distributions the host has identically, whose closure agrees with the host's (runtime/sharing.py)
+        self.with_host = _with_host(env, self.roots, self.found, declared)
+        self.shared = declared | {top for tops in self.with_host.values() for top in tops}
         self.tops: dict[str, str] = {}
         for real in sorted(self.found):
             # the host's wins for a backport shadowing the standard library, and for what is shared
@@ -153,6 +157,43 @@ class NameMap:
 ALIASES: Aliases[NameMap] = Aliases()
 
 
+def _with_host(env: str, roots: list[Path], found: dict[str, Path], declared: set[str]) -> dict[str, tuple[str, ...]]:
+    """The env's distributions loaded as the host's own modules (name -> its top-level names), by the
+    rule (runtime/sharing.py) over the records its build left; warn about vocabulary packages that
+    differ. Without records (a venv polyvenv did not build), only the vocabulary packages of the
+    host's version are shared, as before the rule."""
+    from .records import read_records
+
+    records = read_records(roots[0]) if roots else None
+    if records is None:
+        return {top: (top,) for top in _same_vocabulary(env, found)}
+    from .hostview import HostView, shared_with_host
+
+    host = HostView()
+    private = set(records.private)
+    names = shared_with_host(records, found, roots[0], declared, host)
+    with_host = {r.name: r.tops for r in records.distributions if r.name in names}
+    for record in records.distributions:
+        vocabulary = [top for top in record.tops if top in VOCABULARY]
+        if vocabulary and record.name not in names and record.name not in private and vocabulary[0] in host.found:
+            _warn_vocabulary(env, vocabulary[0], record.version, host.version(record.name))
+    return with_host
+
+
+def _warn_vocabulary(env: str, top: str, ours: str | None, theirs: str | None, stacklevel: int = 5) -> None:
+    import warnings
+
+    from ..errors import VocabularyConflictWarning
+
+    if ours != theirs:
+        how = f"pin {top}=={theirs} in the env to share it"
+    else:
+        how = f"its files or what it imports differ from the host's (`polyvenv why {top}` says which)"
+    warnings.warn(VocabularyConflictWarning(
+        f"env {env!r} has {top} {ours}, the host has {theirs}: the host's {top} objects are not "
+        f"the env's (its code may reject or ignore them); {how}"), stacklevel=stacklevel)
+
+
 def _same_vocabulary(env: str, found: dict[str, Path]) -> set[str]:
     """Vocabulary packages the env may share with the host (same version); warn about the others."""
     shared = set()
@@ -169,12 +210,5 @@ def _same_vocabulary(env: str, found: dict[str, Path]) -> set[str]:
         if ours == theirs:
             shared.add(top)
         else:
-            import warnings
-
-            from ..errors import VocabularyConflictWarning
-
-            warnings.warn(VocabularyConflictWarning(
-                f"env {env!r} has {top} {ours}, the host has {theirs}: the host's {top} objects are not "
-                f"the env's (its code may reject or ignore them); pin {top}=={theirs} in the env to share it"),
-                stacklevel=4)
+            _warn_vocabulary(env, top, ours, theirs, stacklevel=6)
     return shared

@@ -232,6 +232,13 @@ class Workspace:
                 orphans.add(name)
         return orphans
 
+    def explain(self, package: str | None = None) -> dict[str, Any]:
+        """What `polyvenv why [PKG] --json` prints: per distribution, which envs have which version, what is
+        shared with the host (this interpreter) and between envs, and the pins behind each duplicate."""
+        from ..provision.explain import explain
+
+        return explain(self.config, package)
+
     def __repr__(self) -> str:
         return f"<polyvenv.Workspace {self.config.describe()}: {', '.join(self.env_names) or 'no envs'}>"
 

@@ -1,0 +1,188 @@
+"""Record, at sync, what each distribution of a build is and what its code can reference.
+
+The records (runtime/records.py) are written into the build before its
+manifest, so a stamped build always has them. What a distribution's code
+can reference is over-approximated, never under: every top-level name of
+an ``import`` statement in any of its ``.py`` files (optional imports in
+``try`` blocks included; not those under ``if TYPE_CHECKING:``, which never
+run), every constant module name the rewriter maps by context
+(``import_module``, ``__import__``, ``find_spec`` ...), every
+``"module:attribute"`` string, and every string of its compiled files that
+names one of the env's top-level modules. Left out: files under a package's
+``tests``/``test`` directory (its test suite, which its code never imports:
+58% of numpy's and pandas' source). A name too many only keeps a
+distribution private; a name too few could share one wrongly.
+
+The references of a distribution depend only on its files, so they are kept
+in polyvenv's cache by digest: ten envs with one numpy parse it once.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import warnings
+from pathlib import Path
+
+from ..runtime.locations import user_cache_dir, write_cache_file
+from ..runtime.records import RECORDS, Record, Records, digest, record_rows, tops_of
+from ..runtime.rewrite import _ENTRY, _NAME_CALLS
+from ..runtime.sitedir import normalize, site_packages
+
+CACHE_FORMAT = 2
+_DISCOVERY_CALLS = {"entry_points", "distributions", "iter_entry_points", "working_set"}
+_METADATA_MODULES = {"importlib.metadata", "importlib_metadata", "pkg_resources"}
+_TESTS = {"tests", "test"}
+# importlib.metadata's (and pkg_resources') lookups of one distribution by name
+_METADATA_CALLS = {"version", "distribution", "metadata", "files", "requires", "get_distribution", "require"}
+
+
+def write_records(build: Path, private: tuple[str, ...] = ()) -> Records | None:
+    """The records of the build's site-packages, written to ``<build>/polyvenv-records.json``."""
+    from ..runtime.files import write_atomic
+
+    site = site_packages(build)
+    if site is None:
+        return None
+    records = Records(tuple(distribution_records(site)), tuple(sorted(normalize(p) for p in private)))
+    text = json.dumps(records.as_json(os.path.relpath(site, build)), sort_keys=True)
+    write_atomic(build / RECORDS, text + "\n", durable=True)
+    return records
+
+
+def distribution_records(site: Path) -> list[Record]:
+    """One record per distribution installed in ``site``."""
+    found: list[tuple[str, str, list[tuple[str, str]]]] = []
+    for info in sorted(site.glob("*.dist-info")):
+        name, _, version = info.name[: -len(".dist-info")].partition("-")
+        rows = record_rows(info)
+        if rows is not None:
+            found.append((normalize(name), version, rows))
+    universe = {top for _, _, rows in found for top in tops_of(p for p, _ in rows)}
+    records = []
+    for name, version, rows in found:
+        paths = [p for p, _ in rows]
+        tops = tops_of(paths)
+        dist_digest = digest(rows)
+        references, discovers, metadata, compiled = _cached(dist_digest, site, paths)
+        references |= {top for top in compiled if top in universe}
+        references -= set(tops)  # the standard library's names stay: which they are is the loading Python's
+        records.append(Record(name, version, dist_digest, tops, tuple(sorted(references)), discovers,
+                              tuple(sorted(metadata - {name}))))
+    return records
+
+
+def _cached(dist_digest: str, site: Path, paths: list[str]) -> tuple[set[str], bool, set[str], set[str]]:
+    """(names its Python code references, whether it discovers distributions, the distributions it asks
+    the metadata of, top-level-like names in its compiled files' strings), from the cache when another
+    build had the same files."""
+    cache = Path(user_cache_dir()) / "records" / f"{dist_digest.replace('/', '_')}.json"
+    try:
+        data = json.loads(cache.read_text())
+        if data.get("format") == CACHE_FORMAT:
+            return set(data["references"]), bool(data["discovers"]), set(data["metadata"]), set(data["compiled"])
+    except (OSError, ValueError, KeyError, AttributeError):
+        pass
+    references: set[str] = set()
+    discovers = False
+    metadata: set[str] = set()
+    compiled: set[str] = set()
+    for path in paths:
+        full = site / path
+        if _TESTS & set(path.split("/")[1:-1]):
+            continue  # a package's own test suite: run by a test runner, never imported by the package's code
+        if path.endswith(".py"):
+            found, discovering, asked = python_references(full)
+            references |= found
+            discovers = discovers or discovering
+            metadata |= asked
+        elif path.endswith((".so", ".pyd")) or ".so." in path:
+            compiled |= compiled_names(full)
+    data = {"format": CACHE_FORMAT, "references": sorted(references), "discovers": discovers,
+            "metadata": sorted(metadata), "compiled": sorted(compiled)}
+    write_cache_file(cache, json.dumps(data).encode())
+    return references, discovers, metadata, compiled
+
+
+def python_references(path: Path) -> tuple[set[str], bool, set[str]]:
+    """Top-level names a ``.py`` file can import, whether it enumerates distributions, and the
+    distributions whose metadata it asks by a constant name (``version("pkg")``)."""
+    try:
+        source = path.read_bytes()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # invalid escapes and the like in third-party code
+            tree = ast.parse(source, str(path))
+    except (OSError, SyntaxError, ValueError):
+        return set(), False, set()  # a file the interpreter cannot run either (a template, py2 code)
+    finder = _References()
+    finder.visit(tree)
+    uses_metadata = bool(finder.tops & {"importlib_metadata", "pkg_resources"}) or b"metadata" in source
+    return finder.tops, finder.discovers, {normalize(n) for n in finder.metadata} if uses_metadata else set()
+
+
+class _References(ast.NodeVisitor):
+    def __init__(self) -> None:
+        self.tops: set[str] = set()
+        self.discovers = False
+        self.metadata: set[str] = set()
+
+    def add(self, dotted: str) -> None:
+        top = dotted.partition(".")[0]
+        if top.isidentifier():
+            self.tops.add(top)
+        if top == "pkg_resources":  # its import alone builds the working set of every distribution
+            self.discovers = True
+
+    def visit_If(self, node: ast.If) -> None:
+        test = node.test
+        if (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+                isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"):
+            for statement in node.orelse:  # its body never runs: imports for type checkers only
+                self.visit(statement)
+            return
+        self.generic_visit(node)
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            self.add(alias.name)
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        if node.level == 0 and node.module:
+            self.add(node.module)
+            if node.module in _METADATA_MODULES and any(a.name in _DISCOVERY_CALLS for a in node.names):
+                self.discovers = True
+
+    def visit_Call(self, node: ast.Call) -> None:
+        self.generic_visit(node)
+        func = node.func
+        terminal = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
+        if terminal in _NAME_CALLS and node.args:
+            first = node.args[0]
+            if isinstance(first, ast.Constant) and isinstance(first.value, str) and not first.value.startswith("."):
+                self.add(first.value)
+        if terminal in _DISCOVERY_CALLS and isinstance(func, ast.Attribute):  # metadata.entry_points(), ...
+            self.discovers = True
+        if terminal in _METADATA_CALLS and node.args:
+            first = node.args[0]
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                self.metadata.add(first.value)
+
+    def visit_Constant(self, node: ast.Constant) -> None:
+        if isinstance(node.value, str) and _ENTRY.match(node.value):
+            self.add(node.value.partition(":")[0])
+
+
+_STRING = re.compile(rb"\x00([A-Za-z_][A-Za-z0-9_]*)(?=[.\x00])")
+
+
+def compiled_names(path: Path) -> set[str]:
+    """First components of the dotted strings of a compiled file that could name a module: each whole
+    NUL-terminated string (native/modulenames.py decides which the byte patch renames; here every one
+    counts). A scan for every identifier, terminated or not, costs 9x as much for the same names."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return set()
+    return {m.decode() for m in set(_STRING.findall(data)) if len(m) > 1}
