@@ -151,7 +151,7 @@ class Workspace:
     def add_env(self, name: str, **settings: Any) -> EnvSpec:
         """Declare env ``name`` from code, or change its declaration: an ``[envs.NAME]`` table's keys as
         keyword arguments (``requirements=[...]``, ``requirements_file=``, ``source=``, ``python=``,
-        ``isolation=``, ``shared=[...]``, ``scripts=``, ``provides=``), relative paths from the
+        ``isolation=``, ``shared=[...]``, ``private=[...]``, ``scripts=``, ``provides=``), relative paths from the
         workspace root. Checked as a config file's tables are (ConfigError, the same messages), and
         kept in the envs dir (declared.py): a restart, `polyvenv list` and `gc` see it.
 
