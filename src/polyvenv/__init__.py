@@ -15,6 +15,7 @@ from .errors import (
     EnvNotFound,
     ExtensionNotSupported,
     ForeignPath,
+    GenerationRetired,
     InterpreterMismatch,
     InterpreterNotFound,
     LoaderNotSupported,
@@ -26,6 +27,8 @@ from .errors import (
     ProcessGlobalState,
     ProcessGlobalStateWarning,
     PthFileWarning,
+    ReloadFailed,
+    ReloadWarning,
     RemoteError,
     ShimConflict,
     UsageError,
@@ -60,7 +63,8 @@ __all__ = [
     "InterpreterMismatch", "InterpreterNotFound", "LockFileOutdated", "NotBuilt", "PolyvenvError", "ShimConflict",
     "UsageError", "LoaderNotSupported", "PthFileWarning", "NotResolvable",
     "VocabularyConflictWarning", "ProcessGlobalStateWarning", "RemoteError", "WorkerDied", "PolyvenvWarning",
-    "WorkerRestarted", "VocabularyConflict", "ProcessGlobalState",
+    "WorkerRestarted", "VocabularyConflict", "ProcessGlobalState", "GenerationRetired", "ReloadFailed",
+    "ReloadWarning",
     "Workspace", "Env", "EnvProtocol", "ProcessEnv", "install_import_map", "__version__",
 ]
 

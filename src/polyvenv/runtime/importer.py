@@ -33,6 +33,7 @@ from zipimport import zipimporter
 from ..errors import EnvImportError, ExtensionNotSupported, LoaderNotSupported
 from . import facades
 from .codecache import CODE_CACHE
+from .generation import loaded
 from .namemap import ALIASES, FACADED, NameMap
 from .names import STDLIB
 
@@ -48,6 +49,7 @@ class EnvSourceLoader(SourceFileLoader):
         path = self.get_filename(fullname)
         st = os.stat(path)
         names = self.names
+        loaded(names, fullname, path, st)
         key = CODE_CACHE.key(path, st, names.digest)
         code = CODE_CACHE.get(key)
         if code is None:  # first load of this file by an env with these names: rewrite it once
@@ -120,6 +122,7 @@ class EnvExtensionLoader(ExtensionFileLoader):
 
         strings_module()  # what a relocated Cython 3.2 extension unpacks its strings with
         names = self.names
+        loaded(names, spec.name, self.path, os.stat(self.path))
         alias, _, rest = spec.name.partition(".")
         real = names.real[alias]
         patched = relocated(self.path, str(names.found[real]), {n: names.tops[n] for n in names.own},
@@ -392,6 +395,9 @@ class EnvFinder:
         top, dot, rest = fullname.partition(".")
         names = ALIASES.owner(top)
         if names is None:
+            env = ALIASES.retired(top)
+            if env is not None:  # a module of a generation reload() replaced, imported by that generation's code
+                return _retired(env, fullname)
             if fullname in _RESOLVERS:  # pydoc, runpy...: taught to resolve names for env callers
                 from .resolvers import find_spec
 
@@ -431,6 +437,19 @@ def _not_found(names: NameMap, real: str, looked_in: list[str], top_level: bool 
     a venv raises with polyvenv's context: the real name, the env, where it looked, what to do."""
     if _importing():
         raise EnvImportError(names.env, real, looked_in, top_level=top_level)
+    return None
+
+
+def _retired(env: str, fullname: str) -> None:
+    """Code of a generation ``reload()`` replaced imports a module of it that is no longer loaded: its
+    loaded objects keep working, but it cannot load more (that would mix generations)."""
+    if _importing():
+        from ..errors import GenerationRetired
+
+        raise GenerationRetired(
+            f"env {env!r}: {fullname!r} belongs to a generation that reload() replaced, and code of that "
+            "generation cannot import more of it; call the new generation's objects (env.import_module(...) "
+            "again after reload)", name=fullname, env=env)
     return None
 
 

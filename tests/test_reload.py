@@ -1,0 +1,253 @@
+"""Hot reload: ``Env.reload()``, ``ProcessEnv.reload()`` and ``Workspace.watch()`` on real envs and files.
+
+Every check runs a host in a fresh interpreter (a real subprocess), edits real
+files or re-syncs the env with the real CLI, and asserts what the host sees:
+the new behaviour, the old callback still running, the old generation collected
+once dropped, and no module of the env's real names in the host's sys.modules.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from wheelgen import c_extension_wheel, pure_wheel
+
+SRC = Path(__file__).parent.parent / "src"
+PLUGIN = "import alpha\n\ndef hello():\n    return 'v1 ' + alpha.__version__\n"
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory) -> Path:
+    """alpha 1.0 and 2.0 (pure), cspeed 1.0 and 2.0 (a C extension compiled here)."""
+    wh = tmp_path_factory.mktemp("reload-wheels")
+    pure_wheel(wh, "alpha", "1.0")
+    pure_wheel(wh, "alpha", "2.0")
+    c_extension_wheel(wh, sys.executable, version="1.0")
+    c_extension_wheel(wh, sys.executable, version="2.0")
+    return wh
+
+
+def make_project(root: Path, wheels: Path, requirements: list[str], isolation: str = "namespace") -> Path:
+    """A workspace with env ``p`` (``requirements``, source ``plugin/`` holding ``plug.py``), synced."""
+    project = root / "project"
+    (project / "plugin").mkdir(parents=True)
+    (project / "plugin" / "plug.py").write_text(PLUGIN)
+    write_config(project, wheels, requirements, isolation)
+    sync(project)
+    return project
+
+
+def write_config(project: Path, wheels: Path, requirements: list[str], isolation: str = "namespace") -> None:
+    (project / "polyvenv.toml").write_text(textwrap.dedent(f"""
+        wheelhouse = "{wheels}"
+        offline = true
+        [envs.p]
+        requirements = {json.dumps(requirements)}
+        source = "plugin"
+        isolation = "{isolation}"
+    """))
+
+
+def sync(project: Path) -> None:
+    subprocess.run([sys.executable, "-m", "polyvenv", "sync", "-q"], cwd=project, check=True, capture_output=True)
+
+
+def run_host(project: Path, body: str, timeout: float = 120) -> dict:
+    """Run ``body`` in a fresh host (``ws``, ``env`` = env p, ``edit(text)`` rewrites plug.py, ``resync(reqs)``
+    changes the pins and syncs); it sets ``result``, which comes back as JSON."""
+    code = textwrap.dedent(f"""
+        import gc, json, os, subprocess, sys, threading, time, warnings, weakref
+        sys.path.insert(0, {str(SRC)!r})
+        from pathlib import Path
+        import polyvenv
+        PROJECT = Path({str(project)!r})
+        PLUG = PROJECT / "plugin" / "plug.py"
+        ws = polyvenv.Workspace.load(PROJECT)
+        env = ws.env("p")
+
+        def edit(text):
+            PLUG.write_text(text)
+
+        def resync(requirements):
+            config = PROJECT / "polyvenv.toml"
+            text = config.read_text()
+            head, _, tail = text.partition("requirements = ")
+            config.write_text(head + "requirements = " + json.dumps(requirements) + tail[tail.index("\\n"):])
+            subprocess.run([sys.executable, "-m", "polyvenv", "sync", "-q"], cwd=PROJECT, check=True)
+
+        def real_names():
+            return sorted(k for k in sys.modules if k.partition(".")[0] in ("plug", "alpha", "cspeed", "markupsafe"))
+    """) + textwrap.dedent(body) + "\nprint(json.dumps(result))\n"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def project(tmp_path, wheels) -> Path:
+    return make_project(tmp_path, wheels, ["alpha==1.0", "cspeed==1.0"])
+
+
+def test_an_edited_source_reloads_and_the_old_callback_runs_until_the_host_drops_it(project):
+    result = run_host(project, """
+        plug = env.import_module("plug")
+        alpha = env.import_module("alpha")
+        callback = plug.hello
+        edit(PLUG.read_text().replace("v1", "v2"))
+        changed = env.reload()
+        new = env.import_module("plug")
+        old = weakref.ref(plug)
+        result = {"changed": changed, "new": new.hello(), "old": callback(), "file": new.__file__,
+                  "kept": new.alpha is alpha and env.import_module("alpha") is alpha,
+                  "distinct": new is not plug, "real": real_names()}
+        del plug, callback
+        gc.collect()
+        result["collected"] = old() is None
+        result["again"] = env.reload()  # nothing changed since
+    """)
+    assert result["changed"] == ["plug"]
+    assert result["new"] == "v2 1.0" and result["old"] == "v1 1.0"
+    assert result["file"] == str(project / "plugin" / "plug.py")
+    assert result["kept"] and result["distinct"]
+    assert result["real"] == []  # no module of the env's real names in the host's sys.modules
+    assert result["collected"]
+    assert result["again"] == []
+
+
+def test_a_syntax_error_leaves_the_old_generation_running_and_names_the_file(project):
+    result = run_host(project, """
+        plug = env.import_module("plug")
+        edit("def broken(:\\n")
+        try:
+            env.reload()
+            failed = None
+        except polyvenv.ReloadFailed as error:
+            failed = str(error)
+        same = env.import_module("plug") is plug
+        edit("def hello():\\n    return 'fixed'\\n")
+        changed = env.reload()
+        result = {"failed": failed, "same": same, "old": plug.hello(), "changed": changed,
+                  "new": env.import_module("plug").hello(), "real": real_names()}
+    """)
+    assert result["failed"].startswith("env 'p': reload failed at " + str(project / "plugin" / "plug.py") + ":1")
+    assert "the old generation keeps running" in result["failed"]
+    assert result["same"] and result["old"] == "v1 1.0"
+    assert result["changed"] == ["plug"] and result["new"] == "fixed"
+    assert result["real"] == []
+
+
+def test_an_import_error_in_the_new_generation_frees_it_and_keeps_the_old(project):
+    result = run_host(project, """
+        plug = env.import_module("plug")
+        before = sorted(sys.modules)
+        edit("import alpha\\nimport nosuchthing\\n")
+        try:
+            env.reload()
+            failed = None
+        except polyvenv.ReloadFailed as error:
+            failed = str(error)
+        from polyvenv.runtime.names import STDLIB
+        result = {"failed": failed, "same": env.import_module("plug") is plug, "old": plug.hello(),
+                  "left": sorted(k for k in set(sys.modules) - set(before) if k.partition(".")[0] not in STDLIB)}
+    """)
+    assert "reload failed at " + str(project / "plugin" / "plug.py") + ":2" in result["failed"]
+    assert "nosuchthing" in result["failed"]
+    assert result["same"] and result["old"] == "v1 1.0"
+    assert result["left"] == []  # nothing of the failed generation left in sys.modules
+
+
+def test_a_bumped_pure_dependency_reloads_with_what_imports_it_and_the_rest_is_kept(project):
+    result = run_host(project, """
+        plug, cspeed = env.import_module("plug"), env.import_module("cspeed")
+        callback, first = plug.hello, env.build
+        resync(["alpha==2.0", "cspeed==1.0"])
+        changed = env.reload()
+        result = {"changed": changed, "new": env.import_module("plug").hello(), "old": callback(),
+                  "version": env.version("alpha"), "build": env.build != first,
+                  "kept": env.import_module("cspeed") is cspeed, "add": cspeed.add(2, 3),
+                  "alpha": env.import_module("alpha").__file__.startswith(str(env.build)),
+                  "real": real_names()}
+    """)
+    assert result["changed"] == ["alpha", "plug"]  # dependencies first; cspeed is the same distribution
+    assert result["new"] == "v1 2.0" and result["old"] == "v1 1.0"
+    assert result["version"] == "2.0" and result["build"] and result["alpha"]
+    assert result["kept"] and result["add"] == 5
+    assert result["real"] == []
+
+
+def test_a_changed_compiled_dependency_gets_a_fresh_copy_and_the_old_one_keeps_working(project):
+    result = run_host(project, """
+        old = env.import_module("cspeed")
+        resync(["alpha==1.0", "cspeed==2.0"])
+        changed = env.reload()
+        new = env.import_module("cspeed")
+        result = {"changed": changed, "versions": [old.version(), new.version()],
+                  "modules": old._speedups is not new._speedups, "add": [old.add(1, 2), new.add(3, 4)],
+                  "file": new._speedups.__file__.startswith(str(env.build)), "real": real_names()}
+        resync(["alpha==1.0", "cspeed==1.0"])  # and back: 1.0 again, as a third copy
+        result["back"] = [env.reload(), env.import_module("cspeed").version(), old.version()]
+    """)
+    assert result["changed"] == ["cspeed"]  # plug does not import it: kept
+    assert result["versions"] == ["1.0", "2.0"]
+    assert result["modules"] and result["add"] == [3, 7] and result["file"]
+    assert result["real"] == []
+    assert result["back"] == [["cspeed"], "1.0", "1.0"]
+
+
+def test_a_thread_calling_the_plugin_during_20_reloads_never_sees_an_exception(project):
+    result = run_host(project, """
+        env.import_module("plug")
+        seen, errors, stop = set(), [], threading.Event()
+
+        def call():
+            while not stop.is_set():
+                try:
+                    seen.add(env.import_module("plug").hello())
+                except Exception as error:
+                    errors.append(repr(error))
+
+        thread = threading.Thread(target=call)
+        thread.start()
+        changed = []
+        for i in range(20):
+            edit(f"import alpha\\n\\ndef hello():\\n    return 'gen{i % 2} ' + alpha.__version__\\n")
+            changed.append(env.reload())
+        stop.set()
+        thread.join(30)
+        result = {"errors": errors[:3], "seen": sorted(seen), "changed": changed,
+                  "last": env.import_module("plug").hello()}
+    """)
+    assert result["errors"] == []
+    assert set(result["seen"]) <= {"v1 1.0", "gen0 1.0", "gen1 1.0"}
+    assert result["changed"] == [["plug"]] * 20
+    assert result["last"] == "gen1 1.0"
+
+
+def test_old_code_importing_more_of_its_replaced_generation_is_refused(project):
+    package = project / "plugin" / "pk"
+    package.mkdir()
+    (package / "__init__.py").write_text("def later():\n    from . import extra\n    return extra.VALUE\n")
+    (package / "extra.py").write_text("VALUE = 1\n")
+    result = run_host(project, """
+        later = env.import_module("pk").later
+        init = PROJECT / "plugin" / "pk" / "__init__.py"
+        init.write_text(init.read_text() + "# edited\\n")
+        changed = env.reload()
+        try:
+            later()
+            error = None
+        except ImportError as refused:
+            error = [type(refused).__name__, str(refused)]
+        result = {"changed": changed, "error": error, "new": env.import_module("pk").later()}
+    """)
+    # pk.extra was never loaded by the old generation, which is gone from sys.modules: it cannot load more
+    assert result["changed"] == ["pk"]
+    assert result["error"][0] == "GenerationRetired", result
+    assert result["error"][1].startswith("env 'p': ") and "reload() replaced" in result["error"][1]
+    assert result["new"] == 1
