@@ -251,3 +251,35 @@ def test_old_code_importing_more_of_its_replaced_generation_is_refused(project):
     assert result["error"][0] == "GenerationRetired", result
     assert result["error"][1].startswith("env 'p': ") and "reload() replaced" in result["error"][1]
     assert result["new"] == 1
+
+
+@pytest.mark.integration
+def test_two_markupsafe_versions_the_new_c_code_after_reload_and_the_old_objects_still_work(tmp_path):
+    project = tmp_path / "project"
+    (project / "plugin").mkdir(parents=True)
+    (project / "plugin" / "plug.py").write_text("import markupsafe\n\ndef render(text):\n    return markupsafe.escape(text)\n")
+    (project / "polyvenv.toml").write_text('[envs.p]\nrequirements = ["markupsafe==2.1.5"]\nsource = "plugin"\n')
+    sync(project)
+    result = run_host(project, """
+        plug = env.import_module("plug")
+        old_render, old_speedups = plug.render, env.import_module("markupsafe._speedups")
+        old_markup = old_render("<b>")
+        resync(["markupsafe==3.0.2"])
+        changed = env.reload()
+        new = env.import_module("markupsafe")
+        speedups = env.import_module("markupsafe._speedups")
+        markup = env.import_module("plug").render("<i>")
+        result = {"changed": changed, "version": env.version("markupsafe"),
+                  "c": [speedups.__file__.startswith(str(env.build)), speedups is not old_speedups,
+                        hasattr(speedups, "_escape_inner"), hasattr(old_speedups, "escape"),  # 3.x's C API, 2.1's
+                        str(speedups._escape_inner("<")), str(old_speedups.escape("<"))],
+                  "new": [str(markup), type(markup) is new.Markup],
+                  "old": [str(old_render("<u>")), str(old_markup + "&"), type(old_render("x")) is not new.Markup],
+                  "real": real_names()}
+    """)
+    assert result["changed"] == ["markupsafe", "plug"]
+    assert result["version"] == "3.0.2"
+    assert result["c"] == [True, True, True, True, "&lt;", "&lt;"]
+    assert result["new"] == ["&lt;i&gt;", True]
+    assert result["old"] == ["&lt;u&gt;", "&lt;b&gt;&amp;", True]
+    assert result["real"] == []
