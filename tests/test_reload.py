@@ -257,7 +257,8 @@ def test_old_code_importing_more_of_its_replaced_generation_is_refused(project):
 def test_two_markupsafe_versions_the_new_c_code_after_reload_and_the_old_objects_still_work(tmp_path):
     project = tmp_path / "project"
     (project / "plugin").mkdir(parents=True)
-    (project / "plugin" / "plug.py").write_text("import markupsafe\n\ndef render(text):\n    return markupsafe.escape(text)\n")
+    (project / "plugin" / "plug.py").write_text(
+        "import markupsafe\n\ndef render(text):\n    return markupsafe.escape(text)\n")
     (project / "polyvenv.toml").write_text('[envs.p]\nrequirements = ["markupsafe==2.1.5"]\nsource = "plugin"\n')
     sync(project)
     result = run_host(project, """
@@ -283,3 +284,34 @@ def test_two_markupsafe_versions_the_new_c_code_after_reload_and_the_old_objects
     assert result["new"] == ["&lt;i&gt;", True]
     assert result["old"] == ["&lt;u&gt;", "&lt;b&gt;&amp;", True]
     assert result["real"] == []
+
+
+def test_a_process_env_reloads_in_a_fresh_worker_and_old_proxies_say_so(tmp_path, wheels):
+    project = make_project(tmp_path, wheels, ["alpha==1.0"], isolation="process")
+    result = run_host(project, """
+        plug = env.import_module("plug")
+        first, pid = plug.hello(), env.pid
+        edit("import alpha\\n\\ndef hello():\\n    return 'v2 ' + alpha.__version__\\n")
+        resync(["alpha==2.0"])
+        changed = env.reload()
+        new = env.import_module("plug")
+        try:
+            plug.hello()
+            old = None
+        except polyvenv.WorkerDied as error:
+            old = str(error)
+        edit("def broken(:\\n")
+        try:
+            env.reload()
+            failed = None
+        except polyvenv.ReloadFailed as error:
+            failed = str(error)
+        result = {"first": first, "changed": changed, "new": new.hello(), "old": old, "pids": env.pid != pid,
+                  "failed": failed, "still": new.hello()}
+    """)
+    assert result["first"] == "v1 1.0" and result["changed"] == ["plug"]
+    assert result["new"] == "v2 2.0" and result["pids"]
+    assert result["old"].startswith("env 'p' was reloaded: its previous worker process (pid ")
+    plug = project / "plugin" / "plug.py"
+    assert result["failed"].startswith(f"env 'p': reload failed in its new worker at {plug}:1: SyntaxError: ")
+    assert result["still"] == "v2 2.0"  # the worker that failed to import never took over
