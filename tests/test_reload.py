@@ -315,3 +315,99 @@ def test_a_process_env_reloads_in_a_fresh_worker_and_old_proxies_say_so(tmp_path
     plug = project / "plugin" / "plug.py"
     assert result["failed"].startswith(f"env 'p': reload failed in its new worker at {plug}:1: SyntaxError: ")
     assert result["still"] == "v2 2.0"  # the worker that failed to import never took over
+
+
+WATCHED = """
+    calls, lock = [], threading.Lock()
+
+    def on_change(env, changed):
+        with lock:
+            calls.append([env.name, changed if isinstance(changed, list) else type(changed).__name__])
+
+    def wait_for(count, seconds=30):  # a deadline, never a timed assertion
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            with lock:
+                if len(calls) >= count:
+                    return True
+            time.sleep(0.02)
+        return False
+
+    plug = env.import_module("plug")
+    watch = ws.watch(callback=on_change, interval=0.1, watcher=WATCHER)
+    time.sleep(0.3)  # its first look: what is loaded now is the baseline
+"""
+
+
+def watched(watcher: str, body: str) -> str:
+    """A host body run under a watch of ``watcher`` kind, ``calls`` recording the callback's calls."""
+    return f"WATCHER = {watcher!r}\n" + textwrap.dedent(WATCHED) + textwrap.dedent(body)
+
+
+@pytest.fixture(params=["poll", "watchfiles"])
+def watcher(request) -> str:
+    if request.param == "watchfiles":
+        pytest.importorskip("watchfiles")
+    return request.param
+
+
+def test_watch_reloads_an_edit_once_and_calls_back_with_the_names(project, watcher):
+    result = run_host(project, watched(watcher, """
+    edit(PLUG.read_text().replace("v1", "v2"))
+    arrived = wait_for(1)
+    time.sleep(0.5)  # five more intervals: nothing more to reload
+    watch.stop()
+    result = {"arrived": arrived, "calls": calls, "new": env.import_module("plug").hello(), "old": plug.hello(),
+              "reloads": watch.reloads}
+    """))
+    assert result["arrived"]
+    assert result["calls"] == [["p", ["plug"]]] and result["reloads"] == 1
+    assert result["new"] == "v2 1.0" and result["old"] == "v1 1.0"
+
+
+def test_watch_reloads_a_burst_of_edits_at_most_twice(project, watcher):
+    result = run_host(project, watched(watcher, """
+    for i in range(12):  # an editor saving several files, one after another
+        (PROJECT / "plugin" / f"extra{i}.py").write_text(f"VALUE = {i}\\n")
+        edit(f"import alpha\\n\\ndef hello():\\n    return 'burst{i}'\\n")
+    arrived = wait_for(1)
+    time.sleep(0.6)
+    watch.stop()
+    result = {"arrived": arrived, "calls": calls, "new": env.import_module("plug").hello(),
+              "reloads": watch.reloads}
+    """))
+    assert result["arrived"]
+    assert 1 <= result["reloads"] <= 2, result
+    assert result["new"] == "burst11"
+
+
+def test_watch_keeps_the_old_generation_on_a_syntax_error_and_reports_it(project, watcher):
+    result = run_host(project, watched(watcher, """
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        edit("def hello(:\\n")
+        arrived = wait_for(1)
+        kept = env.import_module("plug") is plug
+        edit("def hello():\\n    return 'fixed'\\n")
+        fixed = wait_for(2)
+    watch.stop()
+    result = {"arrived": arrived, "calls": calls, "kept": kept, "fixed": fixed,
+              "new": env.import_module("plug").hello(),
+              "warned": [str(w.message) for w in said if isinstance(w.message, polyvenv.ReloadWarning)]}
+    """))
+    assert result["arrived"] and result["kept"] and result["fixed"]
+    assert result["calls"] == [["p", "ReloadFailed"], ["p", ["plug"]]]
+    assert result["new"] == "fixed"
+    assert len(result["warned"]) == 1 and result["warned"][0].startswith("env 'p': reload failed at ")
+
+
+def test_watch_reloads_what_a_sync_changed_in_a_process_env_too(tmp_path, wheels):
+    project = make_project(tmp_path, wheels, ["alpha==1.0"], isolation="process")
+    result = run_host(project, watched("poll", """
+    resync(["alpha==2.0"])
+    arrived = wait_for(1)
+    watch.stop()
+    result = {"arrived": arrived, "calls": calls, "new": env.import_module("plug").hello()}
+    """))
+    assert result["arrived"]
+    assert result["calls"] == [["p", ["plug"]]] and result["new"] == "v1 2.0"

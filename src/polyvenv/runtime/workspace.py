@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from ..process.env import ProcessEnv
     from ..provision.sync import Outcome
     from .env import Env
+    from .watch import Callback, Watch
 
 
 def isolation(declared: str, manifest: Manifest) -> str:
@@ -99,6 +100,14 @@ class Workspace:
             env.check_interpreter()  # built for another Python than this one: refused now, saying what to do
             self._envs[name] = env
         return env
+
+    def watch(self, callback: Callback | None = None, interval: float = 0.5, watcher: str = "auto") -> Watch:
+        """Reload the loaded envs whose ``source`` or build changes on disk, then ``callback(env, changed)``
+        (the names reloaded, or the ReloadFailed that kept the old generation): a running watch, also a
+        context manager; ``stop()`` ends it (runtime/watch.py)."""
+        from .watch import Watch
+
+        return Watch(self, callback, interval, watcher)
 
     def sync(self, *names: str, **options: Any) -> list[Outcome]:
         """Build what is missing or stale, as `polyvenv sync` does (needs the build dependencies)."""
