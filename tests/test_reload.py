@@ -411,3 +411,17 @@ def test_watch_reloads_what_a_sync_changed_in_a_process_env_too(tmp_path, wheels
     """))
     assert result["arrived"]
     assert result["calls"] == [["p", ["plug"]]] and result["new"] == "v1 2.0"
+
+
+def test_the_import_map_gives_host_code_the_new_generation_after_reload(project):
+    result = run_host(project, """
+        polyvenv.install_import_map(ws)
+        import plug
+        callback = plug.hello
+        edit(PLUG.read_text().replace("v1", "v2"))
+        changed = env.reload()
+        import plug as again
+        result = {"changed": changed, "new": again.hello(), "old": callback(),
+                  "same": again is env.import_module("plug")}
+    """)
+    assert result == {"changed": ["plug"], "new": "v2 1.0", "old": "v1 1.0", "same": True}

@@ -147,7 +147,7 @@ def _record(root: Path, real: str) -> list[str] | None:
     return sorted(lines) if lines else None
 
 
-_IMPORTS: dict[tuple[str, tuple[int, int, int]], frozenset[str]] = {}  # by file and identity: read once
+_IMPORTS: dict[str, tuple[tuple[int, int, int], frozenset[str]]] = {}  # by file: read once per identity
 
 
 def _imports(names: NameMap, real: str) -> set[str]:
@@ -155,34 +155,38 @@ def _imports(names: NameMap, real: str) -> set[str]:
     found: set[str] = set()
     for path, identity in list(names.files.get(real, {}).items()):
         if path.endswith(".py"):
-            key = (path, identity)
-            if key not in _IMPORTS:
-                _IMPORTS[key] = _read_imports(path)
-            found |= _IMPORTS[key]
+            known = _IMPORTS.get(path)
+            if known is None or known[0] != identity:
+                known = _IMPORTS[path] = (identity, _read_imports(path))
+            found |= known[1]
     found.discard(real)
     return found
 
 
 def _read_imports(path: str) -> frozenset[str]:
-    import ast
+    """Top-level names ``import`` and ``from ... import`` lines (anywhere, functions too) and
+    ``import_module("...")`` calls of the file name: read by pattern, ~10x faster than parsing, and a
+    superset (an ``import`` line in a docstring counts), which at worst reloads one name more."""
+    import re
 
     try:
         with open(path, "rb") as f:
-            tree = ast.parse(f.read(), path)
-    except (OSError, SyntaxError, ValueError):
+            text = f.read()
+    except OSError:
         return frozenset()
     found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found.update(a.name.partition(".")[0] for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            found.add(node.module.partition(".")[0])
-        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
-                and isinstance(node.args[0].value, str):
-            func = node.func
-            if (func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")) == "import_module":
-                found.add(node.args[0].value.partition(".")[0])
-    return frozenset(found)
+    for match in re.finditer(_IMPORT_LINE, text, re.M):
+        module, names = match.group(1), match.group(2)
+        for name in ([module] if module else names.split(b",")):
+            first = name.strip().split()[0] if name.strip() else b""
+            if first and not first.startswith(b"."):
+                found.add(first.split(b".")[0].decode("ascii", "replace"))
+    found.update(m.group(1).split(b".")[0].decode("ascii", "replace") for m in re.finditer(_IMPORT_CALL, text))
+    return frozenset(n for n in found if n.isidentifier())
+
+
+_IMPORT_LINE = rb"^[ \t]*(?:from[ \t]+([\w.]+)[ \t]+import\b|import[ \t]+([^\n#;]+))"
+_IMPORT_CALL = rb"import_module\(\s*['\"]([\w.]+)['\"]"
 
 
 def _ordered(reloaded: list[str], imports: dict[str, set[str]]) -> list[str]:
