@@ -425,3 +425,19 @@ def test_the_import_map_gives_host_code_the_new_generation_after_reload(project)
                   "same": again is env.import_module("plug")}
     """)
     assert result == {"changed": ["plug"], "new": "v2 1.0", "old": "v1 1.0", "same": True}
+
+
+def test_a_kept_module_edited_after_a_reload_reloads_with_what_imports_it(project):
+    (project / "plugin" / "helper.py").write_text("WORD = 'one'\n")
+    (project / "plugin" / "plug.py").write_text("import helper\n\ndef hello():\n    return 'v1 ' + helper.WORD\n")
+    result = run_host(project, """
+        env.import_module("plug")
+        helper = env.import_module("helper")
+        edit(PLUG.read_text().replace("v1", "v2"))
+        first = env.reload()
+        kept = env.import_module("helper") is helper
+        (PROJECT / "plugin" / "helper.py").write_text("WORD = 'two'\\n")
+        second = env.reload()
+        result = {"first": first, "kept": kept, "second": second, "new": env.import_module("plug").hello()}
+    """)
+    assert result == {"first": ["plug"], "kept": True, "second": ["helper", "plug"], "new": "v2 two"}

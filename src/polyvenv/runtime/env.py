@@ -134,6 +134,7 @@ class Env:
             new = None
             try:
                 new = NameMap(self.name, roots, self.shared, inherit=plan.inherit)
+                new.files.update((real, files) for real, files in old.files.items() if real in plan.inherit)
                 run_pth(new)
                 generation.stage(new, plan)
             except BaseException as error:
