@@ -81,6 +81,13 @@ def run_host(project: Path, body: str, timeout: float = 120) -> dict:
             config.write_text(head + "requirements = " + json.dumps(requirements) + tail[tail.index("\\n"):])
             subprocess.run([sys.executable, "-m", "polyvenv", "sync", "-q"], cwd=PROJECT, check=True)
 
+        def raised(call, kind=Exception):  # what call() raised of kind: [its class name, its message], or None
+            try:
+                call()
+            except kind as error:
+                return [type(error).__name__, str(error)]
+            return None
+
         def real_names():
             return sorted(k for k in sys.modules if k.partition(".")[0] in ("plug", "alpha", "cspeed", "markupsafe"))
     """) + textwrap.dedent(body) + "\nprint(json.dumps(result))\n"
@@ -124,11 +131,7 @@ def test_a_syntax_error_leaves_the_old_generation_running_and_names_the_file(pro
     result = run_host(project, """
         plug = env.import_module("plug")
         edit("def broken(:\\n")
-        try:
-            env.reload()
-            failed = None
-        except polyvenv.ReloadFailed as error:
-            failed = str(error)
+        failed = raised(env.reload, polyvenv.ReloadFailed)[1]
         same = env.import_module("plug") is plug
         edit("def hello():\\n    return 'fixed'\\n")
         changed = env.reload()
@@ -147,11 +150,7 @@ def test_an_import_error_in_the_new_generation_frees_it_and_keeps_the_old(projec
         plug = env.import_module("plug")
         before = sorted(sys.modules)
         edit("import alpha\\nimport nosuchthing\\n")
-        try:
-            env.reload()
-            failed = None
-        except polyvenv.ReloadFailed as error:
-            failed = str(error)
+        failed = raised(env.reload, polyvenv.ReloadFailed)[1]
         from polyvenv.runtime.names import STDLIB
         result = {"failed": failed, "same": env.import_module("plug") is plug, "old": plug.hello(),
                   "left": sorted(k for k in set(sys.modules) - set(before) if k.partition(".")[0] not in STDLIB)}
@@ -239,11 +238,7 @@ def test_old_code_importing_more_of_its_replaced_generation_is_refused(project):
         init = PROJECT / "plugin" / "pk" / "__init__.py"
         init.write_text(init.read_text() + "# edited\\n")
         changed = env.reload()
-        try:
-            later()
-            error = None
-        except ImportError as refused:
-            error = [type(refused).__name__, str(refused)]
+        error = raised(later, ImportError)
         result = {"changed": changed, "error": error, "new": env.import_module("pk").later()}
     """)
     # pk.extra was never loaded by the old generation, which is gone from sys.modules: it cannot load more
@@ -295,17 +290,9 @@ def test_a_process_env_reloads_in_a_fresh_worker_and_old_proxies_say_so(tmp_path
         resync(["alpha==2.0"])
         changed = env.reload()
         new = env.import_module("plug")
-        try:
-            plug.hello()
-            old = None
-        except polyvenv.WorkerDied as error:
-            old = str(error)
+        old = raised(lambda: plug.hello(), polyvenv.WorkerDied)[1]
         edit("def broken(:\\n")
-        try:
-            env.reload()
-            failed = None
-        except polyvenv.ReloadFailed as error:
-            failed = str(error)
+        failed = raised(env.reload, polyvenv.ReloadFailed)[1]
         result = {"first": first, "changed": changed, "new": new.hello(), "old": old, "pids": env.pid != pid,
                   "failed": failed, "still": new.hello()}
     """)
