@@ -428,3 +428,19 @@ def test_a_kept_module_edited_after_a_reload_reloads_with_what_imports_it(projec
         result = {"first": first, "kept": kept, "second": second, "new": env.import_module("plug").hello()}
     """)
     assert result == {"first": ["plug"], "kept": True, "second": ["helper", "plug"], "new": "v2 two"}
+
+
+def test_the_build_a_kept_module_came_from_stays_held_until_unload(project):
+    result = run_host(project, """
+        env.import_module("plug"), env.import_module("cspeed")
+        first = env.build
+        def gc_keeps():
+            subprocess.run([sys.executable, "-m", "polyvenv", "gc", "-q"], cwd=PROJECT, check=True)
+            return first.exists()
+        resync(["alpha==2.0", "cspeed==1.0"])
+        changed = env.reload()  # cspeed is kept: its modules are first's
+        kept = gc_keeps()
+        env.unload()
+        result = {"changed": changed, "kept": kept, "after unload": gc_keeps()}
+    """)
+    assert result == {"changed": ["alpha", "plug"], "kept": True, "after unload": False}
