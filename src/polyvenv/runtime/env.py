@@ -129,18 +129,20 @@ class Env:
                 if lease is not None:
                     lease.release()
                 return []
-            facades = generation.facade_entries(old)
             missing = {old.missing} - set(sys.modules)  # made by the new generation, if it fails to import a name
-            new = None
+            new, facades = None, None
             try:
                 new = NameMap(self.name, roots, self.shared, inherit=plan.inherit)
                 new.files.update((real, files) for real, files in old.files.items() if real in plan.inherit)
+                facades = generation.facade_entries(old)  # after new took their aliases: imported anew as new's
                 run_pth(new)
                 generation.stage(new, plan)
             except BaseException as error:
                 staged = set(new.aliases) - set(plan.inherit.values()) if new is not None else set()
-                generation.drop(staged | missing | {old.tops[f] for f in FACADED})
-                sys.modules.update(facades)
+                if facades is not None:
+                    staged |= {old.tops[f] for f in FACADED}
+                generation.drop(staged | missing)
+                sys.modules.update(facades or {})
                 ALIASES.transfer(plan.inherit.values(), old)
                 if new is not None:
                     new.release()
