@@ -444,3 +444,22 @@ def test_the_build_a_kept_module_came_from_stays_held_until_unload(project):
         result = {"changed": changed, "kept": kept, "after unload": gc_keeps()}
     """)
     assert result == {"changed": ["alpha", "plug"], "kept": True, "after unload": False}
+
+
+def test_watch_picks_up_an_edit_made_during_a_reload_after_it(project):
+    slow = ("import pathlib, time\npathlib.Path(__file__).parent.parent.joinpath('started').write_text('')\n"
+            "time.sleep(0.5)\n\ndef hello():\n    return {!r}\n")
+    result = run_host(project, watched("poll", f"""
+    started = PROJECT / "started"  # outside the source: not an edit itself
+    edit({slow!r}.format("during"))
+    deadline = time.monotonic() + 30
+    while not started.exists() and time.monotonic() < deadline:  # the watch is importing the new generation
+        time.sleep(0.01)
+    edit({slow!r}.format("after"))  # while that reload runs
+    arrived = wait_for(2)
+    watch.stop()
+    result = {{"arrived": arrived, "calls": calls, "new": env.import_module("plug").hello()}}
+    """))
+    assert result["arrived"]
+    assert result["calls"] == [["p", ["plug"]], ["p", ["plug"]]]
+    assert result["new"] == "after"
