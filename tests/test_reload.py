@@ -354,9 +354,10 @@ def test_watch_reloads_an_edit_once_and_calls_back_with_the_names(project, watch
 
 def test_watch_reloads_a_burst_of_edits_at_most_twice(project, watcher):
     result = run_host(project, watched(watcher, """
-    for i in range(12):  # an editor saving several files, one after another
+    for i in range(12):  # an editor saving several files, one after another, over several intervals
         (PROJECT / "plugin" / f"extra{i}.py").write_text(f"VALUE = {i}\\n")
         edit(f"import alpha\\n\\ndef hello():\\n    return 'burst{i}'\\n")
+        time.sleep(0.03)
     arrived = wait_for(1)
     time.sleep(0.6)
     watch.stop()
