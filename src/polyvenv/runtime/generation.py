@@ -4,7 +4,7 @@ A load of an env is one *generation*: one name map (runtime/namemap.py) and
 the modules loaded under its aliases. ``Env.reload()`` makes the next one:
 
 - **What changed**, per top-level name the env has loaded: a file its loaders
-  read (recorded as they read it: ``loaded``) whose stat identity (inode,
+  read (recorded as they read it: importer.py's ``loaded``) whose stat identity (inode,
   size, mtime) is not what it was, or, when the env's link now points at
   another build, a distribution whose ``RECORD`` lines for that name differ
   (the same wheel installed in two builds is the same code).
@@ -40,24 +40,16 @@ generation.
 
 from __future__ import annotations
 
-import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Iterable
 
 if TYPE_CHECKING:
+    from pathlib import Path
     from types import ModuleType
 
     from .namemap import NameMap
 
 TOKEN = "__polyvenv_generation__"  # in each retired module's globals: alive while any of them is
-
-
-def loaded(names: NameMap, fullname: str, path: str, st: os.stat_result) -> None:
-    """Record that a loader of ``names`` read ``path`` for module ``fullname`` (its stat then)."""
-    real = names.real.get(fullname.partition(".")[0])
-    if real is not None:
-        names.files.setdefault(real, {})[path] = (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 class Plan:
@@ -121,9 +113,9 @@ def _changed(old: NameMap, real: str, root: Path) -> bool:
         if file_identity(path) != identity:
             return True
     before = old.found.get(real)
-    if before is None or Path(before) == Path(root):
+    if before is None or before == root:
         return False
-    ours, theirs = _record(Path(before), real), _record(Path(root), real)
+    ours, theirs = _record(before, real), _record(root, real)
     return ours is None or ours != theirs
 
 

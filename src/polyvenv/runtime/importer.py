@@ -33,9 +33,16 @@ from zipimport import zipimporter
 from ..errors import EnvImportError, ExtensionNotSupported, LoaderNotSupported
 from . import facades
 from .codecache import CODE_CACHE
-from .generation import loaded
 from .namemap import ALIASES, FACADED, NameMap
 from .names import STDLIB
+
+
+def loaded(names: NameMap, fullname: str, path: str, st: os.stat_result) -> None:
+    """Record that a loader of ``names`` read ``path`` for module ``fullname`` (its stat then): what
+    ``Env.reload()`` compares with the disk (runtime/generation.py)."""
+    real = names.real.get(fullname.partition(".")[0])
+    if real is not None:
+        names.files.setdefault(real, {})[path] = (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 class EnvSourceLoader(SourceFileLoader):
