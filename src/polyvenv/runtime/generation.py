@@ -4,15 +4,16 @@ A load of an env is one *generation*: one name map (runtime/namemap.py) and
 the modules loaded under its aliases. ``Env.reload()`` makes the next one:
 
 - **What changed**, per top-level name the env has loaded: a file its loaders
-  read (recorded as they read it: importer.py's ``loaded``) whose stat identity (inode,
-  size, mtime) is not what it was, or, when the env's link now points at
+  read (recorded as they read it: importer.py's ``loaded``) whose stat
+  identity (inode, size, mtime) is not what it was, or, when the link points at
   another build, a distribution whose ``RECORD`` lines for that name differ
   (the same wheel installed in two builds is the same code).
-- **What imports what changed**: the top-level names the env's source files
-  import (``import`` statements anywhere in the file, ``import_module`` of a
-  constant), read statically. A name that imports a changed one is reloaded
-  too, and so on; static reading also sees imports made later in functions,
-  which recording the imports made while loading would miss.
+- **What imports what changed**: the top-level names the loaded source files
+  import (``import`` lines anywhere in the file, ``import_module`` of a
+  constant), read from the files by pattern, once per file identity. A name
+  that imports a changed one is reloaded too, and so on; reading the files
+  also sees imports made later in functions, which recording the imports
+  made while loading would miss. Compiled code's imports are not read.
 - **Fresh aliases** for what is reloaded, never reused while a module of the
   old generation lives: a callback the host saved keeps its module's globals
   alive, and an alias given to other code meanwhile would let the old code
