@@ -85,16 +85,18 @@ class Env:
 
     def import_module(self, name: str) -> ModuleType:
         """The env's module ``name`` (a dotted name as the env's code would write it), of its current
-        generation (asked again if a reload switched generations meanwhile)."""
-        from ..errors import GenerationRetired
-
+        generation: asked again if a reload switched generations meanwhile (the aliases of the one it
+        asked by may be retired, or even free again, by the time the import looks them up)."""
         for _ in range(8):
             names = self.names
             try:
-                return importlib.import_module(names.module_name(name))
-            except GenerationRetired:
+                module = importlib.import_module(names.module_name(name))
+            except ImportError:
                 if self._state is names:
                     raise
+                continue
+            if self._state is names:
+                return module
         return importlib.import_module(self.names.module_name(name))
 
     def reload(self) -> list[str]:
