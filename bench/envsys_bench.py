@@ -67,6 +67,29 @@ def make_site(site: Path) -> None:
         "def path(n):\n    for _ in range(n):\n        sys.path\n")
 
 
+def against_baseline(baseline: str, runs: int, tmp: Path, site: Path, probe: str) -> dict[str, dict[str, float]]:
+    """The median of each measure ``probe`` prints (one JSON object; it runs with ``SRC`` and ``SITE`` set), for
+    the polyvenv at ``baseline`` and for this tree's, in fresh processes, interleaved: ``runs`` rounds after one
+    that fills each tree's code cache (under ``tmp``)."""
+    base = tmp / "baseline"
+    base.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", baseline, "src"], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
+    trees = {"baseline": str(base / "src"), "now": str(ROOT / "src")}
+    env = dict(os.environ, POLYVENV_CACHE_DIR=str(tmp / "cache"), PYTHONDONTWRITEBYTECODE="1")
+    results: dict[str, list[dict]] = {k: [] for k in trees}
+    for run in range(runs + 1):
+        for name, src in trees.items():
+            code = f"SRC = {src!r}\nSITE = {str(site)!r}\n" + probe
+            out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+            if out.returncode:
+                raise SystemExit(out.stderr)
+            if run:
+                results[name].append(json.loads(out.stdout))
+    return {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in results.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=7)
@@ -74,25 +97,9 @@ def main() -> None:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="envsys-bench-"))
     try:
-        base = tmp / "baseline"
-        base.mkdir()
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.baseline, "src"], check=True,
-                                 capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
         site = tmp / "site-packages"
         make_site(site)
-        trees = {"baseline": str(base / "src"), "now": str(ROOT / "src")}
-        env = dict(os.environ, POLYVENV_CACHE_DIR=str(tmp / "cache"), PYTHONDONTWRITEBYTECODE="1")
-        results: dict[str, list[dict]] = {k: [] for k in trees}
-        for run in range(args.runs + 1):  # the first round fills each tree's code cache
-            for name, src in trees.items():
-                code = f"SRC = {src!r}\nSITE = {str(site)!r}\n" + PROBE
-                out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-                if out.returncode:
-                    raise SystemExit(out.stderr)
-                if run:
-                    results[name].append(json.loads(out.stdout))
-        med = {name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in results.items()}
+        med = against_baseline(args.baseline, args.runs, tmp, site, PROBE)
         print(f"load average: {os.getloadavg()}  ({args.runs} interleaved runs, medians)")
         print(f"{'measure':<34} {'baseline':>12} {'now':>12} {'now/base':>9}")
         rows = [("import 400 modules (ms)", "import", 1e3), ("env code: sys.maxsize (ns)", "env_attr", 1e9),

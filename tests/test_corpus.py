@@ -113,21 +113,16 @@ def xfail(finding: str):
 CASES = [
     # compiled
     "markupsafe",  # C speedups, works today
-    pytest.param("lxml", marks=xfail(
-        "issue 11 finding 2: per-thread state under fixed keys (PyThreadState_GetDict); after the envs ran, the "
-        "host's own lxml fails a plain parse: TypeError: Cannot convert lXml.etree._ParserDictionaryContext")),
+    "lxml",  # per-thread state under fixed keys (PyThreadState_GetDict): each copy its own (issue 11 finding 2)
+    "cryptography",  # cffi's _openssl made by its Rust extension's execution: the host's entries stay the host's
     "pynacl",  # cffi: the host's sys.modules entries under the build name stay the host's (issue 11 finding 6)
-    pytest.param("tomli", marks=xfail(
-        "issue 11 finding 6: tomli 2.5's mypyc build registers a submodule the env's copy does not find: "
-        "EnvImportError: env 'new' has no module 'tomli._types'")),
+    "tomli",  # mypyc 2 names its modules' files and paths after their (aliased) names (issue 11 finding 6)
     "greenlet",  # a class named like its package keeps its name (issue 11 finding 1)
     # pure
     "click",
     "typing-extensions",  # a vocabulary package: the host's own copy when the versions match, by design
     "httpx",  # __module__ assigned at run time names the env's module (issue 12 finding 8)
-    pytest.param("setuptools", marks=xfail(
-        "found by the corpus, not yet in issue 11/12: _distutils_hack is not an env module "
-        "(runtime/names.py _NOT_MODULES) but setuptools imports it: EnvImportError")),
+    "setuptools",  # its distutils shim serves the env's own distutils, never the host's (runtime/names.py)
 ]
 
 

@@ -215,7 +215,8 @@ def test_pandas_2_0_and_2_2_over_their_own_numpys(tmp_path, minor):
 
 def test_numpy_2_4_the_newest_beside_numpy_1_26_and_the_hosts_numpy_2_3(tmp_path):
     """numpy 2.4's C code passes "numpy.dtypes.IntDType" aliases that its Python half strips of the literal
-    "numpy.dtypes.": data, which the patch must leave as both halves have it (issue 11, finding 5)."""
+    "numpy.dtypes.": data, which the patch must leave as both halves have it (issue 11, finding 5). Its ``_simd``
+    makes a module per CPU target, named ``numpy._core._simd.X86_V3`` in its m_name: the env's alias too."""
     project = build(tmp_path, {"np24": ["numpy==2.4.6"], "np126": ["numpy==1.26.4"], "hostnp": ["numpy==2.3.5"]})
     result = host(project, textwrap.dedent(NUMPY_CHECKS) + textwrap.dedent("""
         import os, pickle
@@ -229,6 +230,9 @@ def test_numpy_2_4_the_newest_beside_numpy_1_26_and_the_hosts_numpy_2_3(tmp_path
             result[name]["own"] = [np.__name__ != "numpy",
                                    os.path.realpath(np.__file__).startswith(os.path.realpath(ws.env_dir(name))),
                                    np.ndarray is not numpy.ndarray]
+            simd = ws.env(name).import_module("numpy._core._simd" if name == "np24" else "numpy.core._simd")
+            result[name]["simd"] = [simd.__name__.startswith("numpy."), simd.baseline.simd > 0, sorted({
+                v.__name__.partition(".")[0] == np.__name__ for v in vars(simd).values() if isinstance(v, type(simd))})]
             if name == "np24":
                 result[name]["dtypes"] = [np.dtypes.IntDType is type(np.dtype(np.intc)), "IntDType" in np.dtypes.__all__,
                                           type(np.dtype("int32")).__module__ == "numpy.dtypes",
@@ -240,8 +244,152 @@ def test_numpy_2_4_the_newest_beside_numpy_1_26_and_the_hosts_numpy_2_3(tmp_path
     expected = {"sum": 45, "error": [True, "UFuncTypeError", True], "memory": True, "linalg": 8.0, "fft": 4.0,
                 "pickle": [True, True], "datetime": "2020-02-01", "own": [True, True, True]}
     for name, version, float_repr in (("np24", "2.4.6", "np.float64(0.1)"), ("np126", "1.26.4", "0.1")):
-        got = {k: v for k, v in result[name].items() if k != "dtypes"}
+        got = {k: v for k, v in result[name].items() if k not in ("dtypes", "simd")}
+        assert result[name]["simd"] == [False, True, [True]], name  # its SIMD submodules named by the env's alias
         assert got == {**expected, "version": version, "repr": float_repr, "random": got["random"]}, name
     assert result["np24"]["dtypes"] == [True, True, True, True, True]  # a DType class pickles as the env's own
     assert result["np24"]["random"] == result["np126"]["random"]
     assert result["host"] == ["2.3.5", True, 6, True]
+
+
+def test_protobuf_6_and_7_with_generated_modules_beside_the_hosts_protobuf(tmp_path):
+    """upb's C types and the generated ``_pb2`` classes name each env's own modules (the ``_pb2`` module
+    passes its real name to protobuf's builder as a literal; upb 6's type specs sit where a module
+    definition could), so pickle and copy stay within the env; each copy keeps its own descriptor pool;
+    the wire bytes agree across the versions and the host's; the host's protobuf works as before."""
+    project = build(tmp_path, {"old": ["protobuf==6.33.6", "googleapis-common-protos==1.75.5"],
+                               "new": ["protobuf==7.36.2"], "hostpb": ["protobuf==7.36.2"]})
+    result = host(project, """
+        import copy, os, pickle
+        from polyvenv.runtime.sitedir import site_packages
+        sys.path.insert(0, str(site_packages(ws.env_dir("hostpb"))))
+        from google.protobuf import json_format, timestamp_pb2  # the host's own, imported plainly first
+        before = {k for k in sys.modules if k.partition(".")[0] == "google"}
+        wire = timestamp_pb2.Timestamp(seconds=86400, nanos=5).SerializeToString()
+        result = {}
+        for name in ("old", "new"):
+            env = ws.env(name)
+            ts, dp = (env.import_module(f"google.protobuf.{m}_pb2") for m in ("timestamp", "descriptor"))
+            upb = env.import_module("google._upb._message")
+            unknown, wkt, api, symbols = (env.import_module(f"google.protobuf.{m}") for m in (
+                "unknown_fields", "internal.well_known_types", "internal.api_implementation", "symbol_database"))
+            t = ts.Timestamp(seconds=86400, nanos=5)
+            nested = dp.DescriptorProto.ExtensionRange(start=3, end=9)  # pickled by its full name
+            own = os.path.realpath(ws.env_dir(name)) + os.sep
+            result[name] = {
+                "modules": sorted({c.__module__.replace(ts.__name__.partition(".")[0], "<env>", 1) for c in (
+                    ts.Timestamp, dp.FileDescriptorSet, dp.DescriptorProto.ExtensionRange, upb.ExtensionDict,
+                    unknown.UnknownFieldSet, upb.Message, type(ts.Timestamp))}),
+                "own": [ts.__name__ != "google.protobuf.timestamp_pb2", os.path.realpath(upb.__file__).startswith(own),
+                        ts.Timestamp is not timestamp_pb2.Timestamp,
+                        ts.Timestamp.DESCRIPTOR.file.pool is not timestamp_pb2.Timestamp.DESCRIPTOR.file.pool,
+                        api.Type() == "upb", issubclass(ts.Timestamp, wkt.Timestamp), str(t.ToDatetime()),
+                        symbols.Default().GetSymbol("google.protobuf.Timestamp") is ts.Timestamp,
+                        type(ts.DESCRIPTOR.GetOptions()) is dp.FileOptions],  # upb imports descriptor_pb2 by name
+                "pickle": [type(pickle.loads(pickle.dumps(t))) is ts.Timestamp, pickle.loads(pickle.dumps(t)) == t,
+                           type(pickle.loads(pickle.dumps(nested))) is type(nested), copy.deepcopy(t) == t,
+                           type(copy.copy(t)) is ts.Timestamp],
+                "wire": [t.SerializeToString() == wire, ts.Timestamp.FromString(wire) == t,
+                         env.import_module("google.protobuf.json_format").MessageToJson(t)],
+            }
+        old, new = (ws.env(n).import_module("google.protobuf.timestamp_pb2") for n in ("old", "new"))
+        result["pools"] = old.DESCRIPTOR.pool is not new.DESCRIPTOR.pool
+        crossed = new.Timestamp()
+        crossed.ParseFromString(old.Timestamp(seconds=77).SerializeToString())
+        status_pb2 = ws.env("old").import_module("google.rpc.status_pb2")
+        status = status_pb2.Status(code=5, message="missing")
+        status.details.add().Pack(old.Timestamp(seconds=9))
+        unpacked = old.Timestamp()
+        result["across"] = [crossed.seconds, timestamp_pb2.Timestamp.FromString(crossed.SerializeToString()).seconds,
+                            status_pb2.Status.__module__.partition(".")[0] == old.__name__.partition(".")[0] != "google",
+                            type(pickle.loads(pickle.dumps(status))) is status_pb2.Status,
+                            status.details[0].Unpack(unpacked) and unpacked.seconds,
+                            status.details[0].type_url]
+        appeared = sorted({k for k in sys.modules if k.partition(".")[0] == "google"} - before)
+        from google.protobuf import struct_pb2  # the host imports more of its own after the envs
+        h = timestamp_pb2.Timestamp.FromString(wire)
+        result["host"] = [appeared, timestamp_pb2.Timestamp.__module__, json_format.MessageToJson(h),
+                          type(pickle.loads(pickle.dumps(h))) is timestamp_pb2.Timestamp,
+                          struct_pb2.Struct.__module__, json_format.MessageToDict(struct_pb2.Struct(fields={"a": struct_pb2.Value(number_value=1.5)}))]
+    """)
+    for name in ("old", "new"):
+        assert result[name] == {
+            "modules": ["<env>._upb._message", "<env>.protobuf.descriptor_pb2", "<env>.protobuf.timestamp_pb2"],
+            "own": [True] * 6 + ["1970-01-02 00:00:00", True, True], "pickle": [True] * 5, "wire": [True, True, '"1970-01-02T00:00:00.000000005Z"']}, name
+    assert result["pools"] is True
+    assert result["across"] == [77, 77, True, True, 9, "type.googleapis.com/google.protobuf.Timestamp"]
+    assert result["host"] == [[], "google.protobuf.timestamp_pb2", '"1970-01-02T00:00:00.000000005Z"', True,
+                              "google.protobuf.struct_pb2", {"a": 1.5}]
+
+
+def test_lxml_keeps_per_thread_state_per_copy_and_the_hosts_lxml_parses_as_before(tmp_path):
+    """lxml keeps its parser context and error log in ``PyThreadState_GetDict()`` under class names: each
+    env's copy gets a thread dict of its own, so two envs' lxml and the host's own (the test venv's 6.1.3)
+    parse in the same threads, each with its own classes (issue 11, finding 2)."""
+    pytest.importorskip("lxml.etree")
+    project = build(tmp_path, {"lx54": ["lxml==5.4.0"], "lx60": ["lxml==6.0.2"]})
+    result = host(project, """
+        import os, threading
+        from lxml import etree  # the host's own lxml, imported plainly
+
+        def parse(e):
+            root = e.fromstring("<a><b>1</b><b>2</b></a>")
+            try:
+                e.fromstring("<a><b></a>")
+                error = None
+            except e.XMLSyntaxError as failed:  # its error log is per thread too
+                error = [type(failed) is e.XMLSyntaxError, len(failed.error_log) > 0]
+            return [len(root), root.xpath("string(//b[2])"), e.tostring(root).decode(), type(root).__module__, error]
+
+        def run(out):
+            try:
+                out.append(parse(etree))
+                for name in ("lx54", "lx60"):
+                    e = ws.env(name).import_module("lxml.etree")
+                    out.append([e.__version__, os.path.realpath(e.__file__).startswith(os.path.realpath(
+                        ws.env_dir(name))), e._Element is not etree._Element] + parse(e))
+                out.append(parse(etree))  # the host's again, in the thread where both envs' ran
+            except Exception as exc:
+                out.append(repr(exc))
+
+        main, other = [], []
+        run(main)
+        thread = threading.Thread(target=run, args=(other,))
+        thread.start()
+        thread.join()
+        run(main)
+        envs = [os.path.realpath(ws.env_dir(n)) for n in ("lx54", "lx60")]
+        result = {"main": main, "thread": other, "host": [etree.__version__, sys.modules["lxml.etree"] is etree,
+                  [k for k, m in sys.modules.items() if k.partition(".")[0] == "lxml" and any(
+                      os.path.realpath(getattr(m, "__file__", None) or "").startswith(d) for d in envs)]]}
+    """)
+    host_parse = [2, "2", "<a><b>1</b><b>2</b></a>", "lxml.etree", [True, True]]
+    for version, got in (("5.4.0", 1), ("6.0.2", 2)):
+        for run in (result["main"][:3], result["thread"], result["main"][4:7]):
+            assert run[got][:3] == [version, True, True], run
+            assert run[got][3:6] + run[got][7:] == host_parse[:3] + host_parse[4:], run
+            assert run[got][6] not in ("lxml.etree", host_parse[3]), run  # the env's own module name
+    for run in (result["main"], result["thread"]):
+        assert run[0] == host_parse and run[3] == host_parse, run
+    assert result["host"] == ["6.1.3", True, []]
+
+
+def test_pandas_3_1_built_with_cython_3_3_loads_in_an_env(tmp_path):
+    """pandas 3.1's Cython 3.3 modules keep their packed strings' lengths in tables the patch must find: one
+    ``.rodata`` table far before the packed strings (algos, hashtable), one built on the stack with a length
+    of 256 written as its high byte alone (period). Missed, those modules import the real ``numpy``."""
+    project = build(tmp_path, {"pd31": ["pandas==3.1.1"]})  # beside other pandas: test_pandas_2_0_and_2_2_...
+    result = host(project, """
+        import os
+        result = {}
+        for name in ("pd31",):
+            pd = ws.env(name).import_module("pandas")
+            frame = pd.DataFrame({"a": [3, 1, 2, 1], "b": ["x", "y", "x", "z"]})
+            result[name] = [pd.__version__, os.path.realpath(pd.__file__).startswith(os.path.realpath(ws.env_dir(name))),
+                            type(frame).__module__ != "pandas.core.frame", int(frame["a"].sum()),
+                            frame["a"].rank().tolist(), pd.factorize(frame["b"])[0].tolist(),
+                            str(pd.Period("2020-01", freq="M") + 1)]
+        result["host"] = sorted(k for k in sys.modules if k.partition(".")[0] in ("pandas", "numpy"))
+    """)
+    assert result["pd31"] == ["3.1.1", True, True, 7, [4.0, 1.5, 3.0, 1.5], [0, 1, 0, 2], "2020-02"]
+    assert result["host"] == []

@@ -163,7 +163,11 @@ def run_tests(root, name, kind):
 def facade():
     sys.polyvenv_test_flag = "set by env code"  # any other attribute: the host's sys
     return [sys.version_info[:2] == tuple(sys.version_info[:2]), sys.modules is sys.modules,
-            [p for p in sys.path if p.endswith("site-packages")] != [], __import__("os").getcwd() in sys.path]
+            [p for p in sys.path if p.endswith("site-packages")] != [], __import__("os").getcwd() in sys.path,
+            # vars(sys) as in a venv: the process's sys.modules, the env's own lists, sys's name
+            [vars(sys)["modules"] is sys.modules, vars(sys)["path"] is sys.path,
+             sys.__dict__["meta_path"] is sys.meta_path, vars(sys)["stdout"] is sys.stdout,
+             vars(sys)["__name__"], "modules" in dir(sys) and "path_hooks" in dir(sys)]]
 '''
 
 NSPKG = ("import sys, types, os;has_mfs = sys.version_info > (3, 5);p = os.path.join(sys._getframe(1).f_locals"
@@ -178,8 +182,11 @@ def tool_wheels(wh: Path) -> None:
     """The wheels of env ``tools``: a CLI vendoring its SDK behind a finder, a test runner, .pth files."""
     make_wheel(wh, "vendcli", "1.0", {
         "vendcli/__init__.py": VENDCLI,
-        "vendcli/_vendor/sdk/__init__.py": "VERSION = 'vendored-1.0'\n",
-        "vendcli/_vendor/sdk/client.py": "import sdk\ndef where():\n    return sdk.__name__\n",
+        # a circular import: client imports sdk.errors while sdk initialises (awscli's vendored s3transfer)
+        "vendcli/_vendor/sdk/__init__.py": "VERSION = 'vendored-1.0'\nfrom sdk import client\n",
+        # a dotted import of the vendored name binds `sdk` (awscli's vendored botocore, issue 12 corpus)
+        "vendcli/_vendor/sdk/client.py": "import sdk.errors\ndef where():\n    return sdk.__name__\n",
+        "vendcli/_vendor/sdk/errors.py": "",
     })
     make_wheel(wh, "runner", "1.0", {"runner/__init__.py": RUNNER})
     make_wheel(wh, "pthdemo", "1.0", {
@@ -396,7 +403,8 @@ def test_an_entry_env_code_puts_on_sys_path_serves_the_env_and_never_the_host(pr
     """)
     assert host == UNTOUCHED
     assert result[0] == ["user", "1.0", True, True]
-    assert result[1] == [True, True, True, False]  # the host's cwd is not on the env's sys.path
+    assert result[1] == [True, True, True, False,  # the host's cwd is not on the env's sys.path
+                         [True, True, True, True, "sys", True]]
     assert result[2:] == ["set by env code", "the host has no userproj"]
 
 
@@ -490,3 +498,42 @@ def test_two_pytest_versions_run_a_projects_tests_inside_their_envs(tmp_path):
     assert host == UNTOUCHED
     assert result["old"] == ["7.4.4", 1, True, True]
     assert result["new"][0].startswith("8.") and result["new"][1:] == [1, True, True]
+
+
+def test_a_package_refused_halfway_is_refused_again_by_its_submodules(tmp_path):
+    """A refusal ends an import halfway (pandas 3.1 beside the host's: one of its extensions shares a symbol):
+    the package's modules it ran are taken out again, so a submodule imported next is refused too, as the
+    package is, instead of running on half of it (pandas: ``KeyError: 'compute'``, its options never set)."""
+    import py_compile
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "compiled.py").write_text("COMPILED = True\n")
+    py_compile.compile(str(scratch / "compiled.py"), str(scratch / "compiled.pyc"))
+    wh = tmp_path / "wheels"
+    make_wheel(wh, "halfway", "1.0", {
+        "halfway/__init__.py": "from halfway.core import options\nfrom halfway import compiled\n"
+                               "options.OPTIONS['compute'] = True\n",
+        "halfway/compiled.pyc": (scratch / "compiled.pyc").read_bytes(),  # refused: bytecode without its source
+        "halfway/core/__init__.py": "",
+        "halfway/core/options.py": "OPTIONS = {}\n",
+        "halfway/core/expressions.py": "from halfway.core.options import OPTIONS\nUSE = OPTIONS['compute']\n",
+    })
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "polyvenv.toml").write_text(f'wheelhouse = "{wh}"\noffline = true\n'
+                                           '[envs.half]\nrequirements = ["halfway==1.0"]\n')
+    subprocess.run([sys.executable, "-m", "polyvenv", "sync"], cwd=project, check=True, capture_output=True)
+    result, host = run_host((project, tmp_path / "host"), """
+        REAL_NAMES = {"halfway"}
+        env = ws.env("half")
+        result = []
+        for name in ("halfway", "halfway.core.expressions", "halfway.core.expressions"):
+            try:
+                env.import_module(name)
+                result.append("imported")
+            except Exception as exc:
+                result.append([type(exc).__name__, "bytecode without its source" in str(exc)])
+    """)
+    assert result == [["ExtensionNotSupported", True]] * 3
+    assert host == UNTOUCHED

@@ -108,6 +108,81 @@ def test_libraries_the_package_ships_in_its_tree_are_each_envs_own(tmp_path):
         assert b"libstate.so\0" in (site / "shlib" / f"_ext{SUFFIX}").read_bytes(), "env files are never modified"
 
 
+# -- finding 2: per-thread state under fixed keys (PyThreadState_GetDict) ------------------------------------
+
+THREAD_STATE_C = r"""
+#include <Python.h>
+int %(p)s_put(PyObject *value) {  /* as lxml keeps its parser context: the thread's dict, a fixed key */
+    PyObject *d = PyThreadState_GetDict();
+    return d ? PyDict_SetItemString(d, "tsd_key", value) : -1;
+}
+PyObject *%(p)s_get(void) {
+    PyObject *d = PyThreadState_GetDict(), *v = d ? PyDict_GetItemString(d, "tsd_key") : NULL;
+    v = v ? v : Py_None;
+    Py_INCREF(v);
+    return v;
+}
+"""
+
+THREAD_STATE_EXT_C = r"""
+#include <Python.h>
+%(body)s
+static PyObject *put(PyObject *self, PyObject *value) { return %(p)s_put(value) ? NULL : Py_NewRef(Py_None); }
+static PyObject *get(PyObject *self, PyObject *args) { return %(p)s_get(); }
+static PyMethodDef methods[] = {{"put", put, METH_O, NULL}, {"get", get, METH_NOARGS, NULL}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "tsd.%(name)s", NULL, -1, methods};
+PyMODINIT_FUNC PyInit_%(name)s(void) { return PyModule_Create(&def); }
+"""
+
+
+def thread_state_site(site: Path) -> Path:
+    """A package ``tsd`` keeping a value in the thread's dict from its extension ``_direct``, and from
+    ``tsd/lib/libtsd.so`` for its extension ``_vialib`` (a library of its tree, found through ``$ORIGIN``)."""
+    pkg = site / "tsd"
+    lib = compile_c(pkg / "lib" / "libtsd.so", THREAD_STATE_C % {"p": "lib"}, "-Wl,-soname,libtsd.so")
+    compile_c(pkg / f"_direct{SUFFIX}", THREAD_STATE_EXT_C % {"body": THREAD_STATE_C % {"p": "own"}, "p": "own",
+                                                               "name": "_direct"})
+    compile_c(pkg / f"_vialib{SUFFIX}", THREAD_STATE_EXT_C % {
+        "body": "int lib_put(PyObject *); PyObject *lib_get(void);", "p": "lib", "name": "_vialib"},
+        f"-L{lib.parent}", "-ltsd", "-Wl,--enable-new-dtags,-rpath,$ORIGIN/lib")
+    (pkg / "__init__.py").write_text("from . import _direct, _vialib\n")
+    return site
+
+
+@needs_compilers
+def test_per_thread_state_of_an_extension_and_of_its_library_is_each_copys_own(tmp_path):
+    """Each env's copy (the extension, and a library of its tree that it loads) keeps its values in a thread
+    dict of its own: the host's own copy, and each env's, read back what they put, in every thread."""
+    host, v1, v2 = (thread_state_site(tmp_path / name / "site-packages") for name in ("host", "v1", "v2"))
+    proc = run_host(f"""
+        import threading
+        import tsd as host
+        envs = {{n: polyvenv.Env.from_path(p, name=n).import_module("tsd") for n, p in (("v1", {str(v1)!r}),
+                                                                                      ("v2", {str(v2)!r}))}}
+        copies = {{"host": host, **envs}}
+
+        def run(out):
+            for kind in ("_direct", "_vialib"):
+                for name, mod in copies.items():
+                    getattr(mod, kind).put(name + kind)
+                out[kind] = {{name: getattr(mod, kind).get() for name, mod in copies.items()}}
+
+        result = {{"main": {{}}, "thread": {{}}}}
+        run(result["main"])
+        thread = threading.Thread(target=run, args=(result["thread"],))
+        thread.start()
+        thread.join()
+        result["names"] = [envs["v1"].__name__ != "tsd", sorted(k for k in sys.modules if k.split(".")[0] == "tsd")]
+        print(json.dumps(result))
+    """, host)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    for run in (out["main"], out["thread"]):
+        for kind in ("_direct", "_vialib"):
+            assert run[kind] == {name: name + kind for name in ("host", "v1", "v2")}, (kind, run)
+    assert out["names"] == [True, ["tsd", "tsd._direct", "tsd._vialib"]]
+
+
 # -- finding 2 (C++ part): the type registries of pybind11 and nanobind ----------------------------------------
 
 PYBIND11_CPP = r"""

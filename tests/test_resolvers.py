@@ -71,6 +71,11 @@ PLUG = {
         def unpickle(data): return pickle.loads(data)
         def unpickle_file(data): return pickle.load(io.BytesIO(data))
         def unpickle_python(data): return pickle._Unpickler(io.BytesIO(data)).load()  # joblib's, dill's
+        class _Mine(pickle.Unpickler):  # a subclass of the C unpickler, asking its base for each class
+            def find_class(self, module, name): return super().find_class(module, name)
+        class _MinePython(pickle._Unpickler): pass
+        def unpickle_subclass(data): return _Mine(io.BytesIO(data)).load()
+        def unpickle_python_subclass(data): return _MinePython(io.BytesIO(data)).load()
         def locate(name): return pydoc.locate(name)
         def resolve(name): return pkgutil.resolve_name(name)
         def walk(prefix):  # imports each package it finds, by the name it makes with the prefix
@@ -98,6 +103,18 @@ PLUG = {
                 result = unittest.TestResult()
                 suite.run(result)
                 return result
+    ''',
+    "plug/writes.py": '''
+        import sys, types
+        fake = types.ModuleType("fake")
+        sys.modules["json"] = fake  # the standard library's names: the env's own entries, not the host's
+        sys.modules.setdefault("csv", fake)
+        del sys.modules["textwrap"]
+        sys.modules.pop("string", None)
+        sys.modules["plug.made"] = fake  # its own names: as always
+        OWN = [sys.modules["plug.made"] is fake, "plug.made" in sys.modules]
+        del sys.modules["plug.made"]
+        OWN.append("plug.made" in sys.modules)
     ''',
     "plug/data.txt": "env-data",
     "plug/inner/__init__.py": "",
@@ -144,6 +161,23 @@ PLUG = {
             Point.__module__ = "plug.public"
         Color = enum.Enum("Color", "RED GREEN", module="plug.public")
         Pair = collections.namedtuple("Pair", "a b", module="plug.public")
+        STARTS = [Marked.__module__.startswith("plug."), Pair.__module__.startswith(("x", "plug"))]  # setuptools'
+    ''',
+    "plug/builder.py": '''
+        def build(name, module_name):  # protobuf's builder: the module's own name comes as a value
+            namespace = {"DESCRIPTOR": name}
+            namespace["__module__"] = module_name
+            return type(name, (), namespace)
+        def service(name, module_name): return type(name, (), dict(DESCRIPTOR=name, __module__=module_name))
+        def is_thing(obj): return getattr(type(obj), "__module__", None) == "plug.sub"  # protobuf's numpy check
+    ''',
+    "plug/built_pb2.py": '''
+        from plug import builder as _builder
+        Message = _builder.build("Message", "plug.built_pb2")  # the generated module passes its own name
+        Service = _builder.service("Service", "plug.built_pb2")
+        Old = type("Old", (), {"DESCRIPTOR": None, "__module__": "plug.built_pb2"})  # protobuf 3's generated code
+        Elsewhere = _builder.build("Elsewhere", "hostonly")  # a name the env lacks is left as it is
+        Mine = _builder.build("Mine", __name__)
     ''',
 }
 ENTRY_POINTS = "[plug.ext]\nsub = plug.sub:WHERE\nmod = plug.sub\n[console_scripts]\nplugtool = plug:main\n"
@@ -250,7 +284,8 @@ RESOLVER_CALLS = [
     ("locate('plug.nothing')", None),
     ("resolve('plug.sub:WHERE')", "env-sub"),
     ("resolve('plug.sub.WHERE')", "env-sub"),
-    ("walk('plug.')", ["_impl", "inner", "inner.leaf", "mocked", "public", "res", "sub", "tool"]),
+    ("walk('plug.')", ["_impl", "builder", "built_pb2", "inner", "inner.leaf", "mocked", "public", "res", "sub", "tool",
+                       "writes"]),
     ("data('plug')", "env-data"),
     ("run('plug.tool')", "env-tool"),
     ("run_main('plug.tool')", ["__main__", "env-sub", "env-sub"]),
@@ -310,16 +345,6 @@ def test_what_a_resolver_cannot_map_is_refused_naming_the_env(dirs, tmp_path):
     assert 'isolation = "process"' in result[1]
 
 
-def test_a_resolver_module_reloaded_is_taught_again(dirs):
-    result = run(dirs, """
-        import importlib, runpy
-        res = env.import_module("plug.res")
-        importlib.reload(runpy)
-        result = [hasattr(runpy.run_module, "__wrapped__"), res.run("plug.tool")]
-    """)
-    assert result == [True, "env-tool"]
-
-
 def test_mock_patch_targets_written_in_env_tests_patch_the_envs_module(dirs, any_python):
     """Run by the host's own unittest runner: the decorated patch resolves when no env frame is on
     the stack, so its target is mapped when the env's code makes the patch."""
@@ -346,30 +371,65 @@ def test_a_host_callback_called_by_env_code_resolves_on_the_host(dirs):
     assert result == ["hostonly", None]
 
 
-def test_resolvers_called_by_the_host_are_unchanged(dirs):
-    """Taught before (pydoc imported first) or after the env loaded, the host's calls resolve on the
-    host as always; the host's own plug is then imported, as the host asked."""
+def test_env_code_writing_the_standard_librarys_sys_modules_entries_leaves_the_hosts(dirs):
+    """setuptools' distutils shim deletes and sets standard-library names in ``sys.modules``: from env code
+    those writes are the env's, the host's entries stay (its own names are written as always)."""
+    result = run(dirs, """
+        import json, csv, textwrap, string
+        before = [sys.modules[n] for n in ("json", "csv", "textwrap", "string")]
+        writes = env.import_module("plug.writes")
+        result = [[sys.modules[n] is m for n, m in zip(("json", "csv", "textwrap", "string"), before)], writes.OWN,
+                  sorted(k for k in sys.modules if k.endswith(".made"))]
+    """)
+    assert result == [[True] * 4, [True, True, False], []]
+
+
+RESOLVER_MODULES = ("pickle", "pkgutil", "pydoc", "runpy", "doctest", "unittest", "unittest.loader", "unittest.main",
+                    "unittest.mock", "logging", "logging.config", "timeit", "codeop", "code", "builtins", "importlib")
+RESOLVER_CLASSES = ("pickle._Unpickler", "unittest.loader.TestLoader", "unittest.main.TestProgram",
+                    "logging.config.BaseConfigurator", "logging.config.DictConfigurator", "timeit.Timer",
+                    "codeop.Compile", "codeop.CommandCompiler", "code.InteractiveInterpreter", "code.InteractiveConsole")
+
+
+def test_the_hosts_resolvers_are_untouched_while_env_code_resolves_its_own_names(dirs):
+    """The runtime costs the host nothing: after an env loaded and its code resolved names through every
+    resolver, the host's resolver modules (and the classes whose methods resolve) hold the very objects
+    they held before (``pickle.loads is _pickle.loads``), and the host's calls resolve on the host."""
     env, host = dirs
     code = textwrap.dedent(f"""
-        import sys, json, pydoc
-        before = "runpy" in sys.modules
+        import sys, json, importlib, _pickle
         sys.path[:0] = [{str(SRC)!r}, {str(host)!r}]
+        import pickle, pkgutil, pydoc, runpy, doctest, unittest, unittest.mock, logging.config, timeit, code
+        def objects():
+            found = {{name: {{k: id(v) for k, v in vars(importlib.import_module(name)).items()}}
+                     for name in {RESOLVER_MODULES!r}}}
+            for path in {RESOLVER_CLASSES!r}:
+                module, _, cls = path.rpartition(".")
+                found[path] = {{k: id(v) for k, v in vars(getattr(importlib.import_module(module), cls)).items()}}
+            return found
+        pkgutil.resolve_name("os:sep")  # its first call caches a pattern in the module
+        before = objects()
         import polyvenv
         env = polyvenv.Env.from_path({str(env)!r}, name="e")
-        env.import_module("plug.res")
-        import pkgutil, runpy
-        print(json.dumps([before, pydoc.locate("plug.sub.WHERE"), pkgutil.resolve_name("plug.sub:WHERE"),
-                          runpy.run_module("plug.tool")["WHERE"], hasattr(pydoc.locate, "__wrapped__"),
-                          hasattr(pydoc.safeimport, "__wrapped__"), hasattr(runpy.run_module, "__wrapped__"),
-                          "Teaching" in repr(runpy.__loader__), runpy.__spec__.loader is runpy.__loader__]))
+        res = env.import_module("plug.res")
+        SCRIPT = {str(env.parent.parent / "script.py")!r}
+        in_env = [eval("res." + call) for call, _ in {RESOLVER_CALLS[:-2]!r}]
+        after = objects()
+        changed = sorted(f"{{m}}.{{k}}" for m in before for k in set(before[m]) | set(after[m])
+                         if before[m].get(k) != after[m].get(k) and f"{{m}}.{{k}}" != "builtins._")  # doctest's
+        print(json.dumps([changed, pickle.loads is _pickle.loads, pickle.Unpickler is _pickle.Unpickler,
+                          pydoc.locate("plug.sub.WHERE"), pkgutil.resolve_name("plug.sub:WHERE"),
+                          runpy.run_module("plug.tool")["WHERE"], [str(v) for v in in_env[:4]],
+                          type(res.pickle).__name__, res.pickle.dumps is pickle.dumps]))
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == [False, "host-sub", "host-sub", "host-tool", False, True, True,
-                                       False, True]
+    assert json.loads(proc.stdout) == [[], True, True, "host-sub", "host-sub", "host-tool",
+                                       ["env-sub", "True", "None", "env-sub"], "Forwarding_pickle", True]
 
 
-@pytest.mark.parametrize("how", ["unpickle", "unpickle_file", "unpickle_python"])
+@pytest.mark.parametrize("how", ["unpickle", "unpickle_file", "unpickle_python", "unpickle_subclass",
+                                 "unpickle_python_subclass"])
 def test_a_pickle_made_in_the_envs_own_venv_loads_the_envs_classes_in_env_code(dirs, how):
     env, host = dirs
     made = subprocess.run([sys.executable, "-c", f"import sys, pickle; sys.path[:0] = [{str(env)!r}]; import plug.sub; "
@@ -396,9 +456,26 @@ def test_module_names_assigned_at_run_time_name_the_envs_module(dirs):
                   pickle.loads(pickle.dumps(public.Color.RED)) is public.Color.RED,
                   pickle.loads(pickle.dumps(public.Point(1, 2))) == public.Point(1, 2),
                   hints["thing"] is env.import_module("plug.sub").Thing,
-                  public.Client.__module__ != "plug.public"]
+                  public.Client.__module__ != "plug.public", public.STARTS]
     """)
-    assert result == [[True] * 6, [True] * 6, True, True, True, True]
+    assert result == [[True] * 6, [True] * 6, True, True, True, True, [True, True]]
+
+
+def test_module_names_reaching_a_class_namespace_as_values_name_the_envs_module(dirs):
+    """Generated protobuf modules pass their own name to the builder, which puts it under
+    ``"__module__"`` in the class namespace: the classes must name the env's module (pickle and
+    ``inspect`` follow it), and a ``__module__`` compared with a literal must compare with the env's."""
+    result = run(dirs, """
+        import inspect, pickle
+        built = env.import_module("plug.built_pb2")
+        classes = [built.Message, built.Service, built.Old, built.Mine]
+        thing = env.import_module("plug.sub").Thing()
+        result = [[inspect.getmodule(c) is built for c in classes], [pickle.loads(pickle.dumps(c)) is c for c in classes],
+                  type(pickle.loads(pickle.dumps(built.Message()))) is built.Message, built.Elsewhere.__module__,
+                  built.Message.__module__ == built.__name__ != "plug.built_pb2",
+                  env.import_module("plug.builder").is_thing(thing)]
+    """)
+    assert result == [[True] * 4, [True] * 4, True, "hostonly", True, True]
 
 
 def test_a_process_envs_entry_points_load_in_its_worker(workspace):

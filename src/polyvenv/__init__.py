@@ -11,6 +11,7 @@ from __future__ import annotations
 from .errors import (
     BuildError,
     ConfigError,
+    DeclaredEnvWarning,
     EnvImportError,
     EnvNotFound,
     ExtensionNotSupported,
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .process.env import ProcessEnv
+    from .provision.events import SyncEvent
     from .runtime.env import Env
     from .runtime.import_map import install_import_map
     from .runtime.protocol import EnvProtocol
@@ -55,6 +57,7 @@ _LAZY = {
     "Env": "polyvenv.runtime.env",
     "EnvProtocol": "polyvenv.runtime.protocol",
     "ProcessEnv": "polyvenv.process.env",
+    "SyncEvent": "polyvenv.provision.events",
     "install_import_map": "polyvenv.runtime.import_map",
 }
 
@@ -63,8 +66,8 @@ __all__ = [
     "InterpreterMismatch", "InterpreterNotFound", "LockFileOutdated", "NotBuilt", "PolyvenvError", "ShimConflict",
     "UsageError", "LoaderNotSupported", "PthFileWarning", "NotResolvable",
     "VocabularyConflictWarning", "ProcessGlobalStateWarning", "RemoteError", "WorkerDied", "PolyvenvWarning",
-    "WorkerRestarted", "VocabularyConflict", "ProcessGlobalState", "GenerationRetired", "ReloadFailed",
-    "ReloadWarning",
+    "WorkerRestarted", "VocabularyConflict", "ProcessGlobalState", "DeclaredEnvWarning", "SyncEvent",
+    "GenerationRetired", "ReloadFailed", "ReloadWarning",
     "Workspace", "Env", "EnvProtocol", "ProcessEnv", "install_import_map", "__version__",
 ]
 

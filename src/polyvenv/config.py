@@ -20,6 +20,7 @@ from .runtime.files import write_atomic
 CONFIG_FILE = "polyvenv.toml"
 PYPROJECT = "pyproject.toml"
 DISCOVERED_FILE = "discovered.json"  # in envs-dir: what `sync --discover` remembers
+DECLARED_FILE = "declared.json"  # in envs-dir: the envs a program declared from code (declared.py)
 DEFAULT_PATTERN = "*/requirements.txt"
 ISOLATIONS = ("namespace", "process", "auto")  # auto: probed at sync (runtime/probe.py)
 INSTALLERS = ("uv", "pip")
@@ -32,7 +33,7 @@ _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 MAX_NAME = 200
 ENVS_MARKER = ".polyvenv-envs"  # in envs-dir: this directory is polyvenv's (provision/store.py writes it)
 # Names polyvenv itself uses inside envs-dir: no env may take them.
-_RESERVED = {DISCOVERED_FILE, ENVS_MARKER}
+_RESERVED = {DISCOVERED_FILE, DECLARED_FILE, ENVS_MARKER}
 # What an envs-dir made before it carried ENVS_MARKER holds: recognised as polyvenv's, marked on next sync.
 _LEGACY_ENTRIES = {".builds", ".locks", ".logs", ".cache", DISCOVERED_FILE}
 _TOP_KEYS = ("envs-dir", "bin-dir", "wheelhouse", "offline", "locks-dir", "lock-format", "installer", "link-mode",
@@ -149,6 +150,17 @@ def load_config(start: Path | str = ".", config_file: Path | str | None = None, 
     return _validate(data, root=path.parent, path=path)
 
 
+def workspace_config(directory: Path | str) -> Config:
+    """The config of the workspace at ``directory`` itself, never one above it: its polyvenv.toml (or
+    pyproject.toml with [tool.polyvenv]) if it holds one, else the directory alone with default
+    settings, its envs in ``directory/.polyvenv`` (a host that owns no config file: ``Workspace.open``)."""
+    directory = Path(directory).resolve()
+    found = find_config(directory)
+    if found is not None and found.parent == directory:
+        return load_config(directory, found)
+    return _validate({}, root=directory, path=None)
+
+
 def remember_discovery(config: Config, discovery: Discovery, bin_dir: Path | None = None) -> Config:
     """Record a `--discover DIR` (and the `--bin-dir` its shims went to) so later commands (list,
     run, gc, shims) see those envs and their shims, with or without a config file."""
@@ -214,8 +226,8 @@ def _has_polyvenv_table(pyproject: Path) -> bool:
 class _Checker:
     """Collects problems, each prefixed with the file and the table it is in."""
 
-    def __init__(self, path: Path | None) -> None:
-        self.where = str(path) if path else "command line"
+    def __init__(self, path: Path | None, where: str | None = None) -> None:
+        self.where = where or (str(path) if path else "command line")
         self.problems: list[str] = []
 
     def add(self, table: str, message: str) -> None:
@@ -295,8 +307,7 @@ def _validate(data: dict[str, Any], *, root: Path, path: Path | None) -> Config:
     envs_table = check.typed(top, data, "envs", dict, {})
     envs: dict[str, EnvSpec] = {}
     for name, body in envs_table.items():
-        plain = name if _NAME.fullmatch(name) and len(name) <= MAX_NAME else json.dumps(name[:40])
-        spec = _env_spec(check, f"{top}.envs.{plain}", name, body, root)
+        spec = _env_spec(check, env_table(top, name), name, body, root)
         if spec:
             envs[name] = spec
 
@@ -309,15 +320,25 @@ def _validate(data: dict[str, Any], *, root: Path, path: Path | None) -> Config:
     bin_dirs = [Path(d["bin_dir"]) for d in entries if d.get("bin_dir")]
     if config.bin_dir is None and bin_dirs:  # where `sync --discover --bin-dir` put the shims
         config = config._replace(bin_dir=bin_dirs[-1])
-    return _merge_discovered(config, discoveries + remembered)
+    from .declared import merge_declared
+
+    return merge_declared(_merge_discovered(config, discoveries + remembered))  # the envs declared from code
 
 
 def _discovered_root(start: Path) -> Path | None:
-    """The nearest directory at or above ``start`` whose default envs dir remembers a discovery."""
+    """The nearest directory at or above ``start`` whose default envs dir remembers a discovery, or
+    envs a program declared from code (a workspace without a config file: ``Workspace.open``)."""
     for directory in (start.resolve(), *start.resolve().parents):
-        if (directory / ".polyvenv" / DISCOVERED_FILE).is_file():
+        if any((directory / ".polyvenv" / kept).is_file() for kept in (DISCOVERED_FILE, DECLARED_FILE)):
             return directory
     return None
+
+
+def env_table(top: str, name: str) -> str:
+    """``envs.NAME`` (under ``top``), the table an env's problems are reported in; a name that cannot
+    name an env is quoted and cut short, so the report stays one readable line."""
+    plain = name if _NAME.fullmatch(name) and len(name) <= MAX_NAME else json.dumps(name[:40])
+    return f"{top}.envs.{plain}"
 
 
 def name_problem(name: str) -> str | None:

@@ -174,5 +174,10 @@ class ProcessGlobalStateWarning(PolyvenvWarning):
     envs sharing the process share it; ``isolation = "process"`` gives the env its own."""
 
 
+class DeclaredEnvWarning(PolyvenvWarning):
+    """An env declared from code (``Workspace.add_env``) no longer passes the config's checks when its
+    workspace is loaded (its folder was deleted meanwhile): it is left out, the other envs load."""
+
+
 VocabularyConflict = VocabularyConflictWarning  # the names before 0.2, kept
 ProcessGlobalState = ProcessGlobalStateWarning

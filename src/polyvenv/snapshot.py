@@ -2,8 +2,8 @@
 
 `polyvenv sync` (the build half, which can read TOML) writes it to the
 per-user cache, keyed by the config file's path, with the identity (inode,
-size, mtime) of that file and of the remembered discoveries. The runtime
-uses it only while both are unchanged.
+size, mtime) of that file, of the remembered discoveries and of the envs declared from code. The runtime
+uses it only while all three are unchanged.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .config import DISCOVERED_FILE, Config, Discovery, EnvSpec, load_config
+from .config import DECLARED_FILE, DISCOVERED_FILE, Config, Discovery, EnvSpec, load_config
 from .errors import ConfigError
 from .runtime.files import file_identity
 from .runtime.locations import user_cache_dir, write_cache_file
@@ -58,7 +58,7 @@ def _location(path: Path) -> str:
 
 
 def _inputs(path: Path, envs_dir: Path) -> list[Any]:
-    identities = (file_identity(file) for file in (path, envs_dir / DISCOVERED_FILE))
+    identities = (file_identity(file) for file in (path, envs_dir / DISCOVERED_FILE, envs_dir / DECLARED_FILE))
     return [list(identity) if identity else None for identity in identities]  # JSON's form
 
 

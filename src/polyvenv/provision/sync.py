@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
-from ..config import DISCOVERED_FILE, Config, EnvSpec, load_config
+from ..config import DECLARED_FILE, DISCOVERED_FILE, Config, EnvSpec, load_config
 from ..errors import BuildError, ConfigError, Interrupted, UsageError
 from ..runtime.lease import retiring
 from ..runtime.manifest import MANIFEST, Manifest, read_manifest
@@ -280,7 +280,8 @@ def _memo_inputs(config: Config) -> list[tuple[str, bool]] | None:
     from .interpreters import current
 
     default = current().path
-    files = [(config.path, True), (config.envs_dir / DISCOVERED_FILE, True), (find_uv_bin(), True)]
+    files = [(config.path, True), (config.envs_dir / DISCOVERED_FILE, True), (config.envs_dir / DECLARED_FILE, True),
+             (find_uv_bin(), True)]
     for env in config.envs.values():
         link = config.envs_dir / env.name
         files += [(link, False), (link / MANIFEST, True), (lock_path(config, env.name), True),

@@ -25,8 +25,9 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, Iterable
+
+from .forwarding import forwarding_class, own_dict
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -34,53 +35,20 @@ if TYPE_CHECKING:
     from .namemap import NameMap
 
 OWN = ("path", "meta_path", "path_hooks", "path_importer_cache")
-_MODULE = frozenset(dir(ModuleType("m"))) | {"__file__", "__path__", "__cached__", "__builtins__", "__getattr__",
-                                             "__dir__"}
-
-
 # attributes sys has only at times (an interactive session's, the last uncaught exception's): read the slow way
 _COME_AND_GO = ("ps1", "ps2", "last_type", "last_value", "last_traceback", "last_exc", "tracebacklimit",
                 "__interactivehook__")
+EnvSys = forwarding_class(sys, OWN, _COME_AND_GO)  # the env's sys: its import-system lists; the rest the host's
 
 
-def _forwarded(name: str) -> property:
-    """``name`` read, set and deleted on the host's sys: a property whose getter is C code,
-    ``getattr(sys, name, <the facade>)`` (a module ``__getattr__`` costs a caught AttributeError per
-    read, 30-80x a plain one, measured; a Python getter 6x)."""
-    return property(functools.partial(getattr, sys, name), lambda self, value: setattr(sys, name, value),
-                    lambda self: delattr(sys, name))
-
-
-class EnvSys(ModuleType):
-    """The env's ``sys``: the env's import-system lists; everything else read and set on the host's."""
-
-    def __setattr__(self, attr: str, value: Any) -> None:
-        if attr in OWN or attr in _MODULE:  # the env's lists, and what the import system records on a module
-            ModuleType.__setattr__(self, attr, value)
-        else:
-            setattr(sys, attr, value)
-
-    def __delattr__(self, attr: str) -> None:
-        if attr in OWN or attr in _MODULE:
-            ModuleType.__delattr__(self, attr)
-        else:
-            delattr(sys, attr)
-
-
-for _name in dir(sys):  # what sys has now; names it gets later are read through __getattr__, slower
-    if _name not in OWN and _name not in _MODULE and _name not in _COME_AND_GO:
-        setattr(EnvSys, _name, _forwarded(_name))
-
-
-def env_sys(alias: str, stdlib: Iterable[str], roots: Iterable[Path]) -> EnvSys:
+def env_sys(alias: str, stdlib: Iterable[str], roots: Iterable[Path]) -> Any:
     """A new env ``sys``, named ``alias`` as every module of the env is named in ``sys.modules``, for an
     env whose directories are ``roots`` (after the standard library's)."""
     from importlib.machinery import BuiltinImporter, FileFinder, FrozenImporter, PathFinder
     from zipimport import zipimporter
 
     module = EnvSys(alias, "the host's sys, with the env's own import system (polyvenv)")
-    module.__dict__["__getattr__"] = functools.partial(getattr, sys)  # names sys got after EnvSys was made
-    module.__dict__["__dir__"] = lambda: sorted(set(dir(sys)) | set(OWN))
+    own_dict(module)["__getattr__"] = functools.partial(getattr, sys)  # names sys got after EnvSys was made
     module.path = [*(p for p in sys.path if p in stdlib), *(str(r) for r in roots)]
     module.meta_path = [BuiltinImporter, FrozenImporter, PathFinder]
     module.path_hooks = [h for h in sys.path_hooks if h is zipimporter or _is_directory_hook(h, FileFinder)]

@@ -1,5 +1,6 @@
 """``importlib`` and ``builtins`` as an env's code sees them: the host's, except where a module name is
-involved (and the env's ``sys``, runtime/envsys.py, handed out by the same loader).
+involved (and the env's ``sys``, runtime/envsys.py, and its facades of the standard library's name
+resolvers, runtime/resolvers.py, handed out by the same loader).
 
 ``import_module``, ``util.find_spec``, the ``resources`` functions and
 ``__import__`` map the names they are given to the env's aliases (names
@@ -14,6 +15,8 @@ import importlib
 import types
 from importlib.machinery import ModuleSpec
 from typing import TYPE_CHECKING, Any, Callable
+
+from .forwarding import rebound_namespace
 
 if TYPE_CHECKING:
     from .namemap import NameMap
@@ -43,6 +46,10 @@ class FacadeLoader:
             from .envbuiltins import builtins_module
 
             return builtins_module(self.names)
+        if not self.real.startswith("importlib"):  # a standard-library resolver's (runtime/resolvers.py)
+            from .resolvers import facade
+
+            return facade(self.names, spec.name, self.real)
         module = _Facade(spec.name)
         module.__dict__["__polyvenv_real__"] = self.real
         make = _MAKERS.get(self.real.partition(".")[2] or "") if self.real.startswith("importlib") else None
@@ -54,9 +61,19 @@ class FacadeLoader:
         pass
 
 
-def spec(names: NameMap, fullname: str, real: str) -> ModuleSpec:
-    found = ModuleSpec(fullname, FacadeLoader(names, real), is_package=real == "importlib")
-    if real == "importlib":
+def spec(names: NameMap, fullname: str, real: str) -> ModuleSpec | None:
+    """The spec of the env's facade of ``real``; None where the host has no such module (as a venv
+    would answer): a facade of a package is a package whose submodules are facades too."""
+    if real not in ("sys", "builtins"):
+        try:
+            host = importlib.import_module(real)
+        except ImportError:
+            return None
+        package = hasattr(host, "__path__")
+    else:
+        package = False
+    found = ModuleSpec(fullname, FacadeLoader(names, real), is_package=package)
+    if package:
         found.submodule_search_locations = []
     return found
 
@@ -158,14 +175,7 @@ def metadata_namespace(paths: list[str], import_module: Callable[[str], Any] | N
 
         env = env_classes(real, import_module, Distribution)
     wrap = env.pop("wrap", lambda dist: dist)
-    namespace = dict(real.__dict__, Distribution=Distribution, **env)
-    for name, value in real.__dict__.items():
-        if isinstance(value, types.FunctionType) and value.__globals__ is real.__dict__:
-            rebound = types.FunctionType(value.__code__, namespace, value.__name__, value.__defaults__,
-                                         value.__closure__)
-            rebound.__kwdefaults__ = value.__kwdefaults__
-            rebound.__doc__ = value.__doc__
-            namespace[name] = rebound
+    namespace = rebound_namespace(real, Distribution=Distribution, **env)
     return {k: v for k, v in namespace.items() if not k.startswith("__") or k == "__all__"}
 
 

@@ -4,7 +4,7 @@ A load of an env is one *generation*: one name map (runtime/namemap.py) and
 the modules loaded under its aliases. ``Env.reload()`` makes the next one:
 
 - **What changed**, per top-level name the env has loaded: a file its loaders
-  read (recorded as they read it: importer.py's ``loaded``) whose stat
+  read (recorded as they read it: importer.py's ``record_file``) whose stat
   identity (inode, size, mtime) is not what it was, or, when the link points at
   another build, a distribution whose ``RECORD`` lines for that name differ
   (the same wheel installed in two builds is the same code).

@@ -37,7 +37,7 @@ from .namemap import ALIASES, FACADED, NameMap
 from .names import STDLIB
 
 
-def loaded(names: NameMap, fullname: str, path: str, st: os.stat_result) -> None:
+def record_file(names: NameMap, fullname: str, path: str, st: os.stat_result) -> None:
     """Record that a loader of ``names`` read ``path`` for module ``fullname`` (its stat then): what
     ``Env.reload()`` compares with the disk (runtime/generation.py)."""
     real = names.real.get(fullname.partition(".")[0])
@@ -56,7 +56,7 @@ class EnvSourceLoader(SourceFileLoader):
         path = self.get_filename(fullname)
         st = os.stat(path)
         names = self.names
-        loaded(names, fullname, path, st)
+        record_file(names, fullname, path, st)
         key = CODE_CACHE.key(path, st, names.digest)
         code = CODE_CACHE.get(key)
         if code is None:  # first load of this file by an env with these names: rewrite it once
@@ -124,17 +124,20 @@ class EnvExtensionLoader(ExtensionFileLoader):
 
         from .native.binpatch import strings_module
         from .native.preload import refuse_shared_by_name
-        from .native.relocate import relocated
+        from .native.relocate import copy_tree, relocated
+        from .native.threadstate import own_thread_state
         from .sitedir import has_module
 
         strings_module()  # what a relocated Cython 3.2 extension unpacks its strings with
         names = self.names
-        loaded(names, spec.name, self.path, os.stat(self.path))
+        record_file(names, spec.name, self.path, os.stat(self.path))
         alias, _, rest = spec.name.partition(".")
         real = names.real[alias]
-        patched = relocated(self.path, str(names.found[real]), {n: names.tops[n] for n in names.own},
+        root, renamed = str(names.found[real]), {n: names.tops[n] for n in names.own}
+        patched = relocated(self.path, root, renamed,
                             lambda dotted: has_module(str(names.found[dotted.partition(".")[0]]), dotted))
-        refuse_shared_by_name(patched, self.path, str(names.found[real]), names.env)
+        loaded = refuse_shared_by_name(patched, self.path, root, names.env)  # the copy, and its libraries' copies
+        own_thread_state(loaded, self.path, copy_tree(root, renamed), names.env)
         if rest:
             module = self._checked(lambda: self._keeping_host_entries(
                 lambda: _imp.create_dynamic(ModuleSpec(spec.name, self, origin=patched))))
@@ -144,7 +147,8 @@ class EnvExtensionLoader(ExtensionFileLoader):
         # real name, so create it under that name, then give it the alias (research: renaming.md).
         saved = sys.modules.get(real)
         try:
-            module = self._checked(lambda: _imp.create_dynamic(ModuleSpec(real, self, origin=patched)), real)
+            module = self._checked(lambda: self._keeping_host_entries(
+                lambda: _imp.create_dynamic(ModuleSpec(real, self, origin=patched))), real)
         finally:
             if saved is None:
                 sys.modules.pop(real, None)
@@ -152,31 +156,72 @@ class EnvExtensionLoader(ExtensionFileLoader):
                 sys.modules[real] = saved
         module.__name__ = spec.name
         module.__file__ = self.path
+        self._real_paths(module)
         return module
 
-    def _keeping_host_entries(self, create: Callable[[], ModuleType]) -> ModuleType:
-        """``create()``, and the ``sys.modules`` entries the extension made under another name put back.
+    def _real_paths(self, module: ModuleType) -> None:
+        """A module the extension's code gave a file and path by its name (mypyc 2 does, for its package
+        shims and the modules its compiled siblings import directly: the group library's directory
+        joined with the dotted name): with the alias in that name they are a directory that does not
+        exist, where its submodules are not found. The env's own, by the real name, instead."""
+        names = self.names
+        top = str(getattr(module, "__name__", "")).partition(".")[0]
+        real = names.real.get(top)
+        if real is None or real not in names.found:
+            return
+        wrong, right = os.path.join(str(names.found[real]), top), os.path.join(str(names.found[real]), real)
 
-        A single-phase extension may register itself under the name it was built with: cffi's do, as
-        ``<name>`` and ``<name>.lib``, and that name is not the module's own (``_x`` for ``pkg/_x.so``)
-        nor one the patch can reach, so each env's copy would replace the host's entries. The host's
-        entries are put back as they were, and the env's own are named after the module's name
-        (``pKg._x.lib``), which is what the env's code asks for (``from pkg._x.lib import f``)."""
+        def fixed(path: Any) -> Any:
+            return right + path[len(wrong):] if isinstance(path, str) and (
+                path == wrong or path.startswith(wrong + os.sep)) else path
+
+        if fixed(getattr(module, "__file__", None)) is not getattr(module, "__file__", None):
+            module.__file__ = fixed(module.__file__)
+        path = getattr(module, "__path__", None)
+        if isinstance(path, list) and any(fixed(p) is not p for p in path):
+            module.__path__ = [fixed(p) for p in path]
+        spec = getattr(module, "__spec__", None)
+        if isinstance(spec, ModuleSpec) and fixed(spec.origin) is not spec.origin:
+            spec.origin = fixed(spec.origin)
+            if spec.submodule_search_locations is not None:
+                spec.submodule_search_locations = [fixed(p) for p in spec.submodule_search_locations]
+            if type(spec.loader) is ExtensionFileLoader:  # reloaded, it must load the env's copy
+                spec.loader = module.__loader__ = EnvExtensionLoader(names, spec.name, spec.origin)
+
+    def _keeping_host_entries(self, load: Callable[[], Any], module: ModuleType | None = None) -> Any:
+        """``load()`` (the extension's creation, which returns ``module``, or its execution), with the
+        ``sys.modules`` entries its C code set under names of no env put back.
+
+        An extension may register modules under the name they were built with: cffi's do, as
+        ``<name>`` and ``<name>.lib``, for their own module (``_x`` for ``pkg/_x.so``, at its
+        creation) or for one made by another extension (cryptography's Rust ``_rust`` makes cffi's
+        ``_openssl`` when it is executed, a multi-phase module). That name is none of the env's nor
+        one the patch can reach, so each env's copy would replace the host's entries. The host's
+        entries are put back as they were (or the new ones taken out); the env's own are kept under
+        the module's name where they are the module or below it (``pKg._x.lib``: what the env's
+        code asks for, ``from pkg._x.lib import f``).
+        Entries the import system made (a module imported by its spec's name) stay, and so do the
+        standard library's (``os.path``, ``typing.io``: set by its own code) and the env's real names,
+        which ``_checked`` refuses."""
         before = dict(sys.modules)
-        module = create()
-        built = [k for k, v in sys.modules.items() if v is module and before.get(k) is not v and k != self.name]
-        for name in built:
-            for key in [k for k in sys.modules if k == name or k.startswith(name + ".")]:
-                value = sys.modules[key]
-                if before.get(key) is value:
-                    continue
-                if key in before:
-                    sys.modules[key] = before[key]
-                else:
-                    del sys.modules[key]
-                if key != name:
+        result = load()
+        module = result if module is None else module
+        own, set_by_code = self.names.own, {}
+        for key, value in list(sys.modules.items()):
+            top = key.partition(".")[0]
+            if before.get(key) is value or ALIASES.owner(top) is not None or top in own or top in STDLIB or (
+                    key not in before and getattr(getattr(value, "__spec__", None), "name", None) == key):
+                continue
+            set_by_code[key] = value
+            if key in before:
+                sys.modules[key] = before[key]
+            else:
+                del sys.modules[key]
+        for name in [k for k, v in set_by_code.items() if v is module]:
+            for key, value in set_by_code.items():
+                if key.startswith(name + "."):
                     sys.modules.setdefault(self.name + key[len(name):], value)
-        return module
+        return result
 
     def exec_module(self, module) -> None:
         with watched(self.names, self.name):
@@ -190,7 +235,7 @@ class EnvExtensionLoader(ExtensionFileLoader):
             EnvSourceLoader(self.names, self.name, self._source()).exec_module(module)
             return
         try:
-            self._checked(lambda: _imp.exec_dynamic(module), module=module)
+            self._checked(lambda: self._keeping_host_entries(lambda: _imp.exec_dynamic(module), module), module=module)
         except Exception as refused:
             if self._source() is None:
                 raise
@@ -235,6 +280,9 @@ class EnvExtensionLoader(ExtensionFileLoader):
             for key in (*leaked, self.name):  # single-phase modules put themselves in sys.modules
                 sys.modules.pop(key, None)
             raise self._unpatched(leaked or bound)
+        for key in set(sys.modules) - before:
+            if key.partition(".")[0] in self.names.real:
+                self._real_paths(sys.modules[key])
         return result
 
     def _unpatched(self, names: list[str]) -> ExtensionNotSupported:
@@ -287,13 +335,15 @@ def _runs_uncompiled(source: str, has_cython: bool) -> bool:
 class watched:
     """Around the outermost import of an env's module in a thread (the modules it imports in turn
     included): warn if it set attributes on the standard library's or shared modules and classes
-    (native/globalstate.py). Inner imports cost a counter."""
+    (native/globalstate.py); and if it ended in a refusal, take out the modules of its package it had
+    run, so that the package's next import is refused again, as a whole. Inner imports cost a counter."""
 
     _depth = threading.local()
 
     def __init__(self, names: NameMap, fullname: str) -> None:
         self.names, self.fullname = names, fullname
         self.outermost = False
+        self.first_new = 0
 
     def __enter__(self) -> None:
         depth = getattr(self._depth, "n", 0)
@@ -302,15 +352,44 @@ class watched:
             from .native.globalstate import SHARED
 
             self.outermost = True
+            self.first_new = len(sys.modules)  # modules added from now on come after it (dicts keep order)
             SHARED.changes(self.names.shared)  # what changed before this import is not the env's doing
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: object, error: object, traceback: object) -> None:
         self._depth.n -= 1
         if self.outermost:
             from .native.globalstate import warn_if_shared_changed
 
+            if _refusal_in(error):
+                self._forget_half_imported()
             top, dot, rest = self.fullname.partition(".")
             warn_if_shared_changed(self.names.env, self.names.real.get(top, top) + dot + rest, self.names.shared)
+
+    def _forget_half_imported(self) -> None:
+        """The package's source modules (and namespace packages) this import ran before a refusal ended it.
+
+        The import system takes out only the modules whose execution failed: a submodule imported
+        later then finds its parents half run (``pandas.core`` without ``pandas``: pandas' options
+        never registered, ``KeyError: 'compute'``) instead of the refusal. Compiled modules stay: they
+        cannot be initialised twice, and their next import finds them."""
+        top = self.fullname.partition(".")[0]
+        for key in list(sys.modules)[self.first_new:]:
+            module = sys.modules.get(key)
+            if key.partition(".")[0] == top and (isinstance(getattr(module, "__loader__", None), EnvSourceLoader) or (
+                    isinstance(module, ModuleType) and module.__dict__.get("__file__") is None
+                    and hasattr(module, "__path__"))):
+                del sys.modules[key]
+
+
+def _refusal_in(error: object) -> bool:
+    """Whether ``error``, or an exception it was raised from or while handling, is polyvenv's refusal."""
+    for _ in range(16):
+        if isinstance(error, ExtensionNotSupported):
+            return True
+        if not isinstance(error, BaseException):
+            return False
+        error = error.__cause__ or error.__context__
+    return False
 
 
 class EnvUnsupportedLoader(SourceFileLoader):
@@ -370,7 +449,12 @@ class EnvForeignLoader:
 
     def create_module(self, spec: ModuleSpec) -> Any:
         create = getattr(self.loader, "create_module", None)
-        return create(spec) if create is not None else None
+        module = create(spec) if create is not None else None
+        if module is not None and getattr(module, "__name__", None) == self.real:
+            # named by its real name (setuptools' distutils shim renames its module `distutils`): its relative
+            # imports would then import the host's module of that name; it is named as the env's modules are
+            module.__name__ = spec.name
+        return module
 
     def exec_module(self, module: ModuleType) -> None:
         self.loader.exec_module(module)
@@ -405,10 +489,6 @@ class EnvFinder:
             env = ALIASES.retired(top)
             if env is not None:  # a module of a generation reload() replaced, imported by that generation's code
                 return _retired(env, fullname)
-            if fullname in _RESOLVERS:  # pydoc, runpy...: taught to resolve names for env callers
-                from .resolvers import find_spec
-
-                return find_spec(fullname, path, target, self)
             return None
         if top == names.missing:  # `import x` of a name the env lacks (in its directories) became `<missing>.x`
             if not dot:
@@ -620,15 +700,10 @@ def _empty_package(name: str) -> ModuleSpec:
 
 FINDER = EnvFinder()
 _install_lock = threading.Lock()
-_RESOLVERS: dict[str, object] = {}  # the standard library's name resolvers (runtime/resolvers.py), once installed
 
 
 def install_finder() -> None:
-    """Put the finder first on ``sys.meta_path`` (once), and teach the standard library's resolvers."""
+    """Put the finder first on ``sys.meta_path`` (once)."""
     with _install_lock:
         if FINDER not in sys.meta_path:
-            from . import resolvers
-
-            resolvers.install()
-            _RESOLVERS.update(resolvers.RESOLVERS)
             sys.meta_path.insert(0, FINDER)

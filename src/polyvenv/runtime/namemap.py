@@ -19,11 +19,13 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .envbuiltins import env_builtins
 from .envsys import env_sys, pth_files, pth_paths, stdlib_entries
-from .names import STDLIB, Aliases, top_level_names
+from .names import STDLIB, Aliases, served_by_env, top_level_names
 from .sitedir import distributions, normalize
 
-FACADED = ("importlib", "builtins", "sys")  # names the env's code gets an env-bound facade of (facades.py,
-# envbuiltins.py, envsys.py)
+# names the env's code gets an env-bound facade of (facades.py, envbuiltins.py, envsys.py, and the standard
+# library's name resolvers, resolvers.py)
+FACADED = ("importlib", "builtins", "sys", "pickle", "pkgutil", "pydoc", "runpy", "doctest", "unittest", "logging",
+           "timeit", "codeop", "code")
 # Packages whose objects are the vocabulary of other packages' APIs: a user's typing_extensions.TypedDict
 # or annotated_types.Gt must be the very objects the env's pydantic knows (research/renaming.md, trap 4).
 # Shared with the host when the versions match; a mismatch is reported, never silently renamed away.
@@ -62,6 +64,8 @@ class NameMap:
             # the host's wins for a backport shadowing the standard library, and for what is shared
             if real not in STDLIB and real not in self.shared:
                 self.tops[real] = alias(real)
+        for real in served_by_env(self.found):  # the env's code serves it (its finder): never the host's
+            self.tops[real] = alias(real)
         for name in FACADED:
             self.tops[name] = alias(name)
         self.missing = alias(MISSING)
@@ -93,15 +97,28 @@ class NameMap:
             return None
         return f"{self.missing}.{top}"
 
-    def module_name(self, dotted: str) -> str:
-        """What ``dotted``, as the env's code writes it, is called in this process."""
+    def module_name(self, dotted: str, importing: bool = True) -> str:
+        """What ``dotted``, as the env's code writes it, is called in this process (``importing``: as in
+        ``replace``; False where it is only recorded, a class's ``__module__``)."""
         if not isinstance(dotted, str) or dotted.startswith("."):
             return dotted
         top, dot, rest = dotted.partition(".")
-        new = self.replace(top, True)
+        new = self.replace(top, importing)
         return new + dot + rest if new else dotted
 
     name = module_name  # the rewritten code's ``__polyvenv__.name(...)``
+
+    def written(self, dotted: str) -> str:
+        """The ``sys.modules`` key under which the env's code sets or deletes ``dotted``: its own names' (and
+        facades') as ``module_name``; a name that is not its own (the standard library's, a shared one) under
+        the env's ``missing`` alias, where only the env's code reads it: the host's entry is never replaced
+        nor removed by env code (``sys.modules["json"] = ...``; its own imports of ``json`` stay the host's)."""
+        if not isinstance(dotted, str) or dotted.startswith("."):
+            return dotted
+        top = dotted.partition(".")[0]
+        if top not in self.tops and (top in STDLIB or top in self.shared):
+            return f"{self.missing}.{dotted}"
+        return self.module_name(dotted)
 
     def import_(self, name: str, globals: Mapping[str, object] | None = None,
                 locals: Mapping[str, object] | None = None, fromlist: Sequence[str] = (),

@@ -18,7 +18,11 @@ from pathlib import Path
 from typing import Generic, Iterable, Iterator, TypeVar
 
 _EXTENSION_SUFFIXES = (".so", ".pyd")
-_NOT_MODULES = ("__pycache__", "_distutils_hack", "__editable__")
+_NOT_MODULES = ("__pycache__", "__editable__")
+# standard-library names an env's own code serves in place of the standard library's, as in its own venv:
+# setuptools' shim (_distutils_hack, installed by its .pth file) serves `distutils` from setuptools/_distutils
+# unless SETUPTOOLS_USE_DISTUTILS says "stdlib"
+SERVED_BY_ENV = {"distutils": "_distutils_hack"}
 
 
 def stdlib_names() -> frozenset[str]:
@@ -63,6 +67,14 @@ def top_level_names(roots: Iterable[Path]) -> dict[str, Path]:
                 if stem.isidentifier() or _is_mypyc_library(stem):
                     found.setdefault(stem, Path(root))
     return found
+
+
+def served_by_env(found: Iterable[str]) -> list[str]:
+    """The standard-library names (SERVED_BY_ENV) the env's own code serves, given its top-level names: its
+    code's imports of them, and its ``sys.modules`` entries of them, are the env's, never the host's
+    (setuptools' ``_distutils_hack`` puts ``distutils`` in ``sys.modules`` and the host's copy away)."""
+    enabled = os.environ.get("SETUPTOOLS_USE_DISTUTILS", "local") == "local"
+    return [name for name, server in SERVED_BY_ENV.items() if enabled and name in STDLIB and server in found]
 
 
 def _is_mypyc_library(stem: str) -> bool:

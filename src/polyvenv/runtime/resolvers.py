@@ -1,73 +1,45 @@
-"""The standard library's name resolvers, resolving for the env whose code calls them.
+"""The standard library's name resolvers as an env's code imports them: facades that resolve for the env.
 
 ``pydoc.locate``, ``pkgutil.resolve_name``, ``runpy.run_module``, the
-``unittest`` and ``doctest`` loaders, ``unittest.mock.patch`` targets and
-``logging.config``'s factories import a module *name* they are given, with
-the host's import: from env code they would bind the host's copy of that
-name (or fail). The rewriter maps the names env code writes itself
-(runtime/rewrite.py); these take names from anywhere (a config file, the
-command line, a string built at run time), so each is taught to map the name
-when the code that called it, the nearest frame outside the standard library,
-is an env's (its builtins are the env's). Called from anywhere else, each
-does exactly what it did, for the price of that one look at the stack; so
-the host's modules keep working as before, and nothing is imported for this:
-a resolver module is taught when it is first imported (the env finder sees
-the import, runtime/importer.py), or at the first env load if it already was.
+``unittest`` and ``doctest`` loaders, ``unittest.mock.patch`` targets,
+``logging.config``'s factories, ``pickle.load(s)`` and the source ``timeit``
+and ``code`` compile take a module *name* from anywhere (a config file, the
+command line, a pickle, a string built at run time) and import it with the
+host's import: from env code they would bind the host's copy of that name.
+The rewriter maps the names env code writes itself (runtime/rewrite.py); for
+these, the env's code gets its own facade of the module (as it does of
+``importlib``, ``builtins`` and ``sys``): every attribute is the host module's
+very object (runtime/forwarding.py), except the entry points below, which
+resolve names for this env. The host's modules and functions are never
+touched: host code pays nothing, whatever an env loads.
+
+An entry point takes one of two shapes. Where it imports the name it is given,
+it is the host's function called with the name mapped (only the first
+component changes, so the names it derives, ``"pkg.mod:attr"`` split or
+``"pkg.mod.Class"`` tried prefix by prefix, stay the env's). Where the name
+travels inside the module (``locate`` to ``safeimport``, ``DocTestSuite`` to
+``_normalize_module``, ``dictConfig`` to the configurator's ``importer``), it is
+a per-env copy of the host's functions, the same code rebound to an env copy
+of the module's namespace whose ``__import__`` (or ``compile``, ``importlib``)
+is the env's: the copies add no frame (doctest looks up its caller's module by
+depth) and need no state shared with the host's, which a swap of the host's
+functions for the duration of a call would (and race other threads).
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import sys
-import threading
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Callable
 
-from .names import STDLIB
+from .forwarding import forwarding_class, own_dict, rebound_class, rebound_functions, rebound_namespace
 
 if TYPE_CHECKING:
-    from importlib.machinery import ModuleSpec
-    from types import ModuleType
-
     from .namemap import NameMap
 
-HELPER = "__polyvenv__"  # in an env's builtins: its name map (runtime/envbuiltins.py)
-
-# module -> (attribute path, index of the module-name argument counting ``self``, its keyword name);
-# "__import__" puts a global ``__import__`` in the module: its explicit ``__import__(...)`` calls map;
-# "compile" a global ``compile``: source it compiles for env code is rewritten as the env's modules are.
-RESOLVERS: dict[str, tuple[tuple[str, int, str], ...]] = {
-    "pydoc": (("safeimport", 0, "path"),),  # locate() goes through it
-    "pkgutil": (("resolve_name", 0, "name"), ("walk_packages", 1, "prefix"), ("get_data", 0, "package")),
-    "runpy": (("run_module", 0, "mod_name"), ("run_path", 0, "path_name")),
-    "doctest": (("__import__", 0, "name"),),  # _normalize_module: DocTestSuite("pkg.mod"), testmod
-    "unittest.loader": (("__import__", 0, "name"), ("TestLoader._get_module_from_name", 1, "name")),
-    "unittest.main": (("TestProgram.__init__", 1, "module"),),
-    "unittest.mock": (("_get_target", 0, "target"), ("_patch_multiple", 0, "target"),
-                      ("patch.multiple", 0, "target"), ("_patch_dict.__init__", 1, "in_dict"),
-                      ("__import__", 0, "name")),  # targets mapped where the env's code makes the patch
-    "logging.config": (("__import__", 0, "name"), ("BaseConfigurator.importer", 0, "name")),  # "()", "class"
-    # a pickle made in the env's own venv (or worker) names the real modules: env code loads the env's
-    "pickle": (("load", 0, ""), ("loads", 0, ""), ("_Unpickler.find_class", 1, "module")),
-    "timeit": (("compile", 0, "source"),),  # timeit.timeit("...", setup="import pkg")
-    "codeop": (("compile", 0, "source"),),  # code.interact(), code.InteractiveConsole
-}
-_TAUGHT = "__polyvenv_resolves_for_envs__"
-_lock = threading.Lock()
-
-
-def caller_names(depth: int = 2) -> NameMap | None:
-    """The name map of the env whose code called, through standard-library frames only, the function
-    ``depth - 1`` frames up; None when the nearest frame outside the standard library is the host's."""
-    frame: Any = sys._getframe(depth)
-    while frame is not None:
-        names = frame.f_builtins.get(HELPER)
-        if names is not None:
-            return names  # type: ignore[no-any-return]
-        top = str(frame.f_globals.get("__name__")).partition(".")[0]
-        if top not in STDLIB or top == "__main__":  # the host's code (its script too)
-            return None
-        frame = frame.f_back
-    return None
+Own = dict[str, Any]
 
 
 def _mapped(names: NameMap, value: Any) -> Any:
@@ -81,84 +53,101 @@ def _mapped(names: NameMap, value: Any) -> Any:
     return names.module_name(module) + colon + attr
 
 
-def _resolving(function: Callable[..., Any], index: int, keyword: str) -> Callable[..., Any]:
-    """``function``, with its module-name argument mapped when an env's code called it."""
-    kind = function.__name__
+def _mapping(names: NameMap, function: Callable[..., Any], index: int, keyword: str) -> Callable[..., Any]:
+    """The host's ``function``, its module-name argument (``index``, or ``keyword``) mapped for the env."""
 
     @functools.wraps(function)
-    def resolve(*given: Any, **kwargs: Any) -> Any:
-        names = caller_names()
-        if names is None:
-            return function(*given, **kwargs)
-        args = list(given)
-        if kind == "run_path":
-            return _run_path(names, function, *args, **kwargs)
-        if kind in ("load", "loads") and not keyword:  # pickle's
-            return _unpickle(names, kind, *args, **kwargs)
+    def resolve(*args: Any, **kwargs: Any) -> Any:
         if index < len(args):
-            given_name, name = args[index], _mapped(names, args[index])
-            args[index] = name
+            args = (*args[:index], _mapped(names, args[index]), *args[index + 1:])
         elif keyword in kwargs:
-            given_name, name = kwargs[keyword], _mapped(names, kwargs[keyword])
-            kwargs[keyword] = name
-        else:
-            return function(*args, **kwargs)
-        if kind == "safeimport":
-            return _safeimport(function, names, given_name, name, *args, **kwargs)
-        if kind == "run_module":  # the module's code runs with the env's builtins, as every env module does
-            if len(args) > 1:
-                args[1] = {**(args[1] or {}), "__builtins__": names.builtins}
-            else:
-                kwargs["init_globals"] = {**(kwargs.get("init_globals") or {}), "__builtins__": names.builtins}
+            kwargs[keyword] = _mapped(names, kwargs[keyword])
         return function(*args, **kwargs)
 
-    setattr(resolve, _TAUGHT, True)
     return resolve
 
 
-def _safeimport(function: Callable[..., Any], names: NameMap, given: str, name: str, *args: Any,
-                **kwargs: Any) -> Any:
-    """``pydoc.safeimport`` for env code: None for a module the env has not (as for a module a venv
-    has not: ``locate()`` then tries builtins), whichever name its import error gives."""
-    import pydoc
+def _pickle(names: NameMap, module: ModuleType) -> Own:
+    """A pickle made in the env's own venv (or its worker) names the real modules: env code loads the
+    env's. Subclasses of these unpicklers (joblib's, dill's) resolve through ``find_class`` too."""
+    import _pickle
+    import io
 
-    if str(name).startswith(names.missing + "."):
-        return None
-    try:
-        return function(*args, **kwargs)
-    except pydoc.ErrorDuringImport as error:
-        if isinstance(error.value, ImportError) and error.value.name in (given, name):
+    class Unpickler(_pickle.Unpickler):  # type: ignore[misc]  # the C unpickler, asked for each global
+        __doc__ = _pickle.Unpickler.__doc__
+
+        def find_class(self, module_name: str, name: str) -> Any:
+            return super().find_class(names.module_name(module_name), name)
+
+    class _Unpickler(module._Unpickler):  # type: ignore[misc, name-defined]
+        __doc__ = module._Unpickler.__doc__
+
+        def find_class(self, module_name: str, name: str) -> Any:
+            return super().find_class(names.module_name(module_name), name)
+
+    for made in (Unpickler, _Unpickler):
+        made.__module__, made.__qualname__ = module.__name__, made.__name__
+
+    @functools.wraps(module.load)  # named as the host's: a pickle of the function names it
+    def load(file: Any, **kwargs: Any) -> Any:
+        return Unpickler(file, **kwargs).load()
+
+    @functools.wraps(module.loads)
+    def loads(data: Any, /, **kwargs: Any) -> Any:
+        return Unpickler(io.BytesIO(data), **kwargs).load()
+
+    return {"Unpickler": Unpickler, "_Unpickler": _Unpickler, "load": load, "loads": loads}
+
+
+def _pkgutil(names: NameMap, module: ModuleType) -> Own:
+    return {name: _mapping(names, getattr(module, name), index, keyword)
+            for name, index, keyword in (("resolve_name", 0, "name"), ("walk_packages", 1, "prefix"),
+                                         ("get_data", 0, "package"), ("get_loader", 0, "module_or_name"),
+                                         ("find_loader", 0, "fullname"))
+            if hasattr(module, name)}
+
+
+def _pydoc(names: NameMap, module: ModuleType) -> Own:
+    """``locate()`` and what calls it (``resolve``, ``doc``, ``render_doc``...), with an env ``safeimport``:
+    None for a module the env has not (``locate()`` then tries builtins, as for a module a venv has not),
+    whichever name its import error gives."""
+    host_safeimport = module.safeimport
+
+    def safeimport(path: str, forceload: int = 0, cache: Any = None) -> Any:
+        name = names.module_name(path)
+        if str(name).startswith(names.missing + "."):
             return None
-        raise
+        try:
+            return host_safeimport(name, forceload)
+        except module.ErrorDuringImport as error:
+            if isinstance(error.value, ImportError) and error.value.name in (path, name):
+                return None
+            raise
+
+    namespace = rebound_namespace(module, safeimport=safeimport)
+    return {**rebound_functions(namespace, module), "safeimport": safeimport}
 
 
-def _import(name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0) -> Any:
-    """``__import__``, mapping an absolute name for the env whose code called the resolver."""
-    import builtins
+def _runpy(names: NameMap, module: ModuleType) -> Own:
+    run_module = module.run_module
 
-    names = caller_names() if level == 0 else None
-    return builtins.__import__(_mapped(names, name) if names is not None else name, globals, locals, fromlist,
-                               level)
+    @functools.wraps(run_module)
+    def env_run_module(mod_name: str, init_globals: Any = None, run_name: Any = None, alter_sys: bool = False) -> Any:
+        """The module's code runs with the env's builtins, as every env module does."""
+        init = {**(init_globals or {}), "__builtins__": names.builtins}
+        return run_module(_mapped(names, mod_name), init, run_name, alter_sys)
 
+    @functools.wraps(module.run_path)
+    def run_path(path_name: Any, init_globals: Any = None, run_name: Any = None) -> Any:
+        return _run_path(names, module, path_name, init_globals, run_name)
 
-setattr(_import, _TAUGHT, True)
-
-
-def _compile(source: Any, filename: Any, mode: str, *args: Any, **kwargs: Any) -> Any:
-    """``compile``, rewriting the source for the env whose code called the resolver."""
-    import builtins
-
-    names = caller_names()
-    compile_ = names.builtins["compile"] if names is not None else builtins.compile
-    return compile_(source, filename, mode, *args, **kwargs)
+    return {"run_module": env_run_module, "run_path": run_path}
 
 
-def _run_path(names: NameMap, run_path: Callable[..., Any], path_name: Any, init_globals: Any = None,
-              run_name: Any = None) -> Any:
+def _run_path(names: NameMap, runpy: Any, path_name: Any, init_globals: Any = None, run_name: Any = None) -> Any:
     """``runpy.run_path`` of a script for env code: the script's code rewritten for the env, as the
     env's modules are, and run with its builtins."""
     import os
-    import runpy
     import zipfile
 
     init = {**(init_globals or {}), "__builtins__": names.builtins}
@@ -171,95 +160,128 @@ def _run_path(names: NameMap, run_path: Callable[..., Any], path_name: Any, init
             'isolation = "process"', env=names.env, path=path_name)
     with open(path_name, "rb") as f:
         code = names.builtins["compile"](f.read(), os.fspath(path_name), "exec")
-    return runpy._run_module_code(code, init, run_name or "<run_path>",  # type: ignore[attr-defined]
-                                  pkg_name="", script_name=os.fspath(path_name))
+    return runpy._run_module_code(code, init, run_name or "<run_path>", pkg_name="",
+                                  script_name=os.fspath(path_name))
 
 
-def _unpickle(names: NameMap, kind: str, data: Any, **kwargs: Any) -> Any:
-    """``pickle.load``/``loads`` for env code: the modules a pickle names are the env's."""
-    import io
+def _importing_functions(names: NameMap, module: ModuleType) -> Own:
+    """Every function of ``module`` (doctest's ``DocTestSuite("pkg.mod")``, ``testfile``... through
+    ``_normalize_module``), its ``__import__(name)`` calls importing the env's modules."""
+    return rebound_functions(rebound_namespace(module, __import__=names.import_), module)
 
-    unpickler = _env_unpickler()(io.BytesIO(data) if kind == "loads" else data, **kwargs)
-    unpickler.names = names
-    return unpickler.load()
+
+def _unittest_loader(names: NameMap, module: ModuleType) -> Own:
+    namespace = rebound_namespace(module, __import__=names.import_)
+    loader = rebound_class(module.TestLoader, namespace)  # loadTestsFromName, discover, _get_module_from_name
+    namespace.update(TestLoader=loader, defaultTestLoader=loader())
+    return {**rebound_functions(namespace, module), "TestLoader": loader,
+            "defaultTestLoader": namespace["defaultTestLoader"]}
+
+
+def _unittest_main(names: NameMap, module: ModuleType) -> Own:
+    """``unittest.main(module="pkg.tests")``: the env's module, loaded by the env's ``defaultTestLoader``."""
+    env_loader = importlib.import_module(names.tops["unittest"] + ".loader")
+    namespace = rebound_namespace(module, __import__=names.import_, loader=env_loader)
+    program: Any = rebound_class(module.TestProgram, namespace)
+    init = program.__init__
+    host_loader = sys.modules["unittest.loader"].defaultTestLoader
+    init.__defaults__ = tuple(env_loader.defaultTestLoader if d is host_loader else d
+                              for d in init.__defaults__ or ())
+    namespace.update(TestProgram=program, main=program)
+    return {"TestProgram": program, "main": program}
+
+
+def _unittest_mock(names: NameMap, module: ModuleType) -> Own:
+    """``mock.patch("pkg.mod.attr")`` targets mapped where the env's code makes the patch (it is resolved
+    when the test runs, maybe by the host's runner)."""
+    host = module.patch
+    patch: Any = _mapping(names, host, 0, "target")
+    patch.object, patch.stopall, patch.TEST_PREFIX = host.object, host.stopall, host.TEST_PREFIX
+    patch.dict = _mapping(names, host.dict, 0, "in_dict")
+    patch.multiple = _mapping(names, host.multiple, 0, "target")
+    return {"patch": patch}
+
+
+def _logging_config(names: NameMap, module: ModuleType) -> Own:
+    """``dictConfig``'s ``"()"`` and ``"class"`` factories, ``fileConfig``'s classes: the env's."""
+    namespace = rebound_namespace(module, __import__=names.import_)
+    made: dict[str, Any] = {}
+    for name in ("BaseConfigurator", "DictConfigurator"):  # configure_formatter's _resolve, resolve's importer
+        made[name] = rebound_class(getattr(module, name), namespace)
+        made[name].importer = staticmethod(names.import_)
+    namespace.update(made, dictConfigClass=made["DictConfigurator"])
+    return {**rebound_functions(namespace, module), **made, "dictConfigClass": made["DictConfigurator"]}
+
+
+def _compiling(classes: tuple[str, ...], **more: Callable[[NameMap], Any]) -> Callable[[NameMap, ModuleType], Own]:
+    """A maker for a module that compiles source for its caller (``timeit``, ``codeop``, ``code``): its
+    functions and ``classes`` use the env's ``compile`` (the source rewritten as the env's modules are),
+    and the names in ``more`` (another facade's objects)."""
+
+    def make(names: NameMap, module: ModuleType) -> Own:
+        namespace = rebound_namespace(module, compile=names.builtins["compile"],
+                                      **{name: get(names) for name, get in more.items()})
+        own = {name: rebound_class(getattr(module, name), namespace) for name in classes if hasattr(module, name)}
+        namespace.update(own)
+        return {**rebound_functions(namespace, module), **own}
+
+    return make
+
+
+def _codeop(attr: str) -> Callable[[NameMap], Any]:
+    return lambda names: getattr(importlib.import_module(names.tops["codeop"]), attr)
+
+
+# real module -> the attributes its env facade has of its own: (names, the host's module) -> {name: object}
+RESOLVERS: dict[str, Callable[[NameMap, ModuleType], Own]] = {
+    "pickle": _pickle,
+    "pkgutil": _pkgutil,
+    "pydoc": _pydoc,
+    "runpy": _runpy,
+    "doctest": _importing_functions,
+    "unittest.loader": _unittest_loader,
+    "unittest.main": _unittest_main,
+    "unittest.mock": _unittest_mock,
+    "logging.config": _logging_config,
+    "timeit": _compiling(("Timer",)),
+    "codeop": _compiling(("Compile", "CommandCompiler")),
+    "code": _compiling(("InteractiveInterpreter", "InteractiveConsole"), CommandCompiler=_codeop("CommandCompiler"),
+                       compile_command=_codeop("compile_command")),
+}
+# a package facade's attributes that are its submodules' facades' (resolved on first use): name -> (submodule, attr)
+FROM_SUBMODULES: dict[str, dict[str, tuple[str, str | None]]] = {
+    "unittest": {"main": ("main", "main"), "TestProgram": ("main", "TestProgram"),
+                 "TestLoader": ("loader", "TestLoader"), "defaultTestLoader": ("loader", "defaultTestLoader"),
+                 "loader": ("loader", None), "mock": ("mock", None)},
+    "logging": {"config": ("config", None)},
+}
 
 
 @functools.lru_cache(maxsize=None)
-def _env_unpickler() -> type:
-    import _pickle
-
-    class EnvUnpickler(_pickle.Unpickler):  # type: ignore[misc]  # the C unpickler, asked for each global
-        names: NameMap
-
-        def find_class(self, module: str, name: str) -> Any:
-            return super().find_class(_mapped(self.names, module), name)
-
-    return EnvUnpickler
+def _facade_class(real: str, own: frozenset[str]) -> type[ModuleType]:
+    """One forwarding module type per host module (its properties read the host's; the same for every env)."""
+    return forwarding_class(importlib.import_module(real), own)
 
 
-def teach(module: ModuleType) -> None:
-    """Make ``module``'s resolvers resolve names for the env that calls them (once)."""
-    namespace = module.__dict__
-    if namespace.get(_TAUGHT):
-        return
-    for path, index, keyword in RESOLVERS.get(module.__name__, ()):
-        if path in ("__import__", "compile"):
-            namespace[path] = _import if path == "__import__" else _compile
-            continue
-        owner: Any = module
-        *outer, attr = path.split(".")
-        for part in outer:
-            owner = getattr(owner, part, None)
-        real = getattr(owner, "__dict__", {}).get(attr)
-        if real is None:
-            continue  # not in this Python's version of the module
-        if isinstance(real, staticmethod):  # logging.config's importer = staticmethod(__import__)
-            setattr(owner, attr, staticmethod(_import))
-        elif callable(real) and not getattr(real, _TAUGHT, False):
-            setattr(owner, attr, _resolving(real, index, keyword))
-    namespace[_TAUGHT] = True
+def facade(names: NameMap, fullname: str, real: str) -> ModuleType:
+    """The env's module ``fullname`` standing for the host's ``real``: the host's objects, and the
+    entry points that resolve names for this env."""
+    host = importlib.import_module(real)
+    make = RESOLVERS.get(real)
+    own = make(names, host) if make is not None else {}
+    lazy = FROM_SUBMODULES.get(real, {})
+    module = _facade_class(real, frozenset(own) | frozenset(lazy))(fullname, host.__doc__)
+    namespace = own_dict(module)
+    namespace.update(own)
 
+    def __getattr__(attr: str) -> Any:  # what the class has no property for: the host's, or a submodule's facade
+        where = lazy.get(attr)
+        if where is None or f"{real}.{where[0]}" not in sys.modules:
+            return getattr(host, attr)
+        submodule = importlib.import_module(f"{fullname}.{where[0]}")
+        value = submodule if where[1] is None else getattr(submodule, where[1])
+        namespace.setdefault(attr, value)
+        return value
 
-def install() -> None:
-    """Teach the resolver modules already imported; the others are taught as they are imported."""
-    with _lock:
-        for name in RESOLVERS:
-            module = sys.modules.get(name)
-            if module is not None:
-                teach(module)
-
-
-def find_spec(fullname: str, path: Any, target: Any, skip: object) -> ModuleSpec | None:
-    """The spec the rest of ``sys.meta_path`` finds for resolver module ``fullname``, loaded as always
-    and then taught (its loader is its own again once it ran)."""
-    for finder in sys.meta_path:
-        if finder is skip or not hasattr(finder, "find_spec"):
-            continue
-        spec = finder.find_spec(fullname, path, target)
-        if spec is not None:
-            break
-    else:
-        return None
-    if spec.loader is not None and hasattr(spec.loader, "exec_module"):
-        spec.loader = _Teaching(spec.loader, spec)  # type: ignore[assignment]
-    return spec
-
-
-class _Teaching:
-    """A resolver module's own loader, teaching the module once it ran, then putting itself away."""
-
-    def __init__(self, loader: Any, spec: ModuleSpec) -> None:
-        self.loader = loader
-        self.spec = spec
-
-    def create_module(self, spec: ModuleSpec) -> Any:
-        return self.loader.create_module(spec)
-
-    def exec_module(self, module: ModuleType) -> None:
-        self.spec.loader = module.__loader__ = self.loader
-        module.__dict__.pop(_TAUGHT, None)  # importlib.reload(): the fresh functions are taught again
-        self.loader.exec_module(module)
-        teach(module)
-
-    def __getattr__(self, attr: str) -> Any:
-        return getattr(self.loader, attr)
+    namespace["__getattr__"] = __getattr__
+    return module

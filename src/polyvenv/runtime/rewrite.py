@@ -6,14 +6,21 @@ rewritten only where they are module names by context (the research found
 half of all literals equal to a module name are data): the first argument
 of ``importlib.import_module``, ``find_spec``, ``__import__``,
 ``pkgutil.get_data``, ``importlib.resources.files``, ``set_module``; keys of
-``sys.modules``; ``__module__`` assignments, ``setattr(x, "__module__", ...)``
+``sys.modules``; ``__module__`` assignments, comparisons and ``startswith`` prefixes, ``setattr(x, "__module__", ...)``
 (httpx tidies its public names so) and ``module=`` arguments (the functional
-``Enum``, ``make_dataclass``, ``namedtuple``); ``"module:attribute"`` strings.
+``Enum``, ``make_dataclass``, ``namedtuple``); ``"module:attribute"`` strings;
+the value under the key ``"__module__"`` of a class namespace being built
+(``ns["__module__"] = name``, ``{"__module__": name}``, ``dict(__module__=name)``:
+protobuf's generated message classes get their module so, from a literal
+their ``_pb2`` module passes), and the literal a ``__module__`` is compared
+with. A value in a ``__module__`` position is the name a class records: it
+is never data, and a name the env lacks stays as it is.
 ``__import__`` taken from a builtins dict (``__builtins__["__import__"]``,
 ``.get("__import__")``, ``getattr(..., "__import__")``) is the env's mapping
 ``__import__``; the ``builtins`` module env code imports has it already
 (runtime/envbuiltins.py), while the dict keeps the host's for the fast path.
-Names computed at run time in those places go through ``__polyvenv__.name``.
+Names computed at run time in those places go through ``__polyvenv__.name``; a ``sys.modules`` key env code
+sets or deletes goes through ``__polyvenv__.written`` (the standard library's entries are the host's).
 Where env code walks ``sys.modules`` (``for m in sys.modules``, ``list(...)``,
 ``.items()``), it walks ``__polyvenv__.modules_view()``: the modules the env
 sees, under the names its code knows (requests registers its vendored
@@ -30,6 +37,7 @@ HELPER = "__polyvenv__"  # in the env's builtins: an object with .name(str) -> s
 
 _NAME_CALLS = {"import_module", "find_spec", "__import__", "find_loader", "set_module", "get_loader"}
 _SYS_MODULES_METHODS = {"get", "pop", "setdefault", "__getitem__", "__contains__", "__delitem__", "__setitem__"}
+_WRITING_METHODS = {"pop", "setdefault", "__delitem__", "__setitem__"}
 _ITERATING_CALLS = {"list", "tuple", "set", "frozenset", "sorted", "dict", "iter", "len", "enumerate"}
 _VIEW_METHODS = {"keys", "items", "values", "copy"}
 _ENTRY = re.compile(r"^[A-Za-z_]\w*(\.\w+)*:\w+(\.\w+)*$")
@@ -64,7 +72,8 @@ class Rewriter(ast.NodeTransformer):
             return node
         if isinstance(node, ast.Starred):
             return node
-        call = ast.Call(ast.Attribute(ast.Name(HELPER, ast.Load()), "name", ast.Load()), [node], [])
+        args = [node] if importing else [node, ast.Constant(False)]
+        call = ast.Call(ast.Attribute(ast.Name(HELPER, ast.Load()), "name", ast.Load()), args, [])
         return ast.fix_missing_locations(ast.copy_location(call, node))
 
     # -- import statements -----------------------------------------------------------
@@ -79,10 +88,18 @@ class Rewriter(ast.NodeTransformer):
             elif alias.asname or not dot:
                 statements.append(ast.Import(names=[ast.alias(name=new + dot + rest, asname=alias.asname or top)]))
             else:  # `import a.b` binds `a`: import the alias, bind `a` to it, drop the alias name
+                first, _, _ = new.partition(".")
+                if first == new:
+                    bind: ast.stmt = ast.Assign(targets=[ast.Name(top, ast.Store())], value=ast.Name(new, ast.Load()))
+                else:  # a dotted alias (`_polyvenv_missing.a`: a name the env's own finder serves, awscli's
+                    # vendored botocore): `from _polyvenv_missing import a`, which finds `a` in sys.modules even
+                    # while it is initialising (a circular import), as `import a.b` does
+                    parent, _, last = new.rpartition(".")
+                    bind = ast.ImportFrom(module=parent, names=[ast.alias(name=last, asname=top)], level=0)
                 statements += [
                     ast.Import(names=[ast.alias(name=new + dot + rest, asname=None)]),
-                    ast.Assign(targets=[ast.Name(top, ast.Store())], value=ast.Name(new, ast.Load())),
-                    ast.Delete(targets=[ast.Name(new, ast.Del())]),
+                    bind,
+                    ast.Delete(targets=[ast.Name(first, ast.Del())]),
                 ]
         for statement in statements:
             ast.copy_location(statement, node)
@@ -104,23 +121,61 @@ class Rewriter(ast.NodeTransformer):
         for keyword in node.keywords:  # Enum("E", "a b", module="pkg.x"), make_dataclass(..., module=...)
             if keyword.arg == "module" and _is_str(keyword.value):
                 keyword.value = self._name_expr(keyword.value, importing=False)
+            elif keyword.arg == "__module__":  # dict(DESCRIPTOR=d, __module__=name): a class namespace
+                keyword.value = self._name_expr(keyword.value, importing=False)
         if not node.args:
             return node
         if _takes_import(node, terminal):  # getattr(b, "__import__"), __builtins__.get("__import__")
             return self._helper("import_", node)
         if terminal == "setattr" and isinstance(func, ast.Name) and len(node.args) == 3 and (
-                _is_str(node.args[1], "__module__") and _is_str(node.args[2])):
+                _is_str(node.args[1], "__module__")):
             node.args[2] = self._name_expr(node.args[2], importing=False)
+        if terminal == "startswith" and isinstance(func, ast.Attribute) and _is_module_attr(func.value):
+            # `cls.__module__.startswith("setuptools")`: the env's classes carry the alias, as for `==` below
+            first = node.args[0]
+            if isinstance(first, ast.Tuple):
+                first.elts = [self._name_expr(e, importing=False) if _is_str(e) else e for e in first.elts]
+            elif _is_str(first):
+                node.args[0] = self._name_expr(first, importing=False)
         if isinstance(func, ast.Name) and terminal in _ITERATING_CALLS:
             node.args[0] = self._view(node.args[0])
         if terminal == "__import__" and not _absolute_import_call(node):
             return node  # a relative __import__: the name is resolved against the caller's package
-        if terminal in self.name_calls or (terminal == "files" and _is_resources(func)) or (
-            terminal == "get_data" and _is_pkgutil_get_data(func)) or (
-            terminal in _SYS_MODULES_METHODS and isinstance(func, ast.Attribute) and _is_sys_modules(func.value)
-        ):
+        on_modules = (terminal in _SYS_MODULES_METHODS and isinstance(func, ast.Attribute)
+                      and _is_sys_modules(func.value))
+        if on_modules and terminal in _WRITING_METHODS:
+            node.args[0] = self._written(node.args[0])
+        elif on_modules or terminal in self.name_calls or (terminal == "files" and _is_resources(func)) or (
+                terminal == "get_data" and _is_pkgutil_get_data(func)):
             node.args[0] = self._name_expr(node.args[0])
         return node
+
+    def _written(self, node: ast.expr) -> ast.expr:
+        """A ``sys.modules`` key env code sets or deletes: ``__polyvenv__.written(key)``, at run time (the
+        standard library's names are written under the env's own key, runtime/namemap.py)."""
+        if isinstance(node, ast.Starred):
+            return node
+        call = ast.Call(ast.Attribute(ast.Name(HELPER, ast.Load()), "written", ast.Load()), [node], [])
+        return ast.fix_missing_locations(ast.copy_location(call, node))
+
+    def visit_Delete(self, node: ast.Delete):
+        """``del sys.modules[k]``: ``sys.modules.pop(__polyvenv__.written(k), None)`` (the env's entry of a
+        name that is not its own may be absent: nothing to forget then, and the host's stays)."""
+        self.generic_visit(node)
+        if not any(_is_modules_item(t) for t in node.targets):
+            return node
+        statements: list[ast.stmt] = []
+        for target in node.targets:
+            if _is_modules_item(target):
+                pop = ast.Call(ast.Attribute(target.value, "pop", ast.Load()),  # type: ignore[attr-defined]
+                               [target.slice, ast.Constant(None)], [])  # type: ignore[attr-defined]
+                statements.append(ast.Expr(pop))
+            else:
+                statements.append(ast.Delete(targets=[target]))
+        for statement in statements:
+            ast.copy_location(statement, node)
+            ast.fix_missing_locations(statement)
+        return statements
 
     def _helper(self, attr: str, node: ast.expr) -> ast.expr:
         """``__polyvenv__.<attr>`` in place of ``node``."""
@@ -155,7 +210,7 @@ class Rewriter(ast.NodeTransformer):
         if isinstance(node.ctx, ast.Load) and _is_str(node.slice, "__import__"):  # __builtins__["__import__"]
             return self._helper("import_", node)
         if _is_sys_modules(node.value) and isinstance(node.slice, ast.expr):
-            node.slice = self._name_expr(node.slice)
+            node.slice = self._name_expr(node.slice) if isinstance(node.ctx, ast.Load) else self._written(node.slice)
         return node
 
     def visit_Compare(self, node: ast.Compare):
@@ -175,8 +230,15 @@ class Rewriter(ast.NodeTransformer):
 
     def visit_Assign(self, node: ast.Assign):
         self.generic_visit(node)
-        if any(_is_module_attr(t) for t in node.targets) and isinstance(node.value, ast.Constant):
+        if any(_is_module_attr(t) for t in node.targets):
             node.value = self._name_expr(node.value, importing=False)
+        return node
+
+    def visit_Dict(self, node: ast.Dict):
+        """``{"__module__": name}``: a class namespace (protobuf 3's generated classes, ``type(...)``)."""
+        self.generic_visit(node)
+        node.values = [self._name_expr(v, importing=False) if k is not None and _is_str(k, "__module__") else v
+                       for k, v in zip(node.keys, node.values)]
         return node
 
     def visit_Constant(self, node: ast.Constant):
@@ -217,6 +279,10 @@ def _is_sys_modules(node: ast.AST) -> bool:
             and isinstance(node.value, ast.Name) and node.value.id == "sys")
 
 
+def _is_modules_item(node: ast.AST) -> bool:
+    return isinstance(node, ast.Subscript) and _is_sys_modules(node.value)
+
+
 def _is_pkgutil_get_data(func: ast.AST) -> bool:
     """``pkgutil.get_data(package, ...)`` or a bare ``get_data``; not a loader's ``.get_data(path)``."""
     return isinstance(func, ast.Name) or (isinstance(func.value, ast.Name) and func.value.id == "pkgutil")
@@ -229,5 +295,12 @@ def _is_resources(func: ast.AST) -> bool:
 
 
 def _is_module_attr(target: ast.AST) -> bool:
+    """``__module__``, ``x.__module__``, ``namespace["__module__"]`` (protobuf's builder makes its message
+    classes so) or ``getattr(x, "__module__"[, default])``."""
+    if isinstance(target, ast.Subscript):
+        return _is_str(target.slice, "__module__")
+    if isinstance(target, ast.Call):
+        return (isinstance(target.func, ast.Name) and target.func.id == "getattr" and 2 <= len(target.args) <= 3
+                and _is_str(target.args[1], "__module__"))
     return (isinstance(target, ast.Name) and target.id == "__module__") or (
         isinstance(target, ast.Attribute) and target.attr == "__module__")

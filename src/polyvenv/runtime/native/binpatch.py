@@ -59,6 +59,8 @@ STRINGS_MODULE = "pv:z"  # same length as "zlib"; the colon keeps it apart from 
 _CYTHON_BLOB_MARK = b"cannot initialise module strings"
 _ZLIB_BEST = b"\x78\xda"  # the zlib header of level 9, the level Cython compresses with
 _TABLE_SEARCH = 4096      # how far after the blob its length table may start, in bytes
+_FAR_SEARCH = 16384       # how far before it a table may end that the code takes the address of
+_ADDRESSED_HEAD = 64      # where in such a table that address may point (gcc copies some entries by immediates)
 _POINTER = b"polyvenv: patched strings in "
 _RUST_MARK = b"/rustc/"  # panic locations name the toolchain's sources: in every Rust binary
 
@@ -358,12 +360,14 @@ class _Beside:
     def __init__(self, data: bytes, start: int, end: int, total: int) -> None:
         from itertools import accumulate
 
+        self.data = data
         span = 4 * (total + 1) + _TABLE_SEARCH
         first = (end + 3) & ~3
         self.after = struct.unpack(f"<{len(data[first:first + span]) // 4}I",
                                    data[first:first + len(data[first:first + span]) // 4 * 4])
         last = start & ~3
-        begin = max(0, last - span) + (last - max(0, last - span)) % 4
+        span += _FAR_SEARCH - _TABLE_SEARCH
+        begin = self.begin = max(0, last - span) + (last - max(0, last - span)) % 4
         self.before = struct.unpack(f"<{(last - begin) // 4}I", data[begin:last])
         self.after_sums = [0, *accumulate(self.after)]
         self.after_ends: dict[int, int] = {}
@@ -371,20 +375,34 @@ class _Beside:
             self.after_ends.setdefault(value, i)  # the first index of each prefix sum
         self.before_sums = [0, *accumulate(self.before)]
         self.before_begins = {value: i for i, value in enumerate(self.before_sums)}  # the last index of each
+        self._addressed: list[int] | None = None
 
     def table(self, total: int) -> list[int] | None:
-        """Lengths adding up to ``total``: starting soon after the blob, else ending shortly before it."""
+        """Lengths adding up to ``total``: starting soon after the blob, else ending shortly before it, or
+        farther before it where the code takes the address of the table's first entries (x86-64)."""
         for begin in range(min(len(self.after), _TABLE_SEARCH // 4)):
             if self.after[begin]:
                 stop = self.after_ends.get(self.after_sums[begin] + total)
                 if stop is not None and stop - begin > 1:
                     return list(self.after[begin:stop])
         size = len(self.before)
-        for stop in range(size, max(size - _TABLE_SEARCH // 4, 0), -1):
+        for stop in range(size, max(size - _FAR_SEARCH // 4, 0), -1):
             begin = self.before_begins.get(self.before_sums[stop] - total)
-            if begin is not None and stop - begin > 1 and self.before[begin] and self.before[stop - 1]:
+            if begin is not None and stop - begin > 1 and self.before[begin] and self.before[stop - 1] and (
+                    stop > size - _TABLE_SEARCH // 4 or self.addressed(self.begin + 4 * begin)):
                 return list(self.before[begin:stop])
         return None
+
+    def addressed(self, at: int) -> bool:
+        """Whether code takes an address within the first bytes of a table at file offset ``at``."""
+        if self._addressed is None:
+            from .lzss import constants_addressed
+
+            self._addressed = constants_addressed(self.data) if self.data[:4] == b"\x7fELF" else []
+        import bisect
+
+        i = bisect.bisect_left(self._addressed, at)
+        return i < len(self._addressed) and self._addressed[i] < at + _ADDRESSED_HEAD
 
 
 def _table_after(data: bytes, after: int, total: int) -> list[int] | None:

@@ -26,13 +26,15 @@ _GAP = 48  # bytes of other instructions allowed between two writes of one table
 _MIN_PREFIX = 8
 
 # (pattern, how to read (stack offset, value) from its groups), all stores relative to %rsp.
-# The bitfield's new bits are or-ed in (`or $imm8, %eax`; `or $imm8, %al`; `or $imm16, %ax`),
+# The bitfield's new bits are or-ed in (`or $imm8, %eax`; `or $imm8, %al`; `or $imm16, %ax`; `or $imm8, %ah`
+# for a length of 256 times that byte, whose low byte is zero),
 # then stored as a byte, a word (N >= 8: Cython 3.3's tables) or a long, maybe after one short
 # instruction the compiler scheduled in between (`xor %edi, %edi`).
-_OR = rb"(?:\x83\xc8(.)|\x0c(.)|\x66\x0d(..))"
+_OR = rb"(?:\x83\xc8(.)|\x0c(.)|\x66\x0d(..)|\x80\xcc(.))"
 _STORE = rb".{0,3}?(?:\x66?[\x88\x89]\x44\x24(.)|\x66?[\x88\x89]\x84\x24(....))"
 _WRITES = [
-    (re.compile(_OR + _STORE, re.S), lambda g: (g[3][0] if g[3] is not None else _i32(g[4]),
+    (re.compile(_OR + _STORE, re.S), lambda g: (g[4][0] if g[4] is not None else _i32(g[5]),
+                                                g[3][0] << 8 if g[3] is not None else
                                                 int.from_bytes(next(v for v in g[:3] if v is not None), "little"))),
     (re.compile(rb"\x80\x4c\x24(.)(.)", re.S), lambda g: (g[0][0], g[1][0])),                  # orb imm8, d8
     (re.compile(rb"\x80\x8c\x24(....)(.)", re.S), lambda g: (_i32(g[0]), g[1][0])),             # orb imm8, d32

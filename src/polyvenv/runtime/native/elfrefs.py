@@ -20,6 +20,8 @@ import struct
 from functools import cached_property
 from typing import NamedTuple
 
+from .elf import Buffer
+
 _PT_LOAD, _PT_DYNAMIC = 1, 2
 _PF_X = 1
 _DT_NULL, _DT_PLTRELSZ, _DT_STRTAB, _DT_SYMTAB, _DT_RELA, _DT_RELASZ, _DT_JMPREL = 0, 2, 5, 6, 7, 8, 23
@@ -53,7 +55,7 @@ class CodeUse(NamedTuple):
 class ElfReferences:
     """The users of each address in one ELF64 shared object (``ok`` is false for anything else)."""
 
-    def __init__(self, data: bytes | bytearray) -> None:
+    def __init__(self, data: Buffer) -> None:
         self.data = data
         self.ok = data[:4] == b"\x7fELF" and data[4] == 2 and data[5] == 1
         self.machine = struct.unpack_from("<H", data, 18)[0] if self.ok else 0
@@ -138,21 +140,33 @@ class ElfReferences:
         return places
 
     @cached_property
+    def imports(self) -> dict[str, list[tuple[int, int]]]:
+        """Symbol name -> (vaddr, relocation kind) of each dynamic relocation that names it."""
+        symtab = self.file_offset(self._dynamic.get(_DT_SYMTAB, -1))
+        strtab = self.file_offset(self._dynamic.get(_DT_STRTAB, -1))
+        found: dict[str, list[tuple[int, int]]] = {}
+        if symtab is None or strtab is None:
+            return found
+        for where, info, _ in (self._relocations(_DT_RELA, _DT_RELASZ)
+                               + self._relocations(_DT_JMPREL, _DT_PLTRELSZ)):
+            if info >> 32:
+                name_at, = struct.unpack_from("<I", self.data, symtab + (info >> 32) * 24)
+                end = self.data.find(b"\x00", strtab + name_at)
+                name = bytes(self.data[strtab + name_at:end]).decode("latin-1")
+                found.setdefault(name, []).append((where, info & 0xFFFFFFFF))
+        return found
+
+    @cached_property
     def got(self) -> dict[int, str]:
         """GOT slot vaddr -> the imported symbol it holds (``PyImport_ImportModule``...)."""
         kinds = _GOT_KINDS[self.machine]
-        symtab = self.file_offset(self._dynamic.get(_DT_SYMTAB, -1))
-        strtab = self.file_offset(self._dynamic.get(_DT_STRTAB, -1))
-        slots: dict[int, str] = {}
-        if symtab is None or strtab is None:
-            return slots
-        for where, info, _ in (self._relocations(_DT_RELA, _DT_RELASZ)
-                               + self._relocations(_DT_JMPREL, _DT_PLTRELSZ)):
-            if info & 0xFFFFFFFF in kinds:
-                name_at, = struct.unpack_from("<I", self.data, symtab + (info >> 32) * 24)
-                end = self.data.find(b"\x00", strtab + name_at)
-                slots[where] = bytes(self.data[strtab + name_at:end]).decode("latin-1")
-        return slots
+        return {where: name for name, uses in self.imports.items() for where, kind in uses if kind in kinds}
+
+    def got_slots(self, symbol: str) -> list[int] | None:
+        """The GOT slots (vaddrs) of ``symbol``, or None if the file also names it otherwise (a pointer in data)."""
+        kinds = _GOT_KINDS.get(self.machine, ())
+        uses = self.imports.get(symbol, [])
+        return [where for where, kind in uses] if all(kind in kinds for _, kind in uses) else None
 
     # -- code -------------------------------------------------------------------------------
 

@@ -15,7 +15,8 @@ string is renamed only where it names a module by structure:
   attribute argument of ``PyObject_GetAttrString`` and friends (the linker
   keeps one ``"pkg\\0"`` for both), the module users get a renamed copy of
   their own and the attribute keeps its bytes (elfsplit.py);
-- or it is ``module.Name`` used as a type's name (``tp_name``,
+- or it is ``module.Name`` used as a module's ``m_name`` (a module the C code makes under a module of
+  the env, numpy's ``_simd.AVX2``), or as a type's name (``tp_name``,
   ``PyType_Spec.name``, ``PyErr_NewException``): ``__module__`` and pickle
   follow it, so it must carry the alias; or a capsule name
   (``"numpy.core.multiarray._ARRAY_API"``: passed to ``PyCapsule_*``, or by
@@ -182,8 +183,10 @@ class Selection:
         if (place >= 24 and 0 <= q(place - 24) < 1 << 34 and q(place - 8) == 0 and 0 < q(place + 8) < 1 << 24
                 and 0 <= q(place + 16) < 1 << 16 and (q(place - 16) == 0 or place - 16 in places)):
             return TYPE
-        # PyModuleDef: {refcnt, type, m_init, m_index, m_copy, m_name, m_doc, m_size, ...}
-        if (place >= 40 and 0 < q(place - 40) < 1 << 34 and not any(q(place - k) for k in (32, 24, 16, 8))
+        # PyModuleDef: {refcnt, type, m_init, m_index, m_copy, m_name, m_doc, m_size, ...}; the count is no
+        # pointer (upb's PyType_Specs follow a pointer and four zero words, and would pass for one)
+        if (place >= 40 and 0 < q(place - 40) < 1 << 34 and place - 40 not in places
+                and not any(q(place - k) for k in (32, 24, 16, 8))
                 and not any(place - k in places for k in (32, 24, 16, 8)) and -1 <= _signed(q(place + 16)) < 1 << 20):
             return MODULE_DEF
         # PyType_Spec: {name, int basicsize, int itemsize, unsigned flags, slots}
@@ -194,7 +197,7 @@ class Selection:
 
     def _verdict(self, kind: str, top: str, text: str, whole: bool, uses: dict[int, str]) -> tuple[str, str]:
         kinds = set(uses.values())
-        proof = kinds & ({IMPORT, MODULE_DEF} if kind == "module" else {TYPE, IMPORT})
+        proof = kinds & ({IMPORT, MODULE_DEF} if kind == "module" else {TYPE, IMPORT, MODULE_DEF})
         if not proof:
             if not whole and not uses:
                 return "keep", "inside a longer string, and no pointer to it of its own"

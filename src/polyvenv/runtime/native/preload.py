@@ -41,11 +41,12 @@ class _Facts(NamedTuple):
 _FACTS: dict[tuple[str, int], _Facts | None] = {}
 
 
-def refuse_shared_by_name(copy: str, original: str, root: str, env: str) -> None:
+def refuse_shared_by_name(copy: str, original: str, root: str, env: str) -> list[str]:
     """Raise ExtensionNotSupported if loading ``copy`` (the relocated copy of ``original``, a file of the env
-    ``env`` whose site-packages is ``root``) would bind a library or a unique symbol of another file."""
+    ``env`` whose site-packages is ``root``) would bind a library or a unique symbol of another file; else
+    return the files of the env's copy tree that loading it maps: the copy, then its libraries' copies."""
     if not sys.platform.startswith("linux"):
-        return
+        return [copy]
     tree = os.path.realpath(os.path.join(os.path.dirname(copy), os.path.relpath(root, os.path.dirname(original))))
     ours = (tree + os.sep, os.path.realpath(root) + os.sep)
     mapped: dict[str, int] = {}  # read only when needed: most extensions never need it
@@ -80,7 +81,7 @@ def refuse_shared_by_name(copy: str, original: str, root: str, env: str) -> None
             pending.append(found)
     unique = {symbol: (path, value) for path in incoming for symbol, value in (_facts(path) or _EMPTY).unique.items()}
     if not unique:
-        return
+        return incoming or [copy]
 
     def whose(symbol: str) -> str:
         return "it" if unique[symbol][0] == incoming[0] else "a library of its package"
@@ -100,6 +101,7 @@ def refuse_shared_by_name(copy: str, original: str, root: str, env: str) -> None
         raise _refusal(env, original, f"{whose(state[0])} defines the symbol {state[0]!r} of binding "
                                       f"STB_GNU_UNIQUE, one per process, which the host's own {host} would share "
                                       "if imported after it")
+    return incoming
 
 
 def _hosts_own(original: str, root: str, ours: tuple[str, ...]) -> str | None:

@@ -25,18 +25,24 @@ from ..locations import user_cache_dir, write_cache_file
 from .binpatch import patch
 from .modulenames import importable_names
 
-RELOCATE_VERSION = 17
+RELOCATE_VERSION = 21
 
 
 def relocated(path: str, root: str, names: dict[str, str],
               is_module: Callable[[str], bool] = lambda dotted: False) -> str:
     """A copy of the extension file ``path`` (inside the env directory ``root``) whose module names
     (the keys of ``names``) are their aliases."""
-    tree = os.path.join(user_cache_dir(), "relocated",
-                        hashlib.sha256(repr([root, sorted(names.items())]).encode()).hexdigest()[:24])
+    tree = copy_tree(root, names)
     target = os.path.join(tree, os.path.relpath(path, root))
     _copy(path, target, _Env(root, tree, names, is_module), set())
     return target
+
+
+def copy_tree(root: str, names: dict[str, str]) -> str:
+    """The directory of the env's relocated copies: one per env directory and name map, whose files are one
+    set of loaded copies with state of their own (threadstate.py, registries.py)."""
+    return os.path.join(user_cache_dir(), "relocated",
+                        hashlib.sha256(repr([root, sorted(names.items())]).encode()).hexdigest()[:24])
 
 
 class _Env:
