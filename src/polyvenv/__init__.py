@@ -16,6 +16,7 @@ from .errors import (
     EnvNotFound,
     ExtensionNotSupported,
     ForeignPath,
+    GenerationRetired,
     InterpreterMismatch,
     InterpreterNotFound,
     LoaderNotSupported,
@@ -27,6 +28,8 @@ from .errors import (
     ProcessGlobalState,
     ProcessGlobalStateWarning,
     PthFileWarning,
+    ReloadFailed,
+    ReloadWarning,
     RemoteError,
     ShimConflict,
     UsageError,
@@ -64,6 +67,7 @@ __all__ = [
     "UsageError", "LoaderNotSupported", "PthFileWarning", "NotResolvable",
     "VocabularyConflictWarning", "ProcessGlobalStateWarning", "RemoteError", "WorkerDied", "PolyvenvWarning",
     "WorkerRestarted", "VocabularyConflict", "ProcessGlobalState", "DeclaredEnvWarning", "SyncEvent",
+    "GenerationRetired", "ReloadFailed", "ReloadWarning",
     "Workspace", "Env", "EnvProtocol", "ProcessEnv", "install_import_map", "__version__",
 ]
 

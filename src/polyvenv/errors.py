@@ -126,12 +126,26 @@ class NotResolvable(PolyvenvError, ImportError):
     names (``runpy.run_path`` of a directory or zip archive)."""
 
 
+class GenerationRetired(PolyvenvError, ImportError):
+    """Code of an env's generation that ``reload()`` replaced imported a module of that generation which
+    is no longer loaded (its loaded objects keep working; it cannot load more)."""
+
+
+class ReloadFailed(PolyvenvError):
+    """``Env.reload()`` could not import the env's new generation (a syntax or import error in a file):
+    the old generation keeps running, untouched."""
+
+
 class WorkerDied(PolyvenvError):
     """The worker process of an env with process isolation died (or was stopped) before it answered."""
 
 
 class PolyvenvWarning(UserWarning):
     """Base class of polyvenv's own warnings."""
+
+
+class ReloadWarning(PolyvenvWarning):
+    """``Workspace.watch()`` saw a change it could not reload (the old generation keeps running)."""
 
 
 class WorkerRestarted(PolyvenvWarning):

@@ -60,6 +60,7 @@ class ProcessEnv:
         self._worker: _Worker | None = None
         self._lease: Lease | None = None
         self._metadata: tuple[Path, ModuleType] | None = None  # for which build
+        self._imported: list[str] = []  # what import_module was asked, in order: what reload() imports again
         _ENVS.add(self)
 
     @classmethod
@@ -98,7 +99,57 @@ class ProcessEnv:
 
     def import_module(self, name: str) -> Any:
         """A proxy of the env's module ``name``, imported in the worker (started if need be)."""
-        return self._channel().request("import", (name,))
+        proxy = self._channel().request("import", (name,))
+        if name not in self._imported:
+            self._imported.append(name)
+        return proxy
+
+    def reload(self) -> list[str]:
+        """A fresh worker on the env's build as its link points now, and its ``source`` as it is now; the
+        modules imported (their names as asked, ``[]`` when no worker ran).
+
+        Every module the old worker was asked for is imported in the new one before it takes over, so a
+        failure (a syntax or import error) raises ReloadFailed and leaves the old worker serving. Then
+        the old worker is stopped: proxies of its objects raise WorkerDied saying the env was reloaded
+        (they are not re-bound: an object's state lives in the worker that made it); take the new
+        generation's objects from ``import_module`` again.
+        """
+        from ..errors import ReloadFailed
+
+        with self._lock:
+            old = self._worker
+            if old is None or old.channel.closed:
+                return []
+            lease = hold(self.path)
+            try:
+                manifest = read_manifest(lease.build) if lease.held else None
+                new = _Worker(self, venv_python(lease.build))
+            except BaseException:
+                lease.release()
+                raise
+            names = list(self._imported)
+            try:
+                for name in names:
+                    new.channel.request("import", (name,))
+            except Exception as error:  # what the import raised in the worker, or the worker's death
+                new.stop()
+                lease.release()
+                where = f" at {error.filename}:{error.lineno}" if isinstance(error, SyntaxError) else ""
+                raise ReloadFailed(f"env {self.name!r}: reload failed in its new worker{where}: "
+                                   f"{type(error).__name__}: {error}; the old worker keeps serving: fix it and "
+                                   "reload again", env=self.name) from error
+            except BaseException:
+                new.stop()
+                lease.release()
+                raise
+            previous, self._lease = self._lease, lease
+            self.manifest = manifest or self.manifest
+            self._worker, self._metadata = new, None
+        old.reloaded = True
+        old.stop()
+        if previous is not None:
+            previous.release()
+        return names
 
     # metadata, answered for this env only and read here: no worker needed
     @property
@@ -143,6 +194,7 @@ class ProcessEnv:
             worker, self._worker = self._worker, None
             lease, self._lease = self._lease, None
             self._metadata = None
+            self._imported = []
         if worker is not None:
             worker.stop()
         if lease is not None:
@@ -172,14 +224,15 @@ class ProcessEnv:
 class _Worker:
     """One worker process and the host's end of its channel."""
 
-    def __init__(self, env: ProcessEnv) -> None:
+    def __init__(self, env: ProcessEnv, python: Path | None = None) -> None:
         self.env = env.name
-        self.stopped = self.stuck = self.forked = False
-        if not env.python.exists():
-            raise NotBuilt(f"env {env.name!r} has no interpreter at {env.python}: run `polyvenv sync {env.name}`")
+        self.stopped = self.stuck = self.forked = self.reloaded = False
+        python = python or env.python
+        if not python.exists():
+            raise NotBuilt(f"env {env.name!r} has no interpreter at {python}: run `polyvenv sync {env.name}`")
         ours, theirs = socket.socketpair()
         self.bell, bell = socket.socketpair()
-        args = [str(env.python), "-I", str(WORKER), str(theirs.fileno()), str(bell.fileno()),
+        args = [str(python), "-I", str(WORKER), str(theirs.fileno()), str(bell.fileno()),
                 "1" if "numpy" in sys.modules else "0"]
         if env.source:
             args.append(str(env.source))
@@ -210,6 +263,9 @@ class _Worker:
         if self.forked:
             return WorkerDied(f"env {self.env!r}: its worker process (pid {pid}) serves the process this one was "
                               "forked from; import from the env again to start a worker of this process's own")
+        if self.reloaded:
+            return WorkerDied(f"env {self.env!r} was reloaded: its previous worker process (pid {pid}) was stopped, "
+                              "and the objects it held with it; take the new ones from env.import_module(...)")
         if self.stopped:
             return WorkerDied(f"env {self.env!r} was unloaded: its worker process (pid {pid}) was stopped; "
                               "import from the env again to start a fresh worker")

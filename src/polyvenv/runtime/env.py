@@ -19,6 +19,7 @@ and run code rewritten so that every module name means the env's own module
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import threading
 from pathlib import Path
@@ -30,7 +31,7 @@ from .envsys import run_pth
 from .importer import install_finder
 from .lease import Lease, hold
 from .manifest import Manifest, read_manifest
-from .namemap import FACADED, NameMap
+from .namemap import ALIASES, FACADED, NameMap
 from .sitedir import site_packages
 
 if TYPE_CHECKING:
@@ -56,6 +57,7 @@ class Env:
         self._lock = threading.RLock()
         self._state: NameMap | None = None
         self._lease: Lease | None = None
+        self._kept_leases: list[Lease] = []  # older builds that modules kept by reload() came from
         self._host_names: set[str] = set()  # names the import map gave this env's modules
 
     # -- construction -------------------------------------------------------------
@@ -82,8 +84,98 @@ class Env:
     # -- the host's API -------------------------------------------------------------
 
     def import_module(self, name: str) -> ModuleType:
-        """The env's module ``name`` (a dotted name as the env's code would write it)."""
+        """The env's module ``name`` (a dotted name as the env's code would write it), of its current
+        generation: asked again if a reload switched generations meanwhile (the aliases of the one it
+        asked by may be retired, or even free again, by the time the import looks them up)."""
+        for _ in range(8):
+            names = self.names
+            try:
+                module = importlib.import_module(names.module_name(name))
+            except ImportError:
+                if self._state is names:
+                    raise
+                continue
+            if self._state is names:
+                return module
         return importlib.import_module(self.names.module_name(name))
+
+    def reload(self) -> list[str]:
+        """Replace what changed on disk by a new generation; the top-level names reloaded (for the host
+        to register their new objects), ``[]`` when nothing changed or nothing is loaded yet.
+
+        The env's ``source`` and its build (its link as it points now, after a ``sync``) are read
+        afresh. A top-level name the env loaded is reloaded if one of its files changed, or its
+        distribution did, or it imports one that is reloaded; the others keep their modules
+        (runtime/generation.py). The new generation is imported completely before it replaces the
+        old one in one step, so threads calling the env see the old or the new, never half of one;
+        objects of the old one keep working and are collected once the host drops them. A failure
+        (a syntax or import error) raises ReloadFailed naming the file, and leaves the old
+        generation running untouched.
+        """
+        from . import generation
+
+        with self._lock:
+            old = self._state
+            if old is None:
+                return []
+            lease = _resolve(self)
+            try:
+                self.check_interpreter()
+                roots = [_in_build(root, self.prefix, lease) for root in self.roots]
+                plan = generation.plan(old, roots)
+            except BaseException:
+                if lease is not None:
+                    lease.release()
+                raise
+            if plan.unchanged:
+                if lease is not None:
+                    lease.release()
+                return []
+            missing = {old.missing} - set(sys.modules)  # made by the new generation, if it fails to import a name
+            new, facades = None, None
+            try:
+                new = NameMap(self.name, roots, self.shared, inherit=plan.inherit)
+                new.files.update((real, files) for real, files in old.files.items() if real in plan.inherit)
+                facades = generation.facade_entries(old)  # after new took their aliases: imported anew as new's
+                run_pth(new)
+                generation.stage(new, plan)
+            except BaseException as error:
+                staged = set(new.aliases) - set(plan.inherit.values()) if new is not None else set()
+                if facades is not None:
+                    staged |= {old.tops[f] for f in FACADED}
+                generation.drop(staged | missing)
+                sys.modules.update(facades or {})
+                ALIASES.transfer(plan.inherit.values(), old)
+                if new is not None:
+                    new.release()
+                if lease is not None:
+                    lease.release()
+                if not isinstance(error, Exception):
+                    raise
+                raise _reload_failed(self.name, self.roots, error) from error
+            self._state = new  # the switch: from here on the env's names are the new generation's
+            retired = generation.drop(plan.retired)
+            for key in [k for k in self._host_names if _alias_of(k) in plan.retired]:
+                sys.modules.pop(key, None)
+                self._host_names.discard(key)
+            _forget_in_typing(tuple(plan.retired))
+            generation.retire(self.name, plan.retired, retired)
+            old.release()  # what it still reserves: names no generation has now
+            self._keep_leases(lease)
+            return plan.reloaded
+
+    def _keep_leases(self, lease: Lease | None) -> None:
+        """Hold the new build, and every older one a module kept by a reload was loaded from."""
+        previous = [held for held in (self._lease, *self._kept_leases) if held is not None]
+        self._lease, self._kept_leases = lease, []
+        state = self._state
+        files = [path for real in (state.own if state else ()) for path in state.files.get(real, {})] if state else []
+        for held in previous:
+            if lease is not None and held.build == lease.build or not any(
+                    path.startswith(str(held.build) + os.sep) for path in files):
+                held.release()
+            else:
+                self._kept_leases.append(held)
 
     def unload(self) -> None:
         """Forget every module this env loaded: they are collected once the host drops them.
@@ -107,6 +199,9 @@ class Env:
             state.release()
             if lease is not None:
                 lease.release()
+            for held in self._kept_leases:
+                held.release()
+            self._kept_leases = []
 
     def also_known_as(self, host_name: str) -> None:
         """Record that ``sys.modules[host_name]`` is one of this env's modules (unload removes it)."""
@@ -223,6 +318,31 @@ def _in_build(root: Path, prefix: Path | None, lease: Lease | None) -> Path:
     if not moved.is_dir() and inside.parts[:1] == ("lib",):  # rebuilt for another Python: its site-packages
         moved = site_packages(lease.build) or moved
     return moved
+
+
+def _alias_of(host_name: str) -> str:
+    """The first component of the env module ``sys.modules[host_name]`` is (the import map's names)."""
+    return str(getattr(sys.modules.get(host_name), "__name__", "")).partition(".")[0]
+
+
+def _reload_failed(env: str, roots: list[Path], error: BaseException) -> Exception:
+    """One line: the env, the file (and line) of the env's that failed, the error, and what to do."""
+    from ..errors import ReloadFailed
+
+    where = ""
+    if isinstance(error, SyntaxError) and error.filename:
+        where = f"{error.filename}:{error.lineno}"
+    else:
+        import traceback
+
+        inside = [str(r) for r in roots]
+        frames = [f for f in traceback.extract_tb(error.__traceback__)
+                  if any(f.filename.startswith(r + os.sep) for r in inside)]
+        if frames:
+            where = f"{frames[-1].filename}:{frames[-1].lineno}"
+    return ReloadFailed(f"env {env!r}: reload failed{' at ' + where if where else ''}: "
+                        f"{type(error).__name__}: {error}; the old generation keeps running: fix it and reload again",
+                        env=env, path=where.rpartition(":")[0] or None)
 
 
 def _forget_in_typing(prefixes: tuple[str, ...]) -> None:

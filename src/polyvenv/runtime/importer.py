@@ -37,6 +37,14 @@ from .namemap import ALIASES, FACADED, NameMap
 from .names import STDLIB
 
 
+def record_file(names: NameMap, fullname: str, path: str, st: os.stat_result) -> None:
+    """Record that a loader of ``names`` read ``path`` for module ``fullname`` (its stat then): what
+    ``Env.reload()`` compares with the disk (runtime/generation.py)."""
+    real = names.real.get(fullname.partition(".")[0])
+    if real is not None:
+        names.files.setdefault(real, {})[path] = (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 class EnvSourceLoader(SourceFileLoader):
     """Loads a ``.py`` file of an env: rewritten code, the env's builtins, cached compiled code."""
 
@@ -48,6 +56,7 @@ class EnvSourceLoader(SourceFileLoader):
         path = self.get_filename(fullname)
         st = os.stat(path)
         names = self.names
+        record_file(names, fullname, path, st)
         key = CODE_CACHE.key(path, st, names.digest)
         code = CODE_CACHE.get(key)
         if code is None:  # first load of this file by an env with these names: rewrite it once
@@ -121,6 +130,7 @@ class EnvExtensionLoader(ExtensionFileLoader):
 
         strings_module()  # what a relocated Cython 3.2 extension unpacks its strings with
         names = self.names
+        record_file(names, spec.name, self.path, os.stat(self.path))
         alias, _, rest = spec.name.partition(".")
         real = names.real[alias]
         root, renamed = str(names.found[real]), {n: names.tops[n] for n in names.own}
@@ -476,6 +486,9 @@ class EnvFinder:
         top, dot, rest = fullname.partition(".")
         names = ALIASES.owner(top)
         if names is None:
+            env = ALIASES.retired(top)
+            if env is not None:  # a module of a generation reload() replaced, imported by that generation's code
+                return _retired(env, fullname)
             return None
         if top == names.missing:  # `import x` of a name the env lacks (in its directories) became `<missing>.x`
             if not dot:
@@ -511,6 +524,19 @@ def _not_found(names: NameMap, real: str, looked_in: list[str], top_level: bool 
     a venv raises with polyvenv's context: the real name, the env, where it looked, what to do."""
     if _importing():
         raise EnvImportError(names.env, real, looked_in, top_level=top_level)
+    return None
+
+
+def _retired(env: str, fullname: str) -> None:
+    """Code of a generation ``reload()`` replaced imports a module of it that is no longer loaded: its
+    loaded objects keep working, but it cannot load more (that would mix generations)."""
+    if _importing():
+        from ..errors import GenerationRetired
+
+        raise GenerationRetired(
+            f"env {env!r}: {fullname!r} belongs to a generation that reload() replaced, and code of that "
+            "generation cannot import more of it; call the new generation's objects (env.import_module(...) "
+            "again after reload)", name=fullname, env=env)
     return None
 
 

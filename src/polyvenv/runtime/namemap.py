@@ -43,7 +43,10 @@ class NameMap:
     the same closure); ``missing``: the alias under which names the env lacks fail to import.
     """
 
-    def __init__(self, env: str, roots: Iterable[Path], shared: Iterable[str] = ()) -> None:
+    def __init__(self, env: str, roots: Iterable[Path], shared: Iterable[str] = (),
+                 inherit: Mapping[str, str] | None = None) -> None:
+        """``inherit``: real names -> aliases a previous generation of the env reserved that this one
+        takes over (runtime/generation.py: what a reload keeps, the facades' and ``MISSING``'s)."""
         self.env = env
         self.roots = list(roots)
         self.found = top_level_names(self.roots)
@@ -51,17 +54,27 @@ class NameMap:
         # distributions the host has identically, whose closure agrees with the host's (runtime/sharing.py)
         self.with_host = _with_host(env, self.roots, self.found, declared)
         self.shared = declared | {top for tops in self.with_host.values() for top in tops}
+        inherit = inherit or {}
+
+        def alias(real: str) -> str:
+            taken = inherit.get(real)
+            if taken is None:
+                return ALIASES.reserve(real, self)
+            ALIASES.transfer([taken], self)
+            return taken
+
         self.tops: dict[str, str] = {}
         for real in sorted(self.found):
             # the host's wins for a backport shadowing the standard library, and for what is shared
             if real not in STDLIB and real not in self.shared:
-                self.tops[real] = ALIASES.reserve(real, self)
+                self.tops[real] = alias(real)
         for real in served_by_env(self.found):  # the env's code serves it (its finder): never the host's
-            self.tops[real] = ALIASES.reserve(real, self)
+            self.tops[real] = alias(real)
         for name in FACADED:
-            self.tops[name] = ALIASES.reserve(name, self)
-        self.missing = ALIASES.reserve(MISSING, self)
+            self.tops[name] = alias(name)
+        self.missing = alias(MISSING)
         self.real = {alias: real for real, alias in self.tops.items()}
+        self.files: dict[str, dict[str, tuple[int, int, int]]] = {}  # real top -> file -> identity, as loaded
         self.own = {real for real in self.tops if real not in FACADED}
         self.digest = hashlib.sha256(
             repr([sorted(self.tops.items()), self.missing, sorted(self.shared)]).encode()).hexdigest()[:16]

@@ -94,6 +94,7 @@ class Aliases(Generic[Owner]):
 
     def __init__(self) -> None:
         self._owner: dict[str, Owner] = {}
+        self._retired: dict[str, str] = {}  # alias -> env: a reloaded generation's, reserved while its modules live
         self._lock = threading.Lock()
 
     def reserve(self, name: str, owner: Owner) -> str:
@@ -111,6 +112,31 @@ class Aliases(Generic[Owner]):
             for alias in [a for a, o in self._owner.items() if o is owner]:
                 del self._owner[alias]
 
+    def transfer(self, aliases: Iterable[str], owner: Owner) -> None:
+        """Give ``aliases`` (reserved by another owner) to ``owner``: a new generation of an env takes
+        over the names it keeps (runtime/generation.py)."""
+        with self._lock:
+            for alias in aliases:
+                self._owner[alias] = owner
+
+    def retire(self, aliases: Iterable[str], env: str) -> None:
+        """``aliases`` no longer name loaded modules, but modules of theirs may still be alive (a callback
+        the host saved): no owner answers them, and none may take them until ``free(aliases)``."""
+        with self._lock:
+            for alias in aliases:
+                self._owner.pop(alias, None)
+                self._retired[alias] = env
+
+    def free(self, aliases: Iterable[str]) -> None:
+        """Retired ``aliases`` whose modules are all collected: free for any env again."""
+        with self._lock:
+            for alias in aliases:
+                self._retired.pop(alias, None)
+
+    def retired(self, alias: str) -> str | None:
+        """The env whose reloaded generation ``alias`` named, while it is retired."""
+        return self._retired.get(alias)
+
     def owner(self, alias: str) -> Owner | None:
         return self._owner.get(alias)
 
@@ -123,6 +149,7 @@ class Aliases(Generic[Owner]):
         lowered = candidate.lower()
         return (
             candidate not in self._owner
+            and candidate not in self._retired
             and candidate not in sys.modules
             and lowered not in _STDLIB_LOWER
             and not keyword.iskeyword(candidate)

@@ -30,6 +30,11 @@ class EnvProtocol(Protocol):
         """Let go of what the env loaded and of the build it read; the next import reads it afresh."""
         ...
 
+    def reload(self) -> list[str]:
+        """A new generation of what changed on disk (``Env``: the changed names and what imports them;
+        ``ProcessEnv``: a fresh worker); the names reloaded, for the host to register their new objects."""
+        ...
+
     @property
     def build(self) -> Path | None:
         """The build this load of the env reads from, or None before its first use."""

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from ..provision.progress import Progress
     from ..provision.sync import Outcome
     from .env import Env
+    from .watch import Callback, Watch
 
 
 def isolation(declared: str, manifest: Manifest) -> str:
@@ -121,6 +122,14 @@ class Workspace:
             env.check_interpreter()  # built for another Python than this one: refused now, saying what to do
             self._envs[name] = env
         return env
+
+    def watch(self, callback: Callback | None = None, interval: float = 0.5, watcher: str = "auto") -> Watch:
+        """Reload the loaded envs whose ``source`` or build changes on disk, then ``callback(env, changed)``
+        (the names reloaded, or the ReloadFailed that kept the old generation): a running watch, also a
+        context manager; ``stop()`` ends it (runtime/watch.py)."""
+        from .watch import Watch
+
+        return Watch(self, callback, interval, watcher)
 
     def sync(self, *names: str, progress: Callable[[SyncEvent], object] | Progress | None = None,
              **options: Any) -> list[Outcome]:

@@ -1,0 +1,254 @@
+"""An env's next generation: what a reload reads afresh from disk, and what it keeps.
+
+A load of an env is one *generation*: one name map (runtime/namemap.py) and
+the modules loaded under its aliases. ``Env.reload()`` makes the next one:
+
+- **What changed**, per top-level name the env has loaded: a file its loaders
+  read (recorded as they read it: importer.py's ``record_file``) whose stat
+  identity (inode, size, mtime) is not what it was, or, when the link points at
+  another build, a distribution whose ``RECORD`` lines for that name differ
+  (the same wheel installed in two builds is the same code).
+- **What imports what changed**: the top-level names the loaded source files
+  import (``import`` lines anywhere in the file, ``import_module`` of a
+  constant), read from the files by pattern, once per file identity. A name
+  that imports a changed one is reloaded too, and so on; reading the files
+  also sees imports made later in functions, which recording the imports
+  made while loading would miss. Compiled code's imports are not read.
+- **Fresh aliases** for what is reloaded, never reused while a module of the
+  old generation lives: a callback the host saved keeps its module's globals
+  alive, and an alias given to other code meanwhile would let the old code
+  import another generation's modules. The old aliases are *retired*
+  (runtime/names.py): freed when the old modules' globals are collected
+  (a token in each; ``weakref.finalize``), never for a generation holding a
+  compiled extension, which CPython never unloads. Fresh aliases also give a
+  changed extension a fresh patched copy, the only way to load a second copy
+  of an extension that refuses a second initialisation per process (numpy's,
+  PyO3's). What is kept keeps its modules and its aliases, compiled ones
+  included, and the build it was loaded from stays held (runtime/lease.py).
+- **Staged, then switched**: every module of the old generation that is
+  reloaded is imported under the new aliases first, while the host still
+  sees the old generation; then ``Env`` switches with one assignment and the
+  old entries leave ``sys.modules``. A failure frees what was staged and
+  leaves the old generation untouched.
+
+Code of the old generation keeps running on its own objects; importing more
+of its reloaded modules (not loaded before the reload) raises
+GenerationRetired. The facades' aliases (``importlib``, ``sys``, ``builtins``)
+are kept from generation to generation with modules of the new name map, so
+kept modules that import them at run time resolve names in the newest
+generation.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Iterable
+
+if TYPE_CHECKING:
+    from pathlib import Path
+    from types import ModuleType
+
+    from .namemap import NameMap
+
+TOKEN = "__polyvenv_generation__"  # in each retired module's globals: alive while any of them is
+
+
+class Plan:
+    """What a reload does: ``reloaded`` (real top-level names, dependencies first) get fresh aliases and
+    their ``modules`` (real dotted names, as loaded before) are imported anew; ``inherit`` (real name ->
+    alias) is what the new name map takes over; ``retired``: the old aliases that leave."""
+
+    def __init__(self, reloaded: list[str], modules: list[str], inherit: dict[str, str], retired: list[str],
+                 unchanged: bool) -> None:
+        self.reloaded, self.modules, self.inherit, self.retired = reloaded, modules, inherit, retired
+        self.unchanged = unchanged
+
+
+def plan(old: NameMap, roots: list[Path]) -> Plan:
+    """Compare generation ``old`` with the env's directories as they are now (``roots``, the build
+    resolved anew)."""
+    from .namemap import MISSING
+    from .names import top_level_names
+
+    found = top_level_names(roots)
+    modules = _loaded_modules(old)
+    tops = sorted({m.partition(".")[0] for m in modules})
+    changed = {real for real in tops if real not in found or _changed(old, real, found[real])}
+    imports = {real: _imports(old, real) for real in tops}
+    grew = True
+    while grew:  # what imports a changed name is reloaded too, and what imports that
+        grew = False
+        for real in tops:
+            if real not in changed and imports[real] & changed:
+                changed.add(real)
+                grew = True
+    reloaded = _ordered([r for r in tops if r in changed and r in found], imports)
+    inherit = {real: alias for real, alias in old.tops.items() if real not in changed}
+    inherit[MISSING] = old.missing
+    retired = [old.tops[real] for real in sorted(changed)]
+    unchanged = not changed and found == old.found
+    order = {real: i for i, real in enumerate(reloaded)}
+    again = sorted((m for m in modules if m.partition(".")[0] in order),
+                   key=lambda m: (order[m.partition(".")[0]], m.count("."), m))
+    return Plan(reloaded, again, inherit, retired, unchanged)
+
+
+def _loaded_modules(names: NameMap) -> list[str]:
+    """Real dotted names of the env's own modules now in ``sys.modules`` (not the facades)."""
+    from .namemap import FACADED
+
+    found = []
+    for key in list(sys.modules):
+        top, dot, rest = key.partition(".")
+        real = names.real.get(top)
+        if real is not None and real not in FACADED:
+            found.append(real + dot + rest)
+    return found
+
+
+def _changed(old: NameMap, real: str, root: Path) -> bool:
+    """Whether top-level name ``real`` of ``old`` reads differently now from ``root``."""
+    from .files import file_identity
+
+    for path, identity in list(old.files.get(real, {}).items()):
+        if file_identity(path) != identity:
+            return True
+    before = old.found.get(real)
+    if before is None or before == root:
+        return False
+    ours, theirs = _record(before, real), _record(root, real)
+    return ours is None or ours != theirs
+
+
+def _record(root: Path, real: str) -> list[str] | None:
+    """The ``RECORD`` lines of the distribution installing ``real`` in ``root`` that belong to it (its
+    files and hashes, bytecode left out), or None where no distribution installed it (a source tree)."""
+    import csv
+
+    lines: list[str] = []
+    for record in root.glob("*.dist-info/RECORD"):
+        try:
+            rows = list(csv.reader(record.read_text(encoding="utf-8").splitlines()))
+        except (OSError, UnicodeDecodeError, csv.Error):
+            continue
+        for row in rows:
+            if not row or row[0].endswith(".pyc"):
+                continue
+            first = row[0].replace("\\", "/").split("/", 1)[0]
+            if first == real or first.split(".", 1)[0] == real and not first.endswith(".dist-info"):
+                lines.append(",".join(row))
+    return sorted(lines) if lines else None
+
+
+_IMPORTS: dict[str, tuple[tuple[int, int, int], frozenset[str]]] = {}  # by file: read once per identity
+
+
+def _imports(names: NameMap, real: str) -> set[str]:
+    """Top-level names the loaded source files of ``real`` import (other than itself)."""
+    found: set[str] = set()
+    for path, identity in list(names.files.get(real, {}).items()):
+        if path.endswith(".py"):
+            known = _IMPORTS.get(path)
+            if known is None or known[0] != identity:
+                known = _IMPORTS[path] = (identity, _read_imports(path))
+            found |= known[1]
+    found.discard(real)
+    return found
+
+
+def _read_imports(path: str) -> frozenset[str]:
+    """Top-level names ``import`` and ``from ... import`` lines (anywhere, functions too) and
+    ``import_module("...")`` calls of the file name: read by pattern, ~10x faster than parsing, and a
+    superset (an ``import`` line in a docstring counts), which at worst reloads one name more."""
+    import re
+
+    try:
+        with open(path, "rb") as f:
+            text = f.read()
+    except OSError:
+        return frozenset()
+    found = set()
+    for match in re.finditer(_IMPORT_LINE, text, re.M):
+        module, names = match.group(1), match.group(2)
+        for name in ([module] if module else names.split(b",")):
+            first = name.strip().split()[0] if name.strip() else b""
+            if first and not first.startswith(b"."):
+                found.add(first.split(b".")[0].decode("ascii", "replace"))
+    found.update(m.group(1).split(b".")[0].decode("ascii", "replace") for m in re.finditer(_IMPORT_CALL, text))
+    return frozenset(n for n in found if n.isidentifier())
+
+
+_IMPORT_LINE = rb"^[ \t]*(?:from[ \t]+([\w.]+)[ \t]+import\b|import[ \t]+([^\n#;]+))"
+_IMPORT_CALL = rb"import_module\(\s*['\"]([\w.]+)['\"]"
+
+
+def _ordered(reloaded: list[str], imports: dict[str, set[str]]) -> list[str]:
+    """``reloaded``, each after the names it imports (a cycle in name order)."""
+    done: list[str] = []
+    seen: set[str] = set()
+
+    def visit(real: str) -> None:
+        if real in seen:
+            return
+        seen.add(real)
+        for dependency in sorted(imports.get(real, ()) & set(reloaded)):
+            visit(dependency)
+        done.append(real)
+
+    for real in reloaded:
+        visit(real)
+    return done
+
+
+def stage(new: NameMap, plan: Plan) -> None:
+    """Import every module of ``plan`` in generation ``new`` (its aliases unknown to the host yet)."""
+    import importlib
+
+    for dotted in plan.modules:
+        try:
+            importlib.import_module(new.module_name(dotted))
+        except ModuleNotFoundError as missing:
+            if "." in dotted and missing.name in (dotted, new.module_name(dotted)):
+                continue  # a submodule the new version no longer has: nothing imports it now
+            raise
+
+
+def facade_entries(names: NameMap) -> dict[str, ModuleType]:
+    """Take the facades' ``sys.modules`` entries (``importlib``, its submodules, ``sys``, ``builtins``)
+    of ``names`` out: the next generation, which keeps their aliases, imports its own."""
+    from .namemap import FACADED
+
+    aliases = {names.tops[f] for f in FACADED}
+    return {key: sys.modules.pop(key) for key in list(sys.modules) if key.partition(".")[0] in aliases}
+
+
+def drop(aliases: Iterable[str]) -> list[ModuleType]:
+    """Take every module under ``aliases`` out of ``sys.modules``; the modules taken."""
+    aliases = set(aliases)
+    return [sys.modules.pop(key) for key in list(sys.modules) if key.partition(".")[0] in aliases]
+
+
+def retire(env: str, aliases: list[str], modules: list[ModuleType]) -> None:
+    """``aliases`` left ``sys.modules`` with ``modules``: reserved until those are collected (a token in
+    each one's globals, which every function and class of it keeps alive), or forever if one is a
+    compiled extension (CPython keeps its copy loaded, under that name)."""
+    import weakref
+
+    from .namemap import ALIASES
+
+    ALIASES.retire(aliases, env)
+    token = _Token()
+    compiled = False
+    for module in modules:
+        try:
+            module.__dict__[TOKEN] = token
+        except (AttributeError, TypeError):  # pragma: no cover - a module without a dict
+            compiled = True
+        if not str(getattr(module, "__file__", None) or ".py").endswith(".py"):
+            compiled = True
+    if not compiled:
+        weakref.finalize(token, ALIASES.free, tuple(aliases))
+
+
+class _Token:
+    """Lives as long as a retired generation's modules (or their globals) do."""
