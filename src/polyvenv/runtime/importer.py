@@ -205,10 +205,14 @@ class EnvExtensionLoader(ExtensionFileLoader):
         host's module of that name, or fail: either is refused here, loudly, rather than leave
         another version's objects in the env.
         """
+        from .native.claims import claimed
         from .native.globalstate import snapshot, warn_if_changed
 
         own = self.names.own
         before = set(sys.modules)
+        aliases = self.names.real
+        sizes = {k: len(getattr(v, "__dict__", ())) for k, v in list(sys.modules.items())
+                 if k.partition(".")[0] in aliases}  # the env's modules its init may fill (psycopg2.errors)
         state = snapshot()
         try:
             result = load() if self._source() is None else self._load_holding_warnings(load)
@@ -221,16 +225,21 @@ class EnvExtensionLoader(ExtensionFileLoader):
         loaded = module if module is not None else result
         bound = sorted({v.__name__ for v in vars(loaded).values() if isinstance(v, ModuleType)
                         and v.__name__.partition(".")[0] in own and v.__name__ != allowed})
-        if leaked or bound:
+        # names its C code built at run time: the env's own objects get the alias, the host's are refused
+        filled = [v for k, v in list(sys.modules.items()) if k.partition(".")[0] in aliases
+                  and len(getattr(v, "__dict__", ())) != sizes.get(k, -1) and v is not loaded]
+        host, immutable = claimed([loaded, *filled], lambda top: self.names.tops[top] if top in own else None)
+        if leaked or bound or host or immutable:
             for key in (*leaked, self.name):  # single-phase modules put themselves in sys.modules
                 sys.modules.pop(key, None)
-            raise self._unpatched(leaked or bound)
+            bad = leaked or bound or host
+            raise self._unpatched(bad or immutable, "imported" if bad else "named its objects after")
         return result
 
-    def _unpatched(self, names: list[str]) -> ExtensionNotSupported:
+    def _unpatched(self, names: list[str], did: str = "imported") -> ExtensionNotSupported:
         more = f" (and {len(names) - 3} more)" if len(names) > 3 else ""
         return ExtensionNotSupported(
-            f"env {self.names.env!r}: the compiled code of {self.path} imported "
+            f"env {self.names.env!r}: the compiled code of {self.path} {did} "
             f"{', '.join(repr(n) for n in names[:3])}{more} by a name polyvenv could not patch "
             "(its compiler stored it where the patch cannot read it): it would bind another "
             "version's objects; give this env isolation = \"process\"",
