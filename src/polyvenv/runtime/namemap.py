@@ -90,6 +90,15 @@ class NameMap:
 
     name = module_name  # the rewritten code's ``__polyvenv__.name(...)``
 
+    def recorded(self, dotted: object) -> object:
+        """What a module name the env's code records without importing it (a ``__module__`` it builds at
+        run time) is in this process: its own names carry their alias, any other name stays as it is."""
+        if not isinstance(dotted, str):
+            return dotted
+        top, dot, rest = dotted.partition(".")
+        new = self.replace(top, False)
+        return new + dot + rest if new else dotted
+
     def import_(self, name: str, globals: Mapping[str, object] | None = None,
                 locals: Mapping[str, object] | None = None, fromlist: Sequence[str] = (),
                 level: int = 0) -> ModuleType:

@@ -7,7 +7,8 @@ half of all literals equal to a module name are data): the first argument
 of ``importlib.import_module``, ``find_spec``, ``__import__``,
 ``pkgutil.get_data``, ``importlib.resources.files``, ``set_module``; keys of
 ``sys.modules``; ``__module__`` assignments, ``setattr(x, "__module__", ...)``
-(httpx tidies its public names so) and ``module=`` arguments (the functional
+(httpx tidies its public names so; a value built at run time, as sqlalchemy 1.4's
+``"sqlalchemy" + location``, is mapped when it is made) and ``module=`` arguments (the functional
 ``Enum``, ``make_dataclass``, ``namedtuple``); ``"module:attribute"`` strings.
 ``__import__`` taken from a builtins dict (``__builtins__["__import__"]``,
 ``.get("__import__")``, ``getattr(..., "__import__")``) is the env's mapping
@@ -64,7 +65,8 @@ class Rewriter(ast.NodeTransformer):
             return node
         if isinstance(node, ast.Starred):
             return node
-        call = ast.Call(ast.Attribute(ast.Name(HELPER, ast.Load()), "name", ast.Load()), [node], [])
+        helper = "name" if importing else "recorded"
+        call = ast.Call(ast.Attribute(ast.Name(HELPER, ast.Load()), helper, ast.Load()), [node], [])
         return ast.fix_missing_locations(ast.copy_location(call, node))
 
     # -- import statements -----------------------------------------------------------
@@ -109,7 +111,7 @@ class Rewriter(ast.NodeTransformer):
         if _takes_import(node, terminal):  # getattr(b, "__import__"), __builtins__.get("__import__")
             return self._helper("import_", node)
         if terminal == "setattr" and isinstance(func, ast.Name) and len(node.args) == 3 and (
-                _is_str(node.args[1], "__module__") and _is_str(node.args[2])):
+                _is_str(node.args[1], "__module__")):
             node.args[2] = self._name_expr(node.args[2], importing=False)
         if isinstance(func, ast.Name) and terminal in _ITERATING_CALLS:
             node.args[0] = self._view(node.args[0])
@@ -175,8 +177,8 @@ class Rewriter(ast.NodeTransformer):
 
     def visit_Assign(self, node: ast.Assign):
         self.generic_visit(node)
-        if any(_is_module_attr(t) for t in node.targets) and isinstance(node.value, ast.Constant):
-            node.value = self._name_expr(node.value, importing=False)
+        if any(_is_module_attr(t) for t in node.targets):  # a constant now; one built at run time
+            node.value = self._name_expr(node.value, importing=False)  # (sqlalchemy 1.4's "sqlalchemy" + ...) then
         return node
 
     def visit_Constant(self, node: ast.Constant):
