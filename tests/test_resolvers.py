@@ -144,6 +144,11 @@ PLUG = {
             Point.__module__ = "plug.public"
         Color = enum.Enum("Color", "RED GREEN", module="plug.public")
         Pair = collections.namedtuple("Pair", "a b", module="plug.public")
+        def public_factory(function, location):  # sqlalchemy 1.4's: the name is put together at run time
+            function.__module__ = "plug" + location.rsplit(".", 1)[0]
+            return function
+        def joined(): return "joined"
+        joined = public_factory(joined, ".public.joined")
     ''',
 }
 ENTRY_POINTS = "[plug.ext]\nsub = plug.sub:WHERE\nmod = plug.sub\n[console_scripts]\nplugtool = plug:main\n"
@@ -389,7 +394,7 @@ def test_module_names_assigned_at_run_time_name_the_envs_module(dirs):
     result = run(dirs, """
         import inspect, pickle, typing
         public = env.import_module("plug.public")
-        objects = [public.Client, public.helper, public.Point, public.Color, public.Pair, public.Marked]
+        objects = [public.Client, public.helper, public.Point, public.Color, public.Pair, public.Marked, public.joined]
         hints = typing.get_type_hints(env.import_module("plug._impl").Client)
         result = [[inspect.getmodule(o) is public for o in objects],
                   [pickle.loads(pickle.dumps(o)) is o for o in objects],
@@ -398,7 +403,7 @@ def test_module_names_assigned_at_run_time_name_the_envs_module(dirs):
                   hints["thing"] is env.import_module("plug.sub").Thing,
                   public.Client.__module__ != "plug.public"]
     """)
-    assert result == [[True] * 6, [True] * 6, True, True, True, True]
+    assert result == [[True] * 7, [True] * 7, True, True, True, True]
 
 
 def test_a_process_envs_entry_points_load_in_its_worker(workspace):
