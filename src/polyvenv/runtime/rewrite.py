@@ -177,8 +177,10 @@ class Rewriter(ast.NodeTransformer):
 
     def visit_Assign(self, node: ast.Assign):
         self.generic_visit(node)
-        if any(_is_module_attr(t) for t in node.targets):  # a constant now; one built at run time
-            node.value = self._name_expr(node.value, importing=False)  # (sqlalchemy 1.4's "sqlalchemy" + ...) then
+        # a constant now; a name built at run time (sqlalchemy 1.4's "sqlalchemy" + ...) when it is made; not
+        # another object's __module__ copied over (functools.wraps' way), which carries its alias already
+        if any(_is_module_attr(t) for t in node.targets) and not _is_module_attr(node.value):
+            node.value = self._name_expr(node.value, importing=False)
         return node
 
     def visit_Constant(self, node: ast.Constant):
