@@ -244,7 +244,14 @@ PyMODINIT_FUNC PyInit_%(module)s(void) {
     char name[64];
     PyObject *created = PyModule_Create(&module);
     if (created == NULL) return NULL;
-    if (%(bind)d) {  /* _bind: takes crun.sub's class Thing by a name made here, as a missed cimport would */
+    if (%(mode)d == 2) {  /* _fixed: an immutable type named "crun.Fixed" at run time (no __module__ to set) */
+        static PyType_Slot slots[] = {{0, NULL}};
+        static PyType_Spec spec = {NULL, sizeof(PyObject), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE, slots};
+        made(name, ".Fixed");
+        spec.name = name;
+        PyObject *fixed = PyType_FromSpec(&spec);
+        if (fixed == NULL || PyModule_AddObject(created, "Fixed", fixed) < 0) return NULL;
+    } else if (%(mode)d == 1) {  /* _bind: takes crun.sub's class Thing by a name made here, as a missed cimport would */
         made(name, ".sub");
         PyObject *sub = PyImport_ImportModule(name);
         if (sub == NULL) return NULL;
@@ -269,9 +276,9 @@ def run_time_files(version: str) -> tuple[dict[str, bytes | str], str]:
         "crun/sub.py": "class Thing:\n    pass\n",
     }
     with tempfile.TemporaryDirectory() as tmp:
-        for name, bind in (("_core", 0), ("_bind", 1)):
+        for mode, name in enumerate(("_core", "_bind", "_fixed")):
             source = Path(tmp) / f"{name}.c"
-            source.write_text("#include <string.h>\n" + RUN_TIME_C % {"module": name, "bind": bind})
+            source.write_text("#include <string.h>\n" + RUN_TIME_C % {"module": name, "mode": mode})
             shared = Path(tmp) / f"{name}{facts['suffix']}"
             subprocess.run(["gcc", "-shared", "-fPIC", "-O2", f"-I{facts['include']}", str(source), "-o",
                             str(shared)], check=True, capture_output=True)
@@ -281,11 +288,12 @@ def run_time_files(version: str) -> tuple[dict[str, bytes | str], str]:
 
 def test_names_made_at_run_time_get_the_alias_or_the_host_binding_is_refused(tmp_path):
     """A class whose module name C code put together at run time gets the env's alias once the extension
-    is initialised (it pickles as the env's); an extension that binds the host's class by such a name is
-    refused with the way out, never left holding the host's object."""
+    is initialised (it pickles as the env's); an extension that binds the host's class by such a name, or
+    makes an immutable type under it, is refused with the way out, never left holding the host's object."""
     wh, host = tmp_path / "wheels", tmp_path / "host"
     files, tag = run_time_files("1.0")
-    assert not any(b"crun.Error" in data or b"crun.sub" in data for data in files.values() if isinstance(data, bytes))
+    assert not any(s in data for s in (b"crun.Error", b"crun.sub", b"crun.Fixed")
+               for data in files.values() if isinstance(data, bytes))
     make_wheel(wh, "crun", "1.0", files, tag=tag)
     for path, data in run_time_files("host")[0].items():
         (host / path).parent.mkdir(parents=True, exist_ok=True)
@@ -309,10 +317,17 @@ def test_names_made_at_run_time_get_the_alias_or_the_host_binding_is_refused(tmp
             bound = "loaded: " + repr(sys.modules[crun.__name__ + "._bind"].Thing)
         except polyvenv.PolyvenvError as e:
             bound = [type(e).__name__, 'isolation = "process"' in str(e), "crun.sub.Thing" in str(e)]
+        try:
+            env.import_module("crun._fixed")
+            fixed = "loaded: " + sys.modules[crun.__name__ + "._fixed"].Fixed.__module__
+        except polyvenv.PolyvenvError as e:
+            fixed = [type(e).__name__, 'isolation = "process"' in str(e), "'crun.Fixed'" in str(e)]
         after = {{k: v for k, v in sys.modules.items() if k.partition(".")[0] == "crun"}}
         print(json.dumps([crun.VERSION, crun.Error.__module__ == crun.__name__, type(error) is crun.Error,
-                          crun.Error is not host_crun.Error, bound, host_crun.Error.__module__, after == before]))
+                          crun.Error is not host_crun.Error, bound, fixed, host_crun.Error.__module__,
+                          after == before]))
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == ["1.0", True, True, True, ["ExtensionNotSupported", True, True], "crun", True]
+    refused = ["ExtensionNotSupported", True, True]
+    assert json.loads(proc.stdout) == ["1.0", True, True, True, refused, refused, "crun", True]

@@ -232,17 +232,20 @@ class EnvExtensionLoader(ExtensionFileLoader):
         if leaked or bound or host or immutable:
             for key in (*leaked, self.name):  # single-phase modules put themselves in sys.modules
                 sys.modules.pop(key, None)
-            bad = leaked or bound or host
-            raise self._unpatched(bad or immutable, "imported" if bad else "named its objects after")
+            if leaked or bound or host:
+                raise self._unpatched(leaked or bound or host)
+            raise self._unpatched(immutable, "made", "under a module name polyvenv could not patch nor set",
+                                  "claim another version's module")
         return result
 
-    def _unpatched(self, names: list[str], did: str = "imported") -> ExtensionNotSupported:
+    def _unpatched(self, names: list[str], did: str = "imported", how: str = "by a name polyvenv could not patch",
+                   harm: str = "bind another version's objects") -> ExtensionNotSupported:
         more = f" (and {len(names) - 3} more)" if len(names) > 3 else ""
         return ExtensionNotSupported(
             f"env {self.names.env!r}: the compiled code of {self.path} {did} "
-            f"{', '.join(repr(n) for n in names[:3])}{more} by a name polyvenv could not patch "
-            "(its compiler stored it where the patch cannot read it): it would bind another "
-            "version's objects; give this env isolation = \"process\"",
+            f"{', '.join(repr(n) for n in names[:3])}{more} {how} "
+            f"(its compiler stored it where the patch cannot read it): it would {harm}; "
+            "give this env isolation = \"process\"",
             name=self.name, path=self.path,
         )
 

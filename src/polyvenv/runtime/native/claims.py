@@ -37,7 +37,7 @@ def claimed(modules: list[ModuleType], alias: Callable[[str], str | None]) -> tu
     which the caller refuses."""
     host: list[str] = []
     immutable: list[str] = []
-    for module, value in [(m, v) for m in modules if isinstance(m, ModuleType) for v in list(vars(m).values())]:
+    for value in [v for m in modules if isinstance(m, ModuleType) for v in list(vars(m).values())]:
         kind = type(value)
         if isinstance(value, type):
             owner = value.__dict__.get("__module__") if value.__flags__ & _HEAPTYPE else None
