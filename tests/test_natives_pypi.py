@@ -9,7 +9,9 @@ and no module of the real name is added to or replaced in the host's ``sys.modul
   ``"psycopg2.errors.%s"`` classes are put into the Python module ``psycopg2.errors``;
 - httptools (Cython 3.3, LZSS): ``url_parser`` imports its ``errors`` module by a name in a string
   table whose lengths cover only its text strings; before, it bound the host's exception class;
-- pydantic 1 (Cython 3.3, unpacked table, same layout): ``version_info`` claimed ``pydantic.version``.
+- pydantic 1 (Cython 3.3, unpacked table, same layout): ``version_info`` claimed ``pydantic.version``;
+  ``pydantic.json`` ran its source instead of its compiled code (two numbers beside its packed table
+  that add up to its size were taken for its lengths).
 """
 
 from __future__ import annotations
@@ -112,7 +114,9 @@ def test_httptools_raises_its_own_error_class_never_the_hosts(project):
 def test_pydantic_1_cython_functions_carry_the_envs_module_name(project):
     result = host(project, "", """
         pd, version = env.import_module("pydantic"), env.import_module("pydantic.version")
+        encoders = env.import_module("pydantic.json")  # its table beside two numbers that add up to its size
         result = [pd.VERSION, pd.compiled, version.__file__.endswith(".so"),
-                  version.version_info.__module__ == pd.__name__ + ".version", "1.10.27" in version.version_info()]
+                  version.version_info.__module__ == pd.__name__ + ".version", "1.10.27" in version.version_info(),
+                  encoders.__file__.endswith(".so"), encoders.pydantic_encoder.__module__ == pd.__name__ + ".json"]
     """)
-    assert result == ["1.10.27", True, True, True, True]
+    assert result == ["1.10.27", True, True, True, True, True, True]

@@ -59,6 +59,9 @@ STRINGS_MODULE = "pv:z"  # same length as "zlib"; the colon keeps it apart from 
 _CYTHON_BLOB_MARK = b"cannot initialise module strings"
 _ZLIB_BEST = b"\x78\xda"  # the zlib header of level 9, the level Cython compresses with
 _TABLE_SEARCH = 4096      # how far after the blob its length table may start, in bytes
+# Cython's tables have at least this many strings (every module's own: __main__, __name__, __test__,
+# __module__, __qualname__...): fewer numbers that happen to add up to the blob's size are no table
+_MIN_STRINGS = 8
 _POINTER = b"polyvenv: patched strings in "
 _RUST_MARK = b"/rustc/"  # panic locations name the toolchain's sources: in every Rust binary
 
@@ -349,7 +352,6 @@ def _lengths(data: bytes, start: int, end: int, blob: bytes,
     return _prefix(data, start, end, blob, runs)
 
 
-_MIN_PREFIX = 8  # a table covering only a prefix of the blob has at least this many strings
 
 
 def _prefix(data: bytes, start: int, end: int, blob: bytes, runs: list[list[int]]) -> list[int] | None:
@@ -362,7 +364,7 @@ def _prefix(data: bytes, start: int, end: int, blob: bytes, runs: list[list[int]
     from .lzss import constants_addressed
 
     total = len(blob)
-    found = [run for run in runs if len(run) >= _MIN_PREFIX and sum(run) < total]
+    found = [run for run in runs if len(run) >= _MIN_STRINGS and sum(run) < total]
     span = 4 * (total + 1) + _TABLE_SEARCH
     for at in constants_addressed(data):
         if start - span <= at < end + span and at % 4 == 0 and not start <= at < end:
@@ -374,7 +376,7 @@ def _prefix(data: bytes, start: int, end: int, blob: bytes, runs: list[list[int]
                 run.append(value)
                 covered += value
                 at += 4
-            if len(run) >= _MIN_PREFIX:
+            if len(run) >= _MIN_STRINGS:
                 found.append(run)
     ordered = [run for run in found if _in_cython_order(_cut(blob, run))]
     return max(ordered, key=len) if ordered else None
@@ -419,12 +421,12 @@ class _Beside:
         for begin in range(min(len(self.after), _TABLE_SEARCH // 4)):
             if self.after[begin]:
                 stop = self.after_ends.get(self.after_sums[begin] + total)
-                if stop is not None and stop - begin > 1:
+                if stop is not None and stop - begin >= _MIN_STRINGS:
                     return list(self.after[begin:stop])
         size = len(self.before)
         for stop in range(size, max(size - _TABLE_SEARCH // 4, 0), -1):
             begin = self.before_begins.get(self.before_sums[stop] - total)
-            if begin is not None and stop - begin > 1 and self.before[begin] and self.before[stop - 1]:
+            if begin is not None and stop - begin >= _MIN_STRINGS and self.before[begin] and self.before[stop - 1]:
                 return list(self.before[begin:stop])
         return None
 
