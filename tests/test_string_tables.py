@@ -374,3 +374,21 @@ def test_a_lengths_table_stored_two_entries_at_a_time_is_read_back(tmp_path):
     code = (tmp_path / "table.so").read_bytes()
     assert b"\x48\xb9\x01\x00\x00\x00\x27\x00\x00\x00" in code  # movabs $0x2700000001, %rcx: two entries in one
     assert stack_table(code, sum(lengths)) == lengths
+
+
+def test_numbers_that_happen_to_add_up_to_a_blob_are_no_lengths_table():
+    """Beside a Cython 3.2 blob, two numbers that add up to its size come before its real lengths table
+    (scikit-learn 1.8's _gradient_boosting, pydantic 1's json): the blob is cut by the real one, so
+    ``numpy`` in it is found and patched, where before the extension was refused."""
+    import struct
+    import zlib
+
+    from polyvenv.runtime.native.binpatch import _split
+
+    strings = [b".", b"?", b"__main__", b"__module__", b"__name__", b"__qualname__", b"__test__", b"np",
+               b"numpy", b"pkg.helpers", b"values"]
+    blob = b"".join(strings)
+    stream = zlib.compress(blob, 9)
+    lengths = struct.pack(f"<{len(strings)}I", *map(len, strings))
+    data = b"\x00" * 16 + stream + b"\x00" * 3 + struct.pack("<2I", 9, len(blob) - 9) + lengths
+    assert _split(data, 16 + len(stream), blob) == (strings, b"")

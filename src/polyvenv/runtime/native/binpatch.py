@@ -444,6 +444,6 @@ def _table_after(data: bytes, after: int, total: int) -> list[int] | None:
             run += values[end]
             if run >= total:
                 break
-        if run == total and end > begin:
+        if run == total and end - begin + 1 >= _MIN_STRINGS:
             return list(values[begin:end + 1])
     return None
