@@ -203,7 +203,9 @@ class EnvExtensionLoader(ExtensionFileLoader):
         Names stored where byte patching cannot reach them (a Cython string table whose lengths
         were not found, a packed one that would not pack to its size again) would import the
         host's module of that name, or fail: either is refused here, loudly, rather than leave
-        another version's objects in the env.
+        another version's objects in the env. So is a host class or function it bound by such a
+        name; its own classes and functions named after a real module at run time get the alias
+        (native/claims.py).
         """
         from .native.claims import claimed
         from .native.globalstate import snapshot, warn_if_changed
