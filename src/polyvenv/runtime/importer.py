@@ -212,9 +212,6 @@ class EnvExtensionLoader(ExtensionFileLoader):
 
         own = self.names.own
         before = set(sys.modules)
-        aliases = self.names.real
-        sizes = {k: len(getattr(v, "__dict__", ())) for k, v in list(sys.modules.items())
-                 if k.partition(".")[0] in aliases}  # the env's modules its init may fill (psycopg2.errors)
         state = snapshot()
         try:
             result = load() if self._source() is None else self._load_holding_warnings(load)
@@ -228,9 +225,9 @@ class EnvExtensionLoader(ExtensionFileLoader):
         bound = sorted({v.__name__ for v in vars(loaded).values() if isinstance(v, ModuleType)
                         and v.__name__.partition(".")[0] in own and v.__name__ != allowed})
         # names its C code built at run time: the env's own objects get the alias, the host's are refused
-        filled = [v for k, v in list(sys.modules.items()) if k.partition(".")[0] in aliases
-                  and len(getattr(v, "__dict__", ())) != sizes.get(k, -1) and v is not loaded]
-        host, immutable = claimed([loaded, *filled], lambda top: self.names.tops[top] if top in own else None)
+        made = [sys.modules[k] for k in set(sys.modules) - before
+                if k.partition(".")[0] in self.names.real and sys.modules[k] is not loaded]  # psycopg2.errors
+        host, immutable = claimed([loaded, *made], lambda top: self.names.tops[top] if top in own else None)
         if leaked or bound or host or immutable:
             for key in (*leaked, self.name):  # single-phase modules put themselves in sys.modules
                 sys.modules.pop(key, None)

@@ -16,8 +16,10 @@ real names is one of two things:
 - the host's object, bound by a name the patch missed: always refused.
 
 The extension's own module is looked at, and the env's modules its
-initialisation filled: psycopg2 puts its ``"psycopg2.errors.%s"`` classes in
-``psycopg2.errors``, a Python module.
+initialisation imported: psycopg2 puts its ``"psycopg2.errors.%s"`` classes in
+``psycopg2.errors``, a Python module it imports then (a module imported
+before is not looked at again: that would cost a pass over every module at
+every extension's load).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ _FUNCTIONS = {"builtin_function_or_method", "cython_function_or_method", "fused_
 
 def claimed(modules: list[ModuleType], alias: Callable[[str], str | None]) -> tuple[list[str], list[str]]:
     """Give the alias to the objects of ``modules`` (the extension's, and the env's modules its initialisation
-    filled) that claim a real name (``alias(top)``: its alias, None for a name that is not the env's own);
+    imported) that claim a real name (``alias(top)``: its alias, None for a name that is not the env's own);
     answer the host's objects they bind and the objects that cannot take their alias (as ``"module.name"``),
     which the caller refuses."""
     host: list[str] = []
