@@ -42,7 +42,7 @@ def layouts(data: bytes, names: dict[str, str]) -> list[str]:
     runs: list[list[int]] = []
     for start in binpatch._patch_cython_plain(data, names, c_strings):
         end = data.find(b"\x00", start)
-        strings = binpatch._cut(data[start:end], binpatch._lengths(data, start, end, end - start, runs) or [])
+        strings = binpatch._cut(data[start:end], binpatch._lengths(data, start, end, data[start:end], runs) or [])
         changed = sum(c_strings.sub(s + b"\x00")[:-1] != s for s in strings)
         rows.append(f"unpacked {len(strings)} strings, {changed} renamed")
     if b"__mypyc.init_" in data:

@@ -130,7 +130,9 @@ def test_cython_compressed_strings_are_patched_string_by_string(tmp_path):
     from polyvenv.runtime.native.binpatch import STRINGS_MODULE, patch, strings_module
 
     docs = bytes(range(32, 127)) * 4  # the rest of a module's strings, which pack poorly
-    strings = [b"np", b"numpy", b"numpy.random._x", b"numpyish_attr", b"see numpy/x.pyx", b"pop", docs]
+    # (a module's own names first, as in every Cython table: fewer than 8 numbers are no table of Cython's)
+    strings = [b"__main__", b"__name__", b"np", b"numpy", b"numpy.random._x", b"numpyish_attr", b"see numpy/x.pyx",
+               b"pop", docs]
     data = cython_blob_file(strings)
     patched = patch(data, {"numpy": "nUmpy"}, blob_path=str(tmp_path / "x.so.strings"),
                     is_module=lambda dotted: dotted in ("numpy.random", "numpy.random._x"))
@@ -140,7 +142,7 @@ def test_cython_compressed_strings_are_patched_string_by_string(tmp_path):
         Path(path).write_bytes(blob)
     start = patched.data.index(b"\x78\xda")
     unpacked = strings_module().decompress(memoryview(patched.data)[start:])  # what the extension gets
-    assert unpacked == b"npnUmpynUmpy.random._xnumpyish_attrsee numpy/x.pyxpop" + docs
+    assert unpacked == b"__main____name__npnUmpynUmpy.random._xnumpyish_attrsee numpy/x.pyxpop" + docs
     assert strings_module().compress is __import__("zlib").compress  # everything else is zlib's
 
     # Without a lengths table the boundaries are unknown: nothing is touched (the load guard refuses).

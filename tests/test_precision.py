@@ -228,3 +228,106 @@ def test_rust_constants_rename_only_related_names_of_four_characters_or_more(tmp
     assert b"rPkg._coreimport rPkg" in patched         # the package's own name, where Rust's rule finds it
     assert b"xy-coordsxy.z" in patched                 # a two-letter name of another distribution: never
     assert b" numpy\x00" in patched                    # unrelated to rpkg, and no import proves it a module name
+
+
+RUN_TIME_C = r"""
+#include <Python.h>
+/* crun.%(module)s: module names made when the code runs, so that no string in the file spells them
+   (psycopg2 hands a table of names to PyErr_NewException in a loop): out of any byte patch's reach. */
+static void made(char *out, const char *tail) {  /* "crun" + tail, from a string no patch reads as it */
+    static const char reversed[] = "nurc";
+    for (int i = 0; i < 4; i++) out[i] = reversed[3 - i];
+    strcpy(out + 4, tail);
+}
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "crun.%(module)s", NULL, -1, NULL};
+PyMODINIT_FUNC PyInit_%(module)s(void) {
+    char name[64];
+    PyObject *created = PyModule_Create(&module);
+    if (created == NULL) return NULL;
+    if (%(mode)d == 2) {  /* _fixed: an immutable type named "crun.Fixed" at run time (no __module__ to set) */
+        static PyType_Slot slots[] = {{0, NULL}};
+        static PyType_Spec spec = {NULL, sizeof(PyObject), 0, Py_TPFLAGS_DEFAULT | Py_TPFLAGS_IMMUTABLETYPE, slots};
+        made(name, ".Fixed");
+        spec.name = name;
+        PyObject *fixed = PyType_FromSpec(&spec);
+        if (fixed == NULL || PyModule_AddObject(created, "Fixed", fixed) < 0) return NULL;
+    } else if (%(mode)d == 1) {  /* _bind: takes crun.sub's class Thing by a name made here, as a missed cimport would */
+        made(name, ".sub");
+        PyObject *sub = PyImport_ImportModule(name);
+        if (sub == NULL) return NULL;
+        PyObject *thing = PyObject_GetAttrString(sub, "Thing");
+        Py_DECREF(sub);
+        if (thing == NULL || PyModule_AddObject(created, "Thing", thing) < 0) return NULL;
+    } else {  /* _core: an exception class named "crun.Error" at run time */
+        made(name, ".Error");
+        PyObject *error = PyErr_NewException(name, NULL, NULL);
+        if (error == NULL || PyModule_AddObject(created, "Error", error) < 0) return NULL;
+    }
+    return created;
+}
+"""
+
+
+def run_time_files(version: str) -> tuple[dict[str, bytes | str], str]:
+    facts = json.loads(subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True,
+                                      check=True).stdout)
+    files: dict[str, bytes | str] = {
+        "crun/__init__.py": f"VERSION = {version!r}\nfrom ._core import Error\nfrom . import sub\n",
+        "crun/sub.py": "class Thing:\n    pass\n",
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        for mode, name in enumerate(("_core", "_bind", "_fixed")):
+            source = Path(tmp) / f"{name}.c"
+            source.write_text("#include <string.h>\n" + RUN_TIME_C % {"module": name, "mode": mode})
+            shared = Path(tmp) / f"{name}{facts['suffix']}"
+            subprocess.run(["gcc", "-shared", "-fPIC", "-O2", f"-I{facts['include']}", str(source), "-o",
+                            str(shared)], check=True, capture_output=True)
+            files[f"crun/{name}{facts['suffix']}"] = shared.read_bytes()
+    return files, f"{facts['tag']}-{facts['tag']}-{facts['platform']}"
+
+
+def test_names_made_at_run_time_get_the_alias_or_the_host_binding_is_refused(tmp_path):
+    """A class whose module name C code put together at run time gets the env's alias once the extension
+    is initialised (it pickles as the env's); an extension that binds the host's class by such a name, or
+    makes an immutable type under it, is refused with the way out, never left holding the host's object."""
+    wh, host = tmp_path / "wheels", tmp_path / "host"
+    files, tag = run_time_files("1.0")
+    assert not any(s in data for s in (b"crun.Error", b"crun.sub", b"crun.Fixed")
+               for data in files.values() if isinstance(data, bytes))
+    make_wheel(wh, "crun", "1.0", files, tag=tag)
+    for path, data in run_time_files("host")[0].items():
+        (host / path).parent.mkdir(parents=True, exist_ok=True)
+        (host / path).write_bytes(data if isinstance(data, bytes) else data.encode())
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "polyvenv.toml").write_text(f'wheelhouse = "{wh}"\noffline = true\n[envs.e]\n'
+                                           'requirements = ["crun==1.0"]\n')
+    subprocess.run([sys.executable, "-m", "polyvenv", "sync"], cwd=project, check=True, capture_output=True,
+                   env={**__import__("os").environ, "UV_CACHE_DIR": str(tmp_path / "uv-cache")})
+    code = textwrap.dedent(f"""
+        import json, pickle, sys
+        sys.path[:0] = [{str(SRC)!r}, {str(host)!r}]
+        import crun as host_crun, polyvenv
+        before = {{k: v for k, v in sys.modules.items() if k.partition(".")[0] == "crun"}}
+        env = polyvenv.Workspace.load({str(project)!r}).env("e")
+        crun = env.import_module("crun")
+        error = pickle.loads(pickle.dumps(crun.Error("e")))
+        try:
+            env.import_module("crun._bind")
+            bound = "loaded: " + repr(sys.modules[crun.__name__ + "._bind"].Thing)
+        except polyvenv.PolyvenvError as e:
+            bound = [type(e).__name__, 'isolation = "process"' in str(e), "crun.sub.Thing" in str(e)]
+        try:
+            env.import_module("crun._fixed")
+            fixed = "loaded: " + sys.modules[crun.__name__ + "._fixed"].Fixed.__module__
+        except polyvenv.PolyvenvError as e:
+            fixed = [type(e).__name__, 'isolation = "process"' in str(e), "'crun.Fixed'" in str(e)]
+        after = {{k: v for k, v in sys.modules.items() if k.partition(".")[0] == "crun"}}
+        print(json.dumps([crun.VERSION, crun.Error.__module__ == crun.__name__, type(error) is crun.Error,
+                          crun.Error is not host_crun.Error, bound, fixed, host_crun.Error.__module__,
+                          after == before]))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    refused = ["ExtensionNotSupported", True, True]
+    assert json.loads(proc.stdout) == ["1.0", True, True, True, refused, refused, "crun", True]

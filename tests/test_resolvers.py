@@ -162,6 +162,11 @@ PLUG = {
         Color = enum.Enum("Color", "RED GREEN", module="plug.public")
         Pair = collections.namedtuple("Pair", "a b", module="plug.public")
         STARTS = [Marked.__module__.startswith("plug."), Pair.__module__.startswith(("x", "plug"))]  # setuptools'
+        def public_factory(function, location):  # sqlalchemy 1.4's: the name is put together at run time
+            function.__module__ = "plug" + location.rsplit(".", 1)[0]
+            return function
+        def joined(): return "joined"
+        joined = public_factory(joined, ".public.joined")
     ''',
     "plug/builder.py": '''
         def build(name, module_name):  # protobuf's builder: the module's own name comes as a value
@@ -449,7 +454,7 @@ def test_module_names_assigned_at_run_time_name_the_envs_module(dirs):
     result = run(dirs, """
         import inspect, pickle, typing
         public = env.import_module("plug.public")
-        objects = [public.Client, public.helper, public.Point, public.Color, public.Pair, public.Marked]
+        objects = [public.Client, public.helper, public.Point, public.Color, public.Pair, public.Marked, public.joined]
         hints = typing.get_type_hints(env.import_module("plug._impl").Client)
         result = [[inspect.getmodule(o) is public for o in objects],
                   [pickle.loads(pickle.dumps(o)) is o for o in objects],
@@ -458,7 +463,7 @@ def test_module_names_assigned_at_run_time_name_the_envs_module(dirs):
                   hints["thing"] is env.import_module("plug.sub").Thing,
                   public.Client.__module__ != "plug.public", public.STARTS]
     """)
-    assert result == [[True] * 6, [True] * 6, True, True, True, True, [True, True]]
+    assert result == [[True] * 7, [True] * 7, True, True, True, True, [True, True]]
 
 
 def test_module_names_reaching_a_class_namespace_as_values_name_the_envs_module(dirs):

@@ -348,3 +348,50 @@ def test_pypi_wheels_built_with_cython_3_3_run_their_compiled_code_side_by_side(
     assert proc.returncode == 0, proc.stderr
     expected = [{"k": [1, "x"]}, True, True, True, {"a": [1, 2]}, True, []]
     assert json.loads(proc.stdout) == {"new": expected, "old": expected, "host": [[1], {"a": 1}, True, True]}
+
+
+MERGED_TABLE_C = r"""
+#include <stddef.h>
+extern void use(const char *p, size_t n);
+/* Cython 3.2's string lengths, as it declares them (Code.py): a bitfield as wide as the longest, here
+   a bytes constant of 293430 bytes (scipy 1.17's cython_lapack), so gcc stores the entries in pairs. */
+void init(const char *bytes) {
+    const struct { const unsigned int length: 19; } index[] = {%s};
+    size_t pos = 0;
+    for (int i = 0; i < %d; i++) { use(bytes + pos, index[i].length); pos += index[i].length; }
+}
+"""
+
+
+def test_a_lengths_table_stored_two_entries_at_a_time_is_read_back(tmp_path):
+    """gcc writes a table of 19-bit entries 64 bits at a time (``movabs``, ``or``, ``mov`` to the stack):
+    read back, it cuts the blob into its strings, so the module names in it are patched."""
+    from polyvenv.runtime.native.codetable import stack_table
+
+    lengths = [1, 39, 34, 30, 20, 18, 18, 5, 11, 10, 2, 2, 8, 13, 5, 8, 12, 12, 10, 8, 26, 12, 10, 8, 12, 12,
+               12, 12, 6, 2, 2, 27, 17, 9, 293430]
+    source = tmp_path / "table.c"
+    source.write_text(MERGED_TABLE_C % (",".join(f"{{{n}}}" for n in lengths), len(lengths)))
+    subprocess.run(["gcc", "-shared", "-fPIC", "-O2", str(source), "-o", str(tmp_path / "table.so")], check=True,
+                   capture_output=True)
+    code = (tmp_path / "table.so").read_bytes()
+    assert b"\x48\xb9\x01\x00\x00\x00\x27\x00\x00\x00" in code  # movabs $0x2700000001, %rcx: two entries in one
+    assert stack_table(code, sum(lengths)) == lengths
+
+
+def test_numbers_that_happen_to_add_up_to_a_blob_are_no_lengths_table():
+    """Beside a Cython 3.2 blob, two numbers that add up to its size come before its real lengths table
+    (scikit-learn 1.8's _gradient_boosting, pydantic 1's json): the blob is cut by the real one, so
+    ``numpy`` in it is found and patched, where before the extension was refused."""
+    import struct
+    import zlib
+
+    from polyvenv.runtime.native.binpatch import _split
+
+    strings = [b".", b"?", b"__main__", b"__module__", b"__name__", b"__qualname__", b"__test__", b"np",
+               b"numpy", b"pkg.helpers", b"values"]
+    blob = b"".join(strings)
+    stream = zlib.compress(blob, 9)
+    lengths = struct.pack(f"<{len(strings)}I", *map(len, strings))
+    data = b"\x00" * 16 + stream + b"\x00" * 3 + struct.pack("<2I", 9, len(blob) - 9) + lengths
+    assert _split(data, 16 + len(stream), blob) == (strings, b"")

@@ -258,8 +258,11 @@ class EnvExtensionLoader(ExtensionFileLoader):
         Names stored where byte patching cannot reach them (a Cython string table whose lengths
         were not found, a packed one that would not pack to its size again) would import the
         host's module of that name, or fail: either is refused here, loudly, rather than leave
-        another version's objects in the env.
+        another version's objects in the env. So is a host class or function it bound by such a
+        name; its own classes and functions named after a real module at run time get the alias
+        (native/claims.py).
         """
+        from .native.claims import claimed
         from .native.globalstate import snapshot, warn_if_changed
 
         own = self.names.own
@@ -276,22 +279,30 @@ class EnvExtensionLoader(ExtensionFileLoader):
         loaded = module if module is not None else result
         bound = sorted({v.__name__ for v in vars(loaded).values() if isinstance(v, ModuleType)
                         and v.__name__.partition(".")[0] in own and v.__name__ != allowed})
-        if leaked or bound:
+        # names its C code built at run time: the env's own objects get the alias, the host's are refused
+        made = [sys.modules[k] for k in set(sys.modules) - before
+                if k.partition(".")[0] in self.names.real and sys.modules[k] is not loaded]  # psycopg2.errors
+        host, immutable = claimed([loaded, *made], lambda top: self.names.tops[top] if top in own else None)
+        if leaked or bound or host or immutable:
             for key in (*leaked, self.name):  # single-phase modules put themselves in sys.modules
                 sys.modules.pop(key, None)
-            raise self._unpatched(leaked or bound)
+            if leaked or bound or host:
+                raise self._unpatched(leaked or bound or host)
+            raise self._unpatched(immutable, "made", "under a module name polyvenv could not patch nor set",
+                                  "claim another version's module")
         for key in set(sys.modules) - before:
             if key.partition(".")[0] in self.names.real:
                 self._real_paths(sys.modules[key])
         return result
 
-    def _unpatched(self, names: list[str]) -> ExtensionNotSupported:
+    def _unpatched(self, names: list[str], did: str = "imported", how: str = "by a name polyvenv could not patch",
+                   harm: str = "bind another version's objects") -> ExtensionNotSupported:
         more = f" (and {len(names) - 3} more)" if len(names) > 3 else ""
         return ExtensionNotSupported(
-            f"env {self.names.env!r}: the compiled code of {self.path} imported "
-            f"{', '.join(repr(n) for n in names[:3])}{more} by a name polyvenv could not patch "
-            "(its compiler stored it where the patch cannot read it): it would bind another "
-            "version's objects; give this env isolation = \"process\"",
+            f"env {self.names.env!r}: the compiled code of {self.path} {did} "
+            f"{', '.join(repr(n) for n in names[:3])}{more} {how} "
+            f"(its compiler stored it where the patch cannot read it): it would {harm}; "
+            "give this env isolation = \"process\"",
             name=self.name, path=self.path,
         )
 

@@ -14,7 +14,8 @@ the value under the key ``"__module__"`` of a class namespace being built
 protobuf's generated message classes get their module so, from a literal
 their ``_pb2`` module passes), and the literal a ``__module__`` is compared
 with. A value in a ``__module__`` position is the name a class records: it
-is never data, and a name the env lacks stays as it is.
+is never data, and a name the env lacks stays as it is. A value built at run time (sqlalchemy 1.4's
+``"sqlalchemy" + location``) is mapped when it is made.
 ``__import__`` taken from a builtins dict (``__builtins__["__import__"]``,
 ``.get("__import__")``, ``getattr(..., "__import__")``) is the env's mapping
 ``__import__``; the ``builtins`` module env code imports has it already
@@ -230,7 +231,9 @@ class Rewriter(ast.NodeTransformer):
 
     def visit_Assign(self, node: ast.Assign):
         self.generic_visit(node)
-        if any(_is_module_attr(t) for t in node.targets):
+        # a constant now; a name built at run time (sqlalchemy 1.4's "sqlalchemy" + ...) when it is made; not
+        # another object's __module__ copied over (functools.wraps' way), which carries its alias already
+        if any(_is_module_attr(t) for t in node.targets) and not _is_module_attr(node.value):
             node.value = self._name_expr(node.value, importing=False)
         return node
 

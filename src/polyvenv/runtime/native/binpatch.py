@@ -61,6 +61,9 @@ _ZLIB_BEST = b"\x78\xda"  # the zlib header of level 9, the level Cython compres
 _TABLE_SEARCH = 4096      # how far after the blob its length table may start, in bytes
 _FAR_SEARCH = 16384       # how far before it a table may end that the code takes the address of
 _ADDRESSED_HEAD = 64      # where in such a table that address may point (gcc copies some entries by immediates)
+# Cython's tables have at least this many strings (every module's own: __main__, __name__, __test__,
+# __module__, __qualname__...): fewer numbers that happen to add up to the blob's size are no table
+_MIN_STRINGS = 8
 _POINTER = b"polyvenv: patched strings in "
 _RUST_MARK = b"/rustc/"  # panic locations name the toolchain's sources: in every Rust binary
 
@@ -159,8 +162,8 @@ def _patch_cython_plain(data: bytes, names: dict[str, str], string: Callable[[by
         blob = data[start:end]
         if len(blob) < 32 or b"__name__" not in blob or not any(n in blob for n in wanted):
             continue
-        lengths = _lengths(data, start, end, len(blob), runs)
-        if lengths is not None:
+        lengths = _lengths(data, start, end, blob, runs)
+        if lengths is not None:  # a prefix table leaves the rest (Cython's bytes constants) as it is
             found[start] = b"".join(string(s) for s in _cut(blob, lengths))
     return found
 
@@ -172,20 +175,22 @@ def _patch_cython_lzss(data: bytes, names: dict[str, str], string: Callable[[byt
     found: dict[int, bytes] = {}
     for table in lzss_tables(data):
         stream = found[table.start] = data[table.start:table.start + table.size]
-        patched = b"".join(string(s) for s in table.strings)
+        patched = b"".join(string(s) for s in table.strings) + table.rest
         if patched != table.blob:  # packed again to the very same size, else left as it was (the guard refuses)
             found[table.start] = lzss.repack(table.tokens, patched, table.size) or stream
     return found
 
 
 class LzssTable(NamedTuple):
-    """One of Cython 3.3's packed string tables in an extension file, unpacked and cut into its strings."""
+    """One of Cython 3.3's packed string tables in an extension file, unpacked and cut into its strings;
+    ``rest`` is what its lengths table does not cover (bytes constants whose lengths the code holds)."""
 
     start: int
     size: int
     tokens: list[Any]
     blob: bytes
     strings: list[bytes]
+    rest: bytes
 
 
 def lzss_tables(data: bytes) -> list[LzssTable]:
@@ -196,18 +201,19 @@ def lzss_tables(data: bytes) -> list[LzssTable]:
     runs: list[list[int]] = []
 
     def is_table(start: int, size: int, total: int) -> bool:
-        found = _lengths(data, start, start + size, total, runs)
-        if found is not None and lzss.tokens(data, start, size, total) is not None:
+        tokens = lzss.tokens(data, start, size, total)
+        found = None if tokens is None else _lengths(data, start, start + size, lzss.unpack(tokens, data, start), runs)
+        if found is not None:
             lengths[start] = found
-            return True
-        return False
+        return found is not None
 
     tables = []
     for start, size, total in lzss.streams(data, is_table):
         tokens = lzss.tokens(data, start, size, total)
         assert tokens is not None
         blob = lzss.unpack(tokens, data, start)
-        tables.append(LzssTable(start, size, tokens, blob, _cut(blob, lengths[start])))
+        strings = _cut(blob, lengths[start])
+        tables.append(LzssTable(start, size, tokens, blob, strings, blob[sum(map(len, strings)):]))
     return tables
 
 
@@ -319,11 +325,14 @@ def _split(data: bytes, after: int, blob: bytes) -> tuple[list[bytes], bytes]:
     return strings, blob[at:]
 
 
-def _lengths(data: bytes, start: int, end: int, total: int, runs: list[list[int]] | None = None) -> list[int] | None:
-    """The lengths of the strings of a blob of ``total`` bytes stored at ``data[start:end]``: an
+def _lengths(data: bytes, start: int, end: int, blob: bytes,
+             runs: list[list[int]] | None = None) -> list[int] | None:
+    """The lengths of the strings of ``blob``, stored (maybe packed) at ``data[start:end]``: an
     ``unsigned int`` table beside it (before or after), or (x86-64) one the code builds on the stack,
     or both: a big table (the strings') copied from beside the blob, then a small one (the bytes').
-    ``runs`` keeps the stack's tables from one call to the next."""
+    Where gcc folded the bytes constants' lengths into the code, the strings' table covers only a
+    prefix of the blob (``_prefix``). ``runs`` keeps the stack's tables from one call to the next."""
+    total = len(blob)
     beside = _Beside(data, start, end, total)
     near = beside.table(total)
     if near is not None or data[:4] != b"\x7fELF" or data[18:20] != b"\x3e\x00":
@@ -342,7 +351,42 @@ def _lengths(data: bytes, start: int, end: int, total: int, runs: list[list[int]
             first = beside.table(total - sum(run))
             if first is not None:
                 return first + run
-    return None
+    return _prefix(data, start, end, blob, runs)
+
+
+
+
+def _prefix(data: bytes, start: int, end: int, blob: bytes, runs: list[list[int]]) -> list[int] | None:
+    """The lengths of Cython's text strings, the first part of ``blob`` (its bytes constants follow, their
+    lengths folded into code as immediates): the longest table, on the stack or a constant the code takes
+    the address of near the blob, that cuts a prefix of ``blob`` into strings in Cython's order.
+
+    Cython sorts its text strings, the ones it does not intern and then the ones it does (Code.py,
+    ``generate_pystring_constants``): a wrong table cuts a blob into strings out of that order."""
+    from .lzss import constants_addressed
+
+    total = len(blob)
+    found = [run for run in runs if len(run) >= _MIN_STRINGS and sum(run) < total]
+    span = 4 * (total + 1) + _TABLE_SEARCH
+    for at in constants_addressed(data):
+        if start - span <= at < end + span and at % 4 == 0 and not start <= at < end:
+            run, covered = [], 0
+            while at + 4 <= len(data):
+                value = int.from_bytes(data[at:at + 4], "little")
+                if not 0 < value < 1 << 16 or covered + value > total:
+                    break
+                run.append(value)
+                covered += value
+                at += 4
+            if len(run) >= _MIN_STRINGS:
+                found.append(run)
+    ordered = [run for run in found if _in_cython_order(_cut(blob, run))]
+    return max(ordered, key=len) if ordered else None
+
+
+def _in_cython_order(strings: list[bytes]) -> bool:
+    """Whether ``strings`` ascend, but for one step down (from the strings not interned to the interned)."""
+    return sum(a >= b for a, b in zip(strings, strings[1:])) <= 1
 
 
 def _cut(blob: bytes, lengths: list[int]) -> list[bytes]:
@@ -383,12 +427,12 @@ class _Beside:
         for begin in range(min(len(self.after), _TABLE_SEARCH // 4)):
             if self.after[begin]:
                 stop = self.after_ends.get(self.after_sums[begin] + total)
-                if stop is not None and stop - begin > 1:
+                if stop is not None and stop - begin >= _MIN_STRINGS:
                     return list(self.after[begin:stop])
         size = len(self.before)
         for stop in range(size, max(size - _FAR_SEARCH // 4, 0), -1):
             begin = self.before_begins.get(self.before_sums[stop] - total)
-            if begin is not None and stop - begin > 1 and self.before[begin] and self.before[stop - 1] and (
+            if begin is not None and stop - begin >= _MIN_STRINGS and self.before[begin] and self.before[stop - 1] and (
                     stop > size - _TABLE_SEARCH // 4 or self.addressed(self.begin + 4 * begin)):
                 return list(self.before[begin:stop])
         return None
@@ -418,6 +462,6 @@ def _table_after(data: bytes, after: int, total: int) -> list[int] | None:
             run += values[end]
             if run >= total:
                 break
-        if run == total and end > begin:
+        if run == total and end - begin + 1 >= _MIN_STRINGS:
             return list(values[begin:end + 1])
     return None

@@ -5,6 +5,8 @@ length: N;} index[]``. For a large table gcc copies it from ``.rodata``
 (binpatch.py finds it there); for a small one it writes each entry with
 immediates: ``or $len, %eax; mov %al, disp(%rsp)`` (``N`` < 8, after masking
 the old bits), ``orb $len, disp(%rsp)``, ``movb``/``movl $len, disp(%rsp)``.
+Where ``N`` > 16 (a long bytes constant), gcc merges each pair of entries into
+one 64-bit store of an immediate it loaded with ``movabs``.
 This module collects those writes (stack offset -> value) from each stretch
 of straight code and looks for consecutive entries, 4 bytes apart, that add
 up to the blob's length; entries of zero may have no write of their own.
@@ -30,12 +32,12 @@ _MIN_PREFIX = 8
 # for a length of 256 times that byte, whose low byte is zero),
 # then stored as a byte, a word (N >= 8: Cython 3.3's tables) or a long, maybe after one short
 # instruction the compiler scheduled in between (`xor %edi, %edi`).
-_OR = rb"(?:\x83\xc8(.)|\x0c(.)|\x66\x0d(..)|\x80\xcc(.))"
+_OR = rb"(?:\x83\xc8(.)|\x0c(.)|\x66\x0d(..)|\x0d(....)|\x80\xcc(.))"
 _STORE = rb".{0,3}?(?:\x66?[\x88\x89]\x44\x24(.)|\x66?[\x88\x89]\x84\x24(....))"
 _WRITES = [
-    (re.compile(_OR + _STORE, re.S), lambda g: (g[4][0] if g[4] is not None else _i32(g[5]),
-                                                g[3][0] << 8 if g[3] is not None else
-                                                int.from_bytes(next(v for v in g[:3] if v is not None), "little"))),
+    (re.compile(_OR + _STORE, re.S), lambda g: (g[5][0] if g[5] is not None else _i32(g[6]),
+                                                g[4][0] << 8 if g[4] is not None else
+                                                int.from_bytes(next(v for v in g[:4] if v is not None), "little"))),
     (re.compile(rb"\x80\x4c\x24(.)(.)", re.S), lambda g: (g[0][0], g[1][0])),                  # orb imm8, d8
     (re.compile(rb"\x80\x8c\x24(....)(.)", re.S), lambda g: (_i32(g[0]), g[1][0])),             # orb imm8, d32
     (re.compile(rb"\xc6\x44\x24(.)(.)", re.S), lambda g: (g[0][0], g[1][0])),                  # movb imm8, d8
@@ -43,6 +45,41 @@ _WRITES = [
     (re.compile(rb"\xc7\x44\x24(.)(....)", re.S), lambda g: (g[0][0], _i32(g[1]))),            # movl imm32, d8
     (re.compile(rb"\xc7\x84\x24(....)(....)", re.S), lambda g: (_i32(g[0]), _i32(g[1]))),       # movl imm32, d32
 ]
+
+
+# Two entries at once (N > 16: Cython 3.2's tables holding a long bytes constant): gcc merges each pair into
+# a 64-bit word, `movabs $imm64, %rS` (maybe long before), `or %rS, %rD`, `mov %rD, disp(%rsp)`.
+_MOVABS = re.compile(rb"([\x48\x49])([\xb8-\xbf])(.{8})", re.S)
+_OR64 = re.compile(rb"([\x48\x49\x4c\x4d])([\x09\x0b])([\xc0-\xff])", re.S)
+_STORE64 = re.compile(rb"([\x48\x4c])\x89(?:([\x44\x4c\x54\x5c\x64\x6c\x74\x7c])\x24(.)"
+                      rb"|([\x84\x8c\x94\x9c\xa4\xac\xb4\xbc])\x24(....)"
+                      rb"|([\x04\x0c\x14\x1c\x24\x2c\x34\x3c])\x24)", re.S)  # disp8, disp32, none
+
+
+def _merged_writes(code: bytes) -> list[tuple[int, int, int, int]]:
+    """(start, end, stack offset, value) of each entry that a pair merged into 64 bits writes."""
+    steps = sorted([(m.start(), m.end(), "movabs", m.groups()) for m in _MOVABS.finditer(code)]
+                   + [(m.start(), m.end(), "or", m.groups()) for m in _OR64.finditer(code)]
+                   + [(m.start(), m.end(), "store", m.groups()) for m in _STORE64.finditer(code)])
+    held: dict[int, int] = {}     # register -> the immediate a movabs put there
+    pending: dict[int, int] = {}  # register -> the immediate or-ed into it, until it is stored
+    writes = []
+    for start, end, kind, g in steps:
+        rex = g[0][0]
+        if kind == "movabs":
+            held[g[1][0] - 0xB8 + (8 if rex & 1 else 0)] = struct.unpack("<Q", g[2])[0]
+        elif kind == "or":
+            reg, rm = (g[2][0] >> 3 & 7) + (8 if rex & 4 else 0), (g[2][0] & 7) + (8 if rex & 1 else 0)
+            source, target = (reg, rm) if g[1] == b"\x09" else (rm, reg)
+            if source in held:
+                pending[target] = held[source]
+        else:
+            modrm = (g[1] or g[3] or g[5])[0]
+            value = pending.pop((modrm >> 3 & 7) + (8 if rex & 4 else 0), None)
+            if value is not None:
+                offset = g[2][0] if g[2] is not None else _i32(g[4]) if g[4] is not None else 0
+                writes += [(start, end, offset, value & 0xFFFFFFFF), (start, end, offset + 4, value >> 32)]
+    return writes
 
 
 def _i32(raw: bytes) -> int:
@@ -63,8 +100,8 @@ def stack_table(code: bytes, total: int) -> list[int]:
 
 def stack_runs(code: bytes) -> list[list[int]]:
     """Every run of entries 4 bytes apart that one stretch of ``code`` writes on the stack, in code order."""
-    writes = sorted((m.start(), m.end(), *read(m.groups())) for pattern, read in _WRITES
-                    for m in pattern.finditer(code))
+    writes = sorted([(m.start(), m.end(), *read(m.groups())) for pattern, read in _WRITES
+                     for m in pattern.finditer(code)] + _merged_writes(code))
     stretch: dict[int, tuple[int, int]] = {}  # stack offset -> (value, where in the code it is written)
     last_end = -_GAP
     runs: list[list[int]] = []

@@ -17,7 +17,8 @@ string is renamed only where it names a module by structure:
   their own and the attribute keeps its bytes (elfsplit.py);
 - or it is ``module.Name`` used as a module's ``m_name`` (a module the C code makes under a module of
   the env, numpy's ``_simd.AVX2``), or as a type's name (``tp_name``,
-  ``PyType_Spec.name``, ``PyErr_NewException``): ``__module__`` and pickle
+  ``PyType_Spec.name``, a spec built on the stack for ``PyType_FromSpec``,
+  ``PyErr_NewException``): ``__module__`` and pickle
   follow it, so it must carry the alias; or a capsule name
   (``"numpy.core.multiarray._ARRAY_API"``: passed to ``PyCapsule_*``, or by
   convention ending in ``API``), which provider and user must agree on;
@@ -60,6 +61,9 @@ _CALLS = {
         "PyModule_AddObjectRef", "PyModule_Add", "PyModule_AddIntConstant", "PyModule_AddStringConstant",
         "PyModule_AddType", "PyObject_CallMethod")},
 }  # not PyDict_*ItemString: Cython puts its module in sys.modules with PyDict_SetItemString(modules, "pkg._x")
+# a PyType_Spec built on the stack just before one of these is passed (Rust: orjson's Fragment): whichever
+# register carries the string there, it is the spec's name (its other fields are numbers and a slots array)
+_SPEC_CALLS = {"PyType_FromSpec", "PyType_FromSpecWithBases", "PyType_FromModuleAndSpec", "PyType_FromMetaclass"}
 # dotted identifiers; the first may start with a digit: mypyc's shared library is <hash>__mypyc
 _DOTTED = re.compile(rb"[A-Za-z0-9_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 _LONGEST = 256  # module and type names are shorter than this
@@ -163,7 +167,8 @@ class Selection:
         uses = {place: self._data_use(place, length) for place in refs.pointers.get(vaddr, ())}
         for load in refs.loads.get(vaddr, ()):
             callee = refs.callee_after(load.at)
-            uses[load.at] = _CALLS.get((callee or "", load.argument if load.argument is not None else -1), OTHER)
+            uses[load.at] = TYPE if callee in _SPEC_CALLS else _CALLS.get(
+                (callee or "", load.argument if load.argument is not None else -1), OTHER)
         return uses
 
     def _data_use(self, place: int, length: int) -> str:

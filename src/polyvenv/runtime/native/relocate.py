@@ -25,7 +25,7 @@ from ..locations import user_cache_dir, write_cache_file
 from .binpatch import patch
 from .modulenames import importable_names
 
-RELOCATE_VERSION = 21
+RELOCATE_VERSION = 22
 
 
 def relocated(path: str, root: str, names: dict[str, str],
