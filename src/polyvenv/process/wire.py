@@ -92,16 +92,26 @@ class Wire:
         """
         start = self._start
         if start == self._end:  # nothing buffered, the usual case: read into the whole buffer
-            self._start, self._end = 0, self._read_into(self._whole)
+            try:
+                n, ancillary, _flags, _addr = self.sock.recvmsg_into(self._whole, _FD_SPACE, _CLOEXEC)
+            except OSError as e:
+                raise Closed(str(e)) from None
+            if ancillary or not n:
+                self._received(n, ancillary)
+            self._start, self._end = 0, n
             start = 0
-        if self._end - start < _HEAD:
-            self._fill(_HEAD)
-            start = self._start
-        kind, rid, chain, size, count = HEADER.unpack_from(self._buffer, start)
-        end = start + _HEAD + size
-        if not count and not kind & WITH_FD and end <= self._end:  # a small frame, all here: most of them
-            self._start = end
-            return kind, rid, chain, (), self._buffer[start + _HEAD:end], None
+        if self._end - start >= _HEAD:
+            kind, rid, chain, size, count = HEADER.unpack_from(self._buffer, start)
+            end = start + _HEAD + size
+            if end <= self._end and not count and not kind & WITH_FD:  # a small frame, all here: most of them
+                self._start = end
+                return kind, rid, chain, (), self._buffer[start + _HEAD:end], None
+        return self._recv_in_parts()
+
+    def _recv_in_parts(self) -> tuple[int, int, int, Sequence[tuple], bytes, int | None]:
+        """``recv`` for a frame not all buffered, or with large buffers or a descriptor."""
+        self._fill(_HEAD)
+        kind, rid, chain, size, count = HEADER.unpack_from(self._buffer, self._start)
         table = HEADER.size + PLACE.size * count
         if table + size <= len(self._buffer):
             self._fill(table + size)
@@ -136,14 +146,18 @@ class Wire:
             n, ancillary, _flags, _addr = self.sock.recvmsg_into(buffers, _FD_SPACE, _CLOEXEC)
         except OSError as e:
             raise Closed(str(e)) from None
+        self._received(n, ancillary)
+        return n
+
+    def _received(self, n: int, ancillary: list) -> None:
+        """What came beside ``n`` bytes read: the end of the stream, or descriptors (kept in order)."""
         if not n:
             raise Closed("end of stream")
-        for level, kind, raw in ancillary:  # usually none
+        for level, kind, raw in ancillary:
             if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
                 fds = array.array("i")
                 fds.frombytes(raw[: len(raw) - len(raw) % fds.itemsize])
                 self._fds.extend(fds)
-        return n
 
     def _large(self, table: int, size: int) -> bytes:
         """A payload larger than the buffer: what is buffered, then the rest straight into place."""
