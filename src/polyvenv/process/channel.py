@@ -194,6 +194,8 @@ class Channel:
                         spawn = self._hand_on()
                 if spawn:
                     self._spawn(None)
+                if frame[0] == REPLY | PURE:  # the usual answer: plain data, nothing let go of
+                    return _loads(frame[4])
                 kind, payload = self._receive(frame)
             else:  # the general way: whoever reads next routes it (to this thread, if it is its own)
                 with lock:
@@ -559,7 +561,8 @@ class Channel:
         calling = me.calling
         try:
             try:
-                op, target, args = self._receive(frame)[1]
+                op, target, args = _loads(frame[4]) if frame[0] == REQUEST | PURE and not frame[3] else (
+                    self._receive(frame)[1])  # the usual request is plain data, nothing let go of
                 frame = None
                 me.calling = chain
                 try:
