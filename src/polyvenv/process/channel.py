@@ -9,7 +9,11 @@ requests go to server threads.
 No thread is dedicated to reading. Whichever waiting thread finds the socket
 free reads the next frame and hands it to its thread (leader/follower): a
 caller usually reads its own reply and a worker thread runs the request it
-read, so a call costs one message each way and no thread switch.
+read, so a call costs one message each way and no thread switch. The usual
+case goes shorter still: a root call made while nobody reads takes the turn,
+sends and reads its reply itself (``_call_alone``), and the worker's main
+thread runs the new calls it reads straight away (``_serve_main``); whatever
+else they read goes back for the general routing.
 
 While a worker thread runs a request nobody reads the socket. The host rings
 a *bell* (a second socket pair) when it sends a request while another of its
