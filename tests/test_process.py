@@ -679,6 +679,32 @@ def test_calls_from_several_host_threads_run_concurrently(demo):
     assert [c.n for c in counters] == [i + 50 for i in range(20)]
 
 
+
+def test_plain_calls_beside_a_thread_called_back_each_get_their_own_answer(project):
+    """A caller reading for itself (the fast path) meets other threads' replies and the worker's calls
+    back on the socket: each must reach the thread it is for, and no call may hang."""
+    env = polyvenv.Workspace.load(project).env("w")
+    try:
+        demo = env.import_module("pvdemo")
+        results: dict = {}
+
+        def plain(i):
+            results["plain", i] = [demo.echo((i, j)) for j in range(40)]
+
+        def calling_back():
+            results["back"] = [demo.apply(lambda x: ("host", x), j) for j in range(15)]
+
+        threads = [threading.Thread(target=plain, args=(i,), daemon=True) for i in range(3)]
+        threads.append(threading.Thread(target=calling_back, daemon=True))
+        [t.start() for t in threads]
+        [t.join(30) for t in threads]
+        assert not any(t.is_alive() for t in threads), "a call hangs"
+        assert [results["plain", i] for i in range(3)] == [[(i, j) for j in range(40)] for i in range(3)]
+        assert results["back"] == [("host", j) for j in range(15)]
+        assert demo.echo("after") == "after"
+    finally:
+        env.unload()
+
 # -- other interpreters -------------------------------------------------------------------------
 
 

@@ -9,7 +9,11 @@ requests go to server threads.
 No thread is dedicated to reading. Whichever waiting thread finds the socket
 free reads the next frame and hands it to its thread (leader/follower): a
 caller usually reads its own reply and a worker thread runs the request it
-read, so a call costs one message each way and no thread switch.
+read, so a call costs one message each way and no thread switch. The usual
+case goes shorter still: a root call made while nobody reads takes the turn,
+sends and reads its reply itself (``_call_alone``), and the worker's main
+thread runs the new calls it reads straight away (``_serve_main``); whatever
+else they read goes back for the general routing.
 
 While a worker thread runs a request nobody reads the socket. The host rings
 a *bell* (a second socket pair) when it sends a request while another of its
@@ -38,6 +42,8 @@ from .handles import Exports, Imports
 from .proxy import Proxy
 from .wire import CANCEL, ERROR, HELLO, KIND, NOTES, PURE, REPLY, REQUEST, Closed, Wire  # noqa: F401  (HELLO: worker)
 
+_BUSY = object()  # _call_alone: another thread has the turn after all
+_ANSWERS = frozenset((REPLY, ERROR))
 GRACE = 2.0  # seconds a call given up in the host has to end in the worker before the worker is stopped
 _STEP_BACK = object()  # _read: this thread handed its call to the main thread and leaves the socket
 
@@ -47,7 +53,7 @@ class _Waiter:
 
     __slots__ = ("inbox", "wake", "asleep", "chain", "calling", "finishing", "sending", "server", "encoder")
 
-    def __init__(self) -> None:
+    def __init__(self, encoder: codec.Encoder) -> None:
         self.inbox: collections.deque = collections.deque()
         self.wake = threading.Lock()
         self.wake.acquire()  # released to wake the thread up
@@ -57,7 +63,7 @@ class _Waiter:
         self.finishing = False  # replying to a call it served at top level: back to work right after
         self.sending = False  # its last message may have gone out (request: whether to cancel it)
         self.server = False
-        self.encoder: codec.Encoder | None = None
+        self.encoder = encoder  # its own: a pickler is reused, message after message
 
 
 class Channel:
@@ -96,7 +102,6 @@ class Channel:
         self._replies: dict[int, _Waiter] = {}
         self._chains: dict[int, _Waiter] = {}
         self._ids = itertools.count(1)
-        self._chain_ids = itertools.count(1)
         self._local = threading.local()
 
     # -- calling the peer -------------------------------------------------------------
@@ -109,14 +114,21 @@ class Channel:
         """
         if self.closed:
             raise self.closed_error()
-        me = self._waiter()
+        try:
+            me = self._local.waiter
+        except AttributeError:
+            me = self._waiter()
+        if not me.chain and not self._reading:  # a root call and nobody reads: most likely the usual call
+            answer = self._call_alone(me, op, args)
+            if answer is not _BUSY:
+                return answer
         root, calling, rid = not me.chain, me.calling, 0
         try:
-            if root:
-                me.chain = next(self._chain_ids) * 2 + self.side
-                self._chains[me.chain] = me
             me.calling, me.sending = 0, False  # channel code from here: no cancel lands in it
             rid = next(self._ids)
+            if root:  # a chain of its own, named by its first request (the sides' numbers never meet)
+                me.chain = rid * 2 + self.side
+                self._chains[me.chain] = me
             self._replies[rid] = me
             target = 0  # the peer's object the op is on, by handle: the rest is often plain, so pure
             if args and type(args[0]) is Proxy and args[0]._pv_channel is self:
@@ -145,17 +157,97 @@ class Channel:
             raise error from error.__cause__
         return payload
 
-    def _send(self, kind: int, rid: int, chain: int, body: Any, me: _Waiter | None = None) -> None:
-        # what this side let go of rides along; the usual case without a call or three locks
-        notes = self._notes() if self.imports.dead or self.incoming.released or self.outgoing.dropped else None
-        me = me or self._waiter()
-        if me.encoder is None:
-            me.encoder = codec.Encoder(self)
-        payload, large, pure = me.encoder.encode((notes, body) if notes else body)
-        places, fd = self.outgoing.place(large) if large else ((), None)
-        me.sending = True  # from here on the message may be out, in whole or in part
+    def _call_alone(self, me: _Waiter, op: str, args: tuple) -> Any:
+        """The usual call, a root call while no other thread reads: this thread takes the turn, sends,
+        reads its own reply and hands the turn back, with none of ``_wait``'s routing. Anything else
+        that comes first (a call back, another thread's reply, a large message) is put back for the
+        general way, which this call then goes on with; ``_BUSY`` if the turn was taken after all."""
+        lock = self._lock
+        with lock:
+            if self._reading or self._pushback is not None or self.closed or me.inbox:
+                return _BUSY
+            self._reading = reading = True
+        rid = 0
+        chains = self._chains
         try:
-            self.wire.send(kind | (NOTES if notes else 0) | (PURE if pure else 0), rid, chain, payload, places, fd)
+            rid = next(self._ids)
+            me.chain = chain = rid * 2 + self.side
+            chains[chain] = me
+            self._replies[rid] = me
+            target = 0
+            if args and type(args[0]) is Proxy and args[0]._pv_channel is self:
+                target, args = args[0]._pv_handle, args[1:]
+            me.sending = False
+            self._send(REQUEST, rid, chain, (op, target, args), me)
+            if self._ring is not None and (len(chains) > 1 or self._unsettled):  # another thread waits on the worker
+                try:
+                    self._ring(b"!")
+                except OSError:  # the worker is gone: the read below says so
+                    pass
+            frame = self._next_frame()
+            if frame is None:  # the peer is gone (the channel is closed)
+                raise self.closed_error()
+            if frame[1] == rid and frame[0] & KIND in _ANSWERS and not frame[3]:  # its own reply, small
+                with lock:
+                    self._reading = reading = False
+                    del self._replies[rid]
+                    spawn = False
+                    if (self._idle or self._serving) and (self._wanted or not self._bell):  # as _read does
+                        if self._wanted:
+                            self._wanted -= 1
+                        spawn = self._hand_on()
+                if spawn:
+                    self._spawn(None)
+                if frame[0] == REPLY | PURE:  # the usual answer: plain data, nothing let go of
+                    return _loads(frame[4])
+                kind, payload = self._receive(frame)
+            else:  # the general way: whoever reads next routes it (to this thread, if it is its own)
+                with lock:
+                    self._pushback, self._reading, reading = frame, False, False
+                    self._wake_one()
+                kind, payload = self._wait(me, rid)
+        except BaseException:  # interrupted (Ctrl-C), or the peer is gone
+            if reading:
+                with lock:
+                    self._reading = False
+                    self._wake_one()
+            if rid:
+                self._give_up(me, rid, me.chain, me.sending)
+            raise
+        finally:
+            chain, me.chain = me.chain, 0
+            if chains.get(chain) is me:
+                del chains[chain]
+        if kind == ERROR:
+            error = exceptions.rebuild(payload, self.remote_error)
+            raise error from error.__cause__
+        return payload
+
+    def _hand_on(self) -> bool:
+        """Lock held, the turn given back: wake a thread to read; whether a new server must (none is idle)."""
+        self._wake_one()
+        return self._serving and not self._idle
+
+    def _send(self, kind: int, rid: int, chain: int, body: Any, me: _Waiter | None = None) -> None:
+        if self.imports.dead or self.incoming.released or self.outgoing.dropped:  # rare: no call, no lock
+            notes = self._notes()  # what this side let go of rides along
+            if notes:
+                body, kind = (notes, body), kind | NOTES
+        me = me or self._waiter()
+        payload, large, pure = me.encoder.encode(body)
+        if pure:
+            kind |= PURE
+        me.sending = True  # from here on the message may be out, in whole or in part
+        if not large:
+            try:
+                self.wire.send(kind, rid, chain, payload)
+            except Closed:
+                self._close()
+                raise self.closed_error() from None
+            return
+        places, fd = self.outgoing.place(large)
+        try:
+            self.wire.send(kind, rid, chain, payload, places, fd)
         except Closed:
             self._close()
             raise self.closed_error() from None
@@ -177,12 +269,12 @@ class Channel:
         return (released, freed, dropped) if released or freed or dropped else None
 
     def _receive(self, frame: tuple) -> tuple[int, Any]:
-        kind, _rid, _chain, places, payload, _fd = frame
-        if places:
-            buffers = self.incoming.views(places)
-            body = codec.decode_pure(payload, buffers) if kind & PURE else codec.decode(self, payload, buffers)
-        else:  # a small message: a pure one (the usual reply) is pickle's alone
+        kind, payload = frame[0], frame[4]
+        if not frame[3]:  # a small message: a pure one (the usual reply) is pickle's alone
             body = _loads(payload) if kind & PURE else codec.decode(self, payload, None)
+        else:
+            buffers = self.incoming.views(frame[3])
+            body = codec.decode_pure(payload, buffers) if kind & PURE else codec.decode(self, payload, buffers)
         if kind & NOTES:
             (released, freed, dropped), body = body
             self.exports.release(released)
@@ -196,63 +288,92 @@ class Channel:
         try:
             return self._local.waiter
         except AttributeError:
-            waiter = self._local.waiter = _Waiter()
+            waiter = self._local.waiter = _Waiter(codec.Encoder(self))
             return waiter
 
     def _wait(self, me: _Waiter, rid: int) -> tuple[int, Any]:
         """Until the reply to ``rid`` comes (``rid`` 0: forever), run the requests handed to this thread."""
         while True:
-            with self._lock:
-                me.finishing = False
-                frame = me.inbox.popleft() if me.inbox else None
-                read = frame is None and not self._reading and not self.closed
-                if read:
-                    self._reading = True
-                elif frame is None and not self.closed:
+            reply = self._step(me, rid)
+            if reply is not None:
+                return reply
+
+    def _step(self, me: _Waiter, rid: int) -> tuple[int, Any] | None:
+        """One turn of ``_wait``: read, or run what was handed over, or sleep; the reply if it came."""
+        with self._lock:
+            me.finishing = False
+            if me.inbox:
+                frame = me.inbox.popleft()
+            elif self._reading or self.closed:
+                frame = None
+                if not self.closed:
                     me.asleep = True
                     self._idle.append(me)
-            if frame is None and read:
-                frame = self._read(me)
-            elif frame is None:
-                if self.closed:
-                    raise self.closed_error()
-                self._doze(me)
-                continue
-            if frame is _STEP_BACK:  # leave the socket to the main thread until woken
-                with self._lock:
-                    frame = None if self.closed or me.inbox else _STEP_BACK
-                    if frame is not None:
-                        me.asleep = True
-                        self._idle.append(me)
+            else:
+                frame = self._reading = True  # this thread's turn to read
+        if frame is True:
+            frame = self._read(me)
+        elif frame is None:
+            if self.closed:
+                raise self.closed_error()
+            self._doze(me)
+            return None
+        if frame is _STEP_BACK:  # leave the socket to the main thread until woken
+            with self._lock:
+                frame = None if self.closed or me.inbox else _STEP_BACK
                 if frame is not None:
-                    self._doze(me)
-                continue
-            if frame is None:
-                continue
-            if frame[0] & KIND == REQUEST:
-                self._serve(me, frame)
-            elif frame[1] == rid:
-                return self._receive(frame)
+                    me.asleep = True
+                    self._idle.append(me)
+            if frame is not None:
+                self._doze(me)
+            return None
+        if frame is None:
+            return None
+        if frame[0] & KIND == REQUEST:
+            self._serve(me, frame)
+        elif frame[1] == rid:
+            return self._receive(frame)
+        return None
 
     def _read(self, me: _Waiter) -> tuple | None:
         """Read one frame (this thread has the turn) and route it; returns it if it is this thread's."""
         frame, self._pushback = self._pushback, None
         if frame is None:
             try:
-                frame = self.wire.recv()
-            except BaseException as e:
+                frame = self._next_frame()
+            finally:
+                if frame is None:  # interrupted, or the peer is gone: the turn goes back
+                    with self._lock:
+                        self._reading = False
+                        self._wake_one()
+            if frame is None:
+                return None
+        kind, routed = frame[0] & KIND, False
+        if kind == REPLY or kind == ERROR:  # the usual frame: most often this thread's own reply
+            try:
                 with self._lock:
-                    self._reading = False
-                    self._wake_one()
-                if isinstance(e, Closed) or self.wire.midframe:
-                    self._close()
-                    return None
+                    self._reading, routed, spawn = False, True, False
+                    target = self._replies.pop(frame[1], None)
+                    if target is me:
+                        if self._wanted or not self._bell:  # off to work: another one reads
+                            if self._wanted:
+                                self._wanted -= 1
+                            self._wake_one()
+                            spawn = self._serving and not self._idle
+                    elif target is not None:
+                        target.inbox.append(frame)
+                        self._wake(target)
+            except BaseException:
+                if not routed:  # interrupted (Ctrl-C) before the frame reached its thread: the next reader routes it
+                    self._put_back(frame)
                 raise
-            if frame[5] is not None:
-                self.incoming.map(frame[3][0][0], frame[5])
-                frame = frame[:5] + (None,)
-        kind, rid, chain = frame[0] & KIND, frame[1], frame[2]
-        routed = promote = step_back = False
+            if spawn:  # nobody idle will read while this thread is busy: a new server will
+                self._spawn(None)
+            elif target is None:  # the reply to a call given up (interrupted): its notes still count
+                self._receive(frame)
+            return frame if target is me else None
+        rid, chain = frame[1], frame[2]
+        promote = step_back = False
         try:
             if kind == CANCEL:
                 with self._lock:
@@ -264,40 +385,57 @@ class Channel:
                 return None
             with self._lock:
                 self._reading, routed = False, True
-                if kind == REQUEST:
-                    target = self._chains.get(chain)
+                target = self._chains.get(chain)
+                if target is None and me is self._main and not self._wanted:
+                    return frame  # the worker's main thread runs a new call itself: the usual request
+                if target is None:
                     main = self._main
-                    if (target is None and main is not None and me is not main
+                    if (main is not None and me is not main
                             and (main.finishing or main.asleep and not main.chain)):
                         target, step_back = main, not self._wanted  # main runs it: a cancel can reach it there
                         main.finishing = False  # one call at a time: the next goes elsewhere if main is busy
-                        self._wanted = max(self._wanted - 1, 0)  # this thread goes on reading if one was wanted
-                    elif target is None:
+                        if self._wanted:  # this thread goes on reading if one was wanted
+                            self._wanted -= 1
+                    else:
                         target = me if me.server else self._idle_server()
-                else:
-                    target = self._replies.pop(rid, None)
                 if target is not None and target is not me:
                     target.inbox.append(frame)
                     self._wake(target)
                 elif target is me and (self._wanted or not self._bell):  # off to work: another one reads
-                    self._wanted = max(self._wanted - 1, 0)
+                    if self._wanted:
+                        self._wanted -= 1
                     promote = True
                     self._wake_one()
-                spawn = (target is None and kind == REQUEST) or (target is me and promote and self._serving
-                                                                   and not self._idle)
+                spawn = target is None or (target is me and promote and self._serving and not self._idle)
         except BaseException:
             if not routed:  # interrupted (Ctrl-C) before the frame reached its thread: the next reader routes it
-                with self._lock:
-                    self._pushback, self._reading = frame, False
-                    self._wake_one()
+                self._put_back(frame)
             raise
         if spawn:  # nobody idle will read while this thread is busy: a new server will
             self._spawn(frame if target is None else None)
-        elif target is None:  # the reply to a call given up (interrupted): its notes still count
-            self._receive(frame)
         if step_back and self.wire.pending():  # another call is on its way: keep reading
             step_back = False
         return frame if target is me else _STEP_BACK if step_back else None
+
+    def _next_frame(self) -> tuple | None:
+        """The next frame off the socket (this thread has the turn), its new segment mapped; None if the
+        peer is gone (the channel is closed then). If it fails, the caller gives the turn back."""
+        try:
+            frame = self.wire.recv()
+        except BaseException as e:
+            if isinstance(e, Closed) or self.wire.midframe:
+                self._close()
+                return None
+            raise
+        if frame[5] is not None:
+            self.incoming.map(frame[3][0][0], frame[5])
+            frame = frame[:5] + (None,)
+        return frame
+
+    def _put_back(self, frame: tuple) -> None:
+        with self._lock:
+            self._pushback, self._reading = frame, False
+            self._wake_one()
 
     def _doze(self, me: _Waiter) -> None:
         """Sleep (this thread is in ``_idle``) until woken."""
@@ -335,10 +473,45 @@ class Channel:
         me = self._waiter()
         me.server = True
         try:
+            if me is self._main:
+                self._serve_main(me)
             self._wait(me, 0)
         except BaseException:
             if not self.closed:
                 raise
+
+    def _serve_main(self, me: _Waiter) -> None:
+        """The worker's main thread while nobody else reads (the usual case): read a request, run it,
+        reply, with none of ``_wait``'s routing; anything else read is put back for the general way."""
+        lock, chains = self._lock, self._chains
+        while True:
+            with lock:
+                me.finishing = False
+                alone = not (me.inbox or self._reading or self.closed or self._pushback is not None)
+                if alone:
+                    self._reading = True
+            if not alone:
+                self._step(me, 0)
+                continue
+            frame = None
+            try:
+                frame = self._next_frame()
+            finally:
+                if frame is None:  # the host is gone (or a signal): the turn goes back
+                    with lock:
+                        self._reading = False
+                        self._wake_one()
+            if frame is None:
+                continue
+            with lock:
+                mine = frame[0] & KIND == REQUEST and not self._wanted and frame[2] not in chains
+                if mine:  # a new call, and no reader wanted meanwhile: this thread runs it
+                    self._reading = False
+                else:
+                    self._pushback, self._reading = frame, False
+                    self._wake_one()
+            if mine:
+                self._serve(me, frame)
 
     def _spawn(self, frame: tuple | None) -> None:
         def serve() -> None:
@@ -392,15 +565,20 @@ class Channel:
         calling = me.calling
         try:
             try:
-                _kind, (op, target, args) = self._receive(frame)
+                op, target, args = _loads(frame[4]) if frame[0] == REQUEST | PURE and not frame[3] else (
+                    self._receive(frame)[1])  # the usual request is plain data, nothing let go of
                 frame = None
-                if target:
-                    args = (self.exports[target], *args)
                 me.calling = chain
                 try:
                     if chain in self._cancelled:  # given up before it started
                         raise KeyboardInterrupt
-                    kind, result = REPLY, self.ops[op](*args)
+                    if not target:
+                        result = self.ops[op](*args)
+                    elif op == "call":  # the usual request, without a frame for ops.call
+                        result = self.exports[target](*args[0], **args[1])
+                    else:
+                        result = self.ops[op](self.exports[target], *args)
+                    kind = REPLY
                 finally:
                     me.calling, me.finishing = calling, not outer
             except BaseException as e:
@@ -416,7 +594,8 @@ class Channel:
                 self._chains[chain] = me
             else:
                 del self._chains[chain]
-                self._cancelled.discard(chain)
+                if self._cancelled:
+                    self._cancelled.discard(chain)
 
     def _reply(self, kind: int, rid: int, chain: int, result: Any) -> None:
         try:
@@ -443,7 +622,7 @@ class Channel:
             pending = self._replies.get(rid) is me
             settle = pending and cancel and self.on_stuck is not None and not self.closed
             if settle:
-                waiter = self._replies[rid] = _Waiter()
+                waiter = self._replies[rid] = _Waiter(codec.Encoder(self))
                 waiter.chain = chain
                 self._chains[chain] = waiter
                 self._unsettled += 1

@@ -64,26 +64,32 @@ class Encoder(pickle.Pickler):
     """
 
     def __init__(self, channel: Any) -> None:
-        self.file = io.BytesIO()
-        super().__init__(self.file, 5, buffer_callback=self._buffer)
+        self.chunks = _Chunks()
+        super().__init__(self.chunks, 5, buffer_callback=self._buffer)
         self.channel = channel
         self.large: list[pickle.PickleBuffer] = []
         self.pure = True
 
     def encode(self, message: Any, lifted: bool = False) -> tuple[bytes, list[pickle.PickleBuffer], bool]:
         """The pickled message, its large out-of-band buffers, and whether it is pure."""
-        file = self.file
-        file.seek(0)
-        file.truncate()
-        self.large, self.pure = [], True
+        chunks = self.chunks
+        self.pure = True
         try:
             self.dump(message)
-            payload = file.getvalue()
+            payload = chunks.pop() if len(chunks) == 1 else b"".join(chunks)
+        except BaseException:
+            self.large = []
+            raise
         finally:
             self.clear_memo()  # hold no object past the message
+            chunks.clear()
+        large = self.large
         if len(payload) >= THRESHOLD and not lifted:  # exact bytes skip reducer_override: lift large ones
+            large.clear()
             return self.encode(_lifted(message), True)
-        return payload, self.large, self.pure
+        if large:
+            self.large = []
+        return payload, large, self.pure
 
     def _buffer(self, buffer: pickle.PickleBuffer) -> bool:
         if buffer.raw().nbytes < THRESHOLD:
@@ -121,6 +127,12 @@ class Encoder(pickle.Pickler):
             if isinstance(obj, numpy.generic) and obj.dtype.kind in _RAW and not obj.dtype.hasobject:
                 return (_m_scalar, (_dtype(obj.dtype), obj.tobytes()))
         return (_m_handle, (self.channel.export(obj),))
+
+
+class _Chunks(list):
+    """The pickler's file: each write is one chunk, and a small message is written whole, in one."""
+
+    write = list.append
 
 
 class _Large:

@@ -48,11 +48,23 @@ class Wire:
         self._send_lock = threading.Lock()
         self._buffer = bytearray(BUFFER)
         self._view = memoryview(self._buffer)
+        self._whole = [self._buffer]  # recvmsg_into's buffers when nothing is buffered
         self._start = self._end = 0
         self._fds: list[int] = []
 
     def send(self, kind: int, rid: int, chain: int, payload: bytes, places: list = (),
              fd: int | None = None) -> None:
+        if places or fd is not None or len(payload) >= 65536:
+            self._send_parts(kind, rid, chain, payload, places, fd)
+            return
+        message = HEADER.pack(kind, rid, chain, len(payload), 0) + payload  # one system call for most messages
+        with self._send_lock:
+            try:
+                self.sock.sendall(message)
+            except OSError as e:
+                raise Closed(str(e)) from None
+
+    def _send_parts(self, kind: int, rid: int, chain: int, payload: bytes, places: list, fd: int | None) -> None:
         head = HEADER.pack(kind | (WITH_FD if fd is not None else 0), rid, chain, len(payload), len(places))
         if places:
             head += b"".join(PLACE.pack(*p) for p in places)
@@ -65,7 +77,7 @@ class Wire:
                     if sent < len(payload):
                         self.sock.sendall(memoryview(payload)[sent:])
                 elif len(payload) < 65536:
-                    self.sock.sendall(head + payload)  # one syscall for the small messages that dominate
+                    self.sock.sendall(head + payload)
                 else:
                     self.sock.sendall(head)
                     self.sock.sendall(payload)
@@ -79,18 +91,27 @@ class Wire:
         (or several). An interrupted read loses nothing: what came stays buffered.
         """
         start = self._start
-        if self._end - start < _HEAD:
-            self._fill(_HEAD)
-            start = self._start
-        kind, rid, chain, size, count = HEADER.unpack_from(self._buffer, start)
-        end = start + _HEAD + size
-        if not count and not kind & WITH_FD and end <= self._end:  # a small frame, all here: most of them
-            payload = bytes(self._view[start + _HEAD:end])
-            if end == self._end:
-                self._start = self._end = 0  # all read: the next read fills the buffer from its start
-            else:
+        if start == self._end:  # nothing buffered, the usual case: read into the whole buffer
+            try:
+                n, ancillary, _flags, _addr = self.sock.recvmsg_into(self._whole, _FD_SPACE, _CLOEXEC)
+            except OSError as e:
+                raise Closed(str(e)) from None
+            if ancillary or not n:
+                self._received(n, ancillary)
+            self._start, self._end = 0, n
+            start = 0
+        if self._end - start >= _HEAD:
+            kind, rid, chain, size, count = HEADER.unpack_from(self._buffer, start)
+            end = start + _HEAD + size
+            if end <= self._end and not count and not kind & WITH_FD:  # a small frame, all here: most of them
                 self._start = end
-            return kind, rid, chain, (), payload, None
+                return kind, rid, chain, (), self._buffer[start + _HEAD:end], None
+        return self._recv_in_parts()
+
+    def _recv_in_parts(self) -> tuple[int, int, int, Sequence[tuple], bytes, int | None]:
+        """``recv`` for a frame not all buffered, or with large buffers or a descriptor."""
+        self._fill(_HEAD)
+        kind, rid, chain, size, count = HEADER.unpack_from(self._buffer, self._start)
         table = HEADER.size + PLACE.size * count
         if table + size <= len(self._buffer):
             self._fill(table + size)
@@ -118,13 +139,18 @@ class Wire:
             self._view[:left] = self._view[self._start:self._end]
             self._start, self._end = 0, left
         while self._end - self._start < need:
-            self._end += self._read_into(self._view[self._end:])
+            self._end += self._read_into([self._view[self._end:]])
 
-    def _read_into(self, view: memoryview) -> int:
+    def _read_into(self, buffers: list) -> int:
         try:
-            n, ancillary, _flags, _addr = self.sock.recvmsg_into([view], _FD_SPACE, _CLOEXEC)
+            n, ancillary, _flags, _addr = self.sock.recvmsg_into(buffers, _FD_SPACE, _CLOEXEC)
         except OSError as e:
             raise Closed(str(e)) from None
+        self._received(n, ancillary)
+        return n
+
+    def _received(self, n: int, ancillary: list) -> None:
+        """What came beside ``n`` bytes read: the end of the stream, or descriptors (kept in order)."""
         if not n:
             raise Closed("end of stream")
         for level, kind, raw in ancillary:
@@ -132,7 +158,6 @@ class Wire:
                 fds = array.array("i")
                 fds.frombytes(raw[: len(raw) - len(raw) % fds.itemsize])
                 self._fds.extend(fds)
-        return n
 
     def _large(self, table: int, size: int) -> bytes:
         """A payload larger than the buffer: what is buffered, then the rest straight into place."""
@@ -143,7 +168,7 @@ class Wire:
         self.midframe = True  # from here on an interruption would lose part of the frame
         with memoryview(payload) as view:
             while have < size:
-                have += self._read_into(view[have:])
+                have += self._read_into([view[have:]])
         self.midframe = False
         return bytes(payload)
 
