@@ -64,6 +64,13 @@ def wheels(tmp_path) -> dict[str, Path]:
             from importlib.metadata import entry_points
             PLUGINS = entry_points(group="finder.plugins")
         """)}),
+        "docs": make_wheel(wh, "docs", "1.0", {"docs.py": textwrap.dedent("""
+            import importlib
+            def add_doc(place, name, doc):        # numpy's add_newdoc: imports the module its caller names
+                setattr(getattr(__import__(place, globals(), {}, [name]), name), "__doc__", doc)
+            def sub(name):
+                return importlib.import_module(__name__ + "." + name), importlib.import_module("docs." + name)
+        """)}),
     }
     return made
 
@@ -137,6 +144,16 @@ def test_code_that_discovers_distributions_needs_the_whole_env_to_agree(tmp_path
     c = install(tmp_path / "c", wheels["finder"], wheels["alpha2"])
     assert agreeing(a, b) == {"finder", "alpha"}
     assert agreeing(a, c) == set()  # finder references no alpha, but its entry_points() sees every distribution
+
+
+def test_code_importing_a_name_it_is_given_needs_the_whole_env_to_agree(tmp_path, wheels):
+    """numpy's ``add_newdoc("scipy.sparse...", ...)`` imports the module its caller names: shared with the
+    host, called by an env's scipy, it imported the host's scipy (the corpus saw it): such code can reach
+    any module of the env, so it is shared only where the whole env agrees."""
+    a = install(tmp_path / "a", wheels["docs"], wheels["alpha1"])
+    assert {r.name: r for r in distribution_records(a)}["docs"].discovers
+    assert agreeing(a, install(tmp_path / "b", wheels["docs"], wheels["alpha1"])) == {"docs", "alpha"}
+    assert agreeing(a, install(tmp_path / "c", wheels["docs"], wheels["alpha2"])) == set()
 
 
 def test_metadata_asked_by_name_must_be_the_same_distribution_or_absent_in_both(tmp_path, wheels):

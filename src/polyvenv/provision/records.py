@@ -8,7 +8,10 @@ an ``import`` statement in any of its ``.py`` files (optional imports in
 run), every constant module name the rewriter maps by context
 (``import_module``, ``__import__``, ``find_spec`` ...), every
 ``"module:attribute"`` string, and every string of its compiled files that
-names one of the env's top-level modules. Left out: files under a package's
+names one of the env's top-level modules. Code that imports a name it is
+given (``__import__(place)``, ``import_module(name)`` with a name built from
+anything but its own package's) can reach every module of the env, as code
+that enumerates distributions can: it is marked ``discovers``. Left out: files under a package's
 ``tests``/``test`` directory (its test suite, which its code never imports:
 58% of numpy's and pandas' source). A name too many only keeps a
 distribution private; a name too few could share one wrongly.
@@ -31,7 +34,7 @@ from ..runtime.records import RECORDS, Record, Records, digest, record_rows, top
 from ..runtime.rewrite import _ENTRY, _NAME_CALLS
 from ..runtime.sitedir import normalize, site_packages
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 _DISCOVERY_CALLS = {"entry_points", "distributions", "iter_entry_points", "working_set"}
 _METADATA_MODULES = {"importlib.metadata", "importlib_metadata", "pkg_resources"}
 _TESTS = {"tests", "test"}
@@ -160,8 +163,17 @@ class _References(ast.NodeVisitor):
         terminal = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
         if terminal in _NAME_CALLS and node.args:
             first = node.args[0]
-            if isinstance(first, ast.Constant) and isinstance(first.value, str) and not first.value.startswith("."):
-                self.add(first.value)
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                if not first.value.startswith("."):
+                    self.add(first.value)
+            elif terminal in _IMPORT_CALLS:
+                head = _constant_head(first)
+                if head is not None:  # "pkg." + name, f"pkg.{name}": under pkg ("." + name: its own package)
+                    self.add(head)
+                elif not _own_name(first):
+                    # a name it is given (numpy's add_newdoc(place, ...) imports its caller's module): it can
+                    # import any module of the env, so only an env that agrees whole may share it
+                    self.discovers = True
         if terminal in _DISCOVERY_CALLS and isinstance(func, ast.Attribute):  # metadata.entry_points(), ...
             self.discovers = True
         if terminal in _METADATA_CALLS and node.args:
@@ -172,6 +184,32 @@ class _References(ast.NodeVisitor):
     def visit_Constant(self, node: ast.Constant) -> None:
         if isinstance(node.value, str) and _ENTRY.match(node.value):
             self.add(node.value.partition(":")[0])
+
+
+_IMPORT_CALLS = _NAME_CALLS - {"set_module"}  # set_module only records a name
+
+
+def _own_name(node: ast.expr) -> bool:
+    """``node`` builds a name under the module's own package (``__name__ + ".sub"``, ``f"{__package__}.{x}"``)."""
+    if isinstance(node, ast.Name):
+        return node.id in ("__name__", "__package__", "__spec__")
+    if isinstance(node, ast.Attribute):
+        return node.attr in ("__name__", "__package__") or _own_name(node.value)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return _own_name(node.left)
+    if isinstance(node, ast.JoinedStr) and node.values:
+        head = node.values[0]
+        return isinstance(head, ast.FormattedValue) and _own_name(head.value)
+    return False
+
+
+def _constant_head(node: ast.expr) -> str | None:
+    """The constant start of a name built as ``"pkg." + x`` or ``f"pkg.{x}"``, if it names a package."""
+    head = node.left if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add) else (
+        node.values[0] if isinstance(node, ast.JoinedStr) and node.values else None)
+    if isinstance(head, ast.Constant) and isinstance(head.value, str) and "." in head.value:
+        return head.value
+    return None
 
 
 _STRING = re.compile(rb"\x00([A-Za-z_][A-Za-z0-9_]*)(?=[.\x00])")

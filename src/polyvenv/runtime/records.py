@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable, NamedTuple
 
 RECORDS = "polyvenv-records.json"
-RECORDS_FORMAT = 1
+RECORDS_FORMAT = 2  # 2: code importing a name it is given counts as discovering (format 1 reads as unrecorded)
 # files of a dist-info that the installer writes per install: not what makes two installs the same
 _PER_INSTALL = ("RECORD", "INSTALLER", "REQUESTED", "direct_url.json", "uv_cache.json", "uv_build.json")
 
