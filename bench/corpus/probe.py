@@ -93,8 +93,8 @@ def main():
                 say("X", env, module, f"a module of the real name {key!r} appeared in the host")
                 continue
             where = getattr(value, "__file__", None)
-            if top in SHARED:
-                continue
+            if top in SHARED or str(getattr(value, "__name__", "")).partition(".")[0] in SHARED:
+                continue  # the host's module of a distribution the env shares (requests.packages.urllib3)
             if isinstance(where, str) and os.path.realpath(where).startswith(host_site):
                 say("X", env, module, f"{key} is the host's file {where}")
 
