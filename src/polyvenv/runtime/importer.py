@@ -66,7 +66,9 @@ class EnvSourceLoader(SourceFileLoader):
 
             source = self.get_data(path)
             tree = ast.parse(source, path)
-            code = compile(rewrite(tree, names.replace), path, "exec", dont_inherit=True)
+            top, dot, rest = fullname.partition(".")
+            own = names.real.get(top)
+            code = compile(rewrite(tree, names.replace, own and own + dot + rest), path, "exec", dont_inherit=True)
             CODE_CACHE.put(key, code)
         return code
 

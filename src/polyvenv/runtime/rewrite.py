@@ -52,8 +52,9 @@ class Rewriter(ast.NodeTransformer):
     where it is only recorded (``__module__``, ``"module:attr"``).
     """
 
-    def __init__(self, replace: Callable[[str, bool], str | None]) -> None:
+    def __init__(self, replace: Callable[[str, bool], str | None], own: str | None = None) -> None:
         self.replace = replace
+        self.own = own  # the real dotted name of the module being rewritten, when it is one
         self.name_calls = set(_NAME_CALLS)  # and the names this module imports them as (numpy's _set_module)
 
     # -- names -------------------------------------------------------------------
@@ -117,6 +118,12 @@ class Rewriter(ast.NodeTransformer):
 
     def visit_Call(self, node: ast.Call):
         self.generic_visit(node)
+        if self.own is not None:  # the module hands its own name to a callee (a generated _pb2 module to
+            # protobuf's builder, which may be the host's shared protobuf): it is its __name__, the alias
+            node.args = [self._name_expr(a, importing=False) if _is_str(a, self.own) else a for a in node.args]
+            for keyword in node.keywords:
+                if _is_str(keyword.value, self.own):
+                    keyword.value = self._name_expr(keyword.value, importing=False)
         func = node.func
         terminal = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
         for keyword in node.keywords:  # Enum("E", "a b", module="pkg.x"), make_dataclass(..., module=...)
@@ -253,9 +260,10 @@ class Rewriter(ast.NodeTransformer):
         return node
 
 
-def rewrite(tree: ast.AST, replace: Callable[[str, bool], str | None]) -> ast.AST:
-    """The same tree, rewritten in place (every node made here gets its location where it is made)."""
-    return Rewriter(replace).visit(tree)
+def rewrite(tree: ast.AST, replace: Callable[[str, bool], str | None], own: str | None = None) -> ast.AST:
+    """The same tree, rewritten in place (every node made here gets its location where it is made); ``own``:
+    the module's real dotted name, a literal of which passed to a call means the module's ``__name__``."""
+    return Rewriter(replace, own).visit(tree)
 
 
 def _absolute_import_call(node: ast.Call) -> bool:
