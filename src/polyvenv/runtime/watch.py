@@ -17,6 +17,24 @@ old generation's hooks and registers the new one's, as Blender add-ons do with
 did not import (the old one keeps running), which is also warned as a
 ReloadWarning. An env that nothing changed in is never reloaded.
 
+Add-on folders: ``watch(callback, addons="addons/", **sync_options)`` also
+watches that directory the way ``Workspace.discover`` reads it (one env per
+folder holding a requirements.txt; what is there when ``watch`` returns is
+the baseline, the host discovers and syncs it itself). When its folders (or their requirements
+files) change and then hold still for an interval, the watch thread runs
+``discover``: a folder dropped in is built (``Workspace.sync(name,
+**sync_options)``: ``progress=``, ``offline=``, ``wheelhouse=``, ...; the
+build half is imported then, never for a watch without ``addons``), its env
+made, and ``callback(env, AddonChange("installed", ...))`` tells the host to
+import and register it; a folder taken out is unloaded and its env removed
+(``Workspace.remove_env``), then ``callback(env, AddonChange("removed", ...))``
+with the env object the host loaded from (None if this process never made
+one), so the host unregisters it. An add-on whose build failed gives
+``callback(None, AddonChange("failed", ...))`` and a ReloadWarning; it is
+built again when a file of its folder changes. A source folder that is gone
+is an uninstall, never an edit to reload. The add-on directory costs one more
+stat walk of its folders per interval.
+
 Costs: polling stats every file of every loaded env's source each interval
 (about 1 µs a file: a 1000-file source tree costs ~1 ms every 0.5 s) and
 reacts within one to two intervals. With ``watchfiles`` importable (optional,
@@ -31,7 +49,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, NamedTuple, Optional, Tuple, Union
 
 if TYPE_CHECKING:
     from ..errors import ReloadFailed
@@ -40,15 +58,27 @@ if TYPE_CHECKING:
     from .workspace import Workspace
 
 Snapshot = Tuple[str, FrozenSet[Tuple[str, int, int, int]]]
-Callback = Callable[["Env | ProcessEnv", "Union[list[str], ReloadFailed]"], Any]
+Callback = Callable[["Env | ProcessEnv | None", "Union[list[str], ReloadFailed, AddonChange]"], Any]
 _SETTLE_LIMIT = 10  # intervals a source may keep changing before it is reloaded anyway
+
+
+class AddonChange(NamedTuple):
+    """What a watch of an add-on directory did to one add-on folder: ``kind`` is ``"installed"`` (built
+    and its env made: import and register it), ``"removed"`` (unloaded, its env deleted: unregister it)
+    or ``"failed"`` (its build failed: ``detail`` says why; built again when a file of its folder changes).
+    ``detail``: for ``"removed"``, what ``remove_env`` deleted; for ``"installed"``, its build."""
+
+    kind: str
+    name: str
+    folder: Path
+    detail: str
 
 
 class Watch:
     """A running watch (a context manager; ``stop()`` ends it). ``reloads``: how many reloads it made."""
 
     def __init__(self, workspace: Workspace, callback: Optional[Callback] = None, interval: float = 0.5,
-                 watcher: str = "auto") -> None:
+                 watcher: str = "auto", addons: Union[str, Path, None] = None, **sync_options: Any) -> None:
         if interval <= 0:
             raise ValueError(f"watch interval must be positive, not {interval!r}")
         if watcher not in ("auto", "poll", "watchfiles"):
@@ -58,6 +88,15 @@ class Watch:
         self.interval = interval
         self.watcher = _watcher(watcher)
         self.reloads = 0
+        self.addons = None if addons is None else Path(addons).resolve()
+        if self.addons is None and sync_options:
+            raise ValueError(f"watch: {', '.join(sync_options)} are options of the add-ons' sync: pass addons=DIR too")
+        self._sync_options = sync_options
+        self._addons_seen: Optional[FrozenSet[Tuple[str, int, int, int]]] = None  # the folders last acted on
+        self._addons_pending: Optional[FrozenSet[Tuple[str, int, int, int]]] = None
+        self._failed: set[str] = set()  # add-ons whose build failed: built again when their folder changes
+        if self.addons is not None:  # what is there now is the baseline: a folder dropped in after this is new
+            self._addons_seen = self._addon_folders()
         self._seen: Dict[str, Snapshot] = {}  # what each env was last reloaded (or first seen) at
         self._pending: Dict[str, Tuple[Snapshot, int]] = {}  # a change seen, waiting to hold still
         self._stop = threading.Event()
@@ -101,6 +140,8 @@ class Watch:
 
     def _paths(self) -> list[str]:
         paths = {str(self.workspace.config.envs_dir)}
+        if self.addons is not None:
+            paths.add(str(self.addons))
         for name, _env in self._loaded():
             source = self.workspace.config.env(name).source
             if source is not None and Path(source).is_dir():
@@ -108,8 +149,14 @@ class Watch:
         return sorted(paths)
 
     def poll(self) -> None:
-        """One look at every loaded env; reload those whose change has held still for an interval."""
+        """One look at the add-on directory and every loaded env; install, uninstall and reload what
+        has held still for an interval since it changed."""
+        if self.addons is not None:
+            self._poll_addons()
         for name, env in self._loaded():
+            source = self.workspace.config.env(name).source
+            if source is not None and not os.path.isdir(source):
+                continue  # a folder taken out is an uninstall (above), not an edit to reload
             now = self._snapshot(name)
             if name not in self._seen:
                 self._seen[name] = now
@@ -144,13 +191,104 @@ class Watch:
                           stacklevel=1)
             return
         self.reloads += 1
-        if self.callback is None or outcome == []:
+        if outcome != []:
+            self._tell(env, env.name, outcome)
+
+    def _tell(self, env: Env | ProcessEnv | None, name: str,
+              change: Union[list[str], ReloadFailed, AddonChange]) -> None:
+        """``callback(env, change)``; what it raises is warned, never the thread's end."""
+        if self.callback is None:
             return
         try:
-            self.callback(env, outcome)
+            self.callback(env, change)
         except Exception as error:
-            warnings.warn(ReloadWarning(f"env {env.name!r}: the watch callback {self.callback!r} raised "
+            import warnings
+
+            from ..errors import ReloadWarning
+
+            warnings.warn(ReloadWarning(f"env {name!r}: the watch callback {self.callback!r} raised "
                                         f"{type(error).__name__}: {error}"), stacklevel=1)
+
+    # -- the add-on directory -------------------------------------------------------------
+
+    def _poll_addons(self) -> None:
+        """Act on the add-on directory once its folders differ from the last look acted on and have held
+        still for an interval (a folder being copied in is installed once it is complete)."""
+        now = self._addon_folders()
+        if self._addons_seen is None or now == self._addons_seen:
+            self._addons_seen, self._addons_pending = now, None
+            return
+        if now != self._addons_pending:
+            self._addons_pending = now
+            return
+        self._addons_seen, self._addons_pending = now, None
+        self._discover()
+
+    def _addon_folders(self) -> FrozenSet[Tuple[str, int, int, int]]:
+        """The add-on directory's folders holding a requirements file, with every file's stat identity."""
+        from ..config import Discovery, discover
+
+        assert self.addons is not None
+        files: set[tuple[str, int, int, int]] = set()
+        if self.addons.is_dir():
+            for spec in discover(Discovery(self.addons)):
+                if spec.source is not None:
+                    _walk(str(spec.source), files, depth=0)
+        return frozenset(files)
+
+    def _discover(self) -> None:
+        """What discover found changed: uninstall the folders gone, install those added (and those
+        that failed before, their folder changed since)."""
+        import warnings
+
+        from ..errors import PolyvenvError, ReloadWarning
+
+        assert self.addons is not None
+        try:
+            found = self.workspace.discover(self.addons)
+        except PolyvenvError as error:
+            warnings.warn(ReloadWarning(f"add-ons in {self.addons}: {error}"), stacklevel=1)
+            return
+        for name in found.gone:
+            self._uninstall(name)
+        self._failed &= set(found.envs)
+        for name in sorted(set(found.added) | self._failed):
+            self._install(name)
+
+    def _install(self, name: str) -> None:
+        import warnings
+
+        from ..errors import PolyvenvError, ReloadWarning
+
+        assert self.addons is not None
+        folder = self.addons / name
+        try:
+            self.workspace.sync(name, **self._sync_options)
+            env = self.workspace.env(name)
+        except PolyvenvError as error:
+            self._failed.add(name)
+            warnings.warn(ReloadWarning(f"add-on {name!r} ({folder}) was not installed: {error}"), stacklevel=1)
+            self._tell(None, name, AddonChange("failed", name, folder, str(error)))
+            return
+        self._failed.discard(name)
+        self._tell(env, name, AddonChange("installed", name, folder, str(self.workspace.env_dir(name).resolve())))
+
+    def _uninstall(self, name: str) -> None:
+        import warnings
+
+        from ..errors import PolyvenvError, ReloadWarning
+
+        assert self.addons is not None
+        env = self.workspace._envs.get(name)
+        try:
+            removed = self.workspace.remove_env(name)
+        except PolyvenvError as error:
+            warnings.warn(ReloadWarning(f"add-on {name!r} was not uninstalled: {error}"), stacklevel=1)
+            return
+        self._failed.discard(name)
+        self._seen.pop(name, None)
+        self._pending.pop(name, None)
+        self._tell(env, name, AddonChange("removed", name, self.addons / name, removed))
 
     def _loaded(self) -> list[tuple[str, Env | ProcessEnv]]:
         """The workspace's envs loaded now (imported from, not unloaded since)."""
