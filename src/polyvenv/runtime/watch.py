@@ -4,7 +4,8 @@
 ``interval`` seconds, takes a *snapshot* of each loaded env: the stat
 identities (inode, size, mtime) of every file in its ``source`` tree
 (``os.scandir``, ``__pycache__`` and dot-directories left out) and the build
-its link points at. A snapshot that differs from the last one reloaded is
+its link points at. The first is taken before ``watch`` returns, so an edit
+made right after it is reloaded. A snapshot that differs from the last one reloaded is
 reloaded once it holds still for one more interval, so a burst of edits (an
 editor saving several files, a ``sync`` switching the link) gives one reload,
 two if the burst outlasts an interval; an edit made during a reload differs
@@ -95,10 +96,12 @@ class Watch:
         self._addons_seen: Optional[FrozenSet[Tuple[str, int, int, int]]] = None  # the folders last acted on
         self._addons_pending: Optional[FrozenSet[Tuple[str, int, int, int]]] = None
         self._failed: set[str] = set()  # add-ons whose build failed: built again when their folder changes
-        if self.addons is not None:  # what is there now is the baseline: a folder dropped in after this is new
-            self._addons_seen = self._addon_folders()
         self._seen: Dict[str, Snapshot] = {}  # what each env was last reloaded (or first seen) at
         self._pending: Dict[str, Tuple[Snapshot, int]] = {}  # a change seen, waiting to hold still
+        for name, _env in self._loaded():  # what is on disk now is the baseline: a change after this is new
+            self._seen[name] = self._snapshot(name)
+        if self.addons is not None:
+            self._addons_seen = self._addon_folders()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="polyvenv-watch", daemon=True)
         self._thread.start()
