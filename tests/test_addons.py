@@ -330,8 +330,8 @@ def test_watch_installs_a_folder_dropped_in_and_uninstalls_one_taken_out(tmp_pat
 
     def on_change(env, change):
         version = None
-        if isinstance(change, polyvenv.AddonChange) and change.kind == "installed":
-            version = env.import_module(f"{change.name}_addon").version()  # the host loads it and registers it
+        if isinstance(change, polyvenv.AddonChange) and change.kind in ("installed", "removing"):
+            version = env.import_module(f"{change.name}_addon").version()  # the host (un)registers it
         with lock:
             calls.append((env and env.name, tuple(change) if isinstance(change, tuple) else change, version))
 
@@ -352,19 +352,20 @@ def test_watch_installs_a_folder_dropped_in_and_uninstalls_one_taken_out(tmp_pat
             built = str((tmp_path / ".polyvenv" / "two").resolve())
             assert installed == [("two", ("installed", "two", addons / "two", built), "2.0")]
             shutil.rmtree(addons / "one")  # and one taken out
-            assert wait_for(2)[1:] == [("one", ("removed", "one", addons / "one", "one: removed (0 shims)"), None)]
+            assert wait_for(3)[1:] == [("one", ("removing", "one", addons / "one", ""), "1.0"),  # still loaded
+                                       ("one", ("removed", "one", addons / "one", "one: removed (0 shims)"), None)]
             _addon(addons / "bad", "bad_addon", requirements="alpha==9.9")  # nothing in the wheelhouse has it
-            failed = wait_for(3)[2:]
+            failed = wait_for(4)[3:]
             assert [(env, change[:3]) for env, change, _ in failed] == [(None, ("failed", "bad", addons / "bad"))]
             (addons / "bad" / "requirements.txt").write_text("alpha==1.0\n")  # fixed: built again
-            installed = wait_for(4)[3:]
+            installed = wait_for(5)[4:]
             built = str((tmp_path / ".polyvenv" / "bad").resolve())
             assert installed == [("bad", ("installed", "bad", addons / "bad", built), "1.0")]
     try:
         assert "alpha==9.9" in failed[0][1][3]
         assert [str(w.message).split(":")[0] for w in said if isinstance(w.message, polyvenv.ReloadWarning)] == [
             f"add-on 'bad' ({addons / 'bad'}) was not installed"]
-        assert len(calls) == 4  # no reload of the folder taken out, nothing else
+        assert len(calls) == 5  # no reload of the folder taken out, nothing else
         assert not one.loaded and not (tmp_path / ".polyvenv" / "one").exists() and _env_modules("one_addon") == []
         assert _env_modules("two_addon") == [] and "one" not in ws.env_names  # the env's own, not the host's
         assert ws.env("two").import_module("two_addon").version() == "2.0"

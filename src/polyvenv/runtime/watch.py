@@ -19,22 +19,26 @@ did not import (the old one keeps running), which is also warned as a
 ReloadWarning. An env that nothing changed in is never reloaded.
 
 Add-on folders: ``watch(callback, addons="addons/", **sync_options)`` also
-watches that directory the way ``Workspace.discover`` reads it (one env per
-folder holding a requirements.txt; what is there when ``watch`` returns is
-the baseline, the host discovers and syncs it itself). When its folders (or their requirements
-files) change and then hold still for an interval, the watch thread runs
-``discover``: a folder dropped in is built (``Workspace.sync(name,
-**sync_options)``: ``progress=``, ``offline=``, ``wheelhouse=``, ...; the
-build half is imported then, never for a watch without ``addons``), its env
-made, and ``callback(env, AddonChange("installed", ...))`` tells the host to
-import and register it; a folder taken out is unloaded and its env removed
-(``Workspace.remove_env``), then ``callback(env, AddonChange("removed", ...))``
-with the env object the host loaded from (None if this process never made
-one), so the host unregisters it. An add-on whose build failed gives
-``callback(None, AddonChange("failed", ...))`` and a ReloadWarning; it is
-built again when a file of its folder changes. A source folder that is gone
-is an uninstall, never an edit to reload. The add-on directory costs one more
-stat walk of its folders per interval.
+watches that directory the way ``Workspace.discover`` reads it: one env per
+folder holding a requirements.txt (what is there when ``watch`` returns is
+the baseline: the host discovers and syncs it itself). When its folders
+change, then hold still for an interval, the watch thread runs ``discover``,
+and tells the host each step as ``callback(env, AddonChange(kind, ...))``:
+
+- a folder dropped in is built (``Workspace.sync(name, **sync_options)``:
+  ``progress=``, ``offline=``, ``wheelhouse=``, ...; the build half is
+  imported then, never for a watch without ``addons``) and its env made:
+  ``"installed"``, the host imports and registers it;
+- a folder taken out: ``"removing"`` first, its modules still loaded, so the
+  host unregisters it (its ``unregister()`` may still import; wait there for
+  calls in flight); then ``Workspace.remove_env`` unloads it and deletes its
+  env: ``"removed"``. ``env`` is the env object the host loaded from, None if
+  this process never made one;
+- a build that failed: ``callback(None, AddonChange("failed", ...))`` and a
+  ReloadWarning; it is built again when a file of its folder changes.
+
+A source folder that is gone is an uninstall, never an edit to reload. The
+add-on directory costs one more stat walk of its folders per interval.
 
 Costs: polling stats every file of every loaded env's source each interval
 (about 1 µs a file: a 1000-file source tree costs ~1 ms every 0.5 s) and
@@ -64,10 +68,11 @@ _SETTLE_LIMIT = 10  # intervals a source may keep changing before it is reloaded
 
 
 class AddonChange(NamedTuple):
-    """What a watch of an add-on directory did to one add-on folder: ``kind`` is ``"installed"`` (built
-    and its env made: import and register it), ``"removed"`` (unloaded, its env deleted: unregister it)
-    or ``"failed"`` (its build failed: ``detail`` says why; built again when a file of its folder changes).
-    ``detail``: for ``"removed"``, what ``remove_env`` deleted; for ``"installed"``, its build."""
+    """What a watch of an add-on directory does to one add-on folder (``kind``): ``"installed"`` (built
+    and its env made: import and register it), ``"removing"`` (its folder is gone: unregister it now, its
+    modules are unloaded when the callback returns), ``"removed"`` (unloaded, its env deleted) or
+    ``"failed"`` (its build failed; built again when a file of its folder changes). ``detail``: the
+    build for ``"installed"``, what ``remove_env`` deleted for ``"removed"``, why for ``"failed"``."""
 
     kind: str
     name: str
@@ -283,6 +288,7 @@ class Watch:
 
         assert self.addons is not None
         env = self.workspace._envs.get(name)
+        self._tell(env, name, AddonChange("removing", name, self.addons / name, ""))
         try:
             removed = self.workspace.remove_env(name)
         except PolyvenvError as error:
