@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -313,3 +314,62 @@ def test_a_process_env_removed_from_code_stops_its_worker_and_its_build_goes(tmp
     assert env.pid is None and not build.exists()
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_watch_installs_a_folder_dropped_in_and_uninstalls_one_taken_out(tmp_path, wheelhouse):
+    """``ws.watch(callback, addons=DIR)``: from the watch thread, a folder dropped into DIR is built and its
+    env made, one taken out unloaded and its env deleted, one that failed to build retried once its folder
+    changes; each told to the callback as an AddonChange, the host importing the new add-on there."""
+    addons = tmp_path / "addons"
+    _addon(addons / "one", "one_addon", requirements="alpha==1.0")
+    ws = polyvenv.Workspace.open(tmp_path)
+    ws.sync(*ws.discover(addons).envs, **_offline(wheelhouse))
+    one = ws.env("one")
+    assert one.import_module("one_addon").version() == "1.0"
+    calls, lock = [], threading.Lock()
+
+    def on_change(env, change):
+        version = None
+        if isinstance(change, polyvenv.AddonChange) and change.kind in ("installed", "removing"):
+            version = env.import_module(f"{change.name}_addon").version()  # the host (un)registers it
+        with lock:
+            calls.append((env and env.name, tuple(change) if isinstance(change, tuple) else change, version))
+
+    def wait_for(count: int) -> list:
+        deadline = time.monotonic() + 60  # a deadline, never a timed assertion
+        while time.monotonic() < deadline:
+            with lock:
+                if len(calls) >= count:
+                    return list(calls)
+            time.sleep(0.02)
+        return list(calls)
+
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        with ws.watch(on_change, interval=0.05, watcher="poll", addons=addons, **_offline(wheelhouse)):
+            _addon(addons / "two", "two_addon", requirements="alpha==2.0")  # dropped in while the host runs
+            installed = wait_for(1)[:1]
+            built = str((tmp_path / ".polyvenv" / "two").resolve())
+            assert installed == [("two", ("installed", "two", addons / "two", built), "2.0")]
+            shutil.rmtree(addons / "one")  # and one taken out
+            assert wait_for(3)[1:] == [("one", ("removing", "one", addons / "one", ""), "1.0"),  # still loaded
+                                       ("one", ("removed", "one", addons / "one", "one: removed (0 shims)"), None)]
+            _addon(addons / "bad", "bad_addon", requirements="alpha==9.9")  # nothing in the wheelhouse has it
+            failed = wait_for(4)[3:]
+            assert [(env, change[:3]) for env, change, _ in failed] == [(None, ("failed", "bad", addons / "bad"))]
+            (addons / "bad" / "requirements.txt").write_text("alpha==1.0\n")  # fixed: built again
+            installed = wait_for(5)[4:]
+            built = str((tmp_path / ".polyvenv" / "bad").resolve())
+            assert installed == [("bad", ("installed", "bad", addons / "bad", built), "1.0")]
+    try:
+        assert "alpha==9.9" in failed[0][1][3]
+        assert [str(w.message).split(":")[0] for w in said if isinstance(w.message, polyvenv.ReloadWarning)] == [
+            f"add-on 'bad' ({addons / 'bad'}) was not installed"]
+        assert len(calls) == 5  # no reload of the folder taken out, nothing else
+        assert not one.loaded and not (tmp_path / ".polyvenv" / "one").exists() and _env_modules("one_addon") == []
+        assert _env_modules("two_addon") == [] and "one" not in ws.env_names  # the env's own, not the host's
+        assert ws.env("two").import_module("two_addon").version() == "2.0"
+        assert sorted(polyvenv.Workspace.open(tmp_path).env_names) == ["bad", "two"]  # a restart sees the same
+    finally:
+        for name in ws.env_names:
+            ws.env(name).unload()

@@ -467,3 +467,19 @@ def test_watch_picks_up_an_edit_made_during_a_reload_after_it(project):
     assert result["arrived"]
     assert result["calls"] == [["p", ["plug"]], ["p", ["plug"]]]
     assert result["new"] == "after"
+
+
+def test_watch_reloads_an_edit_made_right_after_it_started(project):
+    """The baseline is what was on disk when ``watch`` returned, not what its thread first saw."""
+    result = run_host(project, """
+    plug = env.import_module("plug")
+    calls = []
+    watch = ws.watch(callback=lambda env, changed: calls.append(changed), interval=0.2, watcher="poll")
+    edit(PLUG.read_text().replace("v1", "v2"))  # before the thread's first look
+    deadline = time.monotonic() + 30  # a deadline, never a timed assertion
+    while not calls and time.monotonic() < deadline:
+        time.sleep(0.02)
+    watch.stop()
+    result = {"calls": calls, "new": env.import_module("plug").hello()}
+    """)
+    assert result == {"calls": [["plug"]], "new": "v2 1.0"}

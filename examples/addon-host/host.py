@@ -1,6 +1,8 @@
-"""Seed 002: an add-on host that owns no config file. Its add-ons are declared from code, built with
-progress shown by the host, loaded, and installed, uninstalled and reinstalled with new dependencies
-while the host runs, a thread calling another add-on all along: one process throughout.
+"""Seed 002: an add-on host that owns no config file, its add-ons changing while it runs. It finds them in
+a folder, builds them with progress it shows, and a thread calls them all along while the host reloads one
+whose file was edited, installs one dropped into the folder and uninstalls one taken out (all three seen
+by ``ws.watch``), then moves one to new requirements (``sync``, then ``env.reload()``). One process
+throughout, and none of the thread's calls fails.
 
 The host works on a scratch copy of addons/, so running the example changes nothing here. Its envs live
 in that workspace's ``.polyvenv``, where a real host's would survive its restarts; this one is deleted at
@@ -8,12 +10,11 @@ the end.
 """
 
 import gc
-import json
+import queue
 import shutil
 import sys
 import tempfile
 import threading
-import time
 import weakref
 from pathlib import Path
 
@@ -23,6 +24,9 @@ HERE = Path(__file__).parent
 root = Path(tempfile.mkdtemp(prefix="addon-host-"))
 ADDONS = root / "addons"
 shutil.copytree(HERE / "addons", ADDONS)
+registered = {}  # what the host calls: each add-on's module, of its current generation
+in_use = threading.RLock()  # held while the host calls add-ons, and while it (un)registers one
+news = queue.Queue()  # what the watch thread did, printed by the main thread in order
 
 
 def show(event: polyvenv.SyncEvent) -> None:
@@ -31,8 +35,43 @@ def show(event: polyvenv.SyncEvent) -> None:
         print(f"  [{event.env}] {event.message.split(' (')[0]}")
 
 
-def addon(ws: polyvenv.Workspace, name: str):
-    return ws.env(name).import_module(f"{name}_addon")
+def register(env) -> str:
+    with in_use:
+        registered[env.name] = env.import_module(f"{env.name}_addon")
+    return f"{env.name}: {registered[env.name].greet()}"
+
+
+def on_change(env, change) -> None:
+    """Called by the watch thread: register what is new or reloaded, unregister what is being removed (as
+    Blender add-ons do with register() and unregister())."""
+    if isinstance(change, list):  # reloaded: these modules are of a new generation
+        news.put(f"reloaded {', '.join(change)}; " + register(env))
+    elif not isinstance(change, polyvenv.AddonChange):  # a failed reload: the old generation keeps running
+        news.put(f"not reloaded: {change}")
+    elif change.kind == "installed":
+        news.put("installed " + register(env))
+    elif change.kind == "removing":  # its folder is gone; it is unloaded once no call is in flight
+        with in_use:
+            registered.pop(change.name)
+    elif change.kind == "removed":
+        news.put(f"uninstalled {change.detail}")
+    else:
+        news.put(f"not installed: {change.detail}")
+
+
+calls, failures, stop = [0], [], threading.Event()
+
+
+def serve() -> None:
+    """The host's other work: call every registered add-on, again and again."""
+    while not stop.wait(0.001):
+        with in_use:
+            for module in registered.values():
+                try:
+                    module.greet()
+                    calls[0] += 1
+                except Exception as e:  # noqa: BLE001 - counted and shown
+                    failures.append(e)
 
 
 ws = polyvenv.Workspace.open(root)  # no polyvenv.toml: what code declares is kept in root/.polyvenv
@@ -41,53 +80,38 @@ try:
     print("add-ons:", ", ".join(found.envs))
     ws.sync(*found.envs, progress=show)
     for name in found.envs:
-        print(f"{name}: {addon(ws, name).greet()}")
-
-    # A thread keeps calling the greeter while another add-on is installed and one is uninstalled.
-    greeter, calls, failures, stop = addon(ws, "greeter"), [0], [], threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                greeter.greet()
-                calls[0] += 1
-                time.sleep(0.001)
-            except Exception as e:  # noqa: BLE001 - counted and shown
-                failures.append(e)
-
+        print(register(ws.env(name)))
     server = threading.Thread(target=serve)
     server.start()
     try:
-        # Install: an add-on downloaded with a manifest listing what it needs (no requirements file).
-        shutil.copytree(HERE / "incoming" / "counter", ADDONS / "counter")
-        manifest = json.loads((ADDONS / "counter" / "addon.json").read_text())
-        print("installing counter:")
-        ws.add_env("counter", requirements=manifest["requirements"], source=ADDONS / "counter")
-        ws.sync("counter", progress=show)
-        print(f"counter: {addon(ws, 'counter').greet()}")
+        with ws.watch(on_change, interval=0.1, addons=ADDONS, progress=show):
+            code = ADDONS / "greeter" / "greeter_addon.py"  # edited: reloaded
+            code.write_text(code.read_text().replace("greeter add-on", "edited greeter add-on"))
+            print(news.get(timeout=60))
+            print("dropping counter in:")  # a new folder: built, loaded
+            shutil.copytree(HERE / "incoming" / "counter", ADDONS / "counter")
+            print(news.get(timeout=300))
+            shutil.rmtree(ADDONS / "shouter")  # a folder taken out: unloaded, its env deleted
+            print(news.get(timeout=60))
 
-        # Uninstall: the shouter's folder is deleted; discover sees it gone, remove_env unloads it and
-        # deletes its env (as `polyvenv remove` does).
-        shutil.rmtree(ADDONS / "shouter")
-        for name in ws.discover(ADDONS).gone:
-            print("uninstalled:", ws.remove_env(name))
-        left = [m for m in sys.modules if m.lower().startswith("shouter_addon")]
-        print(f"shouter modules left: {len(left)}, envs now: {', '.join(sorted(ws.env_names))}")
+        # New requirements for the greeter: the host builds them, then reloads the greeter in place, no
+        # call in flight (the old generation's jinja2 imports as it compiles a template: after the reload,
+        # it cannot).
+        (ADDONS / "greeter" / "requirements.txt").write_text("jinja2>=3.1,<3.2\n")
+        print("new requirements for greeter:")
+        ws.sync("greeter", progress=show)
+        old = weakref.ref(registered["greeter"])
+        greeter = ws.env("greeter")
+        with in_use:
+            changed = greeter.reload()
+            print(f"reloaded {', '.join(changed)}; " + register(greeter))
     finally:
         stop.set()
         server.join()
-    print(f"greeter served {'many' if calls[0] > 10 else calls[0]} calls meanwhile, {len(failures)} failed")
-
-    # Reinstall the greeter with new dependencies: its requirements change, the host syncs, then loads
-    # the new build (unload, import again). The old generation is freed once the host drops it.
-    (ADDONS / "greeter" / "requirements.txt").write_text("jinja2>=3.1,<3.2\n")
-    print("reinstalling greeter:")
-    ws.sync("greeter", progress=show)
-    old = weakref.ref(greeter)
-    ws.env("greeter").unload()
-    del greeter
     gc.collect()
-    print("old greeter collected:", old() is None)
-    print(f"greeter: {addon(ws, 'greeter').greet()}")
+    print(f"the thread called the add-ons {'many' if calls[0] > 10 else calls[0]} times, {len(failures)} failed")
+    left = [m for m in sys.modules if m.lower().startswith("shouter_addon")]
+    print(f"old greeter collected: {old() is None}, shouter modules left: {len(left)}, "
+          f"add-ons now: {', '.join(sorted(ws.env_names))}")
 finally:
     shutil.rmtree(root, ignore_errors=True)

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from .runtime.env import Env
     from .runtime.import_map import install_import_map
     from .runtime.protocol import EnvProtocol
+    from .runtime.watch import AddonChange
     from .runtime.workspace import Workspace
 
 __version__ = "0.1.0"
@@ -59,6 +60,7 @@ _LAZY = {
     "ProcessEnv": "polyvenv.process.env",
     "SyncEvent": "polyvenv.provision.events",
     "install_import_map": "polyvenv.runtime.import_map",
+    "AddonChange": "polyvenv.runtime.watch",
 }
 
 __all__ = [
@@ -68,7 +70,7 @@ __all__ = [
     "VocabularyConflictWarning", "ProcessGlobalStateWarning", "RemoteError", "WorkerDied", "PolyvenvWarning",
     "WorkerRestarted", "VocabularyConflict", "ProcessGlobalState", "DeclaredEnvWarning", "SyncEvent",
     "GenerationRetired", "ReloadFailed", "ReloadWarning",
-    "Workspace", "Env", "EnvProtocol", "ProcessEnv", "install_import_map", "__version__",
+    "Workspace", "Env", "EnvProtocol", "ProcessEnv", "install_import_map", "AddonChange", "__version__",
 ]
 
 

@@ -4,7 +4,8 @@
 ``interval`` seconds, takes a *snapshot* of each loaded env: the stat
 identities (inode, size, mtime) of every file in its ``source`` tree
 (``os.scandir``, ``__pycache__`` and dot-directories left out) and the build
-its link points at. A snapshot that differs from the last one reloaded is
+its link points at. The first is taken before ``watch`` returns, so an edit
+made right after it is reloaded. A snapshot that differs from the last one reloaded is
 reloaded once it holds still for one more interval, so a burst of edits (an
 editor saving several files, a ``sync`` switching the link) gives one reload,
 two if the burst outlasts an interval; an edit made during a reload differs
@@ -16,6 +17,28 @@ old generation's hooks and registers the new one's, as Blender add-ons do with
 ``unregister()``/``register()``), or the ReloadFailed when the new generation
 did not import (the old one keeps running), which is also warned as a
 ReloadWarning. An env that nothing changed in is never reloaded.
+
+Add-on folders: ``watch(callback, addons="addons/", **sync_options)`` also
+watches that directory the way ``Workspace.discover`` reads it: one env per
+folder holding a requirements.txt (what is there when ``watch`` returns is
+the baseline: the host discovers and syncs it itself). When its folders
+change, then hold still for an interval, the watch thread runs ``discover``,
+and tells the host each step as ``callback(env, AddonChange(kind, ...))``:
+
+- a folder dropped in is built (``Workspace.sync(name, **sync_options)``:
+  ``progress=``, ``offline=``, ``wheelhouse=``, ...; the build half is
+  imported then, never for a watch without ``addons``) and its env made:
+  ``"installed"``, the host imports and registers it;
+- a folder taken out: ``"removing"`` first, its modules still loaded, so the
+  host unregisters it (its ``unregister()`` may still import; wait there for
+  calls in flight); then ``Workspace.remove_env`` unloads it and deletes its
+  env: ``"removed"``. ``env`` is the env object the host loaded from, None if
+  this process never made one;
+- a build that failed: ``callback(None, AddonChange("failed", ...))`` and a
+  ReloadWarning; it is built again when a file of its folder changes.
+
+A source folder that is gone is an uninstall, never an edit to reload. The
+add-on directory costs one more stat walk of its folders per interval.
 
 Costs: polling stats every file of every loaded env's source each interval
 (about 1 µs a file: a 1000-file source tree costs ~1 ms every 0.5 s) and
@@ -31,7 +54,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, NamedTuple, Optional, Tuple, Union
 
 if TYPE_CHECKING:
     from ..errors import ReloadFailed
@@ -40,15 +63,28 @@ if TYPE_CHECKING:
     from .workspace import Workspace
 
 Snapshot = Tuple[str, FrozenSet[Tuple[str, int, int, int]]]
-Callback = Callable[["Env | ProcessEnv", "Union[list[str], ReloadFailed]"], Any]
+Callback = Callable[["Env | ProcessEnv | None", "Union[list[str], ReloadFailed, AddonChange]"], Any]
 _SETTLE_LIMIT = 10  # intervals a source may keep changing before it is reloaded anyway
+
+
+class AddonChange(NamedTuple):
+    """What a watch of an add-on directory does to one add-on folder (``kind``): ``"installed"`` (built
+    and its env made: import and register it), ``"removing"`` (its folder is gone: unregister it now, its
+    modules are unloaded when the callback returns), ``"removed"`` (unloaded, its env deleted) or
+    ``"failed"`` (its build failed; built again when a file of its folder changes). ``detail``: the
+    build for ``"installed"``, what ``remove_env`` deleted for ``"removed"``, why for ``"failed"``."""
+
+    kind: str
+    name: str
+    folder: Path
+    detail: str
 
 
 class Watch:
     """A running watch (a context manager; ``stop()`` ends it). ``reloads``: how many reloads it made."""
 
     def __init__(self, workspace: Workspace, callback: Optional[Callback] = None, interval: float = 0.5,
-                 watcher: str = "auto") -> None:
+                 watcher: str = "auto", addons: Union[str, Path, None] = None, **sync_options: Any) -> None:
         if interval <= 0:
             raise ValueError(f"watch interval must be positive, not {interval!r}")
         if watcher not in ("auto", "poll", "watchfiles"):
@@ -58,8 +94,19 @@ class Watch:
         self.interval = interval
         self.watcher = _watcher(watcher)
         self.reloads = 0
+        self.addons = None if addons is None else Path(addons).resolve()
+        if self.addons is None and sync_options:
+            raise ValueError(f"watch: {', '.join(sync_options)} are options of the add-ons' sync: pass addons=DIR too")
+        self._sync_options = sync_options
+        self._addons_seen: Optional[FrozenSet[Tuple[str, int, int, int]]] = None  # the folders last acted on
+        self._addons_pending: Optional[FrozenSet[Tuple[str, int, int, int]]] = None
+        self._failed: set[str] = set()  # add-ons whose build failed: built again when their folder changes
         self._seen: Dict[str, Snapshot] = {}  # what each env was last reloaded (or first seen) at
         self._pending: Dict[str, Tuple[Snapshot, int]] = {}  # a change seen, waiting to hold still
+        for name, _env in self._loaded():  # what is on disk now is the baseline: a change after this is new
+            self._seen[name] = self._snapshot(name)
+        if self.addons is not None:
+            self._addons_seen = self._addon_folders()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="polyvenv-watch", daemon=True)
         self._thread.start()
@@ -101,6 +148,8 @@ class Watch:
 
     def _paths(self) -> list[str]:
         paths = {str(self.workspace.config.envs_dir)}
+        if self.addons is not None:
+            paths.add(str(self.addons))
         for name, _env in self._loaded():
             source = self.workspace.config.env(name).source
             if source is not None and Path(source).is_dir():
@@ -108,8 +157,14 @@ class Watch:
         return sorted(paths)
 
     def poll(self) -> None:
-        """One look at every loaded env; reload those whose change has held still for an interval."""
+        """One look at the add-on directory and every loaded env; install, uninstall and reload what
+        has held still for an interval since it changed."""
+        if self.addons is not None:
+            self._poll_addons()
         for name, env in self._loaded():
+            source = self.workspace.config.env(name).source
+            if source is not None and not os.path.isdir(source):
+                continue  # a folder taken out is an uninstall (above), not an edit to reload
             now = self._snapshot(name)
             if name not in self._seen:
                 self._seen[name] = now
@@ -144,13 +199,105 @@ class Watch:
                           stacklevel=1)
             return
         self.reloads += 1
-        if self.callback is None or outcome == []:
+        if outcome != []:
+            self._tell(env, env.name, outcome)
+
+    def _tell(self, env: Env | ProcessEnv | None, name: str,
+              change: Union[list[str], ReloadFailed, AddonChange]) -> None:
+        """``callback(env, change)``; what it raises is warned, never the thread's end."""
+        if self.callback is None:
             return
         try:
-            self.callback(env, outcome)
+            self.callback(env, change)
         except Exception as error:
-            warnings.warn(ReloadWarning(f"env {env.name!r}: the watch callback {self.callback!r} raised "
+            import warnings
+
+            from ..errors import ReloadWarning
+
+            warnings.warn(ReloadWarning(f"env {name!r}: the watch callback {self.callback!r} raised "
                                         f"{type(error).__name__}: {error}"), stacklevel=1)
+
+    # -- the add-on directory -------------------------------------------------------------
+
+    def _poll_addons(self) -> None:
+        """Act on the add-on directory once its folders differ from the last look acted on and have held
+        still for an interval (a folder being copied in is installed once it is complete)."""
+        now = self._addon_folders()
+        if self._addons_seen is None or now == self._addons_seen:
+            self._addons_seen, self._addons_pending = now, None
+            return
+        if now != self._addons_pending:
+            self._addons_pending = now
+            return
+        self._addons_seen, self._addons_pending = now, None
+        self._discover()
+
+    def _addon_folders(self) -> FrozenSet[Tuple[str, int, int, int]]:
+        """The add-on directory's folders holding a requirements file, with every file's stat identity."""
+        from ..config import Discovery, discover
+
+        assert self.addons is not None
+        files: set[tuple[str, int, int, int]] = set()
+        if self.addons.is_dir():
+            for spec in discover(Discovery(self.addons)):
+                if spec.source is not None:
+                    _walk(str(spec.source), files, depth=0)
+        return frozenset(files)
+
+    def _discover(self) -> None:
+        """What discover found changed: uninstall the folders gone, install those added (and those
+        that failed before, their folder changed since)."""
+        import warnings
+
+        from ..errors import PolyvenvError, ReloadWarning
+
+        assert self.addons is not None
+        try:
+            found = self.workspace.discover(self.addons)
+        except PolyvenvError as error:
+            warnings.warn(ReloadWarning(f"add-ons in {self.addons}: {error}"), stacklevel=1)
+            return
+        for name in found.gone:
+            self._uninstall(name)
+        self._failed &= set(found.envs)
+        for name in sorted(set(found.added) | self._failed):
+            self._install(name)
+
+    def _install(self, name: str) -> None:
+        import warnings
+
+        from ..errors import PolyvenvError, ReloadWarning
+
+        assert self.addons is not None
+        folder = self.addons / name
+        try:
+            self.workspace.sync(name, **self._sync_options)
+            env = self.workspace.env(name)
+        except PolyvenvError as error:
+            self._failed.add(name)
+            warnings.warn(ReloadWarning(f"add-on {name!r} ({folder}) was not installed: {error}"), stacklevel=1)
+            self._tell(None, name, AddonChange("failed", name, folder, str(error)))
+            return
+        self._failed.discard(name)
+        self._tell(env, name, AddonChange("installed", name, folder, str(self.workspace.env_dir(name).resolve())))
+
+    def _uninstall(self, name: str) -> None:
+        import warnings
+
+        from ..errors import PolyvenvError, ReloadWarning
+
+        assert self.addons is not None
+        env = self.workspace._envs.get(name)
+        self._tell(env, name, AddonChange("removing", name, self.addons / name, ""))
+        try:
+            removed = self.workspace.remove_env(name)
+        except PolyvenvError as error:
+            warnings.warn(ReloadWarning(f"add-on {name!r} was not uninstalled: {error}"), stacklevel=1)
+            return
+        self._failed.discard(name)
+        self._seen.pop(name, None)
+        self._pending.pop(name, None)
+        self._tell(env, name, AddonChange("removed", name, self.addons / name, removed))
 
     def _loaded(self) -> list[tuple[str, Env | ProcessEnv]]:
         """The workspace's envs loaded now (imported from, not unloaded since)."""

@@ -123,13 +123,16 @@ class Workspace:
             self._envs[name] = env
         return env
 
-    def watch(self, callback: Callback | None = None, interval: float = 0.5, watcher: str = "auto") -> Watch:
+    def watch(self, callback: Callback | None = None, interval: float = 0.5, watcher: str = "auto",
+              addons: str | Path | None = None, **sync_options: Any) -> Watch:
         """Reload the loaded envs whose ``source`` or build changes on disk, then ``callback(env, changed)``
         (the names reloaded, or the ReloadFailed that kept the old generation): a running watch, also a
-        context manager; ``stop()`` ends it (runtime/watch.py)."""
+        context manager; ``stop()`` ends it (runtime/watch.py). With ``addons=DIR``, also install the
+        add-on folders dropped into DIR and uninstall those taken out (``discover``, ``sync(name,
+        **sync_options)``, ``remove_env``), each told as ``callback(env, AddonChange(...))``."""
         from .watch import Watch
 
-        return Watch(self, callback, interval, watcher)
+        return Watch(self, callback, interval, watcher, addons, **sync_options)
 
     def sync(self, *names: str, progress: Callable[[SyncEvent], object] | Progress | None = None,
              **options: Any) -> list[Outcome]:
