@@ -67,8 +67,9 @@ class EnvSourceLoader(SourceFileLoader):
             source = self.get_data(path)
             tree = ast.parse(source, path)
             top, dot, rest = fullname.partition(".")
-            own = names.real.get(top)
-            code = compile(rewrite(tree, names.replace, own and own + dot + rest), path, "exec", dont_inherit=True)
+            own = names.real.get(top)  # a dotted name only: a top-level one is also its functions' and attributes'
+            code = compile(rewrite(tree, names.replace, own + dot + rest if own and rest else None), path, "exec",
+                           dont_inherit=True)
             CODE_CACHE.put(key, code)
         return code
 

@@ -36,6 +36,7 @@ from typing import Callable
 
 HELPER = "__polyvenv__"  # in the env's builtins: an object with .name(str) -> str
 
+_ATTRIBUTE_CALLS = {"getattr", "hasattr", "setattr", "delattr"}  # their string is an attribute's name
 _NAME_CALLS = {"import_module", "find_spec", "__import__", "find_loader", "set_module", "get_loader"}
 _SYS_MODULES_METHODS = {"get", "pop", "setdefault", "__getitem__", "__contains__", "__delitem__", "__setitem__"}
 _WRITING_METHODS = {"pop", "setdefault", "__delitem__", "__setitem__"}
@@ -118,8 +119,9 @@ class Rewriter(ast.NodeTransformer):
 
     def visit_Call(self, node: ast.Call):
         self.generic_visit(node)
-        if self.own is not None:  # the module hands its own name to a callee (a generated _pb2 module to
-            # protobuf's builder, which may be the host's shared protobuf): it is its __name__, the alias
+        if self.own is not None and not (isinstance(node.func, ast.Name) and node.func.id in _ATTRIBUTE_CALLS):
+            # the module hands its own dotted name to a callee (a generated _pb2 module to protobuf's builder,
+            # which may be the host's shared protobuf): it is its __name__, the alias
             node.args = [self._name_expr(a, importing=False) if _is_str(a, self.own) else a for a in node.args]
             for keyword in node.keywords:
                 if _is_str(keyword.value, self.own):
