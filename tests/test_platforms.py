@@ -78,17 +78,12 @@ def test_the_module_names_are_found_on_every_platform(package, platform):
         assert {text for text in other[module] if text in modules} == expected, (package, platform, module)
 
 
-@pytest.mark.parametrize("platform", [
-    "linux-aarch64",
-    pytest.param("macos-arm64", marks=pytest.mark.xfail(strict=True, reason="Mach-O pointers (chained fixups) "
-                                                        "are not read yet: type names are not found")),
-    pytest.param("windows-x86_64", marks=pytest.mark.xfail(strict=True, reason="PE base relocations are not "
-                                                           "read yet: type names are not found")),
-])
+@pytest.mark.parametrize("platform", [p for p in PLATFORMS if p != "linux-x86_64"])
 @pytest.mark.parametrize("package", ["msgpack", "pyyaml"])
 def test_type_names_are_found_on_every_platform(package, platform):
-    """Type names (``pkg.mod.Type`` in ``tp_name``) are found by the pointers to them: where those cannot
-    be read, the type keeps its real name, and pickling it fails loudly (DESIGN.md)."""
+    """Type names (``pkg.mod.Type`` in ``tp_name``) are found by the data pointers to them: ELF relocations,
+    Mach-O rebase information (machofixups.py), PE base relocations (pereloc.py); where those cannot be read,
+    the type keeps its real name, and pickling it fails loudly (DESIGN.md)."""
     linux, other = _renamed(package, "linux-x86_64"), _renamed(package, platform)
     _, _, modules = PACKAGES[package]
     for module in linux:

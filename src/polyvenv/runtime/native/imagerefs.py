@@ -1,0 +1,81 @@
+"""The data pointers of a Mach-O or PE extension file: the users elfrefs.py reads from ELF relocations.
+
+The string finder (modulenames.py) proves a type name (``tp_name``,
+``PyType_Spec.name``) or a ``PyModuleDef.m_name`` by the data word that
+points at the string and the structure around it. On Linux the dynamic
+relocations list those words; a Mach-O file lists them in its rebase
+information (machofixups.py), a PE file in its base relocations
+(pereloc.py). Both readers give an ``Image``: where each pointer lies and
+what it points at, and how file offsets map to addresses. Code is not read
+here (no ``lea``/``adrp`` decoding, no import stubs), so such files have no
+code users: only data pointers, never wrong ones.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from .elfrefs import CodeUse, ElfReferences
+from .sections import Section, sections
+
+
+class Span(NamedTuple):
+    """Bytes of the file at ``offset`` that the loader maps at ``vaddr``."""
+
+    offset: int
+    vaddr: int
+    size: int
+
+
+class Image(NamedTuple):
+    """What a pointer-table reader found: file offset of each pointer -> its target (None: an import's), spans."""
+
+    pointers: dict[int, int | None]
+    spans: list[Span]
+
+
+def file_offset(spans: list[Span], vaddr: int) -> int | None:
+    """Where in the file the byte the loader maps at ``vaddr`` is, if it is in the file."""
+    return next((s.offset + vaddr - s.vaddr for s in spans if s.vaddr <= vaddr < s.vaddr + s.size), None)
+
+
+class ImageReferences:
+    """The data users of each address in a Mach-O or PE file, with the interface of ``ElfReferences``."""
+
+    def __init__(self, image: Image, found: list[Section]) -> None:
+        self.ok = True
+        self.spans = image.spans
+        self.pointer_places: dict[int, int | None] = dict(image.pointers)
+        self.pointers: dict[int, list[int]] = {}
+        for place, target in image.pointers.items():
+            if target is not None:
+                self.pointers.setdefault(target, []).append(place)
+        self._code = [s for s in found if s.code]
+        self.loads: dict[int, list[CodeUse]] = {}  # code is not decoded on these formats
+
+    def vaddr(self, offset: int) -> int | None:
+        for s in self.spans:
+            if s.offset <= offset < s.offset + s.size:
+                return s.vaddr + offset - s.offset
+        return None
+
+    def in_code(self, offset: int) -> bool:
+        return any(s.offset <= offset < s.offset + s.size for s in self._code)
+
+    def executable_vaddr(self, vaddr: int) -> bool:
+        """By the sections, not the segments: Mach-O's ``__TEXT`` segment holds the strings too."""
+        offset = file_offset(self.spans, vaddr)
+        return offset is not None and self.in_code(offset)
+
+    def callee_after(self, at: int) -> str | None:
+        return None
+
+
+def references(data: bytes) -> ElfReferences | ImageReferences:
+    """The users of each address in an extension file of any format (``ok`` false where none can be read)."""
+    from .machofixups import macho_image
+    from .pereloc import pe_image
+
+    image = macho_image(data) if data[:4] in (b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe") else (
+        pe_image(data) if data[:2] == b"MZ" else None)
+    return ImageReferences(image, sections(data)) if image is not None else ElfReferences(data)
