@@ -2,7 +2,7 @@
 
 The byte patch runs on Linux x86-64 here, but an extension's module names must
 be found on every platform wheels ship for. These tests download the same
-release's wheels for Linux x86-64 and aarch64, macOS arm64 and Windows x86-64
+release's wheels for Linux x86-64 and aarch64, macOS arm64 and x86-64 and Windows x86-64
 (`pip download --platform`, into the checkout's ignored .cache/), read each
 extension file with the string finder (runtime/native/modulenames.py) and
 compare what it would rename with what it finds in the Linux x86-64 wheel.
@@ -24,6 +24,7 @@ PLATFORMS = {
     "linux-x86_64": "manylinux_2_17_x86_64",
     "linux-aarch64": "manylinux_2_17_aarch64",
     "macos-arm64": "macosx_11_0_arm64",
+    "macos-x86_64": "macosx_10_13_x86_64",
     "windows-x86_64": "win_amd64",
 }
 # (requirement, top-level name, the package's modules): a C extension, a Cython 3.0 one and a Cython one

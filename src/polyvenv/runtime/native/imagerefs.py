@@ -7,15 +7,18 @@ relocations list those words; a Mach-O file lists them in its rebase
 information (machofixups.py), a PE file in its base relocations
 (pereloc.py). Both readers give an ``Image``: where each pointer lies and
 what it points at, and how file offsets map to addresses. Code is not read
-here (no ``lea``/``adrp`` decoding, no import stubs), so such files have no
-code users: only data pointers, never wrong ones.
+only for x86-64's RIP-relative ``lea`` (elfrefs.rip_loads), which makes a
+string its own where it follows other data with no NUL; the function called
+next is not named (no Mach-O stubs or PE import table read), and arm64's
+``adrp`` pairs are not decoded: such loads prove no module position.
 """
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import NamedTuple
 
-from .elfrefs import CodeUse, ElfReferences
+from .elfrefs import CodeUse, ElfReferences, rip_loads
 from .sections import Section, sections
 
 
@@ -32,6 +35,7 @@ class Image(NamedTuple):
 
     pointers: dict[int, int | None]
     spans: list[Span]
+    registers: dict[int, int] | None  # x86-64 code: ModRM reg number -> argument it carries; None: other code
 
 
 def file_offset(spans: list[Span], vaddr: int) -> int | None:
@@ -42,7 +46,8 @@ def file_offset(spans: list[Span], vaddr: int) -> int | None:
 class ImageReferences:
     """The data users of each address in a Mach-O or PE file, with the interface of ``ElfReferences``."""
 
-    def __init__(self, image: Image, found: list[Section]) -> None:
+    def __init__(self, data: bytes, image: Image, found: list[Section]) -> None:
+        self.data = data
         self.ok = True
         self.spans = image.spans
         self.pointer_places: dict[int, int | None] = dict(image.pointers)
@@ -51,7 +56,15 @@ class ImageReferences:
             if target is not None:
                 self.pointers.setdefault(target, []).append(place)
         self._code = [s for s in found if s.code]
-        self.loads: dict[int, list[CodeUse]] = {}  # code is not decoded on these formats
+        self._registers = image.registers
+
+    @cached_property
+    def loads(self) -> dict[int, list[CodeUse]]:
+        """target vaddr -> each RIP-relative ``lea`` of it (x86-64 code only)."""
+        if self._registers is None:
+            return {}
+        code = [(s.offset, vaddr, s.size) for s in self._code if (vaddr := self.vaddr(s.offset)) is not None]
+        return rip_loads(self.data, code, self._registers)
 
     def vaddr(self, offset: int) -> int | None:
         for s in self.spans:
@@ -78,4 +91,4 @@ def references(data: bytes) -> ElfReferences | ImageReferences:
 
     image = macho_image(data) if data[:4] in (b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe") else (
         pe_image(data) if data[:2] == b"MZ" else None)
-    return ImageReferences(image, sections(data)) if image is not None else ElfReferences(data)
+    return ImageReferences(data, image, sections(data)) if image is not None else ElfReferences(data)

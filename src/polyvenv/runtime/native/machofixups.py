@@ -1,36 +1,37 @@
 """The data pointers of a Mach-O 64 file (a macOS extension): its rebase information.
 
 A Mach-O file says which of its data words hold an address of its own (and
-so move with it) in one of two ways: older files (``LC_DYLD_INFO``) in a
-byte-coded list of rebase opcodes, the word itself holding the target
-address; newer ones (``LC_DYLD_CHAINED_FIXUPS``, macOS 12 and later) in
-chains, each word encoding its target and the distance to the next one in
-its page. Either is what ELF's ``R_*_RELATIVE`` relocations are on Linux:
-which data words point at which strings (imagerefs.py). Only the plain
-64-bit pointer formats are read (arm64e's signed pointers are not used by
-Python extensions); anything else gives no pointers, never wrong ones.
+so move with it) in its rebase information (``LC_DYLD_INFO``): a byte-coded
+list of rebase opcodes, each rebased word holding its target address. That
+is what ELF's ``R_*_RELATIVE`` relocations are on Linux: which data words
+point at which strings (imagerefs.py). Newer executables say it in chained
+fixups (``LC_DYLD_CHAINED_FIXUPS``) instead, but ld64 falls back to rebase
+opcodes for bundles linked ``-undefined dynamic_lookup``, as Python
+extensions are: every macOS wheel checked (C, Cython, Rust, numpy built for
+macOS 14) has them. A file without them gives None: no pointers, never
+wrong ones.
 """
 
 from __future__ import annotations
 
 import struct
 
-from .imagerefs import Image, Span, file_offset
+from .elfrefs import ARGUMENT_REGISTERS
+from .imagerefs import Image, Span
 
 _MAGIC = b"\xcf\xfa\xed\xfe"
-_LC_SEGMENT_64, _LC_DYLD_INFO, _LC_DYLD_INFO_ONLY, _LC_DYLD_CHAINED_FIXUPS = 0x19, 0x22, 0x80000022, 0x80000034
-_PTR_64, _PTR_64_OFFSET = 2, 6  # DYLD_CHAINED_PTR_64 (target: address), _64_OFFSET (target: offset in image)
-_PAGE_START_NONE = 0xFFFF
+_LC_SEGMENT_64, _LC_DYLD_INFO, _LC_DYLD_INFO_ONLY = 0x19, 0x22, 0x80000022
+_CPU_X86_64 = 0x01000007
 
 
 def macho_image(data: bytes) -> Image | None:
-    """The pointers of a 64-bit Mach-O file (or a universal file's first slice), or None if there is none."""
+    """The pointers of a 64-bit Mach-O file (or a universal file's first slice) by its rebase opcodes, or None."""
     try:
         base = struct.unpack_from(">I", data, 16)[0] if data[:4] == b"\xca\xfe\xba\xbe" else 0
         if data[base:base + 4] != _MAGIC:
             return None
         ncmds, = struct.unpack_from("<I", data, base + 16)
-        at, segments, rebases, chained = base + 32, [], None, None
+        at, segments, rebases = base + 32, [], None
         for _ in range(ncmds):
             cmd, size = struct.unpack_from("<II", data, at)
             if cmd == _LC_SEGMENT_64:
@@ -39,15 +40,12 @@ def macho_image(data: bytes) -> Image | None:
             elif cmd in (_LC_DYLD_INFO, _LC_DYLD_INFO_ONLY):
                 offset, length = struct.unpack_from("<II", data, at + 8)
                 rebases = (base + offset, length)
-            elif cmd == _LC_DYLD_CHAINED_FIXUPS:
-                offset, length = struct.unpack_from("<II", data, at + 8)
-                chained = base + offset
             at += size
-        image = Image({}, segments)
-        if rebases is not None:
-            _rebase_opcodes(data, *rebases, image)
-        elif chained is not None:
-            _chained_fixups(data, chained, image)
+        if rebases is None:
+            return None
+        cputype, = struct.unpack_from("<I", data, base + 4)
+        image = Image({}, segments, ARGUMENT_REGISTERS if cputype == _CPU_X86_64 else None)  # System V, as Linux
+        _rebase_opcodes(data, *rebases, image)
         return image
     except (struct.error, IndexError):
         return None
@@ -97,30 +95,4 @@ def _rebase_opcodes(data: bytes, start: int, length: int, image: Image) -> None:
             times = uleb()
             rebase(times, uleb())
         # 0x10 SET_TYPE_IMM: every type rebases a whole pointer here
-
-
-def _chained_fixups(data: bytes, header: int, image: Image) -> None:
-    """Walk each page's chain (``dyld_chained_starts_in_segment``): rebases hold their target, binds none."""
-    starts = header + struct.unpack_from("<I", data, header + 4)[0]
-    count, = struct.unpack_from("<I", data, starts)
-    first = image.spans[0].vaddr if image.spans else 0  # the image's own address (__TEXT's, 0 in a dylib)
-    for info in struct.unpack_from(f"<{count}I", data, starts + 4):
-        if not info:
-            continue
-        s = starts + info
-        page_size, pointer_format, segment_offset = struct.unpack_from("<HHQ", data, s + 4)
-        pages, = struct.unpack_from("<H", data, s + 20)
-        if pointer_format not in (_PTR_64, _PTR_64_OFFSET):
-            continue
-        for page, start in enumerate(struct.unpack_from(f"<{pages}H", data, s + 22)):
-            if start == _PAGE_START_NONE or start & 0x8000:
-                continue
-            place = file_offset(image.spans, first + segment_offset + page * page_size + start)
-            while place is not None:
-                word, = struct.unpack_from("<Q", data, place)
-                bind, step = word >> 63, (word >> 51) & 0xFFF
-                # a bind's word names an import, no address; a rebase's low 36 bits are its target
-                image.pointers[place] = None if bind else (word & 0xFFFFFFFFF) + (
-                    first if pointer_format == _PTR_64_OFFSET else 0)
-                place = place + step * 4 if step else None
 

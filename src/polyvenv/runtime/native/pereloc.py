@@ -17,6 +17,8 @@ from .imagerefs import Image, Span, file_offset
 _PE32_PLUS = 0x20B
 _BASERELOC = 5  # the data directory of base relocations
 _DIR64 = 10
+_AMD64 = 0x8664
+_MICROSOFT_X64 = {1: 0, 2: 1}  # rcx, rdx (r8, r9 need REX.R): the registers of the first arguments
 
 
 def pe_image(data: bytes) -> Image | None:
@@ -38,7 +40,8 @@ def pe_image(data: bytes) -> Image | None:
             s = optional + optional_size + i * 40
             virtual_size, rva, raw_size, raw_offset = struct.unpack_from("<IIII", data, s + 8)
             spans.append(Span(raw_offset, rva, min(virtual_size or raw_size, raw_size)))
-        image = Image({}, spans)
+        machine, = struct.unpack_from("<H", data, pe + 4)
+        image = Image({}, spans, _MICROSOFT_X64 if machine == _AMD64 else None)
         at = file_offset(spans, reloc_rva)
         end = at + reloc_size if at is not None else 0
         while at is not None and at + 8 <= end:
