@@ -6,11 +6,12 @@ points at the string and the structure around it. On Linux the dynamic
 relocations list those words; a Mach-O file lists them in its rebase
 information (machofixups.py), a PE file in its base relocations
 (pereloc.py). Both readers give an ``Image``: where each pointer lies and
-what it points at, and how file offsets map to addresses. Code is not read
-only for x86-64's RIP-relative ``lea`` (elfrefs.rip_loads), which makes a
-string its own where it follows other data with no NUL; the function called
-next is not named (no Mach-O stubs or PE import table read), and arm64's
-``adrp`` pairs are not decoded: such loads prove no module position.
+what it points at, and how file offsets map to addresses. Of the code, only
+x86-64's RIP-relative ``lea`` is read (elfrefs.rip_loads), which makes a
+string one of its own where it follows other data with no NUL between; the
+function called next is not named (no Mach-O stubs or PE import table read)
+and arm64's ``adrp`` pairs are not decoded, so a load proves no module
+position there.
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ class Span(NamedTuple):
 
 
 class Image(NamedTuple):
-    """What a pointer-table reader found: file offset of each pointer -> its target (None: an import's), spans."""
+    """What a pointer-table reader found: file offset of each pointer -> its target address, and the spans."""
 
-    pointers: dict[int, int | None]
+    pointers: dict[int, int]
     spans: list[Span]
     registers: dict[int, int] | None  # x86-64 code: ModRM reg number -> argument it carries; None: other code
 
@@ -53,8 +54,7 @@ class ImageReferences:
         self.pointer_places: dict[int, int | None] = dict(image.pointers)
         self.pointers: dict[int, list[int]] = {}
         for place, target in image.pointers.items():
-            if target is not None:
-                self.pointers.setdefault(target, []).append(place)
+            self.pointers.setdefault(target, []).append(place)
         self._code = [s for s in found if s.code]
         self._registers = image.registers
 
