@@ -86,9 +86,13 @@ class ImageReferences:
 
 def references(data: bytes) -> ElfReferences | ImageReferences:
     """The users of each address in an extension file of any format (``ok`` false where none can be read)."""
-    from .machofixups import macho_image
-    from .pereloc import pe_image
+    image = None
+    if data[:4] in (b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe"):
+        from .machofixups import macho_image
 
-    image = macho_image(data) if data[:4] in (b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe") else (
-        pe_image(data) if data[:2] == b"MZ" else None)
+        image = macho_image(data)
+    elif data[:2] == b"MZ":
+        from .pereloc import pe_image
+
+        image = pe_image(data)
     return ImageReferences(data, image, sections(data)) if image is not None else ElfReferences(data)
