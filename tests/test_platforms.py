@@ -2,7 +2,7 @@
 
 The byte patch runs on Linux x86-64 here, but an extension's module names must
 be found on every platform wheels ship for. These tests download the same
-release's wheels for Linux x86-64 and aarch64, macOS arm64 and Windows x86-64
+release's wheels for Linux x86-64 and aarch64, macOS arm64 and x86-64 and Windows x86-64
 (`pip download --platform`, into the checkout's ignored .cache/), read each
 extension file with the string finder (runtime/native/modulenames.py) and
 compare what it would rename with what it finds in the Linux x86-64 wheel.
@@ -24,6 +24,7 @@ PLATFORMS = {
     "linux-x86_64": "manylinux_2_17_x86_64",
     "linux-aarch64": "manylinux_2_17_aarch64",
     "macos-arm64": "macosx_11_0_arm64",
+    "macos-x86_64": "macosx_10_13_x86_64",
     "windows-x86_64": "win_amd64",
 }
 # (requirement, top-level name, the package's modules): a C extension, a Cython 3.0 one and a Cython one
@@ -78,17 +79,12 @@ def test_the_module_names_are_found_on_every_platform(package, platform):
         assert {text for text in other[module] if text in modules} == expected, (package, platform, module)
 
 
-@pytest.mark.parametrize("platform", [
-    "linux-aarch64",
-    pytest.param("macos-arm64", marks=pytest.mark.xfail(strict=True, reason="Mach-O pointers (chained fixups) "
-                                                        "are not read yet: type names are not found")),
-    pytest.param("windows-x86_64", marks=pytest.mark.xfail(strict=True, reason="PE base relocations are not "
-                                                           "read yet: type names are not found")),
-])
+@pytest.mark.parametrize("platform", [p for p in PLATFORMS if p != "linux-x86_64"])
 @pytest.mark.parametrize("package", ["msgpack", "pyyaml"])
 def test_type_names_are_found_on_every_platform(package, platform):
-    """Type names (``pkg.mod.Type`` in ``tp_name``) are found by the pointers to them: where those cannot
-    be read, the type keeps its real name, and pickling it fails loudly (DESIGN.md)."""
+    """Type names (``pkg.mod.Type`` in ``tp_name``) are found by the data pointers to them: ELF relocations,
+    Mach-O rebase information (machofixups.py), PE base relocations (pereloc.py); where those cannot be read,
+    the type keeps its real name, and pickling it fails loudly (DESIGN.md)."""
     linux, other = _renamed(package, "linux-x86_64"), _renamed(package, platform)
     _, _, modules = PACKAGES[package]
     for module in linux:

@@ -173,21 +173,10 @@ class ElfReferences:
     @cached_property
     def loads(self) -> dict[int, list[CodeUse]]:
         """target vaddr -> each RIP-relative ``lea`` of it (x86-64 only)."""
-        found: dict[int, list[CodeUse]] = {}
         if self.machine != _X86_64:
-            return found
-        for s in self.segments:
-            if s.index < 0 or not s.flags & _PF_X:
-                continue
-            for match in _LEA_RIP.finditer(self.data, s.offset, s.offset + s.filesz):
-                at = match.end()
-                next_ip = s.vaddr + at + 4 - s.offset
-                target = next_ip + struct.unpack_from("<i", self.data, at)[0]
-                rex_r = self.data[match.start()] & 4
-                reg = (self.data[at - 1] >> 3) & 7
-                argument = None if rex_r else ARGUMENT_REGISTERS.get(reg)
-                found.setdefault(target, []).append(CodeUse(at, argument, None))
-        return found
+            return {}
+        return rip_loads(self.data, [(s.offset, s.vaddr, s.filesz) for s in self.segments
+                                     if s.index >= 0 and s.flags & _PF_X], ARGUMENT_REGISTERS)
 
     def callee_after(self, at: int) -> str | None:
         """The imported function the first call (or tail jump) within a few bytes after ``at`` reaches."""
@@ -220,3 +209,17 @@ class ElfReferences:
             return None
         slot = vaddr + skip + 6 + struct.unpack_from("<i", code, skip + 2)[0]
         return self.got.get(slot)
+
+
+def rip_loads(data: Buffer, code: list[tuple[int, int, int]], registers: dict[int, int]) -> dict[int, list[CodeUse]]:
+    """target vaddr -> each RIP-relative ``lea`` of it in the x86-64 ``code`` (file offset, vaddr, size) spans;
+    ``registers`` maps a ModRM reg number to the argument it carries in the file's calling convention."""
+    found: dict[int, list[CodeUse]] = {}
+    for offset, vaddr, size in code:
+        for match in _LEA_RIP.finditer(data, offset, offset + size):
+            at = match.end()
+            target = vaddr + at + 4 - offset + struct.unpack_from("<i", data, at)[0]
+            rex_r = data[match.start()] & 4
+            argument = None if rex_r else registers.get((data[at - 1] >> 3) & 7)
+            found.setdefault(target, []).append(CodeUse(at, argument, None))
+    return found

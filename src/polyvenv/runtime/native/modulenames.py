@@ -27,8 +27,8 @@ string is renamed only where it names a module by structure:
   ``"_cffi_backend."``), which must agree with them.
 
 Everything else keeps its bytes. The users are read from the file
-(elfrefs.py); where they cannot be (other machines), only the spelling
-decides, as before, but still never prose, code or ``module.Name``.
+(elfrefs.py; on macOS and Windows only the data pointers, imagerefs.py); where
+they cannot be, only the spelling decides, as before, but still never prose, code or ``module.Name``.
 Names shorter than ``SHORT`` are renamed only with proof from a user, and
 names neither the extension's own distribution nor its declared dependencies
 provide (``importable_names``) also need that proof: an unrelated
@@ -41,7 +41,7 @@ import os
 import re
 from typing import Callable, Iterator, NamedTuple
 
-from .elfrefs import ElfReferences
+from .imagerefs import references
 from .sections import sections
 
 SHORT = 4  # names shorter than this are renamed only where a user proves a module position
@@ -93,7 +93,7 @@ class Selection:
         self.names = names
         self.is_module = is_module
         self.allowed = allowed
-        self.refs = ElfReferences(data)
+        self.refs = references(data)
         self.sections = sections(data)
         self._data_starts = {section.offset for section in self.sections if not section.code}
 
