@@ -183,8 +183,11 @@ PLUG = {
         Old = type("Old", (), {"DESCRIPTOR": None, "__module__": "plug.built_pb2"})  # protobuf 3's generated code
         Elsewhere = _builder.build("Elsewhere", "hostonly")  # a name the env lacks is left as it is
         Mine = _builder.build("Mine", __name__)
+        _globals = globals()
         def made_by(build):  # a builder of the host's (protobuf shared with the host) gets the module's own name
-            return build("Shared", "plug.built_pb2")
+            return build("Shared", "plug.built_pb2", _globals)
+        NOT_MINE = ["plug.built_pb2"]  # the module's name as data (sqlalchemy's preload_module registry) stays
+        NOT_MINE.append(str("plug.built_pb2"))
     ''',
 }
 ENTRY_POINTS = "[plug.ext]\nsub = plug.sub:WHERE\nmod = plug.sub\n[console_scripts]\nplugtool = plug:main\n"
@@ -209,7 +212,7 @@ def dirs(tmp_path_factory) -> tuple[Path, Path]:
                       for path, text in PLUG.items()})
     (root / "script.py").write_text("import plug.sub\nRESULT = plug.sub.WHERE\n")
     (host / "hostonly.py").write_text("WHERE = 'hostonly'\n")
-    (host / "hostbuilder.py").write_text("def build(name, module_name):\n    return type(name, (), {'__module__': module_name})\n")
+    (host / "hostbuilder.py").write_text("def build(name, module_name, namespace):\n    return type(name, (), {'__module__': module_name})\n")
     return env, host
 
 
@@ -482,9 +485,9 @@ def test_module_names_reaching_a_class_namespace_as_values_name_the_envs_module(
                   type(pickle.loads(pickle.dumps(built.Message()))) is built.Message, built.Elsewhere.__module__,
                   built.Message.__module__ == built.__name__ != "plug.built_pb2",
                   env.import_module("plug.builder").is_thing(thing),
-                  built.made_by(__import__("hostbuilder").build).__module__ == built.__name__]
+                  built.made_by(__import__("hostbuilder").build).__module__ == built.__name__, built.NOT_MINE]
     """)
-    assert result == [[True] * 4, [True] * 4, True, "hostonly", True, True, True]
+    assert result == [[True] * 4, [True] * 4, True, "hostonly", True, True, True, ["plug.built_pb2"] * 2]
 
 
 def test_a_process_envs_entry_points_load_in_its_worker(workspace):

@@ -17,7 +17,7 @@ from types import CodeType
 from .locations import user_cache_dir, write_cache_file
 
 # Bump when rewrite.py changes what it makes of the same source (cached code would be stale).
-REWRITE_VERSION = 15
+REWRITE_VERSION = 16
 
 
 class CodeCache:

@@ -36,7 +36,6 @@ from typing import Callable
 
 HELPER = "__polyvenv__"  # in the env's builtins: an object with .name(str) -> str
 
-_ATTRIBUTE_CALLS = {"getattr", "hasattr", "setattr", "delattr"}  # their string is an attribute's name
 _NAME_CALLS = {"import_module", "find_spec", "__import__", "find_loader", "set_module", "get_loader"}
 _SYS_MODULES_METHODS = {"get", "pop", "setdefault", "__getitem__", "__contains__", "__delitem__", "__setitem__"}
 _WRITING_METHODS = {"pop", "setdefault", "__delitem__", "__setitem__"}
@@ -56,7 +55,14 @@ class Rewriter(ast.NodeTransformer):
     def __init__(self, replace: Callable[[str, bool], str | None], own: str | None = None) -> None:
         self.replace = replace
         self.own = own  # the real dotted name of the module being rewritten, when it is one
+        self.namespaces: set[str] = set()  # names bound to the module's globals() (``_globals = globals()``)
         self.name_calls = set(_NAME_CALLS)  # and the names this module imports them as (numpy's _set_module)
+
+    def _is_globals(self, node: ast.expr) -> bool:
+        if isinstance(node, ast.Name):
+            return node.id in self.namespaces
+        return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "globals" \
+            and not node.args
 
     # -- names -------------------------------------------------------------------
 
@@ -119,9 +125,9 @@ class Rewriter(ast.NodeTransformer):
 
     def visit_Call(self, node: ast.Call):
         self.generic_visit(node)
-        if self.own is not None and not (isinstance(node.func, ast.Name) and node.func.id in _ATTRIBUTE_CALLS):
-            # the module hands its own dotted name to a callee (a generated _pb2 module to protobuf's builder,
-            # which may be the host's shared protobuf): it is its __name__, the alias
+        if self.own is not None and any(self._is_globals(a) for a in node.args):
+            # the module hands its own dotted name with its namespace to a builder that fills it (a generated
+            # _pb2 module to protobuf's builder, which may be the host's shared protobuf): its __name__
             node.args = [self._name_expr(a, importing=False) if _is_str(a, self.own) else a for a in node.args]
             for keyword in node.keywords:
                 if _is_str(keyword.value, self.own):
@@ -240,6 +246,8 @@ class Rewriter(ast.NodeTransformer):
 
     def visit_Assign(self, node: ast.Assign):
         self.generic_visit(node)
+        if self._is_globals(node.value) and isinstance(node.value, ast.Call):
+            self.namespaces.update(t.id for t in node.targets if isinstance(t, ast.Name))
         # a constant now; a name built at run time (sqlalchemy 1.4's "sqlalchemy" + ...) when it is made; not
         # another object's __module__ copied over (functools.wraps' way), which carries its alias already
         if any(_is_module_attr(t) for t in node.targets) and not _is_module_attr(node.value):
