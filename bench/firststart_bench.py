@@ -53,10 +53,19 @@ ENVS = {  # env -> (requirements, module imported)
 TARGET = 1.2
 
 
+CPU: dict[tuple[str, ...], float] = {}  # each command's CPU time (user + system) in its last run
+
+
 def run(argv: list[str], env: dict[str, str], cwd: Path | None = None) -> float:
+    """Wall seconds of one run of ``argv`` (its CPU seconds go to CPU: steadier on a loaded machine)."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.run(argv, env=env, cwd=cwd, capture_output=True, text=True)
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU[tuple(argv)] = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed:\n{proc.stdout}{proc.stderr}")
     return seconds
@@ -105,41 +114,54 @@ def main() -> None:
             run(pv_cmd, env)  # polyvenv's own modules and the standard library's: compiled, as for plain's
             print(f"{name}: {args.runs} cold runs of each ...", file=sys.stderr, flush=True)
             t: dict[str, list[float]] = {k: [] for k in ("plain1", "plain2", "warmup", "pv1", "nowarm1", "pv2")}
+            c: dict[str, list[float]] = {k: [] for k in t}
+
+            def timed(kind: str, argv: list[str]) -> None:
+                t[kind].append(run(argv, env))
+                c[kind].append(CPU[tuple(argv)])
+
             for _ in range(args.runs):
                 empty(*pycaches(site))
-                t["plain1"].append(run(plain_cmd, env))
-                t["plain2"].append(run(plain_cmd, env))
+                timed("plain1", plain_cmd)
+                timed("plain2", plain_cmd)
                 empty(cache)
-                t["nowarm1"].append(run(pv_cmd, env))
+                timed("nowarm1", pv_cmd)
                 empty(cache)
-                t["warmup"].append(run(warm_cmd, env))
-                t["pv1"].append(run(pv_cmd, env))
-                t["pv2"].append(run(pv_cmd, env))
+                timed("warmup", warm_cmd)
+                timed("pv1", pv_cmd)
+                timed("pv2", pv_cmd)
             m = {k: statistics.median(v) for k, v in t.items()}
+            u = {k: statistics.median(v) for k, v in c.items()}
             rows += [
-                (f"{module}: plain uv venv, first import (compiles its .pyc)", m["plain1"], m["plain1"] / m["plain1"]),
+                (f"{module}: plain uv venv, first import (compiles its .pyc)", m["plain1"], 1.0, u["plain1"], 1.0),
                 (f"{module}: polyvenv, first start without the warm-up (--no-warm)", m["nowarm1"],
-                 m["nowarm1"] / m["plain1"]),
-                (f"{module}: polyvenv, first start after sync (warmed)", m["pv1"], m["pv1"] / m["plain1"]),
-                (f"{module}:   the warm-up at sync (scratch process)", m["warmup"], None),
-                (f"{module}: plain uv venv, second import", m["plain2"], m["plain2"] / m["plain2"]),
-                (f"{module}: polyvenv, second start", m["pv2"], m["pv2"] / m["plain2"]),
+                 m["nowarm1"] / m["plain1"], u["nowarm1"], u["nowarm1"] / u["plain1"]),
+                (f"{module}: polyvenv, first start after sync (warmed)", m["pv1"], m["pv1"] / m["plain1"],
+                 u["pv1"], u["pv1"] / u["plain1"]),
+                (f"{module}:   the warm-up at sync (scratch process)", m["warmup"], None, u["warmup"], None),
+                (f"{module}: plain uv venv, second import", m["plain2"], 1.0, u["plain2"], 1.0),
+                (f"{module}: polyvenv, second start", m["pv2"], m["pv2"] / m["plain2"], u["pv2"],
+                 u["pv2"] / u["plain2"]),
             ]
-            first = m["pv1"] / m["plain1"]
-            rows.append((f"{module}: first start after sync / plain first: target <= {TARGET}x",
-                         None, f"{'met' if first <= TARGET else 'NOT met'} ({first:.2f}x)"))
+            first, first_cpu = m["pv1"] / m["plain1"], u["pv1"] / u["plain1"]
+            rows.append((f"{module}: first start after sync / plain first: target <= {TARGET}x", None,
+                         f"wall {'met' if first <= TARGET else 'NOT met'} ({first:.2f}x)", None,
+                         f"CPU {'met' if first_cpu <= TARGET else 'NOT met'} ({first_cpu:.2f}x)"))
     finally:
         if args.keep:
             print(f"kept {tmp}", file=sys.stderr)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
     width = max(len(r[0]) for r in rows)
-    print(f"\nfirststart_bench (Python {sys.version.split()[0]}, {args.runs} runs, "
+    print(f"\nfirststart_bench (Python {sys.version.split()[0]}, medians of {args.runs} runs, "
           f"load average {os.getloadavg()[0]:.2f})")
-    for label, seconds, ratio in rows:
-        value = f"{seconds * 1000:8.1f} ms" if seconds is not None else " " * 11
-        r = f"{ratio:.2f}x" if isinstance(ratio, float) else (ratio or "")
-        print(f"  {label:<{width}}  {value}  {r}")
+    print(f"  {'':<{width}}  {'wall':>11}  {'ratio':<20}  {'CPU':>11}  ratio")
+    for label, seconds, ratio, cpu, cpu_ratio in rows:
+        cells = []
+        for value, r in ((seconds, ratio), (cpu, cpu_ratio)):
+            cells.append(f"{value * 1000:8.1f} ms" if value is not None else " " * 11)
+            cells.append(f"{r:.2f}x" if isinstance(r, float) else (r or ""))
+        print(f"  {label:<{width}}  {cells[0]}  {cells[1]:<20}  {cells[2]}  {cells[3]}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ caches a load reads: the rewritten, compiled code of every ``.py`` module
 of the env's own top-level names (codecache.py: with placeholders, so any
 aliases a host gives the env hit it, a reload's and a second env's
 colliding ones too), and the patched copy of every compiled extension
-(native/relocate.py). Nothing is imported or run. The copies are made for
+(native/relocate.py). No module of the env is imported (its ``.pth`` files
+run, as at every load, and what they import is loaded). The copies are made for
 the aliases of that name map, the first free variants of the env's names,
 which a host that loads this env first (or alone) picks too; a host that
 gives the env other aliases (another env loaded first with some of its
