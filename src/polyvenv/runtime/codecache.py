@@ -111,9 +111,10 @@ def _rewritten(names: NameMap, path: str, source: bytes, own: str | None) -> tup
             meaning = asked[top, importing] = names.placeholder(top, importing)
         return meaning
 
-    portable = MARK.encode() not in source and b"\\uffff" not in source.lower() and b"\\U0000ffff" not in source
-    if portable:
-        code = compile(rewrite(ast.parse(source, path), replace, own), path, "exec", dont_inherit=True)
+    tree = ast.parse(source, path)
+    # the mark in the source's own strings (any encoding, any escape): they would read as placeholders
+    if not any(isinstance(n, ast.Constant) and isinstance(n.value, str) and MARK in n.value for n in ast.walk(tree)):
+        code = compile(rewrite(tree, replace, own), path, "exec", dont_inherit=True)
         marks = _marks(code)
         reals = {MISSING} | {t for (t, _), m in asked.items() if m is not None}
         # a name starting "__" bound in a class body is mangled: its placeholder would be mangled otherwise
