@@ -52,7 +52,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -61,6 +60,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests"))
 from build_bench import render, say, source_state  # noqa: E402  (same table style)
+
 from wheelgen import make_wheel  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
@@ -111,12 +111,19 @@ if mode == "polyvenv":
     import polyvenv
     ws = polyvenv.Workspace.load(opts["root"])
     envs = [ws.env(f"p{i}") for i in opts["plugins"]]
-    plugins = [env.import_module(f"plugin_{i}") for env, i in zip(envs, opts["plugins"])]
+    imports = [lambda env=env, i=i: env.import_module(f"plugin_{i}") for env, i in zip(envs, opts["plugins"])]
 else:
     import importlib
-    plugins = [importlib.import_module(f"plugin_{i}") for i in opts["plugins"]]
+    imports = [lambda i=i: importlib.import_module(f"plugin_{i}") for i in opts["plugins"]]
+plugins, each = [], []
+for load in imports:  # each plugin's import timed too: does the n-th cost what the first did?
+    started = time.perf_counter()
+    plugins.append(load())
+    each.append(time.perf_counter() - started)
 seconds, rss1, traced1 = time.perf_counter() - t0, rss(), traced()
-out = {"seconds": seconds, "rss": rss1 - rss0, "traced": None if traced0 is None else traced1 - traced0}
+del load, imports
+out = {"seconds": seconds, "rss": rss1 - rss0, "traced": None if traced0 is None else traced1 - traced0,
+       "each": dict(zip(opts["plugins"], each))}
 # what the plugins got
 out["wrong_pins"] = [p.__name__ for p in plugins
                      if p.np.__version__ != p.NUMPY_PIN or (p.PANDAS_PIN and p.pd.__version__ != p.PANDAS_PIN)]
@@ -185,8 +192,9 @@ class Bench:
             make_wheel(self.wheels, f"plugin_{i}", f"1.{i}.0", {f"plugin_{i}/__init__.py": code},
                        requires=requirements(i, numpy, pandas)[1:])
         self.root.mkdir()
-        body = f'wheelhouse = "{self.wheels}"\n' + "".join(
-            f"\n[envs.p{i}]\nrequirements = {json.dumps(requirements(i, *kind))}\n" for i, kind in enumerate(self.kinds))
+        body = f'wheelhouse = "{self.wheels}"\n'
+        for i, kind in enumerate(self.kinds):
+            body += f"\n[envs.p{i}]\nrequirements = {json.dumps(requirements(i, *kind))}\n"
         (self.root / "polyvenv.toml").write_text(body)
         started = time.perf_counter()
         self.run([sys.executable, "-m", "polyvenv", "-q", "sync"], cwd=self.root, env=self.cache("sync"))
@@ -230,7 +238,8 @@ class Bench:
                 total[back] = sum(o[back] * o[grown] for o in outs) / total[grown]
             total["modules_alive"] = sum(o["modules_alive"] for o in outs)
         return dict(total, wrong_pins=[p for o in outs for p in o["wrong_pins"]],
-                    numpy_copies=sum(o["numpy_copies"] for o in outs), pandas_copies=sum(o["pandas_copies"] for o in outs))
+                    each={i: t for o in outs for i, t in o["each"].items()},
+                    **{k: sum(o[k] for o in outs) for k in ("numpy_copies", "pandas_copies")})
 
     def remove_pyc(self) -> None:
         for venv in ("A", "B"):
@@ -253,42 +262,46 @@ def measure(b: Bench, runs: int) -> dict[str, Any]:
         warm["all"].append(b.polyvenv(everyone, "warm"))
         warm["plain"].append(b.plain_pair())
     results["warm"] = {k: median_run(v) for k, v in warm.items()}
-    say("tracemalloc: one, all, plain; then all again, unloaded")
-    results["traced"] = {"one": b.polyvenv([0], "warm", trace=True)["traced"],
-                         "all": b.polyvenv(everyone, "warm", trace=True)["traced"],
-                         "plain": b.plain_pair(trace=True)["traced"]}
+    say("tracemalloc, unload: all envs; then plain, one env")
     preimport = warm["all"][0]["host_modules"]  # they stay in the host by design: imported first
     results["unload"] = b.polyvenv(everyone, "warm", trace=True, unload=True, preimport=preimport)
     results["unload plain"] = b.plain_pair(trace=True, unload=True, preimport=preimport)
+    results["traced"] = {"one": b.polyvenv([0], "warm", trace=True, preimport=preimport)["traced"],
+                         "all": results["unload"]["traced"], "plain": results["unload plain"]["traced"]}
     return results
 
 
 def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The first run's facts, with each figure the median over the runs."""
-    return dict(runs[0], **{k: statistics.median(r[k] for r in runs) for k in ("seconds", "rss")}, runs=len(runs))
+    medians = {k: statistics.median(r[k] for r in runs) for k in ("seconds", "rss")}
+    each = {i: statistics.median(r["each"][i] for r in runs) for i in runs[0]["each"]}
+    return dict(runs[0], **medians, each=each, runs=len(runs))
 
 
 def x(value: float, base: float) -> str:
     return f"{value / base:.2f}x" if base else "-"
 
 
-def table(b: Bench, results: dict[str, Any], timings: dict[str, float], runs: int) -> str:
-    n = len(b.kinds)
-    old, new = len(b.plain(NUMPY_OLD)), len(b.plain(NUMPY_NEW))
-    pandas = sum(1 for _, p in b.kinds if p)
+def table(results: dict[str, Any]) -> str:
+    """The table, from the figures alone (as `--json` prints them: `--table FILE` renders a saved run)."""
+    envs = kinds(results["envs"])
+    n, new = len(envs), sum(1 for numpy, _ in envs if numpy == NUMPY_NEW)
+    pandas = sum(1 for _, p in envs if p)
+    load = " -> ".join(f"{v:.1f}" for v in (results["load"][0], results["load"][-1]))
     rows: list[list[str] | str] = [
-        f"{n} plugin envs: {old} with numpy {NUMPY_OLD}, {new} with numpy {NUMPY_NEW}, {pandas} with pandas {PANDAS};"
-        f" polyvenv {source_state()}; load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}",
+        f"{n} plugin envs: {n - new} with numpy {NUMPY_OLD}, {new} with numpy {NUMPY_NEW}, {pandas} with pandas"
+        f" {PANDAS}; polyvenv {results['source']}; load average (1 min) {load}; {results['seconds']:.0f} s in all",
         f"plain = the distinct distributions once: two plain venvs (numpy {NUMPY_OLD} / {NUMPY_NEW}), the sum of"
-        f" their two processes; warm = medians of {runs} interleaved runs; cold = one run, fresh cache",
+        f" their two processes; warm = medians of {results['runs']} interleaved runs; cold = one run, fresh cache",
         ["", "time s", "x one", "x plain", "RSS +MB", "x one", "x plain", "numpy copies", "pins"],
     ]
     for temp in ("warm", "cold"):
         one, everyone, plain = (results[temp][k] for k in ("one", "all", "plain"))
         for label, r in ((f"{temp}: load ONE env (p0)", one), (f"{temp}: load all {n} into one host", everyone),
                          (f"{temp}: plain venvs, distinct set once", plain)):
-            rows.append([label, f"{r['seconds']:.2f}", x(r["seconds"], one["seconds"]), x(r["seconds"], plain["seconds"]),
-                         f"{r['rss'] / 2**20:.1f}", x(r["rss"], one["rss"]), x(r["rss"], plain["rss"]),
+            seconds, rss = r["seconds"], r["rss"]
+            rows.append([label, f"{seconds:.2f}", x(seconds, one["seconds"]), x(seconds, plain["seconds"]),
+                         f"{rss / 2**20:.1f}", x(rss, one["rss"]), x(rss, plain["rss"]),
                          str(r["numpy_copies"]), "ok" if not r["wrong_pins"] else f"WRONG {len(r['wrong_pins'])}"])
     traced = results["traced"]
     rows.append(f"tracemalloc (warm, Python allocations): one {traced['one'] / 2**20:.1f} MB, all {n}"
@@ -313,8 +326,16 @@ def table(b: Bench, results: dict[str, Any], timings: dict[str, float], runs: in
         f"{'met' if results[k]['all'][f] / results[k]['plain'][f] <= TARGET_RATIO else 'NOT met'}"
         for k, f in (("warm", "seconds"), ("warm", "rss"), ("cold", "seconds"))) +
         f"; unload {'met' if unload['traced_back'] >= TARGET_BACK else 'NOT met'}")
-    rows.append(f"build: polyvenv sync of {n} envs {timings['sync']:.0f} s; the two plain venvs"
-                f" {timings['plain venvs']:.0f} s (uv, warm cache)")
+    each = {int(i): t for i, t in results["warm"]["all"]["each"].items()}
+    firsts = []
+    for kind in sorted(set(envs), reverse=True):
+        same = [i for i, k in enumerate(envs) if k == kind]
+        label = f"numpy {kind[0]}" + (" + pandas" if kind[1] else "")
+        firsts.append(f"{label}: p{same[0]} {each[same[0]]:.2f} s, p{same[-1]} {each[same[-1]]:.2f} s")
+    rows.append(f"each import in the warm all-{n} host (first and last env of each kind): " + "; ".join(firsts))
+    build = results["build"]
+    rows.append(f"build: polyvenv sync of {n} envs {build['sync']:.0f} s; the two plain venvs"
+                f" {build['plain venvs']:.0f} s (uv, warm cache)")
     return render(rows)
 
 
@@ -323,24 +344,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--envs", type=int, default=30, help="plugin envs (default 30; at least 3)")
     parser.add_argument("--runs", type=int, default=3, help="warm rounds (medians)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON instead of the table")
+    parser.add_argument("--table", type=Path, metavar="FILE", help="only render the table of a saved --json run")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
+    if args.table:
+        print(table(json.loads(args.table.read_text())))
+        return 0
     if args.envs < 3:
         parser.error("--envs must be at least 3 (both numpys and pandas)")
     tmp = Path(tempfile.mkdtemp(prefix="polyvenv-plugins30-"))
-    started = time.perf_counter()
+    started, load, source = time.perf_counter(), os.getloadavg()[0], source_state()
     try:
         b = Bench(tmp, args.envs)
         say(f"building {args.envs} envs and two plain venvs in {tmp}")
-        timings = b.build()
+        build = b.build()
         results = measure(b, args.runs)
-        results["build"] = timings
-        if args.json:
-            results["envs"], results["source"], results["load"] = args.envs, source_state(), os.getloadavg()
-            print(json.dumps(results, indent=1))
-        else:
-            print(table(b, results, timings, args.runs))
-        say(f"done in {time.perf_counter() - started:.0f} s")
+        results.update(envs=args.envs, runs=args.runs, build=build, source=source,
+                       load=[load, os.getloadavg()[0]], seconds=time.perf_counter() - started)
+        print(json.dumps(results, indent=1) if args.json else table(results))
     finally:
         if args.keep:
             say(f"kept {tmp}")
