@@ -2,7 +2,7 @@
 
 Run from the repository root (after `scripts/bootstrap`):
 
-    .venv/bin/python bench/plugins30_bench.py [--envs N] [--runs N] [--json] [--keep]
+    .venv/bin/python bench/plugins30_bench.py [--envs N] [--runs N] [--json] [--table FILE] [--keep]
 
 The workspace: N envs (default 30), env i holding its own plugin, `plugin_i` (a generated pure wheel at its
 own pin, 1.i.0, found in no other env), with numpy 2.2.6 where i % 3 == 2 (a third: ten of 30) and numpy
@@ -25,17 +25,19 @@ Every figure is a fresh subprocess (so runs do not see each other's modules or c
 - **warm**: polyvenv's cache filled (by the cold run), the plain venvs' .pyc written; medians of --runs
   interleaved rounds (one, all, plain A, plain B in turn). **cold**: a fresh POLYVENV_CACHE_DIR (nothing
   rewritten or byte-patched yet), one run each; plain cold = the venvs' `__pycache__` removed.
-- **tracemalloc**: the Python allocations traced over the same span, in separate warm processes (tracing
-  slows imports; numpy's C allocations of module state are not traced, so RSS is the figure that counts).
-- **unload**: a warm process loads all N (tracemalloc on), then `unload()`s every env, drops its
-  references and `gc.collect()`s: the share of the traced growth and of the RSS growth that came back
-  (target >= 90%; the standard-library and polyvenv modules the load imports are imported first, as
-  they stay in the host by design). CPython never unloads an extension module's shared object, so RSS
-  keeps what the copies mapped.
+- **tracemalloc**: the Python allocations traced over the same span, in warm processes of their own
+  (tracing slows imports; numpy's C allocations of module state are not traced, so RSS is the figure that
+  counts), with the standard-library and polyvenv modules the load imports imported first (they stay in
+  the host by design).
+- **unload**: the traced all-N process then `unload()`s every env, drops its references and
+  `gc.collect()`s: the share of the traced growth and of the RSS growth that came back (target >= 90%);
+  the plain processes delete their modules from `sys.modules` for the same figure of CPython itself, which
+  never frees an extension module (nor what its module state references).
 - **what the plugins got**: each plugin's numpy and pandas version against its pin (must match), how many
   distinct numpy/pandas module objects the N plugins hold (today one per env; with sharing between envs,
   one per distinct closure), and whether an array made by one plugin goes into another plugin with the
-  same numpy pin (same `ndarray` type; `np.add.reduce` of it).
+  same numpy pin (same `ndarray` type; `np.add.reduce` of it). Each plugin's import is timed too (in
+  `--json`; the table names the first and last env of each kind): does the n-th env cost what the first did?
 
 The build (`sync`) is timed too, for information. Everything happens in a temporary directory, removed
 at the end (unless --keep); children run without PYTHONDONTWRITEBYTECODE. Targets (issue 13): memory and
