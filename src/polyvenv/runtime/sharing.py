@@ -70,7 +70,8 @@ def shareable(records: Iterable[Record], here: Owner, there: Owner, same_there: 
 
 def share_keys(records: Iterable[Record], here: Owner) -> dict[str, str | None]:
     """Each distribution's share key: a digest of every distribution its code can reach (digests, the
-    names each references and what they resolve to), or None where its closure reaches an ``OTHER``."""
+    names each references and what they resolve to), or None where its closure reaches an ``OTHER`` (or
+    one of its own names is not its own in the env: a namespace package two distributions install)."""
     by_name = {r.name: r for r in records}
     keys: dict[str, str | None] = {}
     for name, record in by_name.items():
@@ -84,6 +85,8 @@ def share_keys(records: Iterable[Record], here: Owner) -> dict[str, str | None]:
             if member.discovers:
                 todo += by_name
             todo += [m for m in member.metadata if m in by_name]
+            if any(here(top) != current for top in member.tops):
+                reaches_other = True  # a name it installs is not its own in the env: shadowed, or two install it
             for referenced in member.references:
                 owner = here(referenced)
                 if owner == OTHER:
