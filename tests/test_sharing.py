@@ -151,7 +151,7 @@ def test_code_importing_a_name_it_is_given_needs_the_whole_env_to_agree(tmp_path
     host, called by an env's scipy, it imported the host's scipy (the corpus saw it): such code can reach
     any module of the env, so it is shared only where the whole env agrees."""
     a = install(tmp_path / "a", wheels["docs"], wheels["alpha1"])
-    assert {r.name: r for r in distribution_records(a)}["docs"].discovers
+    assert {r.name: r for r in distribution_records(a)}["docs"].given
     assert agreeing(a, install(tmp_path / "b", wheels["docs"], wheels["alpha1"])) == {"docs", "alpha"}
     assert agreeing(a, install(tmp_path / "c", wheels["docs"], wheels["alpha2"])) == set()
 

@@ -184,3 +184,43 @@ def test_why_says_what_is_loaded_once(project):
     line = subprocess.run([sys.executable, "-m", "polyvenv", "why", "shape"], cwd=project, capture_output=True,
                           text=True).stdout.splitlines()[0]
     assert "a, b agree on it (loaded once)" in line
+
+
+@pytest.mark.integration
+def test_plugins_sharing_numpy_hand_each_other_arrays_and_numpy_2_gets_its_own(tmp_path):
+    """Real numpy from PyPI: plugins A and B (their own sources, and B another small distribution) pin
+    numpy 1.26.4 and share it (numpy's ``add_newdoc`` imports a name it is given, which in a unit is the
+    calling env's, so they need not agree on anything else); C has numpy 2.2.6, its own."""
+    wh = tmp_path / "wh"
+    make_wheel(wh, "extra", "1.0", {"extra.py": "X = 1\n"})
+    root = tmp_path / "project"
+    sources = {"a": "import numpy\ndef make():\n    return numpy.arange(6).reshape(2, 3)\n",
+               "b": "import numpy, extra\ndef consume(x):\n    return [type(x) is numpy.ndarray, int(x.sum()), "
+                    "numpy.add(x, 1).tolist(), numpy.core.multiarray.__doc__ is not None]\n",
+               "c": "import numpy\n"}
+    for env, text in sources.items():
+        (root / env).mkdir(parents=True)
+        (root / env / f"plug_{env}.py").write_text(text)
+    (root / "polyvenv.toml").write_text(textwrap.dedent(f"""
+        wheelhouse = "{wh}"
+        [envs.a]
+        requirements = ["numpy==1.26.4"]
+        source = "a"
+        [envs.b]
+        requirements = ["numpy==1.26.4", "extra"]
+        source = "b"
+        [envs.c]
+        requirements = ["numpy==2.2.6"]
+        source = "c"
+    """))
+    proc = subprocess.run([sys.executable, "-m", "polyvenv", "sync"], cwd=root, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    result = host(root, """
+        A, B, C = (ws.env(n).import_module(f"plug_{n}") for n in "abc")
+        array = A.make()
+        result = {"consumed": B.consume(array), "same": A.numpy is B.numpy and type(array) is B.numpy.ndarray,
+                  "versions": [A.numpy.__version__, C.numpy.__version__], "c_own": C.numpy is not A.numpy,
+                  "host": [k for k in sys.modules if k.partition(".")[0] == "numpy"]}
+    """)
+    assert result == {"consumed": [True, 15, [[1, 2, 3], [4, 5, 6]], True], "same": True,
+                      "versions": ["1.26.4", "2.2.6"], "c_own": True, "host": []}

@@ -69,6 +69,7 @@ class NameMap:
 
             lent = share(env, records, self.roots[0], self.found, self.shared)
         self.units = list({id(u): u for u in lent.values()}.values())
+        self.lender = False  # a unit's map (of_unit): its code is shared by envs
         try:
             own = [real for real in sorted(self.found) if real not in STDLIB and real not in self.shared
                    and real not in lent]  # the host's wins for a backport shadowing the standard library
@@ -86,7 +87,7 @@ class NameMap:
         from env ``env``'s ``site``, and every other name is missing."""
         self = cls.__new__(cls)
         self.env, self.roots, self.found, self.with_host, self.shared = env, [site], found, {}, set(host)
-        self.units = units
+        self.units, self.lender = units, True
         self._name(own, borrowed, {})
         return self
 
@@ -150,7 +151,18 @@ class NameMap:
         new = self.replace(top, importing)
         return new + dot + rest if new else dotted
 
-    name = module_name  # the rewritten code's ``__polyvenv__.name(...)``
+    def name(self, dotted: str, importing: bool = True) -> str:
+        """The rewritten code's ``__polyvenv__.name(...)``: a module name computed at run time. In a unit's
+        code (shared by several envs), a name that is none of the unit's nor the host's is the calling
+        env's: numpy's ``add_newdoc("scipy.sparse...")``, called by an env's scipy, imports that env's
+        scipy, as that env's own numpy would (None found: the name is missing)."""
+        if self.lender and isinstance(dotted, str) and not dotted.startswith("."):
+            top = dotted.partition(".")[0]
+            if top not in self.tops and top not in STDLIB and top not in self.shared and top not in self.real:
+                caller = _calling_env(sys._getframe(1))
+                if caller is not None:
+                    return caller.module_name(dotted, importing)
+        return self.module_name(dotted, importing)
 
     def written(self, dotted: str) -> str:
         """The ``sys.modules`` key under which the env's code sets or deletes ``dotted``: its own names' (and
@@ -216,6 +228,17 @@ class NameMap:
 
 
 ALIASES: Aliases[NameMap] = Aliases()
+
+
+def _calling_env(frame: Any) -> NameMap | None:
+    """The name map of the nearest frame up the stack that runs an env's own code (not a unit's; the
+    host's and the standard library's frames are passed over)."""
+    while frame is not None:
+        names = frame.f_builtins.get("__polyvenv__") if isinstance(frame.f_builtins, dict) else None
+        if isinstance(names, NameMap) and not names.lender:
+            return names
+        frame = frame.f_back
+    return None
 
 
 def _with_host(env: str, records: Records | None, roots: list[Path], found: dict[str, Path],

@@ -9,8 +9,11 @@ and which top-level names its code can reference (static imports, module
 names the rewriter finds by context, module names in its compiled files).
 ``discovers``: its code enumerates distributions at run time (entry points,
 ``importlib.metadata.distributions()``, pkg_resources), so it can reach
-every distribution of the env; ``metadata``: the distributions whose
-metadata it asks by name (``importlib.metadata.version("pkg")``).
+every distribution of the env; ``given``: its code imports a name it is
+given (numpy's ``add_newdoc(place, ...)`` imports its caller's module), which
+can be any module of the env that calls it; ``metadata``: the distributions
+whose metadata it asks by name (``importlib.metadata.version("pkg")``).
+Records of format 2 before ``given`` counted such code as ``discovers``.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class Record(NamedTuple):
     references: tuple[str, ...] = ()  # top-level names its code can import (the standard library's too)
     discovers: bool = False
     metadata: tuple[str, ...] = ()  # distributions (normalized) whose metadata its code asks by name
+    given: bool = False  # its code imports a name it is given
 
 
 class Records(NamedTuple):
