@@ -62,12 +62,14 @@ class NameMap:
         # distributions the host has identically, whose closure agrees with the host's (runtime/sharing.py)
         self.with_host = _with_host(env, records, self.roots, self.found, declared)
         self.shared = declared | {top for tops in self.with_host.values() for top in tops}
+        self.stdlib = frozenset(stdlib_entries())  # the host's sys.path entries of the standard library
+        self.pth = pth_files(self.roots)  # its .pth files: (directory, file, import lines)
         # distributions other envs agree on: loaded once, in units (runtime/units.py)
         lent: dict[str, Any] = {}
         if records is not None:
             from .units import share
 
-            lent = share(env, records, self.roots[0], self.found, self.shared)
+            lent = share(self, records, self.roots[0])
         self.units = list({id(u): u for u in lent.values()}.values())
         self.lender = False  # a unit's map (of_unit): its code is shared by envs
         try:
@@ -80,19 +82,27 @@ class NameMap:
             raise
 
     @classmethod
-    def of_unit(cls, env: str, site: Path, found: dict[str, Path], own: Iterable[str],
-                borrowed: dict[str, NameMap], host: Iterable[str], units: list[Any]) -> NameMap:
+    def of_unit(cls, maker: NameMap, site: Path, found: dict[str, Path], own: Iterable[str],
+                borrowed: dict[str, NameMap], host: Iterable[str], units: list[Any],
+                references: Iterable[str]) -> NameMap:
         """The name map of a unit (runtime/units.py): ``own`` its top-level names, ``borrowed`` those of the
         units it depends on (their maps), ``host`` the names its code uses the host's modules of; made
-        from env ``env``'s ``site``, and every other name is missing."""
+        from the ``site`` of the env whose load ``maker`` makes it, and every other name is missing. Its
+        facades: those of the names its code ``references`` (and ``sys``, ``importlib``, ``builtins``):
+        fourteen aliases for each of thirty units cost a load more than the rest of its name map."""
         self = cls.__new__(cls)
-        self.env, self.roots, self.found, self.with_host, self.shared = env, [site], found, {}, set(host)
+        self.env, self.roots, self.found, self.with_host, self.shared = maker.env, [site], found, {}, set(host)
         self.units, self.lender = units, True
-        self._name(own, borrowed, {})
+        self.stdlib, self.pth = maker.stdlib, [pth for pth in maker.pth if pth[0] == str(site)]
+        facades = {"sys", "importlib", "builtins", *references} & set(FACADED)
+        self._name(own, borrowed, {}, (*(f for f in FACADED if f in facades), *(("codeop",) if "code" in facades
+                                                                                else ())))
         return self
 
-    def _name(self, own: Iterable[str], borrowed: Mapping[str, NameMap], inherit: Mapping[str, str]) -> None:
-        """Reserve the aliases of ``own`` names and the facades; ``borrowed`` names are units' aliases."""
+    def _name(self, own: Iterable[str], borrowed: Mapping[str, NameMap], inherit: Mapping[str, str],
+              facades: Iterable[str] = FACADED) -> None:
+        """Reserve the aliases of ``own`` names and the facades (``borrowed`` names are units' aliases), and
+        make the env's ``sys``."""
 
         def alias(real: str) -> str:
             taken = inherit.get(real)
@@ -107,7 +117,7 @@ class NameMap:
             self.tops[real] = alias(real)
         for real, lender in self.borrowed.items():
             self.tops[real] = lender.tops[real]
-        for name in FACADED:
+        for name in facades:
             self.tops[name] = alias(name)
         self.missing = alias(MISSING)
         self.real = {alias: real for real, alias in self.tops.items()}
@@ -116,10 +126,8 @@ class NameMap:
         self.digest = hashlib.sha256(
             repr([sorted(self.tops.items()), self.missing, sorted(self.shared)]).encode()).hexdigest()[:16]
         self.builtins = env_builtins(self)
-        self.stdlib = frozenset(stdlib_entries())  # the host's sys.path entries of the standard library
         # the env's sys: its own path, meta_path, path_hooks (runtime/envsys.py), extended by its .pth files
         self.sys = env_sys(self.tops["sys"], self.stdlib, self.roots)
-        self.pth = pth_files(self.roots)
         for directory, _, lines in self.pth:
             self.sys.path += pth_paths(directory, lines)
         self.standard_hooks = tuple(self.sys.path_hooks)

@@ -78,35 +78,34 @@ def share_keys(records: Iterable[Record], here: Owner) -> dict[str, str | None]:
     names each references and what they resolve to), or None where its closure reaches an ``OTHER`` (or
     one of its own names is not its own in the env: a namespace package two distributions install)."""
     by_name = {r.name: r for r in records}
+    # each member once: the distributions it reaches directly, whether it reaches an OTHER, what it adds
+    # to a key; a closure is then a walk over those edges (a load computes every key of its env)
+    edges: dict[str, list[str]] = {}
+    other: set[str] = set()
+    blobs: dict[str, bytes] = {}
+    for name, member in by_name.items():
+        resolved = [(n, here(n)) for n in member.references]
+        edges[name] = [*(by_name if member.discovers else ()), *(m for m in member.metadata if m in by_name),
+                       *(o for _, o in resolved if o is not None and o not in (HOST, OTHER))]
+        # a name it installs that is not its own in the env (shadowed, or two install it) is an OTHER too
+        if any(o == OTHER for _, o in resolved) or any(here(top) != name for top in member.tops):
+            other.add(name)
+        blobs[name] = repr((member.name, member.digest, member.discovers, member.given, resolved,
+                            [(m, m in by_name) for m in member.metadata])).encode()
     keys: dict[str, str | None] = {}
-    for name, record in by_name.items():
-        closure, todo, reaches_other = set(), [name], False
+    for name in by_name:
+        closure, todo = set(), [name]
         while todo:
             current = todo.pop()
-            if current in closure:
-                continue
-            closure.add(current)
-            member = by_name[current]
-            if member.discovers:
-                todo += by_name
-            todo += [m for m in member.metadata if m in by_name]
-            if any(here(top) != current for top in member.tops):
-                reaches_other = True  # a name it installs is not its own in the env: shadowed, or two install it
-            for referenced in member.references:
-                owner = here(referenced)
-                if owner == OTHER:
-                    reaches_other = True
-                elif owner is not None and owner != HOST:
-                    todo.append(owner)
-        if reaches_other:
+            if current not in closure:
+                closure.add(current)
+                todo += edges[current]
+        if closure & other:
             keys[name] = None
             continue
         h = hashlib.sha256()
         for current in sorted(closure):
-            member = by_name[current]
-            h.update(repr((member.name, member.digest, member.discovers, member.given,
-                           [(n, here(n)) for n in member.references],
-                           [(m, m in by_name) for m in member.metadata])).encode())
+            h.update(blobs[current])
         keys[name] = h.hexdigest()[:24]
     return keys
 

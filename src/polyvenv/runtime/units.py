@@ -32,24 +32,23 @@ from __future__ import annotations
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from .names import STDLIB, served_by_env
 from .records import Records
 from .sharing import HOST, OTHER, Owner, owners, share_keys
 
 if TYPE_CHECKING:
-    from .lease import Lease
     from .namemap import NameMap
 
 
 class Unit:
     """One key's distributions, loaded once: ``names`` is the name map their code runs with (the owner
-    of their aliases), ``lease`` holds the build their files are read from, ``users`` counts the name
-    maps that use it."""
+    of their aliases), ``build`` the build their files are read from (held while the unit lives; None:
+    a directory no build stamps), ``users`` counts the name maps that use it."""
 
-    def __init__(self, key: str, distributions: tuple[str, ...], names: NameMap, lease: Lease | None) -> None:
-        self.key, self.distributions, self.names, self.lease = key, distributions, names, lease
+    def __init__(self, key: str, distributions: tuple[str, ...], names: NameMap, build: Path | None) -> None:
+        self.key, self.distributions, self.names, self.build = key, distributions, names, build
         self.users = 0
 
     def __repr__(self) -> str:
@@ -81,16 +80,14 @@ def env_keys(records: Records, found: Mapping[str, Path], site: Path, shared: It
     return {name: None if name in private else key for name, key in keys.items()}
 
 
-def share(env: str, records: Records, site: Path, found: Mapping[str, Path],
-          shared: Iterable[str]) -> dict[str, Unit]:
-    """The units an env's load uses (made where none is loaded yet), by the top-level names they give
-    it; each unit is acquired once for the load (release each with ``release``)."""
-    shared = set(shared)
-    keys = env_keys(records, found, site, shared)
+def share(maker: NameMap, records: Records, site: Path) -> dict[str, Unit]:
+    """The units the load of an env (``maker``, its name map being made, its ``records`` of ``site``)
+    uses, made where none is loaded yet, by the top-level names they give it; each is acquired once
+    for the load (release each with ``release``)."""
+    keys = env_keys(records, maker.found, site, maker.shared)
     if not any(keys.values()):
         return {}
-    owner = owners(records.distributions, found, site, shared, STDLIB)
-    make = _maker(env, records, site, found, keys, owner)
+    make = _maker(maker, records, site, keys, owners(records.distributions, maker.found, site, maker.shared, STDLIB))
     acquired: dict[str, Unit] = {}
     tops: dict[str, Unit] = {}
     with _LOCK:
@@ -125,8 +122,8 @@ def release(unit: Unit) -> None:
         sys.modules.pop(key, None)
     forget_in_typing(aliases)
     unit.names.release()
-    if unit.lease is not None:
-        unit.lease.release()
+    if unit.build is not None:
+        _let_go(unit.build)
 
 
 def _acquire(key: str, make: Callable[[str], Unit]) -> Unit:
@@ -137,7 +134,7 @@ def _acquire(key: str, make: Callable[[str], Unit]) -> Unit:
     return unit
 
 
-def _maker(env: str, records: Records, site: Path, found: Mapping[str, Path], keys: Mapping[str, str | None],
+def _maker(maker: NameMap, records: Records, site: Path, keys: Mapping[str, str | None],
            owner: Owner) -> Callable[[str], Unit]:
     """How to make the unit of a key from this env's records (first loader: its build, its env's name in
     messages)."""
@@ -170,8 +167,8 @@ def _maker(env: str, records: Records, site: Path, found: Mapping[str, Path], ke
                 if dependency not in depends:
                     depends[dependency] = _acquire(dependency, make)
                 borrowed.update((top, depends[dependency].names) for top in record.tops)
-            names = NameMap.of_unit(env, site, {n: found[n] for n in (*own, *borrowed)}, own, borrowed, host,
-                                    list(depends.values()))
+            names = NameMap.of_unit(maker, site, {n: maker.found[n] for n in (*own, *borrowed)}, own, borrowed, host,
+                                    list(depends.values()), {n for r in members for n in r.references})
         except BaseException:
             for unit in depends.values():
                 release(unit)
@@ -181,12 +178,30 @@ def _maker(env: str, records: Records, site: Path, found: Mapping[str, Path], ke
     return make
 
 
-def _hold_build(site: Path) -> Lease | None:
-    """A lease of its own on the build ``site`` is in (None: a directory no build stamps)."""
+def _hold_build(site: Path) -> Path | None:
+    """Hold the build ``site`` is in for one more unit: one lease (runtime/lease.py) per build, however
+    many units it lends; None for a directory no build stamps."""
     from .lease import hold
     from .manifest import MANIFEST
 
     for build in (site.parent.parent.parent, site.parent.parent):  # lib/pythonX.Y/site-packages, Lib/site-packages
         if (build / MANIFEST).is_file():
-            return hold(build)
+            with _LOCK:
+                held = _LEASES.get(build)
+                if held is None:
+                    held = _LEASES[build] = [hold(build), 0]
+                held[1] += 1
+            return build
     return None
+
+
+def _let_go(build: Path) -> None:
+    with _LOCK:
+        held = _LEASES[build]
+        held[1] -= 1
+        if held[1] == 0:
+            del _LEASES[build]
+            held[0].release()
+
+
+_LEASES: dict[Path, list[Any]] = {}  # build -> [its lease, how many units hold it]
