@@ -81,7 +81,7 @@ def main() -> None:
                 if i:
                     rows[src].append(json.loads(out.stdout))
         print(f"load average {os.getloadavg()[0]:.2f}; N = {args.n}; {args.runs} warm runs each, medians")
-        print(f"{'src':<40} {'env':<4} {'names cpu ms':>9} {'load s':>8} {'RSS +MB':>8}  shared?")
+        print(f"{'src':<40} {'env':<4} {'names cpu ms':>12} {'load s':>8} {'RSS +MB':>8}  shared?")
         for src, runs in rows.items():
             for name in ("a", "b"):
                 med = {k: statistics.median(r[name][k] for r in runs) for k in ("names", "seconds", "rss")}
