@@ -227,3 +227,45 @@ def test_plugins_sharing_numpy_hand_each_other_arrays_and_numpy_2_gets_its_own(t
     """)
     assert result == {"consumed": [True, 15, [[1, 2, 3], [4, 5, 6]], True], "same": True,
                       "versions": ["1.26.4", "2.2.6"], "c_own": True, "host": []}
+
+
+def test_a_name_a_shared_distribution_is_given_is_its_callers(tmp_path):
+    """numpy's ``add_newdoc("scipy.sparse...")`` in small: ``doclib.add_doc(place, ...)`` imports the module
+    its caller names. Shared, it imports the caller's: the module of a unit that calls it (``lib``, shared
+    too), or the calling env's own (its source); never a second copy of either."""
+    wh = tmp_path / "wh"
+    make_wheel(wh, "doclib", "1.0", {"doclib.py": textwrap.dedent("""
+        def add_doc(place, name, doc):
+            setattr(getattr(__import__(place, globals(), {}, [name]), name), "__doc__", doc)
+    """)})
+    make_wheel(wh, "lib", "1.0", {"lib/__init__.py": "from . import core\nimport doclib\n"
+                                                     "doclib.add_doc('lib.core', 'f', 'documented')\n",
+                                  "lib/core.py": "def f():\n    pass\n"})
+    make_wheel(wh, "extra", "1.0", {"extra.py": "X = 1\n"})
+    root = tmp_path / "project"
+    for env in ("a", "b"):
+        (root / env).mkdir(parents=True)
+        (root / env / f"plugin_{env}.py").write_text(
+            "import doclib, lib\ndef g():\n    pass\ndoclib.add_doc(__name__, 'g', 'mine')\n")
+    (root / "polyvenv.toml").write_text(textwrap.dedent(f"""
+        wheelhouse = "{wh}"
+        offline = true
+        [envs.a]
+        requirements = ["doclib", "lib"]
+        source = "a"
+        [envs.b]
+        requirements = ["doclib", "lib", "extra"]
+        source = "b"
+    """))
+    proc = subprocess.run([sys.executable, "-m", "polyvenv", "sync"], cwd=root, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    result = host(root, """
+        a, b = ws.env("a"), ws.env("b")
+        lib = a.import_module("lib")
+        plugins = [ws.env(n).import_module(f"plugin_{n}") for n in "ab"]
+        result = {"shared": lib is b.import_module("lib") and a.import_module("doclib") is b.import_module("doclib"),
+                  "lib": lib.core.f.__doc__, "plugins": [p.g.__doc__ for p in plugins],
+                  "copies": sorted(k for k in sys.modules if k.partition(".")[2].partition(".")[0] in ("lib", "plugin_a")
+                                   or k.partition(".")[0] in ("lib", "doclib"))}
+    """)
+    assert result == {"shared": True, "lib": "documented", "plugins": ["mine", "mine"], "copies": []}

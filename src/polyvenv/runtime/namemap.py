@@ -161,15 +161,21 @@ class NameMap:
 
     def name(self, dotted: str, importing: bool = True) -> str:
         """The rewritten code's ``__polyvenv__.name(...)``: a module name computed at run time. In a unit's
-        code (shared by several envs), a name that is none of the unit's nor the host's is the calling
-        env's: numpy's ``add_newdoc("scipy.sparse...")``, called by an env's scipy, imports that env's
-        scipy, as that env's own numpy would (None found: the name is missing)."""
+        code (shared by several envs), a name that is none of the unit's nor the host's is its caller's:
+        numpy's ``add_newdoc("scipy.sparse...")``, called by scipy, imports the scipy of the code up the
+        stack that has one (a unit sharing it, every env that uses numpy's unit through it sees the same)
+        or of the nearest env's own code, as that env's own numpy would (none: the name is missing). A
+        unit never finds a name that is not its own in its directory: that is another distribution."""
         if self.lender and isinstance(dotted, str) and not dotted.startswith("."):
             top = dotted.partition(".")[0]
-            if top not in self.tops and top not in STDLIB and top not in self.shared and top not in self.real:
-                caller = _calling_env(sys._getframe(1))
-                if caller is not None:
-                    return caller.module_name(dotted, importing)
+            frame = sys._getframe(1)
+            while top not in self.tops and top not in STDLIB and top not in self.shared and top not in self.real:
+                caller = _calling(frame, self)
+                if caller is None:
+                    break
+                names, frame = caller
+                if not names.lender or top in names.tops or top in names.real:
+                    return names.module_name(dotted, importing)  # an env's, or a unit's the caller shares
         return self.module_name(dotted, importing)
 
     def written(self, dotted: str) -> str:
@@ -238,14 +244,14 @@ class NameMap:
 ALIASES: Aliases[NameMap] = Aliases()
 
 
-def _calling_env(frame: Any) -> NameMap | None:
-    """The name map of the nearest frame up the stack that runs an env's own code (not a unit's; the
-    host's and the standard library's frames are passed over)."""
+def _calling(frame: Any, unit: NameMap) -> tuple[NameMap, Any] | None:
+    """The name map of the nearest frame from ``frame`` up that runs code of another env's or unit's than
+    ``unit`` (the host's and the standard library's frames are passed over), and the frame above it."""
     while frame is not None:
         names = frame.f_builtins.get("__polyvenv__") if isinstance(frame.f_builtins, dict) else None
-        if isinstance(names, NameMap) and not names.lender:
-            return names
         frame = frame.f_back
+        if isinstance(names, NameMap) and names is not unit:
+            return names, frame
     return None
 
 
