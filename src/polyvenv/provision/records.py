@@ -73,6 +73,7 @@ def distribution_records(site: Path) -> list[Record]:
         dist_digest = digest(rows)
         references, discovers, given, metadata, compiled = _cached(dist_digest, site, paths)
         references |= {top for top in compiled if top in universe}
+        references |= _mentioned(dist_digest, site, paths, universe - references - set(tops))
         references -= set(tops)  # the standard library's names stay: which they are is the loading Python's
         records.append(Record(name, version, dist_digest, tops, tuple(sorted(references)), discovers,
                               tuple(sorted(metadata - {name})), given))
@@ -218,6 +219,33 @@ def _constant_head(node: ast.expr) -> str | None:
     if isinstance(head, ast.Constant) and isinstance(head.value, str) and "." in head.value:
         return head.value
     return None
+
+
+def _mentioned(dist_digest: str, site: Path, paths: list[str], names: set[str]) -> set[str]:
+    """Which of the env's top-level ``names`` the compiled files of a distribution mention as ``name.`` or
+    ``name\\0`` anywhere, terminated or not: Rust packs its strings without NULs (pydantic-core's
+    ``"pydantic.version"``), which ``compiled_names`` misses; the byte patch renames them, so a unit
+    sharing the distribution must have them in its closure. Cached by digest and names."""
+    import hashlib
+
+    compiled = [p for p in paths if p.endswith((".so", ".pyd")) or ".so." in p]
+    if not compiled or not names:
+        return set()
+    asked = hashlib.sha256(repr(sorted(names)).encode()).hexdigest()[:16]
+    cache = Path(user_cache_dir()) / "records" / f"{dist_digest.replace('/', '_')}.{asked}.mentions.json"
+    try:
+        return set(json.loads(cache.read_text()))
+    except (OSError, ValueError, TypeError):
+        pass
+    found: set[str] = set()
+    for path in compiled:
+        try:
+            data = (site / path).read_bytes()
+        except OSError:
+            continue
+        found |= {n for n in names - found if n.encode() + b"." in data or n.encode() + b"\x00" in data}
+    write_cache_file(cache, json.dumps(sorted(found)).encode())
+    return found
 
 
 _STRING = re.compile(rb"\x00([A-Za-z_][A-Za-z0-9_]*)(?=[.\x00])")

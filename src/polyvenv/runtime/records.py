@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Any, Iterable, NamedTuple
 
 RECORDS = "polyvenv-records.json"
-RECORDS_FORMAT = 2  # 2: code importing a name it is given counts as discovering (format 1 reads as unrecorded)
+# 2: code importing a name it is given counts as discovering (format 1 reads as unrecorded); 3: compiled files'
+# names found unterminated too (Rust's), which units need (format 2 reads as unrecorded: sync again to share)
+RECORDS_FORMAT = 3
 # files of a dist-info that the installer writes per install: not what makes two installs the same
 _PER_INSTALL = ("RECORD", "INSTALLER", "REQUESTED", "direct_url.json", "uv_cache.json", "uv_build.json")
 
