@@ -508,8 +508,6 @@ class EnvFinder:
             if not dot:
                 return _empty_package(top)
             real, top_level = rest, "." not in rest
-            if names.lender:  # a unit's: in its directory, another distribution of the env that made it
-                return _not_found(names, real, [str(r) for r in names.roots], top_level)
         else:
             alias_of = names.real.get(top)
             if alias_of is None:
