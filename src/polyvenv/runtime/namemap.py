@@ -164,8 +164,7 @@ class NameMap:
         code (shared by several envs), a name that is none of the unit's nor the host's is its caller's:
         numpy's ``add_newdoc("scipy.sparse...")``, called by scipy, imports the scipy of the code up the
         stack that has one (a unit sharing it, every env that uses numpy's unit through it sees the same)
-        or of the nearest env's own code, as that env's own numpy would (none: the name is missing). A
-        unit never finds a name that is not its own in its directory: that is another distribution."""
+        or of the nearest env's own code, as that env's own numpy would (none: the name is missing)."""
         if self.lender and isinstance(dotted, str) and not dotted.startswith("."):
             top = dotted.partition(".")[0]
             frame = sys._getframe(1)
