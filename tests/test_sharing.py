@@ -151,7 +151,7 @@ def test_code_importing_a_name_it_is_given_needs_the_whole_env_to_agree(tmp_path
     host, called by an env's scipy, it imported the host's scipy (the corpus saw it): such code can reach
     any module of the env, so it is shared only where the whole env agrees."""
     a = install(tmp_path / "a", wheels["docs"], wheels["alpha1"])
-    assert {r.name: r for r in distribution_records(a)}["docs"].discovers
+    assert {r.name: r for r in distribution_records(a)}["docs"].given
     assert agreeing(a, install(tmp_path / "b", wheels["docs"], wheels["alpha1"])) == {"docs", "alpha"}
     assert agreeing(a, install(tmp_path / "c", wheels["docs"], wheels["alpha2"])) == set()
 
@@ -257,7 +257,7 @@ def test_why_names_the_versions_what_is_shared_and_the_pins_behind_each_duplicat
     env = {**__import__("os").environ, "PYTHONPATH": str(host)}
     lines = workspace.cli("why", env=env).stdout.splitlines()
     assert lines[0] == ("alpha: 1.0 in render_old; 2.0 in render_new, third; render_new, third agree on it "
-                        "(each env still loads its own copy) -- render_old needs alpha==1.0 "
+                        "(loaded once) -- render_old needs alpha==1.0 "
                         "(beta 1.0 requires alpha>=1); render_new needs alpha==2.0 (beta 1.0 requires alpha>=1); "
                         "third needs alpha==2.0")
     assert lines[1].startswith("beta: 1.0 in render_old, render_new (the host's own modules); the host has 1.0")
@@ -265,6 +265,7 @@ def test_why_names_the_versions_what_is_shared_and_the_pins_behind_each_duplicat
     (alpha,) = answer["distributions"]
     assert alpha["versions"] == {"1.0": ["render_old"], "2.0": ["render_new", "third"]}
     assert alpha["agree"] == [["render_new", "third"]] and alpha["shared_with_host"] == []
+    assert alpha["loaded_once"] == [["render_new", "third"]]
     proc = workspace.cli("why", "nosuch", check=False)
     assert proc.returncode == 1 and "nosuch" in proc.stderr.splitlines()[0]
     import polyvenv

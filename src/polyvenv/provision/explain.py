@@ -4,8 +4,9 @@ The same answer for the command line and for Python (``Workspace.explain()``).
 Shared with the host means what the runtime does at load (runtime/hostview.py,
 the rule in runtime/sharing.py), asked of this interpreter: the host is the
 Python that runs the question. Envs that agree on a distribution (equal share
-keys) could load it once; today each env still loads its own copy, which
-``agree`` says. For each distribution with more than one version, the pins
+keys, ``agree``) load it once in a host that loads them side by side
+(runtime/units.py: ``loaded_once``, the in-process ones); a worker loads its
+own. For each distribution with more than one version, the pins
 come from the env's own requirements and the installed distributions'
 ``Requires-Dist``.
 """
@@ -19,10 +20,10 @@ from typing import Any, Iterable
 from ..config import Config
 from ..runtime.hostview import HostView, shared_with_host
 from ..runtime.manifest import Manifest, read_manifest
-from ..runtime.names import STDLIB, top_level_names
+from ..runtime.names import top_level_names
 from ..runtime.records import Records, read_records
-from ..runtime.sharing import owners, share_keys
 from ..runtime.sitedir import normalize, site_packages
+from ..runtime.units import env_keys
 from ..runtime.workspace import isolation
 from .records import distribution_records
 
@@ -53,23 +54,27 @@ def explain(config: Config, package: str | None = None) -> dict[str, Any]:
         # a worker shares nothing with the host; nor, but its vocabulary packages, a build from before records
         in_process = isolation(spec.isolation, manifest) == "namespace" and name not in unrecorded
         with_host = shared_with_host(records, found, site, declared, host) if in_process else set()
-        keys = share_keys(records.distributions, owners(records.distributions, found, site, declared, STDLIB))
+        shared = declared | {top for r in records.distributions if r.name in with_host for top in r.tops}
+        keys = env_keys(records, found, site, shared)
         for record in records.distributions:
             if package is not None and record.name != normalize(package):
                 continue
             row = rows.setdefault(record.name, {"name": record.name, "versions": {}, "host": host.version(record.name),
-                                                "shared_with_host": [], "private": [], "agree": [], "pins": {},
-                                                "_keys": {}})
+                                                "shared_with_host": [], "private": [], "agree": [],
+                                                "loaded_once": [], "pins": {}, "_keys": {}})
             row["versions"].setdefault(record.version, []).append(name)
             if record.name in with_host:
                 row["shared_with_host"].append(name)
             elif record.name in records.private:
                 row["private"].append(name)
             key = keys.get(record.name)
-            if key is not None and record.name not in records.private and record.name not in with_host:
-                row["_keys"].setdefault(key, []).append(name)
+            if key is not None:
+                row["_keys"].setdefault(key, []).append((name, in_process))
     for row in rows.values():
-        row["agree"] = sorted(sorted(group) for group in row.pop("_keys").values() if len(group) > 1)
+        groups = [group for group in row.pop("_keys").values() if len(group) > 1]
+        row["agree"] = sorted(sorted(name for name, _ in group) for group in groups)
+        row["loaded_once"] = sorted(once for once in (sorted(name for name, inside in group if inside)
+                                                      for group in groups) if len(once) > 1)
         if len(row["versions"]) > 1:
             for version, names in row["versions"].items():
                 for env in names:
@@ -141,7 +146,9 @@ def _why(row: dict[str, Any]) -> str:
     if row["private"]:
         line += f"; kept private in {', '.join(row['private'])} (private = [...])"
     for group in row["agree"]:
-        line += f"; {', '.join(group)} agree on it (each env still loads its own copy)"
+        once: list[str] = next((o for o in row["loaded_once"] if set(o) <= set(group)), [])
+        line += f"; {', '.join(group)} agree on it" + (" (loaded once)" if once == group else
+                                                        f" (loaded once by {', '.join(once)})" if once else "")
     if row["pins"]:
         reasons = []
         for env, found in row["pins"].items():

@@ -10,8 +10,10 @@ run), every constant module name the rewriter maps by context
 ``"module:attribute"`` string, and every string of its compiled files that
 names one of the env's top-level modules. Code that imports a name it is
 given (``__import__(place)``, ``import_module(name)`` with a name built from
-anything but its own package's) can reach every module of the env, as code
-that enumerates distributions can: it is marked ``discovers``. Left out: files under a package's
+anything but its own package's) can reach every module of the env that calls
+it: it is marked ``given`` (shared with the host only where the whole env
+agrees, as code that enumerates distributions, ``discovers``; in a unit shared
+between envs, the name is the calling env's: runtime/units.py). Left out: files under a package's
 ``tests``/``test`` directory (its test suite, which its code never imports:
 58% of numpy's and pandas' source). A name too many only keeps a
 distribution private; a name too few could share one wrongly.
@@ -34,7 +36,7 @@ from ..runtime.records import RECORDS, Record, Records, digest, record_rows, top
 from ..runtime.rewrite import _ENTRY, _NAME_CALLS
 from ..runtime.sitedir import normalize, site_packages
 
-CACHE_FORMAT = 3
+CACHE_FORMAT = 4  # 4: a name it is given (``given``) apart from discovering
 _DISCOVERY_CALLS = {"entry_points", "distributions", "iter_entry_points", "working_set"}
 _METADATA_MODULES = {"importlib.metadata", "importlib_metadata", "pkg_resources"}
 _TESTS = {"tests", "test"}
@@ -69,27 +71,30 @@ def distribution_records(site: Path) -> list[Record]:
         paths = [p for p, _ in rows]
         tops = tops_of(paths)
         dist_digest = digest(rows)
-        references, discovers, metadata, compiled = _cached(dist_digest, site, paths)
+        references, discovers, given, metadata, compiled = _cached(dist_digest, site, paths)
         references |= {top for top in compiled if top in universe}
+        references |= _mentioned(dist_digest, site, paths, universe - references - set(tops))
         references -= set(tops)  # the standard library's names stay: which they are is the loading Python's
         records.append(Record(name, version, dist_digest, tops, tuple(sorted(references)), discovers,
-                              tuple(sorted(metadata - {name}))))
+                              tuple(sorted(metadata - {name})), given))
     return records
 
 
-def _cached(dist_digest: str, site: Path, paths: list[str]) -> tuple[set[str], bool, set[str], set[str]]:
-    """(names its Python code references, whether it discovers distributions, the distributions it asks
+def _cached(dist_digest: str, site: Path, paths: list[str]) -> tuple[set[str], bool, bool, set[str], set[str]]:
+    """(names its Python code references, whether it discovers distributions, whether it imports a name it
+    is given, the distributions it asks
     the metadata of, top-level-like names in its compiled files' strings), from the cache when another
     build had the same files."""
     cache = Path(user_cache_dir()) / "records" / f"{dist_digest.replace('/', '_')}.json"
     try:
         data = json.loads(cache.read_text())
         if data.get("format") == CACHE_FORMAT:
-            return set(data["references"]), bool(data["discovers"]), set(data["metadata"]), set(data["compiled"])
+            return (set(data["references"]), bool(data["discovers"]), bool(data["given"]), set(data["metadata"]),
+                    set(data["compiled"]))
     except (OSError, ValueError, KeyError, AttributeError):
         pass
     references: set[str] = set()
-    discovers = False
+    discovers = given = False
     metadata: set[str] = set()
     compiled: set[str] = set()
     for path in paths:
@@ -97,20 +102,22 @@ def _cached(dist_digest: str, site: Path, paths: list[str]) -> tuple[set[str], b
         if _TESTS & set(path.split("/")[1:-1]):
             continue  # a package's own test suite: run by a test runner, never imported by the package's code
         if path.endswith(".py"):
-            found, discovering, asked = python_references(full)
+            found, discovering, giving, asked = python_references(full)
             references |= found
             discovers = discovers or discovering
+            given = given or giving
             metadata |= asked
         elif path.endswith((".so", ".pyd")) or ".so." in path:
             compiled |= compiled_names(full)
-    data = {"format": CACHE_FORMAT, "references": sorted(references), "discovers": discovers,
+    data = {"format": CACHE_FORMAT, "references": sorted(references), "discovers": discovers, "given": given,
             "metadata": sorted(metadata), "compiled": sorted(compiled)}
     write_cache_file(cache, json.dumps(data).encode())
-    return references, discovers, metadata, compiled
+    return references, discovers, given, metadata, compiled
 
 
-def python_references(path: Path) -> tuple[set[str], bool, set[str]]:
-    """Top-level names a ``.py`` file can import, whether it enumerates distributions, and the
+def python_references(path: Path) -> tuple[set[str], bool, bool, set[str]]:
+    """Top-level names a ``.py`` file can import, whether it enumerates distributions, whether it imports
+    a name it is given, and the
     distributions whose metadata it asks by a constant name (``version("pkg")``)."""
     try:
         source = path.read_bytes()
@@ -118,17 +125,19 @@ def python_references(path: Path) -> tuple[set[str], bool, set[str]]:
             warnings.simplefilter("ignore")  # invalid escapes and the like in third-party code
             tree = ast.parse(source, str(path))
     except (OSError, SyntaxError, ValueError):
-        return set(), False, set()  # a file the interpreter cannot run either (a template, py2 code)
+        return set(), False, False, set()  # a file the interpreter cannot run either (a template, py2 code)
     finder = _References()
     finder.visit(tree)
     uses_metadata = bool(finder.tops & {"importlib_metadata", "pkg_resources"}) or b"metadata" in source
-    return finder.tops, finder.discovers, {normalize(n) for n in finder.metadata} if uses_metadata else set()
+    asked = {normalize(n) for n in finder.metadata} if uses_metadata else set()
+    return finder.tops, finder.discovers, finder.given, asked
 
 
 class _References(ast.NodeVisitor):
     def __init__(self) -> None:
         self.tops: set[str] = set()
         self.discovers = False
+        self.given = False
         self.metadata: set[str] = set()
 
     def add(self, dotted: str) -> None:
@@ -172,8 +181,8 @@ class _References(ast.NodeVisitor):
                     self.add(head)
                 elif not _own_name(first):
                     # a name it is given (numpy's add_newdoc(place, ...) imports its caller's module): it can
-                    # import any module of the env, so only an env that agrees whole may share it
-                    self.discovers = True
+                    # import any module of the env that calls it
+                    self.given = True
         if terminal in _DISCOVERY_CALLS and isinstance(func, ast.Attribute):  # metadata.entry_points(), ...
             self.discovers = True
         if terminal in _METADATA_CALLS and node.args:
@@ -210,6 +219,33 @@ def _constant_head(node: ast.expr) -> str | None:
     if isinstance(head, ast.Constant) and isinstance(head.value, str) and "." in head.value:
         return head.value
     return None
+
+
+def _mentioned(dist_digest: str, site: Path, paths: list[str], names: set[str]) -> set[str]:
+    """Which of the env's top-level ``names`` the compiled files of a distribution mention as ``name.`` or
+    ``name\\0`` anywhere, terminated or not: Rust packs its strings without NULs (pydantic-core's
+    ``"pydantic.version"``), which ``compiled_names`` misses; the byte patch renames them, so a unit
+    sharing the distribution must have them in its closure. Cached by digest and names."""
+    import hashlib
+
+    compiled = [p for p in paths if p.endswith((".so", ".pyd")) or ".so." in p]
+    if not compiled or not names:
+        return set()
+    asked = hashlib.sha256(repr(sorted(names)).encode()).hexdigest()[:16]
+    cache = Path(user_cache_dir()) / "records" / f"{dist_digest.replace('/', '_')}.{asked}.mentions.json"
+    try:
+        return set(json.loads(cache.read_text()))
+    except (OSError, ValueError, TypeError):
+        pass
+    found: set[str] = set()
+    for path in compiled:
+        try:
+            data = (site / path).read_bytes()
+        except OSError:
+            continue
+        found |= {n for n in names - found if n.encode() + b"." in data or n.encode() + b"\x00" in data}
+    write_cache_file(cache, json.dumps(sorted(found)).encode())
+    return found
 
 
 _STRING = re.compile(rb"\x00([A-Za-z_][A-Za-z0-9_]*)(?=[.\x00])")

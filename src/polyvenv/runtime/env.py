@@ -137,6 +137,8 @@ class Env:
             try:
                 new = NameMap(self.name, roots, self.shared, inherit=plan.inherit)
                 new.files.update((real, files) for real, files in old.files.items() if real in plan.inherit)
+                # a name of its own the new generation gets from a unit (no longer private): its old modules leave
+                plan.retired += [old.tops[real] for real in plan.inherit if real in new.borrowed and real in old.own]
                 facades = generation.facade_entries(old)  # after new took their aliases: imported anew as new's
                 run_pth(new)
                 generation.stage(new, plan)
@@ -162,7 +164,7 @@ class Env:
             for key in [k for k in self._host_names if _alias_of(k) in plan.retired]:
                 sys.modules.pop(key, None)
                 self._host_names.discard(key)
-            _forget_in_typing(tuple(plan.retired))
+            forget_in_typing(tuple(plan.retired))
             old.release()  # what it still reserves: names no generation has now
             self._keep_leases(lease)
             return plan.reloaded
@@ -201,7 +203,7 @@ class Env:
             for key in self._host_names:
                 sys.modules.pop(key, None)
             self._host_names.clear()
-            _forget_in_typing(prefixes)
+            forget_in_typing(prefixes)
             state.release()
             if lease is not None:
                 lease.release()
@@ -351,7 +353,7 @@ def _reload_failed(env: str, roots: list[Path], error: BaseException) -> Excepti
                         env=env, path=where.rpartition(":")[0] or None)
 
 
-def _forget_in_typing(prefixes: tuple[str, ...]) -> None:
+def forget_in_typing(prefixes: tuple[str, ...]) -> None:
     """Drop what the standard library's typing keeps of unloaded modules: ``@overload`` stubs by
     module name (3.11+) and its lru caches of generic aliases, which hold the env's classes."""
     typing = sys.modules.get("typing")

@@ -77,6 +77,9 @@ def plan(old: NameMap, roots: list[Path]) -> Plan:
     modules = _loaded_modules(old)
     tops = sorted({m.partition(".")[0] for m in modules})
     changed = {real for real in tops if real not in found or _changed(old, real, found[real])}
+    # a unit's distribution (runtime/units.py) is no env's to reload: a new build of it is a new unit,
+    # which the new name map acquires; what imports it is reloaded, and its alias is the unit's to free
+    lent = set(old.borrowed)
     imports = {real: _imports(old, real) for real in tops}
     grew = True
     while grew:  # what imports a changed name is reloaded too, and what imports that
@@ -86,9 +89,9 @@ def plan(old: NameMap, roots: list[Path]) -> Plan:
                 changed.add(real)
                 grew = True
     reloaded = _ordered([r for r in tops if r in changed and r in found], imports)
-    inherit = {real: alias for real, alias in old.tops.items() if real not in changed}
+    inherit = {real: alias for real, alias in old.tops.items() if real not in changed and real not in lent}
     inherit[MISSING] = old.missing
-    retired = [old.tops[real] for real in sorted(changed)]
+    retired = [old.tops[real] for real in sorted(changed) if real not in lent]
     unchanged = not changed and found == old.found
     order = {real: i for i, real in enumerate(reloaded)}
     again = sorted((m for m in modules if m.partition(".")[0] in order),
@@ -113,7 +116,7 @@ def _changed(old: NameMap, real: str, root: Path) -> bool:
     """Whether top-level name ``real`` of ``old`` reads differently now from ``root``."""
     from .files import file_identity
 
-    for path, identity in list(old.files.get(real, {}).items()):
+    for path, identity in list(old.files.get(real, {}).items()):  # a unit's files: its own, never re-run
         if file_identity(path) != identity:
             return True
     before = old.found.get(real)
@@ -149,7 +152,7 @@ _IMPORTS: dict[str, tuple[tuple[int, int, int], frozenset[str]]] = {}  # by file
 def _imports(names: NameMap, real: str) -> set[str]:
     """Top-level names the loaded source files of ``real`` import (other than itself)."""
     found: set[str] = set()
-    for path, identity in list(names.files.get(real, {}).items()):
+    for path, identity in list(names.files_of(real).items()):
         if path.endswith(".py"):
             known = _IMPORTS.get(path)
             if known is None or known[0] != identity:

@@ -481,7 +481,7 @@ class EnvForeignLoader:
 def _foreign_to(names: NameMap, module_name: str) -> bool:
     """Whether a module of this name, bound in the env's code, is neither the env's nor what it shares."""
     top = module_name.partition(".")[0]
-    return not (top in STDLIB or top in names.shared or ALIASES.owner(top) is names)
+    return not (top in STDLIB or top in names.shared or ALIASES.owner(top) is names or top in names.real)
 
 
 class EnvFinder:

@@ -15,12 +15,15 @@ import hashlib
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from .envbuiltins import env_builtins
 from .envsys import env_sys, pth_files, pth_paths, stdlib_entries
 from .names import STDLIB, Aliases, served_by_env, top_level_names
 from .sitedir import distributions, normalize
+
+if TYPE_CHECKING:
+    from .records import Records
 
 # names the env's code gets an env-bound facade of (facades.py, envbuiltins.py, envsys.py, and the standard
 # library's name resolvers, resolvers.py)
@@ -46,21 +49,66 @@ class NameMap:
     gets its own module of (its own names and the facades) -> its alias; ``real``: the reverse;
     ``own``: the env's own top-level names; ``shared``: the top-level names it uses the host's
     modules of (declared, and those of ``with_host``: its distributions the host has identically, with
-    the same closure); ``missing``: the alias under which names the env lacks fail to import.
+    the same closure); ``missing``: the alias under which names the env lacks fail to import;
+    ``borrowed``: its names loaded once with other envs, whose aliases (in ``tops``) are owned by the name
+    map of their unit (runtime/units.py); ``units``: the units this load holds.
     """
 
     def __init__(self, env: str, roots: Iterable[Path], shared: Iterable[str] = (),
                  inherit: Mapping[str, str] | None = None) -> None:
         """``inherit``: real names -> aliases a previous generation of the env reserved that this one
         takes over (runtime/generation.py: what a reload keeps, the facades' and ``MISSING``'s)."""
+        from .records import read_records
+
         self.env = env
         self.roots = list(roots)
         self.found = top_level_names(self.roots)
         declared = {s.partition(".")[0] for s in shared}
+        records = read_records(self.roots[0]) if self.roots else None
         # distributions the host has identically, whose closure agrees with the host's (runtime/sharing.py)
-        self.with_host = _with_host(env, self.roots, self.found, declared)
+        self.with_host = _with_host(env, records, self.roots, self.found, declared)
         self.shared = declared | {top for tops in self.with_host.values() for top in tops}
-        inherit = inherit or {}
+        self.stdlib = frozenset(stdlib_entries())  # the host's sys.path entries of the standard library
+        self.pth = pth_files(self.roots)  # its .pth files: (directory, file, import lines)
+        # distributions other envs agree on: loaded once, in units (runtime/units.py)
+        lent: dict[str, Any] = {}
+        if records is not None:
+            from .units import share
+
+            lent = share(self, records, self.roots[0])
+        self.units = list({id(u): u for u in lent.values()}.values())
+        self.lender = False  # a unit's map (of_unit): its code is shared by envs
+        try:
+            own = [real for real in sorted(self.found) if real not in STDLIB and real not in self.shared
+                   and real not in lent]  # the host's wins for a backport shadowing the standard library
+            own += served_by_env(self.found)  # the env's code serves it (its finder): never the host's
+            self._name(own, {top: unit.names for top, unit in lent.items()}, inherit or {})
+        except BaseException:
+            self._release_units()
+            raise
+
+    @classmethod
+    def of_unit(cls, maker: NameMap, site: Path, found: dict[str, Path], own: Iterable[str],
+                borrowed: dict[str, NameMap], host: Iterable[str], units: list[Any],
+                references: Iterable[str]) -> NameMap:
+        """The name map of a unit (runtime/units.py): ``own`` its top-level names, ``borrowed`` those of the
+        units it depends on (their maps), ``host`` the names its code uses the host's modules of; made
+        from the ``site`` of the env whose load ``maker`` makes it, and every other name is missing. Its
+        facades: those of the names its code ``references`` (and ``sys``, ``importlib``, ``builtins``):
+        fourteen aliases for each of thirty units cost a load more than the rest of its name map."""
+        self = cls.__new__(cls)
+        self.env, self.roots, self.found, self.with_host, self.shared = maker.env, [site], found, {}, set(host)
+        self.units, self.lender = units, True
+        self.stdlib, self.pth = maker.stdlib, [pth for pth in maker.pth if pth[0] == str(site)]
+        facades = {"sys", "importlib", "builtins", *references} & set(FACADED)
+        self._name(own, borrowed, {}, (*(f for f in FACADED if f in facades), *(("codeop",) if "code" in facades
+                                                                                else ())))
+        return self
+
+    def _name(self, own: Iterable[str], borrowed: Mapping[str, NameMap], inherit: Mapping[str, str],
+              facades: Iterable[str] = FACADED) -> None:
+        """Reserve the aliases of ``own`` names and the facades (``borrowed`` names are units' aliases), and
+        make the env's ``sys``."""
 
         def alias(real: str) -> str:
             taken = inherit.get(real)
@@ -69,14 +117,13 @@ class NameMap:
             ALIASES.transfer([taken], self)
             return taken
 
+        self.borrowed = dict(borrowed)  # real top -> the unit's name map whose alias it is
         self.tops: dict[str, str] = {}
-        for real in sorted(self.found):
-            # the host's wins for a backport shadowing the standard library, and for what is shared
-            if real not in STDLIB and real not in self.shared:
-                self.tops[real] = alias(real)
-        for real in served_by_env(self.found):  # the env's code serves it (its finder): never the host's
+        for real in own:
             self.tops[real] = alias(real)
-        for name in FACADED:
+        for real, lender in self.borrowed.items():
+            self.tops[real] = lender.tops[real]
+        for name in facades:
             self.tops[name] = alias(name)
         self.missing = alias(MISSING)
         self.real = {alias: real for real, alias in self.tops.items()}
@@ -86,18 +133,20 @@ class NameMap:
         self.digest = hashlib.sha256(
             repr([sorted(self.tops.items()), self.missing, sorted(self.shared)]).encode()).hexdigest()[:16]
         self.builtins = env_builtins(self)
-        self.stdlib = frozenset(stdlib_entries())  # the host's sys.path entries of the standard library
         # the env's sys: its own path, meta_path, path_hooks (runtime/envsys.py), extended by its .pth files
         self.sys = env_sys(self.tops["sys"], self.stdlib, self.roots)
-        self.pth = pth_files(self.roots)
         for directory, _, lines in self.pth:
             self.sys.path += pth_paths(directory, lines)
         self.standard_hooks = tuple(self.sys.path_hooks)
 
     @property
     def aliases(self) -> tuple[str, ...]:
-        """Every first component this load's modules have in ``sys.modules``."""
-        return (*self.tops.values(), self.missing)
+        """Every first component this load's own modules have in ``sys.modules`` (not the units')."""
+        return (*(a for real, a in self.tops.items() if real not in self.borrowed), self.missing)
+
+    def files_of(self, real: str) -> dict[str, tuple[int, int, int]]:
+        """The files the loaders read for top-level name ``real`` (a unit's, for a name it lends)."""
+        return (self.borrowed.get(real) or self).files.get(real, {})
 
     def replace(self, top: str, importing: bool) -> str | None:
         """The new first component for a module name the env's code uses (None: unchanged)."""
@@ -137,7 +186,23 @@ class NameMap:
         new = self.replace(top, importing)
         return new + dot + rest if new else dotted
 
-    name = module_name  # the rewritten code's ``__polyvenv__.name(...)``
+    def name(self, dotted: str, importing: bool = True) -> str:
+        """The rewritten code's ``__polyvenv__.name(...)``: a module name computed at run time. In a unit's
+        code (shared by several envs), a name that is none of the unit's nor the host's is its caller's:
+        numpy's ``add_newdoc("scipy.sparse...")``, called by scipy, imports the scipy of the code up the
+        stack that has one (a unit sharing it, every env that uses numpy's unit through it sees the same)
+        or of the nearest env's own code, as that env's own numpy would (none: the name is missing)."""
+        if self.lender and isinstance(dotted, str) and not dotted.startswith("."):
+            top = dotted.partition(".")[0]
+            frame = sys._getframe(1)
+            while top not in self.tops and top not in STDLIB and top not in self.shared and top not in self.real:
+                caller = _calling(frame, self)
+                if caller is None:
+                    break
+                names, frame = caller
+                if not names.lender or top in names.tops or top in names.real:
+                    return names.module_name(dotted, importing)  # an env's, or a unit's the caller shares
+        return self.module_name(dotted, importing)
 
     def written(self, dotted: str) -> str:
         """The ``sys.modules`` key under which the env's code sets or deletes ``dotted``: its own names' (and
@@ -192,19 +257,36 @@ class NameMap:
         """The load is over: its aliases are free for others, its finders forgotten."""
         ALIASES.release(self)
         self.sys.path_importer_cache.clear()
+        self._release_units()
+
+    def _release_units(self) -> None:
+        from .units import release
+
+        units, self.units = self.units, []
+        for unit in units:
+            release(unit)
 
 
 ALIASES: Aliases[NameMap] = Aliases()
 
 
-def _with_host(env: str, roots: list[Path], found: dict[str, Path], declared: set[str]) -> dict[str, tuple[str, ...]]:
+def _calling(frame: Any, unit: NameMap) -> tuple[NameMap, Any] | None:
+    """The name map of the nearest frame from ``frame`` up that runs code of another env's or unit's than
+    ``unit`` (the host's and the standard library's frames are passed over), and the frame above it."""
+    while frame is not None:
+        names = frame.f_builtins.get("__polyvenv__") if isinstance(frame.f_builtins, dict) else None
+        frame = frame.f_back
+        if isinstance(names, NameMap) and names is not unit:
+            return names, frame
+    return None
+
+
+def _with_host(env: str, records: Records | None, roots: list[Path], found: dict[str, Path],
+               declared: set[str]) -> dict[str, tuple[str, ...]]:
     """The env's distributions loaded as the host's own modules (name -> its top-level names), by the
     rule (runtime/sharing.py) over the records its build left; warn about vocabulary packages that
     differ. Without records (a venv polyvenv did not build), only the vocabulary packages of the
     host's version are shared, as before the rule."""
-    from .records import read_records
-
-    records = read_records(roots[0]) if roots else None
     if records is None:
         return {top: (top,) for top in _same_vocabulary(env, found)}
     from .hostview import HostView, shared_with_host

@@ -9,8 +9,11 @@ and which top-level names its code can reference (static imports, module
 names the rewriter finds by context, module names in its compiled files).
 ``discovers``: its code enumerates distributions at run time (entry points,
 ``importlib.metadata.distributions()``, pkg_resources), so it can reach
-every distribution of the env; ``metadata``: the distributions whose
-metadata it asks by name (``importlib.metadata.version("pkg")``).
+every distribution of the env; ``given``: its code imports a name it is
+given (numpy's ``add_newdoc(place, ...)`` imports its caller's module), which
+can be any module of the env that calls it; ``metadata``: the distributions
+whose metadata it asks by name (``importlib.metadata.version("pkg")``).
+Records of format 2 before ``given`` counted such code as ``discovers``.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ from pathlib import Path
 from typing import Any, Iterable, NamedTuple
 
 RECORDS = "polyvenv-records.json"
-RECORDS_FORMAT = 2  # 2: code importing a name it is given counts as discovering (format 1 reads as unrecorded)
+# 2: code importing a name it is given counts as discovering (format 1 reads as unrecorded); 3: compiled files'
+# names found unterminated too (Rust's), which units need (format 2 reads as unrecorded: sync again to share)
+RECORDS_FORMAT = 3
 # files of a dist-info that the installer writes per install: not what makes two installs the same
 _PER_INSTALL = ("RECORD", "INSTALLER", "REQUESTED", "direct_url.json", "uv_cache.json", "uv_build.json")
 
@@ -38,6 +43,7 @@ class Record(NamedTuple):
     references: tuple[str, ...] = ()  # top-level names its code can import (the standard library's too)
     discovers: bool = False
     metadata: tuple[str, ...] = ()  # distributions (normalized) whose metadata its code asks by name
+    given: bool = False  # its code imports a name it is given
 
 
 class Records(NamedTuple):

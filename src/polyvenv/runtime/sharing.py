@@ -7,7 +7,9 @@ what it resolves to in E: the same shareable distribution, recursively,
 or nothing in both; and each distribution whose metadata its code asks
 by name is, likewise, a shareable one or absent in both. A distribution
 whose code enumerates distributions (``discovers``) can reach all of E: it
-is shareable only if all of E is, and X has no distribution E lacks. Cycles need no special case: the
+is shareable only if all of E is, and X has no distribution E lacks; so is, with the host, one
+whose code imports a name it is given (``given``: the host's module would import the host's
+module of that name). Cycles need no special case: the
 candidates shrink to the greatest set that agrees (a fixpoint), so two
 distributions importing each other stay together or private together.
 
@@ -19,7 +21,9 @@ elsewhere), or None (nothing). ``OTHER`` agrees with nothing.
 
 ``share_key`` gives each distribution a digest over its whole closure as
 one env resolves it, so two envs agree on a distribution exactly when
-their keys are equal: a dict lookup (DESIGN.md, "Sharing between envs").
+their keys are equal: a dict lookup (runtime/units.py). Between envs, a name
+a distribution is given resolves in the env that gives it, so ``given`` does
+not widen its closure (its key says whether it has that code).
 """
 
 from __future__ import annotations
@@ -58,7 +62,8 @@ def shareable(records: Iterable[Record], here: Owner, there: Owner, same_there: 
         changed = False
         for name in sorted(candidates):
             record = by_name[name]
-            whole = not record.discovers or (candidates == set(by_name) and there_has_only(set(by_name)))
+            whole = not (record.discovers or record.given) or (
+                candidates == set(by_name) and there_has_only(set(by_name)))
             # its own names too: one another distribution also installs (a namespace package split in two)
             # or an earlier directory of the env shadows is not the same module on both sides
             if not whole or not all(agrees(n) for n in (*record.tops, *record.references)) or not all(
@@ -70,35 +75,37 @@ def shareable(records: Iterable[Record], here: Owner, there: Owner, same_there: 
 
 def share_keys(records: Iterable[Record], here: Owner) -> dict[str, str | None]:
     """Each distribution's share key: a digest of every distribution its code can reach (digests, the
-    names each references and what they resolve to), or None where its closure reaches an ``OTHER``."""
+    names each references and what they resolve to), or None where its closure reaches an ``OTHER`` (or
+    one of its own names is not its own in the env: a namespace package two distributions install)."""
     by_name = {r.name: r for r in records}
+    # each member once: the distributions it reaches directly, whether it reaches an OTHER, what it adds
+    # to a key; a closure is then a walk over those edges (a load computes every key of its env)
+    edges: dict[str, list[str]] = {}
+    other: set[str] = set()
+    blobs: dict[str, bytes] = {}
+    for name, member in by_name.items():
+        resolved = [(n, here(n)) for n in member.references]
+        edges[name] = [*(by_name if member.discovers else ()), *(m for m in member.metadata if m in by_name),
+                       *(o for _, o in resolved if o is not None and o not in (HOST, OTHER))]
+        # a name it installs that is not its own in the env (shadowed, or two install it) is an OTHER too
+        if any(o == OTHER for _, o in resolved) or any(here(top) != name for top in member.tops):
+            other.add(name)
+        blobs[name] = repr((member.name, member.digest, member.discovers, member.given, resolved,
+                            [(m, m in by_name) for m in member.metadata])).encode()
     keys: dict[str, str | None] = {}
-    for name, record in by_name.items():
-        closure, todo, reaches_other = set(), [name], False
+    for name in by_name:
+        closure, todo = set(), [name]
         while todo:
             current = todo.pop()
-            if current in closure:
-                continue
-            closure.add(current)
-            member = by_name[current]
-            if member.discovers:
-                todo += by_name
-            todo += [m for m in member.metadata if m in by_name]
-            for referenced in member.references:
-                owner = here(referenced)
-                if owner == OTHER:
-                    reaches_other = True
-                elif owner is not None and owner != HOST:
-                    todo.append(owner)
-        if reaches_other:
+            if current not in closure:
+                closure.add(current)
+                todo += edges[current]
+        if closure & other:
             keys[name] = None
             continue
         h = hashlib.sha256()
         for current in sorted(closure):
-            member = by_name[current]
-            h.update(repr((member.name, member.digest, member.discovers,
-                           [(n, here(n)) for n in member.references],
-                           [(m, m in by_name) for m in member.metadata])).encode())
+            h.update(blobs[current])
         keys[name] = h.hexdigest()[:24]
     return keys
 
