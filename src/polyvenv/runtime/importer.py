@@ -229,6 +229,9 @@ class EnvExtensionLoader(ExtensionFileLoader):
     def exec_module(self, module) -> None:
         with watched(self.names, self.name):
             self._exec(module)
+        from .crossing import after_extension
+
+        after_extension(self.names, self.name, module)  # numpy's guards against objects of another env's numpy
 
     def _exec(self, module) -> None:
         import _imp
