@@ -49,7 +49,8 @@ def project(tmp_path_factory):
     root.mkdir()
     envs = {"a": ["numpy==1.26.4"], "b": ["numpy==1.26.4"], "c": ["numpy==2.2.6"], "hostnp": ["numpy==2.1.3"],
             "p1": ["pandas==2.2.3", "numpy==1.26.4"], "p2": ["pandas==2.2.3", "numpy==2.2.6"]}
-    (root / "polyvenv.toml").write_text("".join(f"[envs.{n}]\nrequirements = {json.dumps(r)}\n" for n, r in envs.items()))
+    body = "".join(f"[envs.{n}]\nrequirements = {json.dumps(r)}\n" for n, r in envs.items())
+    (root / "polyvenv.toml").write_text(body)
     proc = subprocess.run([sys.executable, "-m", "polyvenv", "sync"], cwd=root, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     return root
@@ -82,10 +83,14 @@ def test_an_array_of_one_envs_numpy_handed_to_another_envs_numpy_is_refused_nami
             "reduce": lambda: c.add.reduce(xa),
             "at": lambda: b.add.at(xa, [0], 1),
             "out": lambda: c.negative(yc, out=xa),
+            "function, both kinds": lambda: c.allclose(xa, yc),
         }
         result = {name: outcome(call) for name, call in cases.items()}
+        ones = a.ones(2)
         result["own still"] = [outcome(lambda: a.add(xa, 1)), outcome(lambda: a.matrix([[1.0, 2.0]]) * 2),
-                               outcome(lambda: c.ma.masked_array([1.0, 2.0], mask=[0, 1]) + 1)]
+                               outcome(lambda: c.ma.masked_array([1.0, 2.0], mask=[0, 1]) + 1),
+                               outcome(lambda: [c.add.reduce(yc, axis=0), c.ufunc.reduce(c.add, yc),
+                                                a.add.at(ones, [0], 1), ones, a.multiply.outer(xa, [2]).ravel()])]
     """)
     refused(result["same version"], "b", "a")
     refused(result["1.26 into 2.2"], "c", "a")
@@ -94,7 +99,10 @@ def test_an_array_of_one_envs_numpy_handed_to_another_envs_numpy_is_refused_nami
     refused(result["reduce"], "c", "a")
     refused(result["at"], "b", "a")
     refused(result["out"], "c", "a")
-    assert [r[:2] for r in result["own still"]] == [["ok", "Numpy"]] * 2 + [["ok", "nuMpy"]], result["own still"]
+    refused(result["function, both kinds"], "c", "a")
+    assert [r[:2] for r in result["own still"]] == [["ok", "Numpy"]] * 2 + [["ok", "nuMpy"], ["ok", "builtins"]]
+    assert result["own still"][3][2] == ("[np.float64(3.0), np.float64(3.0), None, array([2., 1.]), "
+                                         "array([0., 2., 4.])]"), result["own still"]
     assert "array([1., 2., 3.])" in result["own still"][0][2] and "[2.0 --]" in result["own still"][2][2].replace(
         ",", ""), result["own still"]
 
@@ -106,6 +114,12 @@ def test_arrays_crossing_between_the_host_and_an_env_are_refused_and_the_hosts_n
             "env array, host operator": lambda: hx + xa,
             "host array, env ufunc": lambda: c.add(hx, 1),
             "host array, env 1.26 ufunc": lambda: a.negative(hx),
+            "host array, env ufunc method": lambda: c.add.reduce(hx),
+            "host array, env 1.26 ufunc method": lambda: a.add.at(hx, [0], 1),
+            "env ufunc, both kinds": lambda: c.add(hx, yc),
+            "env operator, both kinds": lambda: xa + hx,
+            "env function, both kinds": lambda: a.concatenate([xa, hx]),
+            "host function, both kinds": lambda: h.allclose(hx, xa),
         }
         result = {name: outcome(call) for name, call in cases.items()}
         result["host"] = [host_ufunc == (h.ndarray.__dict__["__array_ufunc__"], h.add.__call__),
@@ -116,6 +130,12 @@ def test_arrays_crossing_between_the_host_and_an_env_are_refused_and_the_hosts_n
     refused(result["env array, host operator"], None, "a")
     refused(result["host array, env ufunc"], "c", None)
     refused(result["host array, env 1.26 ufunc"], "a", None)
+    refused(result["host array, env ufunc method"], "c", None)
+    refused(result["host array, env 1.26 ufunc method"], "a", None)
+    refused(result["env ufunc, both kinds"], "c", None)
+    refused(result["env operator, both kinds"], "a", None)
+    refused(result["env function, both kinds"], "a", None)
+    refused(result["host function, both kinds"], None, "a")
     same, add, total, call, modules = result["host"]
     assert same is True and modules == ["numpy"]
     assert add == ["ok", "numpy", "array([1., 2., 3.])"] and total[0] == "ok" and "6.0" in total[2]

@@ -65,8 +65,10 @@ def _trampoline(guard: Guard) -> int:
 
 
 def guard_method(owner: type, name: str, make: Callable[[Any], Guard]) -> bool:
-    """Point ``owner.name`` (a method descriptor taking ``*args, **kwargs``) at ``make(original)``, where
-    ``original`` is a descriptor of the C function it had; False (nothing changed) if it is not one."""
+    """Point ``owner.name`` (a method descriptor) at ``make(original)``, where ``original`` is a descriptor
+    of the C function it had; False (nothing changed) if it is not one. A method called the fast way
+    (``METH_FASTCALL``) or without keywords is called the classic way from then on: its descriptor's own
+    entry point too."""
     import ctypes
 
     descr = owner.__dict__.get(name)
@@ -79,14 +81,19 @@ def guard_method(owner: type, name: str, make: Callable[[Any], Guard]) -> bool:
 
     slot = ctypes.c_void_p.from_address(id(descr) + _DESCR_COMMON)
     theirs = MethodDef.from_address(slot.value or 0)
-    if theirs.ml_name != name.encode() or theirs.ml_flags & 0xFF != 0x3:  # METH_VARARGS | METH_KEYWORDS
+    classic = 0x3  # METH_VARARGS | METH_KEYWORDS; or METH_VARARGS alone, METH_FASTCALL | METH_KEYWORDS:
+    if theirs.ml_name != name.encode() or theirs.ml_flags not in (classic, 0x1, 0x82):
         return False
     kept = MethodDef(theirs.ml_name, theirs.ml_meth, theirs.ml_flags, theirs.ml_doc)
     new_method = ctypes.pythonapi.PyDescr_NewMethod
     new_method.restype, new_method.argtypes = ctypes.py_object, [ctypes.py_object, ctypes.c_void_p]
     original = new_method(owner, ctypes.addressof(kept))
-    ours = MethodDef(theirs.ml_name, _trampoline(make(original)), theirs.ml_flags, theirs.ml_doc)
+    ours = MethodDef(theirs.ml_name, _trampoline(make(original)), classic, theirs.ml_doc)
     _KEEP.extend((kept, ours))
+    if theirs.ml_flags != classic:  # the descriptor's entry point of a classic method: a fresh one of ours has it
+        like_ours = new_method(owner, ctypes.addressof(ours))
+        entry = ctypes.c_void_p.from_address(id(descr) + _DESCR_COMMON + 8)
+        entry.value = ctypes.c_void_p.from_address(id(like_ours) + _DESCR_COMMON + 8).value
     slot.value = ctypes.addressof(ours)
     return True
 
