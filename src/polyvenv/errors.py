@@ -136,6 +136,17 @@ class ReloadFailed(PolyvenvError):
     the old generation keeps running, untouched."""
 
 
+class ObjectFromAnotherEnv(PolyvenvError, TypeError):
+    """An object of one env (or of the host) reached code of another env (or of the host) that loads its
+    distribution separately: ``env`` is the receiving side, ``origin`` the object's (None: the host's),
+    ``distribution`` the one they do not share."""
+
+    def __init__(self, message: str, *, env: str | None, origin: str | None, distribution: str) -> None:
+        super().__init__(message, env=env)
+        self.origin = origin
+        self.distribution = distribution
+
+
 class WorkerDied(PolyvenvError):
     """The worker process of an env with process isolation died (or was stopped) before it answered."""
 

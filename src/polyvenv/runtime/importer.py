@@ -72,6 +72,9 @@ class EnvSourceLoader(SourceFileLoader):
         module.__dict__["__builtins__"] = self.names.builtins
         with watched(self.names, self.name):
             super().exec_module(module)
+        from .crossing import after_exec
+
+        after_exec(self.names, self.name, module)
 
 
 class EnvExtensionLoader(ExtensionFileLoader):
@@ -222,6 +225,9 @@ class EnvExtensionLoader(ExtensionFileLoader):
     def exec_module(self, module) -> None:
         with watched(self.names, self.name):
             self._exec(module)
+        from .crossing import after_exec
+
+        after_exec(self.names, self.name, module)  # numpy's guards against objects of another env's numpy
 
     def _exec(self, module) -> None:
         import _imp
