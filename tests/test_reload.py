@@ -489,6 +489,23 @@ def test_watch_reloads_an_edit_made_right_after_it_started(project):
     assert result == {"calls": [["plug"]], "new": "v2 1.0"}
 
 
+def test_watch_reloads_an_env_loaded_after_it_started_and_edited_before_its_next_look(project):
+    """An env first seen by a look is checked against what it loaded, not taken as it is on disk then
+    (`polyvenv python --watch` starts its watch before the script loads anything)."""
+    result = run_host(project, """
+    calls = []
+    watch = ws.watch(callback=lambda env, changed: calls.append(changed), interval=60, watcher="poll")
+    time.sleep(0.3)  # its first look, with nothing loaded; the next is a minute away
+    plug = env.import_module("plug")
+    edit(PLUG.read_text().replace("v1", "v2"))
+    watch.poll()  # the look that first sees env p
+    watch.poll()  # and the next: nothing more to reload
+    watch.stop()
+    result = {"calls": calls, "new": env.import_module("plug").hello(), "reloads": watch.reloads}
+    """)
+    assert result == {"calls": [["plug"]], "new": "v2 1.0", "reloads": 1}
+
+
 # -- `polyvenv python --watch` ------------------------------------------------------------
 
 WATCHED_HOST = """

@@ -58,6 +58,9 @@ def _dispatch(argv: list[str], outcome: Outcome) -> int:
         own = _python_options(argv[command_at + 1:])
         argv, rest = argv[:command_at + 1 + own], argv[command_at + 1 + own:]
     args, unknown = parser.parse_known_args(argv)
+    if unknown and argv[command_at] == "python" and _python_options(unknown) == len(unknown):
+        raise UsageError(f"{' '.join(unknown)}: `python`'s own options go after it, before the script "
+                         "(`polyvenv python --watch SCRIPT`)")
     if unknown:
         raise UsageError(f"unrecognized arguments: {' '.join(unknown)}: run `polyvenv {argv[command_at]} --help` "
                          "for the options")
