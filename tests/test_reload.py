@@ -532,8 +532,8 @@ class Watched:
     """A real `polyvenv python --watch --interval 0.1 host.py` in ``project``: its stdout and stderr lines
     as they come."""
 
-    def __init__(self, project: Path) -> None:
-        (project / "host.py").write_text(WATCHED_HOST)
+    def __init__(self, project: Path, host: str = WATCHED_HOST) -> None:
+        (project / "host.py").write_text(host)
         self.proc = subprocess.Popen([sys.executable, "-m", "polyvenv", "python", "--watch", "--interval", "0.1",
                                       "host.py"], cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True)
@@ -604,3 +604,20 @@ def test_python_watch_reloads_what_a_sync_in_another_terminal_changed_and_ctrl_c
     host.proc.send_signal(signal.SIGINT)  # Ctrl-C
     assert host.ended() == 128 + signal.SIGINT
     assert host.err[-1] == "threads left: ['MainThread']", host.err
+
+
+def test_python_watch_gives_the_script_a_process_envs_fresh_worker(tmp_path, wheels):
+    project = make_project(tmp_path, wheels, ["alpha==1.0"], isolation="process")
+    # a call in flight when the old worker stops raises WorkerDied (its objects are gone with it)
+    host = Watched(project, WATCHED_HOST.replace("    print(plug.hello(), flush=True)\n", """\
+    try:
+        print(plug.hello(), flush=True)
+    except polyvenv.WorkerDied:
+        print("in flight", flush=True)
+"""))
+    host.printed("v1 1.0")
+    (project / "plugin" / "plug.py").write_text(PLUGIN.replace("v1", "v2"))
+    host.printed("v2 1.0")  # `import plug` again: the new worker's module, not the stopped worker's
+    assert re.fullmatch(r"polyvenv: env 'p': reloaded plug in \d+ ms", host.err[0]), host.err
+    (project / "stop").write_text("")
+    assert host.ended() == 3, host.err
