@@ -603,7 +603,9 @@ def test_python_watch_reloads_what_a_sync_in_another_terminal_changed_and_ctrl_c
     assert re.fullmatch(r"polyvenv: env 'p': reloaded alpha, plug in \d+ ms", host.err[0]), host.err
     host.proc.send_signal(signal.SIGINT)  # Ctrl-C
     assert host.ended() == 128 + signal.SIGINT
-    assert host.err[-1] == "threads left: ['MainThread']", host.err
+    assert host.err[1] == "Traceback (most recent call last):", host.err  # as python says it, of the script's
+    assert host.err[2].startswith('  File "host.py", line ') and host.err[-2] == "KeyboardInterrupt", host.err
+    assert host.err[-1] == "threads left: ['MainThread']", host.err  # the watch stopped
 
 
 def test_python_watch_gives_the_script_a_process_envs_fresh_worker(tmp_path, wheels):

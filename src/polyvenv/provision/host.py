@@ -17,6 +17,7 @@ callback. The watch stops when the code ends, however it ends (an exception,
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from types import TracebackType
@@ -88,15 +89,15 @@ def _check_module(name: str) -> None:
 
 def _as_python(run: Callable[[], object]) -> int:
     """Run the user's code; an exception it raises is printed as python prints it, from the
-    user's first frame on, and the exit code is 1 (SystemExit keeps its own code)."""
+    user's first frame on, and the exit code is 1, 130 for Ctrl-C (SystemExit keeps its own code)."""
     try:
         run()
-    except (SystemExit, KeyboardInterrupt):
+    except SystemExit:
         raise
     except BaseException as e:
         users = _users_frames(e.__traceback__)
         sys.excepthook(type(e), e.with_traceback(users), users)  # the hook prints the exception's own
-        return 1
+        return 128 + signal.SIGINT if isinstance(e, KeyboardInterrupt) else 1  # as a shell reports python's
     return 0
 
 
