@@ -253,6 +253,86 @@ def test_old_code_importing_more_of_its_replaced_generation_is_refused(project):
     assert result["new"] == 1
 
 
+def test_old_code_importing_its_own_loaded_modules_again_works_from_threads_through_20_reloads(project):
+    """jinja2 runs ``from .runtime import exported`` at each template compile: a callback of a replaced
+    generation imports its own, already loaded, modules again, from threads calling through the reload."""
+    package = project / "plugin" / "pk"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        "from . import helper\n\ndef value():\n    from .helper import VALUE\n    from . import helper as h\n"
+        "    import pk.helper\n    return (VALUE, h.VALUE, pk.helper.VALUE)\n")
+    (package / "helper.py").write_text("VALUE = 0\n")
+    result = run_host(project, """
+        helper = PROJECT / "plugin" / "pk" / "helper.py"
+        saved = env.import_module("pk").value
+        first = saved()
+        errors, seen, stop = [], set(), threading.Event()
+
+        def call():
+            while not stop.is_set():
+                for function in (saved, env.import_module("pk").value):
+                    try:
+                        seen.add(function())
+                    except Exception as error:
+                        errors.append(__import__('traceback').format_exc())
+
+        threads = [threading.Thread(target=call) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        changed = []
+        for i in range(1, 21):
+            helper.write_text(f"VALUE = {i}\\n" + "#" * i)
+            changed.append(env.reload())
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+        old = weakref.ref(sys.modules[saved.__module__]) if saved.__module__ in sys.modules else None
+        module = saved.__globals__["helper"]
+        result = {"first": first, "saved": saved(), "errors": errors[:3], "changed": changed,
+                  "seen": sorted(seen), "last": env.import_module("pk").value(), "left": old is not None}
+        alive = weakref.ref(module)
+        del saved, module
+        gc.collect()
+        result["collected"] = alive() is None
+    """)
+    assert result["errors"] == [], "\n".join(result["errors"])  # never an exception caused by the reload
+    assert result["first"] == result["saved"] == [0, 0, 0]  # the old callback: its own generation's modules
+    assert result["changed"] == [["pk"]] * 20
+    assert result["last"] == [20, 20, 20]
+    assert all(a == b == c for a, b, c in result["seen"])  # never half of one generation
+    assert not result["left"]  # the old generation left sys.modules
+    assert result["collected"]  # and is collected once the host drops it
+
+
+def test_old_code_importing_its_generation_through_the_hosts_import_gets_it_until_the_next_reload(project):
+    """An import that reaches the host's import system after its generation left (a thread's statement
+    begun before the switch, or the host's ``__import__`` taken before the reload): served the old module."""
+    package = project / "plugin" / "pk"
+    package.mkdir()
+    (package / "__init__.py").write_text(
+        "from . import helper\n\nIMPORT = __builtins__['__import__']  # taken before any reload\n\n"
+        "def again():\n    return IMPORT('helper', globals(), None, ['VALUE'], 1).VALUE\n")
+    (package / "helper.py").write_text("VALUE = 0\n")
+    result = run_host(project, """
+        helper = PROJECT / "plugin" / "pk" / "helper.py"
+        again = env.import_module("pk").again
+        alias = again.__globals__["__name__"]
+        helper.write_text("VALUE = 1\\n#")
+        changed = env.reload()
+        result = {"changed": changed, "old": again(), "new": env.import_module("pk").again()}
+        helper.write_text("VALUE = 2\\n##")
+        env.reload()
+        result["left"] = [k for k in sys.modules if k.partition(".")[0] == alias]
+        result["still"] = again()
+        env.unload()
+        result["after_unload"] = [k for k in sys.modules if k.partition(".")[0] == alias]
+    """)
+    assert result["changed"] == ["pk"]
+    assert result["old"] == 0 and result["new"] == 1
+    assert result["left"] == [] and result["after_unload"] == []
+    assert result["still"] == 0
+
+
 @pytest.mark.integration
 def test_two_markupsafe_versions_the_new_c_code_after_reload_and_the_old_objects_still_work(tmp_path):
     project = tmp_path / "project"

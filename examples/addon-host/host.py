@@ -94,17 +94,16 @@ try:
             shutil.rmtree(ADDONS / "shouter")  # a folder taken out: unloaded, its env deleted
             print(news.get(timeout=60))
 
-        # New requirements for the greeter: the host builds them, then reloads the greeter in place, no
-        # call in flight (the old generation's jinja2 imports as it compiles a template: after the reload,
-        # it cannot).
+        # New requirements for the greeter: the host builds them, then reloads the greeter in place while
+        # the thread goes on calling it (the old generation's jinja2, compiling a template, imports its own
+        # modules again: it gets them from its own generation).
         (ADDONS / "greeter" / "requirements.txt").write_text("jinja2>=3.1,<3.2\n")
         print("new requirements for greeter:")
         ws.sync("greeter", progress=show)
         old = weakref.ref(registered["greeter"])
         greeter = ws.env("greeter")
-        with in_use:
-            changed = greeter.reload()
-            print(f"reloaded {', '.join(changed)}; " + register(greeter))
+        changed = greeter.reload()
+        print(f"reloaded {', '.join(changed)}; " + register(greeter))
     finally:
         stop.set()
         server.join()

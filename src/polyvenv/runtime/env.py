@@ -131,6 +131,7 @@ class Env:
                 if lease is not None:
                     lease.release()
                 return []
+            generation.prepare(generation.leaving(plan.retired))  # long before the switch (see there)
             missing = {old.missing} - set(sys.modules)  # made by the new generation, if it fails to import a name
             new, facades = None, None
             try:
@@ -153,13 +154,15 @@ class Env:
                 if not isinstance(error, Exception):
                     raise
                 raise _reload_failed(self.name, self.roots, error) from error
+            generation.retire(self.name, plan.retired, generation.leaving(plan.retired))  # its code imports itself
             self._state = new  # the switch: from here on the env's names are the new generation's
-            retired = generation.drop(plan.retired)
+            ALIASES.retire(plan.retired, self.name)
+            generation.drop(plan.retired)
+            generation.sweep(self.name)
             for key in [k for k in self._host_names if _alias_of(k) in plan.retired]:
                 sys.modules.pop(key, None)
                 self._host_names.discard(key)
             _forget_in_typing(tuple(plan.retired))
-            generation.retire(self.name, plan.retired, retired)
             old.release()  # what it still reserves: names no generation has now
             self._keep_leases(lease)
             return plan.reloaded
@@ -192,6 +195,9 @@ class Env:
             prefixes = state.aliases
             for key in [k for k in sys.modules if k.partition(".")[0] in prefixes]:
                 sys.modules.pop(key, None)
+            from . import generation
+
+            generation.sweep(self.name)  # what a reload's old generation put back leaves too
             for key in self._host_names:
                 sys.modules.pop(key, None)
             self._host_names.clear()

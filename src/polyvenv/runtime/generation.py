@@ -31,9 +31,10 @@ the modules loaded under its aliases. ``Env.reload()`` makes the next one:
   old entries leave ``sys.modules``. A failure frees what was staged and
   leaves the old generation untouched.
 
-Code of the old generation keeps running on its own objects; importing more
-of its reloaded modules (not loaded before the reload) raises
-GenerationRetired. The facades' aliases (``importlib``, ``sys``, ``builtins``)
+Code of the old generation keeps running on its own objects, and imports its
+own loaded modules from the generation (its builtins' ``__import__``, set at
+the switch); importing more of them (a module not loaded before the reload)
+raises GenerationRetired. The facades' aliases (``importlib``, ``sys``, ``builtins``)
 are kept from generation to generation with modules of the new name map, so
 kept modules that import them at run time resolve names in the newest
 generation.
@@ -42,9 +43,11 @@ generation.
 from __future__ import annotations
 
 import sys
+import weakref
 from typing import TYPE_CHECKING, Iterable
 
 if TYPE_CHECKING:
+    from importlib.machinery import ModuleSpec
     from pathlib import Path
     from types import ModuleType
 
@@ -222,33 +225,140 @@ def facade_entries(names: NameMap) -> dict[str, ModuleType]:
     return {key: sys.modules.pop(key) for key in list(sys.modules) if key.partition(".")[0] in aliases}
 
 
+def leaving(aliases: Iterable[str]) -> dict[str, ModuleType]:
+    """The ``sys.modules`` entries under ``aliases`` (still in place): what a switch retires."""
+    aliases = set(aliases)
+    return {key: module for key, module in list(sys.modules.items()) if key.partition(".")[0] in aliases}
+
+
 def drop(aliases: Iterable[str]) -> list[ModuleType]:
     """Take every module under ``aliases`` out of ``sys.modules``; the modules taken."""
     aliases = set(aliases)
     return [sys.modules.pop(key) for key in list(sys.modules) if key.partition(".")[0] in aliases]
 
 
-def retire(env: str, aliases: list[str], modules: list[ModuleType]) -> None:
-    """``aliases`` left ``sys.modules`` with ``modules``: reserved until those are collected (a token in
-    each one's globals, which every function and class of it keeps alive), or forever if one is a
-    compiled extension (CPython keeps its copy loaded, under that name)."""
-    import weakref
+def retire(env: str, aliases: list[str], modules: dict[str, ModuleType]) -> None:
+    """``aliases`` are about to leave ``sys.modules`` with ``modules`` (their entries): reserved until
+    those are collected, or forever if one is a compiled extension (CPython keeps its copy loaded,
+    under that name); meanwhile their code imports them again from the generation itself.
 
-    from .namemap import ALIASES
+    A token in each module's globals holds the generation: every function and class of it keeps the
+    token alive, and the token keeps the module objects, so a callback the host saved can still run
+    ``from .runtime import exported`` (jinja2, at each template compile) after the switch, from any
+    thread, before or after the entries leave. Called before the switch, so no moment exists in which
+    the old code's own modules cannot be imported."""
 
-    ALIASES.retire(aliases, env)
-    token = _Token()
+    token = _Token(modules)
+    prepare(modules)
     compiled = False
-    for module in modules:
+    for module in modules.values():
         try:
             module.__dict__[TOKEN] = token
         except (AttributeError, TypeError):  # pragma: no cover - a module without a dict
             compiled = True
         if not str(getattr(module, "__file__", None) or ".py").endswith(".py"):
             compiled = True
-    if not compiled:
-        weakref.finalize(token, ALIASES.free, tuple(aliases))
+    for alias in aliases:
+        _LIVE[alias] = weakref.ref(token)
+    weakref.finalize(token, _collected, tuple(aliases), not compiled)
+
+
+def prepare(modules: dict[str, ModuleType]) -> None:
+    """Route the import statements of ``modules``' code through ``_import`` (their builtins'
+    ``__import__``; until they retire, it is the host's import with one lookup more). Done when a
+    reload starts, long before the switch: a thread inside an import statement that looked up
+    ``__import__`` before this cannot still be there when the entries leave."""
+    for module in modules.values():
+        table = getattr(module, "__dict__", {}).get("__builtins__")
+        if isinstance(table, dict) and "__polyvenv__" in table:
+            table["__import__"] = _import
+
+
+def find_spec(fullname: str) -> ModuleSpec | None:
+    """The spec of ``fullname`` if it is a module of a retired generation that is still alive: an
+    import statement of its code that began before the switch (and so went to the host's import) is
+    served the module itself. The entry it puts back in ``sys.modules`` leaves again at the env's
+    next reload or unload (``sweep``)."""
+    live = _LIVE.get(fullname.partition(".")[0])
+    token = live() if live is not None else None
+    module = token.modules.get(fullname) if token is not None else None
+    if module is None:
+        return None
+    from importlib.machinery import ModuleSpec
+
+    return ModuleSpec(fullname, _Again(module), origin=getattr(module.__spec__, "origin", None))
+
+
+class _Again:
+    """The loader of a retired generation's module asked for again: the module itself, as it is."""
+
+    def __init__(self, module: ModuleType) -> None:
+        self.module, self.spec = module, module.__spec__
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType:
+        return self.module
+
+    def exec_module(self, module: ModuleType) -> None:
+        module.__spec__ = self.spec  # the import system set its own spec; the module keeps its own
+
+
+def sweep(env: str) -> None:
+    """Take out of ``sys.modules`` what ``find_spec`` put back there for a retired generation of ``env``."""
+    from .namemap import ALIASES
+
+    for key in [k for k in list(sys.modules) if k.partition(".")[0] in _LIVE]:
+        if ALIASES.retired(key.partition(".")[0]) == env:
+            sys.modules.pop(key, None)
+
+
+def _collected(aliases: tuple[str, ...], free: bool) -> None:
+    """A retired generation's modules are all collected: nothing imports them any more."""
+    from .namemap import ALIASES
+
+    for alias in aliases:
+        _LIVE.pop(alias, None)
+    if free:
+        ALIASES.free(aliases)
 
 
 class _Token:
-    """Lives as long as a retired generation's modules (or their globals) do."""
+    """Lives as long as a retired generation's modules (or their globals) do, and keeps the modules
+    (their ``sys.modules`` entries when they left) for the generation's own imports."""
+
+    def __init__(self, modules: dict[str, ModuleType]) -> None:
+        self.modules = modules
+
+
+_LIVE: dict[str, weakref.ref[_Token]] = {}  # a retired alias -> its generation, while any of it lives
+
+
+def _import(name: str, globals: dict[str, object] | None = None, locals: object = None,
+            fromlist: tuple[str, ...] | list[str] | None = (), level: int = 0) -> ModuleType:
+    """``__import__`` of a retired generation's builtins: a module of the generation comes from the
+    generation (it left ``sys.modules``); anything else is the host's import, as before the reload.
+    Code of the new generation never comes here: its builtins are its own, with CPython's fast path."""
+    import builtins
+
+    absolute = name if level == 0 else _absolute(name, globals, level)
+    live = _LIVE.get(absolute.partition(".")[0]) if absolute else None
+    token = live() if live is not None else None
+    if token is not None:
+        module = token.modules.get(absolute)
+        if module is not None:
+            if fromlist:
+                if all(item == "*" or hasattr(module, item) for item in fromlist):
+                    return module
+            elif level == 0:
+                return token.modules.get(absolute.partition(".")[0], module)
+    return builtins.__import__(name, globals, locals, fromlist, level)  # type: ignore[arg-type]
+
+
+def _absolute(name: str, globals: dict[str, object] | None, level: int) -> str | None:
+    """The absolute name of a relative import, as the import system resolves it (None if it cannot)."""
+    package = (globals or {}).get("__package__")
+    if not isinstance(package, str) or not package:
+        return None
+    bits = package.rsplit(".", level - 1)
+    if len(bits) < level:
+        return None
+    return f"{bits[0]}.{name}" if name else bits[0]

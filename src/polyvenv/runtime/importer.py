@@ -502,7 +502,9 @@ class EnvFinder:
         if names is None:
             env = ALIASES.retired(top)
             if env is not None:  # a module of a generation reload() replaced, imported by that generation's code
-                return _retired(env, fullname)
+                from . import generation
+
+                return generation.find_spec(fullname) or _retired(env, fullname)
             return None
         if top == names.missing:  # `import x` of a name the env lacks (in its directories) became `<missing>.x`
             if not dot:
