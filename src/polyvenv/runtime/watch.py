@@ -16,10 +16,12 @@ Then ``callback(env, changed)``: the names reloaded (the host unregisters the
 old generation's hooks and registers the new one's, as Blender add-ons do with
 ``unregister()``/``register()``), or the ReloadFailed when the new generation
 did not import (the old one keeps running), which is also warned as a
-ReloadWarning. An env that nothing changed in is never reloaded. An env first
-loaded after the watch started is checked against what it loaded
-(``reload()`` compares the files its loaders read), so an edit made between
-its load and the watch's next look is reloaded too.
+ReloadWarning. An env that nothing changed in is never reloaded. An
+in-process env first loaded after the watch started is checked against what
+it loaded (``Env.reload()`` compares the files its loaders read), so an edit
+made between its load and the watch's next look is reloaded too; a process
+env's reload always starts a fresh worker, so its baseline is what the watch
+first sees.
 
 ``log=stream`` (``polyvenv python --watch`` gives stderr) tells each reload
 in one line there: which env, the names reloaded, how long it took; and,
@@ -189,9 +191,12 @@ class Watch:
             if source is not None and not os.path.isdir(source):
                 continue  # a folder taken out is an uninstall (above), not an edit to reload
             now = self._snapshot(name)
-            if name not in self._seen:  # loaded since the last look: changed since its load?
+            if name not in self._seen:  # loaded since the last look
                 self._seen[name] = now
-                self._reload(env, counted=False)
+                from .env import Env
+
+                if isinstance(env, Env):  # its reload() compares with what it loaded (a ProcessEnv's restarts)
+                    self._reload(env, counted=False)
                 continue
             if now == self._seen[name]:
                 self._pending.pop(name, None)
