@@ -143,6 +143,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
         config, args.names, offline=args.offline or None, wheelhouse=_path(args.wheelhouse),
         jobs=args.jobs, locked=args.locked, frozen=args.frozen, repair=args.repair, installer=args.installer,
         progress=_progress(args), quiet=args.quiet, memo=not (args.names or args.installer or args.discover),
+        warm=False if args.no_warm else None,
     )
     shim_changes = _update_shims(config, args.bin_dir)
     built = sum(o.action == "built" for o in outcomes)
@@ -459,6 +460,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--repair", action="store_true",
                    help="check every installed file of every env against its RECORD (sha256) and rebuild "
                    "damaged ones, unpacking afresh what uv's cache holds damaged")
+    p.add_argument("--no-warm", action="store_true",
+                   help="do not rewrite each new build's code and patch its extensions now (its first load "
+                   "does it; also POLYVENV_WARM=0)")
     p.add_argument("--discover", metavar="DIR", help="one env per directory of DIR holding a requirements file")
     p.add_argument("--pattern", default=DEFAULT_PATTERN, help=f"with --discover (default: {DEFAULT_PATTERN})")
     p.add_argument("--bin-dir", metavar="DIR", help="where command shims go (default: bin-dir from the config)")

@@ -119,6 +119,44 @@ def probed(spec: BuildSpec, build: Path, built: Manifest, store: Store, progress
     return record_verdict(build, built, verdict.isolation, verdict.reasons, verdict.seconds)
 
 
+def warmed(spec: BuildSpec, build: Path, built: Manifest, store: Store, progress: Progress) -> str:
+    """Warm the first start of ``build`` (runtime/warmup.py) in a scratch process of this interpreter, the
+    host's: its code rewritten and its extensions patched now, not at its first load. A note for the
+    progress line (``""``: nothing to warm). Not for an env that runs in a worker, nor for one built for
+    another Python (a host of that Python rewrites it at its first load). A failure costs only the warmth."""
+    import json
+    import sys
+
+    from ..runtime.abi import mismatch
+    from ..runtime.warmup import Warmed
+
+    if spec.env.isolation == "process" or built.verdict == "process" or mismatch(built, [build]):
+        return ""
+    log = store.log_path(spec.name, built.spec_hash).with_suffix(".warm.log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    progress.started(spec.name, "warming its first start (rewriting its code, patching its extensions)", log)
+    request = {"name": spec.name, "build": str(build), "shared": list(spec.env.shared)}
+    with open(log, "w") as out:
+        out.write(f"# polyvenv warm-up of env {spec.name!r} at {build} (POLYVENV_WARM=0 or sync --no-warm: "
+                  "none)\n")
+        out.flush()
+        code, output = interrupts.run([sys.executable, "-c", "from polyvenv.runtime.warmup import main; main()",
+                                       json.dumps(request)], sink=out)
+    try:
+        result = Warmed(**json.loads(output.strip().splitlines()[-1]))
+    except (ValueError, TypeError, IndexError):
+        return f"; not warmed (the warm-up failed with exit code {code}; its log: {log})"
+    return f"; {result.summary()}"
+
+
+def warming(warm: bool | None) -> bool:
+    """Whether ``sync`` warms the builds it makes: ``warm``, else ``$POLYVENV_WARM`` (``0`` turns it off)."""
+    import os
+
+    return warm if warm is not None else os.environ.get("POLYVENV_WARM", "1").strip().lower() not in (
+        "0", "no", "false", "off")
+
+
 def verdict_note(built: Manifest) -> str:
     """``; auto: namespace (probed in 1.2s)`` for a progress line, or ``""`` without a verdict."""
     if built.verdict is None:
@@ -141,6 +179,7 @@ def sync(
     progress: Progress | None = None,
     quiet: bool = False,
     memo: bool = False,
+    warm: bool | None = None,
 ) -> list[Outcome]:
     """Build what is missing or stale; return one Outcome per env (failures included).
 
@@ -151,7 +190,9 @@ def sync(
     Lock files follow uv's semantics: a lock out of date with its env's
     requirements is locked again first (offline: refused, saying which env
     and what to run); ``locked`` refuses a missing or out-of-date lock;
-    ``frozen`` installs each lock as it is.
+    ``frozen`` installs each lock as it is. ``warm`` (default: yes, unless ``$POLYVENV_WARM`` is 0):
+    each build's code is rewritten and its extensions patched before it is switched to, so the
+    first start loads it warm (runtime/warmup.py).
     """
     store = Store(config.envs_dir)
     watched = _memo_inputs(config) if memo and not names and not frozen else None
@@ -178,7 +219,8 @@ def sync(
             _remember_noop(config, watched, recorded)
         if todo:
             sources = sources_for(config, offline, wheelhouse)
-            outcomes.update(_build(config, store, todo, sources, repair, installer, jobs, progress, quiet))
+            outcomes.update(_build(config, store, todo, sources, repair, installer, jobs, progress, quiet,
+                                   warming(warm)))
     finally:
         planner.close()
     return [outcomes[s.name] for s in specs]
@@ -219,7 +261,8 @@ def _relocked(config: Config, planner: Planner, specs: list[BuildSpec], offline:
 
 
 def _build(config: Config, store: Store, todo: list[BuildSpec], sources: Sources, repair: bool,
-           installer: str | None, jobs: int, progress: Progress | None, quiet: bool) -> dict[str, Outcome]:
+           installer: str | None, jobs: int, progress: Progress | None, quiet: bool,
+           warm: bool) -> dict[str, Outcome]:
     """Each env of ``todo`` synced, ``jobs`` at a time; on Ctrl-C or SIGTERM, raise Interrupted
     saying which envs were switched before it and which were not."""
     from concurrent.futures import ThreadPoolExecutor
@@ -232,7 +275,8 @@ def _build(config: Config, store: Store, todo: list[BuildSpec], sources: Sources
     futures = {}
     try:
         for spec in todo:
-            futures[spec.name] = pool.submit(_sync_one, config, store, spec, sources, repair, installer, progress)
+            futures[spec.name] = pool.submit(_sync_one, config, store, spec, sources, repair, installer, progress,
+                                             warm)
         return {name: future.result() for name, future in futures.items()}
     except KeyboardInterrupt:
         interrupts.stop()  # the installers end now; no build starts or switches from here on
@@ -309,7 +353,7 @@ def _remember_noop(config: Config, files: list[tuple[str, bool]], recorded: list
 
 
 def _sync_one(config: Config, store: Store, spec: BuildSpec, sources: Sources, repair: bool,
-              installer: str | None, progress: Progress) -> Outcome:
+              installer: str | None, progress: Progress, warm: bool = True) -> Outcome:
     started = time.monotonic()
     planned = spec.hash
     target = store.build_dir(spec.name, planned)
@@ -330,9 +374,11 @@ def _sync_one(config: Config, store: Store, spec: BuildSpec, sources: Sources, r
         if existing is not None and not integrity.damaged_files(target, content=repair, limit=1):
             if spec.env.isolation == "auto" and existing.verdict is None:
                 existing = probed(spec, target, existing, store, progress)
+            note = warmed(spec, target, existing, store, progress) if warm else ""
             interrupts.check()
             store.switch(spec.name, target)  # an earlier build of this very spec: reuse it
-            progress.finished(spec.name, f"switched to its existing build {target.name}{verdict_note(existing)}")
+            progress.finished(spec.name, f"switched to its existing build {target.name}{verdict_note(existing)}"
+                                         f"{note}")
             return Outcome(spec.name, "switched", target, time.monotonic() - started)
         log = store.log_path(spec.name, planned)
         progress.started(spec.name, f"building ({_describe(spec)})", log)
@@ -347,6 +393,7 @@ def _sync_one(config: Config, store: Store, spec: BuildSpec, sources: Sources, r
                 built = builder.build(spec, target, sources, config.root, log, planned)
                 if spec.env.isolation == "auto":  # the verdict belongs to the build: made once, before it is used
                     built = probed(spec, target, built, store, progress)
+                note = warmed(spec, target, built, store, progress) if warm else ""
         except BuildError as e:
             progress.finished(spec.name, f"FAILED: {e} (log: {e.log})")
             return Outcome(spec.name, "failed", None, time.monotonic() - started, e)
@@ -359,7 +406,7 @@ def _sync_one(config: Config, store: Store, spec: BuildSpec, sources: Sources, r
         lock.release()
     seconds = time.monotonic() - started
     store.record_build({"env": spec.name, "spec_hash": planned, "seconds": round(seconds, 3), "at": time.time()})
-    progress.finished(spec.name, f"built in {seconds:.1f}s{_refreshed(built)}{verdict_note(built)}")
+    progress.finished(spec.name, f"built in {seconds:.1f}s{_refreshed(built)}{verdict_note(built)}{note}")
     return Outcome(spec.name, "built", target, seconds)
 
 

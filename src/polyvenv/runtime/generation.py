@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 
     from .namemap import NameMap
 
-TOKEN = "__polyvenv_generation__"  # in each retired module's globals: alive while any of them is
+TOKEN = "__polyvenv_generation__"  # in each retired module's globals: (its token, itself, its package)
 
 
 class Plan:
@@ -242,18 +242,20 @@ def retire(env: str, aliases: list[str], modules: dict[str, ModuleType]) -> None
     those are collected, or forever if one is a compiled extension (CPython keeps its copy loaded,
     under that name); meanwhile their code imports them again from the generation itself.
 
-    A token in each module's globals holds the generation: every function and class of it keeps the
-    token alive, and the token keeps the module objects, so a callback the host saved can still run
-    ``from .runtime import exported`` (jinja2, at each template compile) after the switch, from any
-    thread, before or after the entries leave. Called before the switch, so no moment exists in which
-    the old code's own modules cannot be imported."""
-
+    Each module's globals hold the generation's token, the module object itself and its parent
+    package: every function and class of it keeps them alive, and a package keeps its submodules (its
+    attributes), so a callback the host saved can still run ``from .runtime import exported`` (jinja2,
+    at each template compile) after the switch, from any thread, before or after the entries leave.
+    The token knows the modules weakly: a module nothing reaches is collected as before (one held by
+    a compiled extension keeps only what it reaches). Called before the switch, so no moment exists
+    in which the old code's own modules cannot be imported."""
     token = _Token(modules)
     prepare(modules)
     compiled = False
-    for module in modules.values():
+    for key, module in modules.items():
+        parent = modules.get(key.rpartition(".")[0]) if "." in key else None
         try:
-            module.__dict__[TOKEN] = token
+            module.__dict__[TOKEN] = (token, module, parent)
         except (AttributeError, TypeError):  # pragma: no cover - a module without a dict
             compiled = True
         if not str(getattr(module, "__file__", None) or ".py").endswith(".py"):
@@ -322,11 +324,11 @@ def _collected(aliases: tuple[str, ...], free: bool) -> None:
 
 
 class _Token:
-    """Lives as long as a retired generation's modules (or their globals) do, and keeps the modules
-    (their ``sys.modules`` entries when they left) for the generation's own imports."""
+    """Lives as long as a retired generation's modules (or their globals) do, and knows the modules
+    (their ``sys.modules`` entries when they left) for the generation's own imports, weakly."""
 
     def __init__(self, modules: dict[str, ModuleType]) -> None:
-        self.modules = modules
+        self.modules: weakref.WeakValueDictionary[str, ModuleType] = weakref.WeakValueDictionary(modules)
 
 
 _LIVE: dict[str, weakref.ref[_Token]] = {}  # a retired alias -> its generation, while any of it lives

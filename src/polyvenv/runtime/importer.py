@@ -45,6 +45,16 @@ def record_file(names: NameMap, fullname: str, path: str, st: os.stat_result) ->
         names.files.setdefault(real, {})[path] = (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
+def patched_copy(names: NameMap, real: str, path: str) -> str:
+    """The copy of the env's extension file ``path`` (of top-level name ``real``) patched to the aliases of
+    ``names`` (native/relocate.py), made now unless it is up to date."""
+    from .native.relocate import relocated
+    from .sitedir import has_module
+
+    return relocated(path, str(names.found[real]), {n: names.tops[n] for n in names.own},
+                     lambda dotted: has_module(str(names.found[dotted.partition(".")[0]]), dotted))
+
+
 class EnvSourceLoader(SourceFileLoader):
     """Loads a ``.py`` file of an env: rewritten code, the env's builtins, cached compiled code."""
 
@@ -55,23 +65,8 @@ class EnvSourceLoader(SourceFileLoader):
     def get_code(self, fullname: str):
         path = self.get_filename(fullname)
         st = os.stat(path)
-        names = self.names
-        record_file(names, fullname, path, st)
-        key = CODE_CACHE.key(path, st, names.digest)
-        code = CODE_CACHE.get(key)
-        if code is None:  # first load of this file by an env with these names: rewrite it once
-            import ast
-
-            from .rewrite import rewrite
-
-            source = self.get_data(path)
-            tree = ast.parse(source, path)
-            top, dot, rest = fullname.partition(".")
-            own = names.real.get(top)  # a dotted name only: a top-level one is also its functions' and attributes'
-            code = compile(rewrite(tree, names.replace, own + dot + rest if own and rest else None), path, "exec",
-                           dont_inherit=True)
-            CODE_CACHE.put(key, code)
-        return code
+        record_file(self.names, fullname, path, st)
+        return CODE_CACHE.code(self.names, fullname, path, st, lambda: self.get_data(path))
 
     def exec_module(self, module) -> None:
         module.__dict__["__builtins__"] = self.names.builtins
@@ -127,20 +122,18 @@ class EnvExtensionLoader(ExtensionFileLoader):
 
         from .native.binpatch import strings_module
         from .native.preload import refuse_shared_by_name
-        from .native.relocate import copy_tree, relocated
+        from .native.relocate import copy_tree
         from .native.threadstate import own_thread_state
-        from .sitedir import has_module
 
         strings_module()  # what a relocated Cython 3.2 extension unpacks its strings with
         names = self.names
         record_file(names, spec.name, self.path, os.stat(self.path))
         alias, _, rest = spec.name.partition(".")
         real = names.real[alias]
-        root, renamed = str(names.found[real]), {n: names.tops[n] for n in names.own}
-        patched = relocated(self.path, root, renamed,
-                            lambda dotted: has_module(str(names.found[dotted.partition(".")[0]]), dotted))
+        root = str(names.found[real])
+        patched = patched_copy(names, real, self.path)
         loaded = refuse_shared_by_name(patched, self.path, root, names.env)  # the copy, and its libraries' copies
-        own_thread_state(loaded, self.path, copy_tree(root, renamed), names.env)
+        own_thread_state(loaded, self.path, copy_tree(root, {n: names.tops[n] for n in names.own}), names.env)
         if rest:
             module = self._checked(lambda: self._keeping_host_entries(
                 lambda: _imp.create_dynamic(ModuleSpec(spec.name, self, origin=patched))))

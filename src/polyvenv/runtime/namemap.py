@@ -31,6 +31,12 @@ FACADED = ("importlib", "builtins", "sys", "pickle", "pkgutil", "pydoc", "runpy"
 # Shared with the host by the rule like any distribution; one that differs is reported, never silently renamed away.
 VOCABULARY = ("typing_extensions", "annotated_types", "mypy_extensions")
 MISSING = "_polyvenv_missing"  # what an alias of the names an env lacks stands for
+MARK = "\uffff"  # a Unicode noncharacter: never in text, it marks a placeholder in compiled code (codecache.py)
+
+
+def placeholder(real: str) -> str:
+    """What stands for the alias of top-level name ``real`` in cached code, whichever alias a load gives it."""
+    return f"{MARK}{real}{MARK}"
 
 
 class NameMap:
@@ -74,6 +80,7 @@ class NameMap:
             self.tops[name] = alias(name)
         self.missing = alias(MISSING)
         self.real = {alias: real for real, alias in self.tops.items()}
+        self._placeholders: dict[tuple[str, bool], str | None] = {}  # placeholder()'s answers
         self.files: dict[str, dict[str, tuple[int, int, int]]] = {}  # real top -> file -> identity, as loaded
         self.own = {real for real in self.tops if real not in FACADED}
         self.digest = hashlib.sha256(
@@ -100,6 +107,26 @@ class NameMap:
         if not importing or top in STDLIB or top in self.shared or top in self.real or top == self.missing:
             return None
         return f"{self.missing}.{top}"
+
+    def placeholder(self, top: str, importing: bool) -> str | None:
+        """``replace`` with each alias written as its placeholder (runtime/codecache.py): what a name
+        means for this load's code, whatever alias it has, so compiled code is cached for every alias."""
+        try:
+            return self._placeholders[top, importing]
+        except KeyError:
+            pass
+        new = self.replace(top, importing)
+        if new is not None:
+            alias, dot, rest = new.partition(".")
+            new = placeholder(MISSING if alias == self.missing else self.real[alias]) + dot + rest
+        self._placeholders[top, importing] = new
+        return new
+
+    def aliased(self, text: str) -> str:
+        """``text`` with each placeholder (``placeholder``) in it replaced by this load's alias."""
+        parts = text.split(MARK)  # text, real name, text, ...: the cache keeps only whole placeholders
+        parts[1::2] = [self.missing if real == MISSING else self.tops[real] for real in parts[1::2]]
+        return "".join(parts)
 
     def module_name(self, dotted: str, importing: bool = True) -> str:
         """What ``dotted``, as the env's code writes it, is called in this process (``importing``: as in
