@@ -96,6 +96,8 @@ def test_an_unexpected_error_is_one_line_with_where_its_traceback_went(workspace
     (["sync", "--jobs", "x"], ["--jobs", "expected a number, got 'x'"]),
     (["--color", "pink", "list"], ["--color", "'pink'"]),
     (["run"], ["NAME"]),
+    (["python", "--watch", "--interval", "0", "x.py"], ["--interval", "above 0, got '0'"]),
+    (["--watch", "python", "x.py"], ["--watch: `python`'s own options go after it"]),
 ])
 def test_a_usage_error_is_one_line_exit_2(ws, argv, words):
     first = one_line(ws.cli(*argv, check=False), 2)
@@ -191,6 +193,18 @@ def test_wheelhouse_shows_each_env_as_it_fills(workspace):
     assert "polyvenv: a: filling the wheelhouse..." in lines, proc.stderr
     assert "polyvenv: a: wheelhouse filled (1 new wheel)" in lines, proc.stderr
     assert lines[-1] == f"polyvenv: 1 wheel in {workspace.root / 'wheels'}", proc.stderr
+
+
+def test_python_watch_from_the_environment_and_in_the_commands_help(ws):
+    (ws.root / "hello.py").write_text("import threading; print(sorted(t.name for t in threading.enumerate()))\n")
+    assert ws.cli("python", "hello.py").stdout == "['MainThread']\n"
+    watched = ws.cli("python", "hello.py", env={**os.environ, "POLYVENV_WATCH": "1"})
+    assert watched.stdout == "['MainThread', 'polyvenv-watch']\n"
+    first = one_line(ws.cli("python", "hello.py", check=False, env={**os.environ, "POLYVENV_WATCH_INTERVAL": "soon"}),
+                     2)
+    assert "POLYVENV_WATCH_INTERVAL='soon': expected a number of seconds" in first
+    shown = ws.cli("python", "--help").stdout
+    assert "--watch" in shown and "POLYVENV_WATCH]" in shown and "POLYVENV_WATCH_INTERVAL]" in shown
 
 
 def test_a_global_option_after_python_says_where_it_goes(ws):

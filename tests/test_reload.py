@@ -9,9 +9,13 @@ once dropped, and no module of the env's real names in the host's sys.modules.
 from __future__ import annotations
 
 import json
+import re
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -563,3 +567,155 @@ def test_watch_reloads_an_edit_made_right_after_it_started(project):
     result = {"calls": calls, "new": env.import_module("plug").hello()}
     """)
     assert result == {"calls": [["plug"]], "new": "v2 1.0"}
+
+
+def test_watch_reloads_an_env_loaded_after_it_started_and_edited_before_its_next_look(project):
+    """An env first seen by a look is checked against what it loaded, not taken as it is on disk then
+    (`polyvenv python --watch` starts its watch before the script loads anything)."""
+    result = run_host(project, """
+    calls = []
+    watch = ws.watch(callback=lambda env, changed: calls.append(changed), interval=60, watcher="poll")
+    time.sleep(0.3)  # its first look, with nothing loaded; the next is a minute away
+    plug = env.import_module("plug")
+    edit(PLUG.read_text().replace("v1", "v2"))
+    watch.poll()  # the look that first sees env p
+    watch.poll()  # and the next: nothing more to reload
+    watch.stop()
+    result = {"calls": calls, "new": env.import_module("plug").hello(), "reloads": watch.reloads}
+    """)
+    assert result == {"calls": [["plug"]], "new": "v2 1.0", "reloads": 1}
+
+
+def test_watch_does_not_restart_a_process_envs_worker_it_first_sees(tmp_path, wheels):
+    project = make_project(tmp_path, wheels, ["alpha==1.0"], isolation="process")
+    result = run_host(project, """
+    calls = []
+    watch = ws.watch(callback=lambda env, changed: calls.append(changed), interval=60, watcher="poll")
+    time.sleep(0.3)  # its first look, with nothing loaded
+    plug = env.import_module("plug")
+    pid = env.pid
+    watch.poll()  # the look that first sees env p: nothing changed since it started
+    watch.stop()
+    result = {"calls": calls, "same worker": env.pid == pid, "hello": plug.hello()}
+    """)
+    assert result == {"calls": [], "same worker": True, "hello": "v1 1.0"}
+
+
+# -- `polyvenv python --watch` ------------------------------------------------------------
+
+WATCHED_HOST = """
+import atexit, os, sys, threading, time
+import polyvenv
+import plug
+
+@polyvenv.on_reload
+def rebind(env, changed):  # the script's hook: take the new generation's module
+    global plug
+    if isinstance(changed, list) and "plug" in changed:
+        import plug
+
+atexit.register(lambda: print("threads left:", sorted(t.name for t in threading.enumerate()), file=sys.stderr))
+deadline = time.monotonic() + 90  # bounded, whatever the test does
+while not os.path.exists("stop") and time.monotonic() < deadline:
+    print(plug.hello(), flush=True)
+    time.sleep(0.05)
+sys.exit(3)
+"""
+
+
+class Watched:
+    """A real `polyvenv python --watch --interval 0.1 host.py` in ``project``: its stdout and stderr lines
+    as they come."""
+
+    def __init__(self, project: Path, host: str = WATCHED_HOST) -> None:
+        (project / "host.py").write_text(host)
+        self.proc = subprocess.Popen([sys.executable, "-m", "polyvenv", "python", "--watch", "--interval", "0.1",
+                                      "host.py"], cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self.readers = [threading.Thread(target=self._read, args=(stream, lines), daemon=True)
+                        for stream, lines in ((self.proc.stdout, self.out), (self.proc.stderr, self.err))]
+        for reader in self.readers:
+            reader.start()
+
+    @staticmethod
+    def _read(stream, lines: list[str]) -> None:
+        for line in stream:
+            lines.append(line.rstrip("\n"))
+
+    def wait_for(self, condition, seconds: float = 60) -> None:
+        """Until ``condition()`` holds (a deadline, never a timed assertion)."""
+        deadline = time.monotonic() + seconds
+        while not condition():
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                self.proc.kill()
+                raise AssertionError(f"exit {self.proc.wait()}\nstdout: {self.out[-5:]}\nstderr: {self.err}")
+            time.sleep(0.02)
+
+    def printed(self, text: str) -> None:
+        self.wait_for(lambda: text in self.out)
+
+    def more_output(self, lines: int) -> list[str]:
+        """The next ``lines`` lines the host prints."""
+        start = len(self.out)
+        self.wait_for(lambda: len(self.out) >= start + lines)
+        return self.out[start:start + lines]
+
+    def ended(self) -> int:
+        code = self.proc.wait(timeout=60)
+        for reader in self.readers:
+            reader.join(timeout=10)
+        return code
+
+
+def test_python_watch_reloads_an_edited_plugin_in_the_running_script_and_keeps_it_on_a_syntax_error(project):
+    plug = project / "plugin" / "plug.py"
+    host = Watched(project)
+    host.printed("v1 1.0")
+    plug.write_text(PLUGIN.replace("v1", "v2"))
+    host.printed("v2 1.0")
+    assert re.fullmatch(r"polyvenv: env 'p': reloaded plug in \d+ ms", host.err[0]), host.err
+    plug.write_text("def hello(:\n")
+    host.wait_for(lambda: len(host.err) > 1)
+    assert host.err[1].startswith(f"polyvenv: env 'p': reload failed at {plug}:1: SyntaxError: "), host.err
+    assert "the old generation keeps running" in host.err[1]
+    assert host.more_output(5) == ["v2 1.0"] * 5  # the old generation keeps running
+    plug.write_text(PLUGIN.replace("v1", "v3"))
+    host.printed("v3 1.0")
+    (project / "stop").write_text("")
+    assert host.ended() == 3  # the script's own exit code
+    assert len(host.err) == 4 and re.fullmatch(r"polyvenv: env 'p': reloaded plug in \d+ ms", host.err[2]), host.err
+    assert host.err[3] == "threads left: ['MainThread']"  # the watch stopped before the interpreter ended
+
+
+def test_python_watch_reloads_what_a_sync_in_another_terminal_changed_and_ctrl_c_stops_it(project, wheels):
+    host = Watched(project)
+    host.printed("v1 1.0")
+    write_config(project, wheels, ["alpha==2.0", "cspeed==1.0"])
+    sync(project)  # as `polyvenv sync` in another terminal
+    host.printed("v1 2.0")
+    assert re.fullmatch(r"polyvenv: env 'p': reloaded alpha, plug in \d+ ms", host.err[0]), host.err
+    host.proc.send_signal(signal.SIGINT)  # Ctrl-C
+    assert host.ended() == 128 + signal.SIGINT
+    assert host.err[1] == "Traceback (most recent call last):", host.err  # as python says it, of the script's
+    assert host.err[2].startswith('  File "host.py", line ') and host.err[-2] == "KeyboardInterrupt", host.err
+    assert host.err[-1] == "threads left: ['MainThread']", host.err  # the watch stopped
+
+
+def test_python_watch_gives_the_script_a_process_envs_fresh_worker(tmp_path, wheels):
+    project = make_project(tmp_path, wheels, ["alpha==1.0"], isolation="process")
+    # a call in flight when the old worker stops raises WorkerDied (its objects are gone with it)
+    host = Watched(project, WATCHED_HOST.replace("    print(plug.hello(), flush=True)\n", """\
+    try:
+        print(plug.hello(), flush=True)
+    except polyvenv.WorkerDied:
+        print("in flight", flush=True)
+"""))
+    host.printed("v1 1.0")
+    (project / "plugin" / "plug.py").write_text(PLUGIN.replace("v1", "v2"))
+    host.printed("v2 1.0")  # `import plug` again: the new worker's module, not the stopped worker's
+    (project / "stop").write_text("")
+    assert host.ended() == 3, host.err
+    assert len(host.err) == 2 and re.fullmatch(r"polyvenv: env 'p': reloaded plug in \d+ ms", host.err[0]), \
+        host.err  # one reload: the edit's (the env first seen is not restarted)

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from .runtime.env import Env
     from .runtime.import_map import install_import_map
     from .runtime.protocol import EnvProtocol
-    from .runtime.watch import AddonChange
+    from .runtime.watch import AddonChange, on_reload
     from .runtime.workspace import Workspace
 
 __version__ = "0.1.0"
@@ -61,6 +61,7 @@ _LAZY = {
     "SyncEvent": "polyvenv.provision.events",
     "install_import_map": "polyvenv.runtime.import_map",
     "AddonChange": "polyvenv.runtime.watch",
+    "on_reload": "polyvenv.runtime.watch",
 }
 
 __all__ = [
@@ -70,7 +71,8 @@ __all__ = [
     "VocabularyConflictWarning", "ProcessGlobalStateWarning", "RemoteError", "WorkerDied", "PolyvenvWarning",
     "WorkerRestarted", "VocabularyConflict", "ProcessGlobalState", "DeclaredEnvWarning", "SyncEvent",
     "GenerationRetired", "ReloadFailed", "ReloadWarning",
-    "Workspace", "Env", "EnvProtocol", "ProcessEnv", "install_import_map", "AddonChange", "__version__",
+    "Workspace", "Env", "EnvProtocol", "ProcessEnv", "install_import_map", "AddonChange", "on_reload",
+    "__version__",
 ]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 Handler = Callable[[argparse.Namespace], int]
 _VALUED = ("--config", "--color")  # the global options that take a value (as the next argument)
 _COLORS = ("auto", "always", "never")
+_PYTHON_FLAGS, _PYTHON_VALUED = ("--watch", "-h", "--help"), ("--interval",)  # `python`'s own options
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -49,11 +51,16 @@ def _dispatch(argv: list[str], outcome: Outcome) -> int:
         hint = did_you_mean(argv[command_at], commands)
         raise UsageError(f"unknown command {argv[command_at]!r}{hint}: run `polyvenv --help` to see the commands")
     # `polyvenv python -c CODE ...`: everything after `python` belongs to it, options included
-    # (argparse's REMAINDER would take `-c` for one of ours); global options go before `python`.
+    # (argparse's REMAINDER would take `-c` for one of ours), but `python`'s own options before the
+    # script (`--watch`); global options go before `python`.
     rest = None
     if argv[command_at] == "python":
-        argv, rest = argv[:command_at + 1], argv[command_at + 1:]
+        own = _python_options(argv[command_at + 1:])
+        argv, rest = argv[:command_at + 1 + own], argv[command_at + 1 + own:]
     args, unknown = parser.parse_known_args(argv)
+    if unknown and argv[command_at] == "python" and _python_options(unknown) == len(unknown):
+        raise UsageError(f"{' '.join(unknown)}: `python`'s own options go after it, before the script "
+                         "(`polyvenv python --watch SCRIPT`)")
     if unknown:
         raise UsageError(f"unrecognized arguments: {' '.join(unknown)}: run `polyvenv {argv[command_at]} --help` "
                          "for the options")
@@ -86,6 +93,19 @@ def _command_at(argv: Sequence[str]) -> int | None:
         else:
             return i
     return None
+
+
+def _python_options(after: Sequence[str]) -> int:
+    """How many of the words after `python` are its own options (they come first, before the script)."""
+    i = 0
+    while i < len(after):
+        if after[i] in _PYTHON_VALUED:
+            i += 2
+        elif after[i] in _PYTHON_FLAGS or after[i].partition("=")[0] in _PYTHON_VALUED:
+            i += 1
+        else:
+            break
+    return min(i, len(after))
 
 
 def _commands(parser: argparse.ArgumentParser) -> list[str]:
@@ -317,7 +337,7 @@ def cmd_python(args: argparse.Namespace) -> int:
     """The host interpreter with the import map installed: ``python [-c CODE | -m MOD | SCRIPT] [ARGS]``."""
     from .provision.host import run_python
 
-    return run_python(_config(args), args.args)
+    return run_python(_config(args), args.args, watch=args.interval if args.watch else None)
 
 
 def cmd_import_map(args: argparse.Namespace) -> int:
@@ -477,7 +497,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="*", metavar="NAME")
 
     p = command("python", cmd_python, "run the host interpreter with the import map installed "
-                "(global options go before `python`)")
+                "(global options go before `python`, its own before the script)")
+    p.add_argument("--watch", action="store_true", default=_env_flag("POLYVENV_WATCH"),
+                   help="reload each loaded env in the running process when its source or build changes (an "
+                   "edit, a `polyvenv sync`), one line on stderr per reload [env: POLYVENV_WATCH]")
+    p.add_argument("--interval", type=_seconds, default=_env_seconds("POLYVENV_WATCH_INTERVAL", 0.5),
+                   metavar="S", help="with --watch: seconds between looks, and how long a change must hold "
+                   "still to be reloaded (default: 0.5) [env: POLYVENV_WATCH_INTERVAL]")
     p.add_argument("args", nargs=argparse.REMAINDER, metavar="[-c CODE | -m MODULE | SCRIPT] ARGS")
 
     p = command("import-map", cmd_import_map, "show which top-level names go to which env")
@@ -511,6 +537,25 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {text!r}")
+    return value
+
+
+def _env_seconds(name: str, default: float) -> float:
+    """A number of seconds from an environment variable (``default`` when unset)."""
+    text = os.environ.get(name, "").strip()
+    try:
+        return _seconds(text) if text else default
+    except argparse.ArgumentTypeError as e:
+        raise UsageError(f"{name}={os.environ[name]!r}: {e}") from None
 
 
 def _path(text: str | None) -> Path | None:

@@ -61,6 +61,7 @@ class ProcessEnv:
         self._lease: Lease | None = None
         self._metadata: tuple[Path, ModuleType] | None = None  # for which build
         self._imported: list[str] = []  # what import_module was asked, in order: what reload() imports again
+        self._host_names: set[str] = set()  # names the import map gave this env's modules in sys.modules
         _ENVS.add(self)
 
     @classmethod
@@ -145,6 +146,7 @@ class ProcessEnv:
             previous, self._lease = self._lease, lease
             self.manifest = manifest or self.manifest
             self._worker, self._metadata = new, None
+            self._forget_host_names()  # host code importing them again gets the new worker's
         old.reloaded = True
         old.stop()
         if previous is not None:
@@ -195,10 +197,21 @@ class ProcessEnv:
             lease, self._lease = self._lease, None
             self._metadata = None
             self._imported = []
+            self._forget_host_names()
         if worker is not None:
             worker.stop()
         if lease is not None:
             lease.release()  # after the worker is gone: it no longer loads from the build
+
+    def also_known_as(self, host_name: str) -> None:
+        """Record that ``sys.modules[host_name]`` stands for one of this env's modules (the import map's):
+        reload and unload remove it."""
+        self._host_names.add(host_name)
+
+    def _forget_host_names(self) -> None:
+        for key in self._host_names:
+            sys.modules.pop(key, None)
+        self._host_names.clear()
 
     @property
     def pid(self) -> int | None:

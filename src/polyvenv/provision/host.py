@@ -5,11 +5,19 @@ It behaves as ``python`` would for the user's code: ``-c CODE``, ``-m MODULE``,
 exception in the user's code prints the user's traceback (none of polyvenv's
 frames above it) and exits 1. A module or script that does not exist is one
 line, as every polyvenv failure is.
+
+``--watch``: a watch (runtime/watch.py) runs beside the user's code, on every
+env it loads, with stderr as its log: each reload is one line there, a failed
+one keeps the old generation running. The user's code rebinds what it took
+from a reloaded env by importing it again, or in a ``polyvenv.on_reload``
+callback. The watch stops when the code ends, however it ends (an exception,
+``sys.exit``, Ctrl-C), before the exit code is the code's.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from types import TracebackType
@@ -23,17 +31,25 @@ class NoSuchModule(PolyvenvError):
     """``polyvenv python -m MODULE`` found no such module (the host's path and the import map)."""
 
 
-def run_python(config: Config, argv: Sequence[str]) -> int:
-    """Sync the workspace, install its import map, and run ``argv`` as python's own arguments."""
-    import runpy
-
+def run_python(config: Config, argv: Sequence[str], watch: float | None = None) -> int:
+    """Sync the workspace, install its import map, and run ``argv`` as python's own arguments; with
+    ``watch`` (an interval in seconds), reload the envs it loads when they change meanwhile."""
     from ..runtime.import_map import install_import_map
     from ..runtime.workspace import Workspace
     from .sync import raise_first_failure, sync
 
     raise_first_failure(sync(config, quiet=True))
-    install_import_map(Workspace(config))
-    argv = list(argv)
+    workspace = Workspace(config)
+    install_import_map(workspace)
+    if watch is None:
+        return _run(config, list(argv))
+    with workspace.watch(interval=watch, log=sys.stderr):
+        return _run(config, list(argv))
+
+
+def _run(config: Config, argv: list[str]) -> int:
+    import runpy
+
     if not argv:
         import code
 
@@ -47,8 +63,9 @@ def run_python(config: Config, argv: Sequence[str]) -> int:
         sys.argv = [argv[1], *argv[2:]]
         return _as_python(lambda: runpy.run_module(argv[1], run_name="__main__", alter_sys=True))
     if argv[0].startswith("-"):
-        raise UsageError(f"python {argv[0]}: only -c CODE and -m MODULE are python's options here; polyvenv's own go "
-                         f"before `python` (e.g. `polyvenv {argv[0]} ... python SCRIPT`)")
+        raise UsageError(f"python {argv[0]}: only -c CODE and -m MODULE are python's options here (`--watch` and "
+                         "`--interval S` come first); polyvenv's own go before `python` (e.g. "
+                         f"`polyvenv {argv[0]} ... python SCRIPT`)")
     script = Path(argv[0])
     if not script.is_file():
         raise UsageError(f"cannot run {script}: no such file")
@@ -72,15 +89,15 @@ def _check_module(name: str) -> None:
 
 def _as_python(run: Callable[[], object]) -> int:
     """Run the user's code; an exception it raises is printed as python prints it, from the
-    user's first frame on, and the exit code is 1 (SystemExit keeps its own code)."""
+    user's first frame on, and the exit code is 1, 130 for Ctrl-C (SystemExit keeps its own code)."""
     try:
         run()
-    except (SystemExit, KeyboardInterrupt):
+    except SystemExit:
         raise
     except BaseException as e:
         users = _users_frames(e.__traceback__)
         sys.excepthook(type(e), e.with_traceback(users), users)  # the hook prints the exception's own
-        return 1
+        return 128 + signal.SIGINT if isinstance(e, KeyboardInterrupt) else 1  # as a shell reports python's
     return 0
 
 

@@ -66,9 +66,9 @@ class ImportMapFinder:
             return None
         env = self.workspace.env(env_name)
         module = env.import_module(fullname)
+        env.also_known_as(fullname)  # reload and unload take it out of sys.modules
         if not isinstance(module, ModuleType):  # a process env's proxy
             return ModuleSpec(fullname, _Remote(module), is_package=hasattr(module, "__path__"))
-        env.also_known_as(fullname)
         return ModuleSpec(fullname, _Existing(module), is_package=hasattr(module, "__path__"))
 
 

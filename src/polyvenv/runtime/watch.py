@@ -16,7 +16,20 @@ Then ``callback(env, changed)``: the names reloaded (the host unregisters the
 old generation's hooks and registers the new one's, as Blender add-ons do with
 ``unregister()``/``register()``), or the ReloadFailed when the new generation
 did not import (the old one keeps running), which is also warned as a
-ReloadWarning. An env that nothing changed in is never reloaded.
+ReloadWarning. An env that nothing changed in is never reloaded. An
+in-process env first loaded after the watch started is checked against what
+it loaded (``Env.reload()`` compares the files its loaders read), so an edit
+made between its load and the watch's next look is reloaded too; a process
+env's reload always starts a fresh worker, so its baseline is what the watch
+first sees.
+
+``log=stream`` (``polyvenv python --watch`` gives stderr) tells each reload
+in one line there: which env, the names reloaded, how long it took; and,
+instead of warning them, the failures: a ReloadFailed's line says the old
+generation keeps running. ``polyvenv.on_reload(callback)`` registers a
+callback every watch of the process calls as it calls its own: the way a
+script run by ``polyvenv python --watch``, which has no watch of its own,
+rebinds what it took from a reloaded env.
 
 Add-on folders: ``watch(callback, addons="addons/", **sync_options)`` also
 watches that directory the way ``Workspace.discover`` reads it: one env per
@@ -54,7 +67,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, NamedTuple, Optional, Tuple, Union
+from typing import IO, TYPE_CHECKING, Any, Callable, Dict, FrozenSet, List, NamedTuple, Optional, Tuple, Union
 
 if TYPE_CHECKING:
     from ..errors import ReloadFailed
@@ -65,6 +78,16 @@ if TYPE_CHECKING:
 Snapshot = Tuple[str, FrozenSet[Tuple[str, int, int, int]]]
 Callback = Callable[["Env | ProcessEnv | None", "Union[list[str], ReloadFailed, AddonChange]"], Any]
 _SETTLE_LIMIT = 10  # intervals a source may keep changing before it is reloaded anyway
+_ON_RELOAD: List[Callback] = []  # polyvenv.on_reload's callbacks: every watch calls them
+
+
+def on_reload(callback: Callback) -> Callback:
+    """Have every watch of this process call ``callback(env, changed)`` after its own callback: the names
+    it reloaded, the ReloadFailed that kept the old generation, or an AddonChange. For a script run by
+    ``polyvenv python --watch``, whose watch it does not make: rebind there what it took from the env
+    (``import plug`` again gives the new generation). Returns ``callback``, so it is a decorator too."""
+    _ON_RELOAD.append(callback)
+    return callback
 
 
 class AddonChange(NamedTuple):
@@ -84,7 +107,8 @@ class Watch:
     """A running watch (a context manager; ``stop()`` ends it). ``reloads``: how many reloads it made."""
 
     def __init__(self, workspace: Workspace, callback: Optional[Callback] = None, interval: float = 0.5,
-                 watcher: str = "auto", addons: Union[str, Path, None] = None, **sync_options: Any) -> None:
+                 watcher: str = "auto", addons: Union[str, Path, None] = None, log: Optional[IO[str]] = None,
+                 **sync_options: Any) -> None:
         if interval <= 0:
             raise ValueError(f"watch interval must be positive, not {interval!r}")
         if watcher not in ("auto", "poll", "watchfiles"):
@@ -94,6 +118,7 @@ class Watch:
         self.interval = interval
         self.watcher = _watcher(watcher)
         self.reloads = 0
+        self.log = log
         self.addons = None if addons is None else Path(addons).resolve()
         if self.addons is None and sync_options:
             raise ValueError(f"watch: {', '.join(sync_options)} are options of the add-ons' sync: pass addons=DIR too")
@@ -166,8 +191,12 @@ class Watch:
             if source is not None and not os.path.isdir(source):
                 continue  # a folder taken out is an uninstall (above), not an edit to reload
             now = self._snapshot(name)
-            if name not in self._seen:
+            if name not in self._seen:  # loaded since the last look
                 self._seen[name] = now
+                from .env import Env
+
+                if isinstance(env, Env):  # its reload() compares with what it loaded (a ProcessEnv's restarts)
+                    self._reload(env, counted=False)
                 continue
             if now == self._seen[name]:
                 self._pending.pop(name, None)
@@ -183,39 +212,60 @@ class Watch:
             self._seen.pop(name, None)  # unloaded: seen afresh when loaded again
             self._pending.pop(name, None)
 
-    def _reload(self, env: Env | ProcessEnv) -> None:
-        import warnings
+    def _reload(self, env: Env | ProcessEnv, counted: bool = True) -> None:
+        """Reload ``env`` and tell what it did; ``counted=False``: a check that reloads only if something
+        changed (an env first seen), so not counted in ``reloads`` when nothing did."""
+        import time
 
-        from ..errors import ReloadFailed, ReloadWarning
+        from ..errors import ReloadFailed
 
         outcome: Union[list[str], ReloadFailed]
+        started = time.perf_counter()
         try:
             outcome = env.reload()
         except ReloadFailed as failed:
-            warnings.warn(ReloadWarning(str(failed)), stacklevel=1)
+            self._warn(str(failed))
             outcome = failed
         except Exception as error:  # never the thread's end: the next change is watched for all the same
-            warnings.warn(ReloadWarning(f"env {env.name!r}: reload failed: {type(error).__name__}: {error}"),
-                          stacklevel=1)
+            self._warn(f"env {env.name!r}: reload failed: {type(error).__name__}: {error}")
             return
-        self.reloads += 1
+        if counted or outcome != []:
+            self.reloads += 1
         if outcome != []:
+            if self.log is not None and isinstance(outcome, list):
+                self._say(f"env {env.name!r}: reloaded {', '.join(outcome)} in "
+                          f"{(time.perf_counter() - started) * 1000:.0f} ms")
             self._tell(env, env.name, outcome)
 
     def _tell(self, env: Env | ProcessEnv | None, name: str,
               change: Union[list[str], ReloadFailed, AddonChange]) -> None:
-        """``callback(env, change)``; what it raises is warned, never the thread's end."""
-        if self.callback is None:
+        """``callback(env, change)``, then each ``on_reload`` callback's; what one raises is warned (or
+        logged), never the thread's end."""
+        for callback in [self.callback, *_ON_RELOAD]:
+            if callback is None:
+                continue
+            try:
+                callback(env, change)
+            except Exception as error:
+                self._warn(f"env {name!r}: the watch callback {callback!r} raised {type(error).__name__}: {error}")
+
+    def _warn(self, message: str) -> None:
+        """A ReloadWarning, or with ``log``, a line there."""
+        if self.log is not None:
+            self._say(message)
             return
+        import warnings
+
+        from ..errors import ReloadWarning
+
+        warnings.warn(ReloadWarning(message), stacklevel=2)
+
+    def _say(self, line: str) -> None:
+        assert self.log is not None
         try:
-            self.callback(env, change)
-        except Exception as error:
-            import warnings
-
-            from ..errors import ReloadWarning
-
-            warnings.warn(ReloadWarning(f"env {name!r}: the watch callback {self.callback!r} raised "
-                                        f"{type(error).__name__}: {error}"), stacklevel=1)
+            print(f"polyvenv: {line}", file=self.log, flush=True)
+        except (OSError, ValueError):  # the stream closed: the watch goes on
+            pass
 
     # -- the add-on directory -------------------------------------------------------------
 
@@ -247,15 +297,13 @@ class Watch:
     def _discover(self) -> None:
         """What discover found changed: uninstall the folders gone, install those added (and those
         that failed before, their folder changed since)."""
-        import warnings
-
-        from ..errors import PolyvenvError, ReloadWarning
+        from ..errors import PolyvenvError
 
         assert self.addons is not None
         try:
             found = self.workspace.discover(self.addons)
         except PolyvenvError as error:
-            warnings.warn(ReloadWarning(f"add-ons in {self.addons}: {error}"), stacklevel=1)
+            self._warn(f"add-ons in {self.addons}: {error}")
             return
         for name in found.gone:
             self._uninstall(name)
@@ -264,9 +312,7 @@ class Watch:
             self._install(name)
 
     def _install(self, name: str) -> None:
-        import warnings
-
-        from ..errors import PolyvenvError, ReloadWarning
+        from ..errors import PolyvenvError
 
         assert self.addons is not None
         folder = self.addons / name
@@ -275,16 +321,14 @@ class Watch:
             env = self.workspace.env(name)
         except PolyvenvError as error:
             self._failed.add(name)
-            warnings.warn(ReloadWarning(f"add-on {name!r} ({folder}) was not installed: {error}"), stacklevel=1)
+            self._warn(f"add-on {name!r} ({folder}) was not installed: {error}")
             self._tell(None, name, AddonChange("failed", name, folder, str(error)))
             return
         self._failed.discard(name)
         self._tell(env, name, AddonChange("installed", name, folder, str(self.workspace.env_dir(name).resolve())))
 
     def _uninstall(self, name: str) -> None:
-        import warnings
-
-        from ..errors import PolyvenvError, ReloadWarning
+        from ..errors import PolyvenvError
 
         assert self.addons is not None
         env = self.workspace._envs.get(name)
@@ -292,7 +336,7 @@ class Watch:
         try:
             removed = self.workspace.remove_env(name)
         except PolyvenvError as error:
-            warnings.warn(ReloadWarning(f"add-on {name!r} was not uninstalled: {error}"), stacklevel=1)
+            self._warn(f"add-on {name!r} was not uninstalled: {error}")
             return
         self._failed.discard(name)
         self._seen.pop(name, None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+from typing import IO, TYPE_CHECKING, Any, Callable, NamedTuple
 
 from ..config import DEFAULT_PATTERN, Config, EnvSpec, config_path, load_config
 from ..errors import NotBuilt
@@ -124,15 +124,16 @@ class Workspace:
         return env
 
     def watch(self, callback: Callback | None = None, interval: float = 0.5, watcher: str = "auto",
-              addons: str | Path | None = None, **sync_options: Any) -> Watch:
+              addons: str | Path | None = None, log: IO[str] | None = None, **sync_options: Any) -> Watch:
         """Reload the loaded envs whose ``source`` or build changes on disk, then ``callback(env, changed)``
         (the names reloaded, or the ReloadFailed that kept the old generation): a running watch, also a
         context manager; ``stop()`` ends it (runtime/watch.py). With ``addons=DIR``, also install the
         add-on folders dropped into DIR and uninstall those taken out (``discover``, ``sync(name,
-        **sync_options)``, ``remove_env``), each told as ``callback(env, AddonChange(...))``."""
+        **sync_options)``, ``remove_env``), each told as ``callback(env, AddonChange(...))``. With
+        ``log=sys.stderr``, each reload is told there in one line, and so is each failure (not warned)."""
         from .watch import Watch
 
-        return Watch(self, callback, interval, watcher, addons, **sync_options)
+        return Watch(self, callback, interval, watcher, addons, log, **sync_options)
 
     def sync(self, *names: str, progress: Callable[[SyncEvent], object] | Progress | None = None,
              **options: Any) -> list[Outcome]:
