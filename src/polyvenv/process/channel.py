@@ -4,7 +4,9 @@ Requests and replies carry a request id; requests also carry a *chain*, the
 thread at the root of a call that may go back and forth (host -> worker ->
 host callback -> worker ...): a request of a known chain goes to the thread
 running that chain, so nested calls run where their caller waits; other
-requests go to server threads.
+requests go to server threads, and only to one outside any call: a thread
+waiting inside a call for its answer runs nothing of another chain (it could
+not take its own answer while that ran, and the answer would be lost).
 
 No thread is dedicated to reading. Whichever waiting thread finds the socket
 free reads the next frame and hands it to its thread (leader/follower): a
@@ -386,7 +388,8 @@ class Channel:
             with self._lock:
                 self._reading, routed = False, True
                 target = self._chains.get(chain)
-                if target is None and me is self._main and not self._wanted:
+                free = not me.chain  # not inside a call: a new call may run here
+                if target is None and me is self._main and free and not self._wanted:
                     return frame  # the worker's main thread runs a new call itself: the usual request
                 if target is None:
                     main = self._main
@@ -397,7 +400,7 @@ class Channel:
                         if self._wanted:  # this thread goes on reading if one was wanted
                             self._wanted -= 1
                     else:
-                        target = me if me.server else self._idle_server()
+                        target = me if me.server and free else self._idle_server()
                 if target is not None and target is not me:
                     target.inbox.append(frame)
                     self._wake(target)
@@ -451,7 +454,7 @@ class Channel:
 
     def _idle_server(self) -> _Waiter | None:
         for waiter in self._idle:
-            if waiter.server:
+            if waiter.server and not waiter.chain:  # one waiting inside a call runs only that call's chain
                 return waiter
         return None
 
