@@ -705,6 +705,36 @@ def test_plain_calls_beside_a_thread_called_back_each_get_their_own_answer(proje
     finally:
         env.unload()
 
+
+def test_several_host_threads_each_called_back_at_once_all_get_their_answers(project):
+    """Three host threads, each calling into the worker with a callback into the host: a thread waiting
+    for its callback's answer must never take another thread's new call (it would answer neither), and a
+    reader going off to run a call must leave the socket to the threads waiting for answers. On a hang
+    the worker is killed, so the test fails instead of hanging the suite."""
+    env = polyvenv.Workspace.load(project).env("w")
+    try:
+        demo = env.import_module("pvdemo")
+        pid = demo.info()["pid"]
+        results: dict = {}
+
+        def calling_back(i):
+            results[i] = [demo.apply(lambda x: ("host", i, x), j) for j in range(40)]
+
+        threads = [threading.Thread(target=calling_back, args=(i,), daemon=True) for i in range(3)]
+        [t.start() for t in threads]
+        deadline = time.monotonic() + 30
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        hung = sum(t.is_alive() for t in threads)
+        if hung:
+            os.kill(pid, signal.SIGKILL)  # the hung calls end with WorkerDied
+            [t.join(10) for t in threads]
+        assert not hung, f"{hung} of 3 threads calling back at once hang"
+        assert results == {i: [("host", i, j) for j in range(40)] for i in range(3)}
+        assert demo.echo("after") == "after"
+    finally:
+        env.unload()
+
 # -- other interpreters -------------------------------------------------------------------------
 
 

@@ -4,7 +4,9 @@ Requests and replies carry a request id; requests also carry a *chain*, the
 thread at the root of a call that may go back and forth (host -> worker ->
 host callback -> worker ...): a request of a known chain goes to the thread
 running that chain, so nested calls run where their caller waits; other
-requests go to server threads.
+requests go to server threads, and only to one outside any call: a thread
+waiting inside a call for its answer runs nothing of another chain (it could
+not take its own answer while that ran, and the answer would be lost).
 
 No thread is dedicated to reading. Whichever waiting thread finds the socket
 free reads the next frame and hands it to its thread (leader/follower): a
@@ -159,38 +161,37 @@ class Channel:
 
     def _call_alone(self, me: _Waiter, op: str, args: tuple) -> Any:
         """The usual call, a root call while no other thread reads: this thread takes the turn, sends,
-        reads its own reply and hands the turn back, with none of ``_wait``'s routing. Anything else
-        that comes first (a call back, another thread's reply, a large message) is put back for the
-        general way, which this call then goes on with; ``_BUSY`` if the turn was taken after all."""
+        reads its own reply and hands the turn back, with none of ``_wait``'s routing. Its chain and
+        request id are registered only if something else comes first (a call back, another thread's
+        reply, a large message): until then no other thread reads, so none needs them. That frame is
+        put back for the general way, which this call then goes on with; ``_BUSY`` if the turn was
+        taken after all."""
         lock = self._lock
-        with lock:
-            if self._reading or self._pushback is not None or self.closed or me.inbox:
-                return _BUSY
-            self._reading = reading = True
-        rid = 0
-        chains = self._chains
+        rid = chain = 0
+        reading = registered = False
         try:
+            with lock:
+                if self._reading or self._pushback is not None or self.closed or me.inbox:
+                    return _BUSY
+                self._reading = reading = True
             rid = next(self._ids)
-            me.chain = chain = rid * 2 + self.side
-            chains[chain] = me
-            self._replies[rid] = me
+            chain = rid * 2 + self.side
             target = 0
             if args and type(args[0]) is Proxy and args[0]._pv_channel is self:
                 target, args = args[0]._pv_handle, args[1:]
-            me.sending = False
-            self._send(REQUEST, rid, chain, (op, target, args), me)
-            if self._ring is not None and (len(chains) > 1 or self._unsettled):  # another thread waits on the worker
+            if self._ring is not None and (self._chains or self._unsettled):  # another thread waits on the worker
                 try:
                     self._ring(b"!")
                 except OSError:  # the worker is gone: the read below says so
                     pass
+            me.sending = False
+            self._send(REQUEST, rid, chain, (op, target, args), me)
             frame = self._next_frame()
             if frame is None:  # the peer is gone (the channel is closed)
                 raise self.closed_error()
             if frame[1] == rid and frame[0] & KIND in _ANSWERS and not frame[3]:  # its own reply, small
                 with lock:
                     self._reading = reading = False
-                    del self._replies[rid]
                     spawn = False
                     if (self._idle or self._serving) and (self._wanted or not self._bell):  # as _read does
                         if self._wanted:
@@ -203,21 +204,28 @@ class Channel:
                 kind, payload = self._receive(frame)
             else:  # the general way: whoever reads next routes it (to this thread, if it is its own)
                 with lock:
+                    me.chain, self._chains[chain], self._replies[rid] = chain, me, me
+                    registered = True
                     self._pushback, self._reading, reading = frame, False, False
                     self._wake_one()
                 kind, payload = self._wait(me, rid)
         except BaseException:  # interrupted (Ctrl-C), or the peer is gone
-            if reading:
+            if reading or (rid and not registered):
                 with lock:
-                    self._reading = False
-                    self._wake_one()
+                    if rid and not registered:  # what _give_up needs to cancel it, and its reply to find
+                        me.chain, self._chains[chain], self._replies[rid] = chain, me, me
+                        registered = True
+                    if reading:
+                        self._reading = False
+                        self._wake_one()
             if rid:
-                self._give_up(me, rid, me.chain, me.sending)
+                self._give_up(me, rid, chain, me.sending)
             raise
         finally:
-            chain, me.chain = me.chain, 0
-            if chains.get(chain) is me:
-                del chains[chain]
+            if registered:
+                me.chain = 0
+                if self._chains.get(chain) is me:
+                    del self._chains[chain]
         if kind == ERROR:
             error = exceptions.rebuild(payload, self.remote_error)
             raise error from error.__cause__
@@ -386,7 +394,8 @@ class Channel:
             with self._lock:
                 self._reading, routed = False, True
                 target = self._chains.get(chain)
-                if target is None and me is self._main and not self._wanted:
+                free = not me.chain  # not inside a call: a new call may run here
+                if target is None and me is self._main and free and not self._wanted:
                     return frame  # the worker's main thread runs a new call itself: the usual request
                 if target is None:
                     main = self._main
@@ -397,7 +406,7 @@ class Channel:
                         if self._wanted:  # this thread goes on reading if one was wanted
                             self._wanted -= 1
                     else:
-                        target = me if me.server else self._idle_server()
+                        target = me if me.server and free else self._idle_server()
                 if target is not None and target is not me:
                     target.inbox.append(frame)
                     self._wake(target)
@@ -451,7 +460,7 @@ class Channel:
 
     def _idle_server(self) -> _Waiter | None:
         for waiter in self._idle:
-            if waiter.server:
+            if waiter.server and not waiter.chain:  # one waiting inside a call runs only that call's chain
                 return waiter
         return None
 
@@ -482,34 +491,41 @@ class Channel:
 
     def _serve_main(self, me: _Waiter) -> None:
         """The worker's main thread while nobody else reads (the usual case): read a request, run it,
-        reply, with none of ``_wait``'s routing; anything else read is put back for the general way."""
-        lock, chains = self._lock, self._chains
+        reply, with none of ``_wait``'s routing; anything else read is put back for the general way.
+        Its lock is taken without ``with``: no exception lands here (a cancel raises only inside the
+        cancelled call, see ``cancel_on_main``), and the usual call goes through this loop twice."""
+        lock, chains, recv = self._lock, self._chains, self.wire.recv
         while True:
-            with lock:
-                me.finishing = False
-                alone = not (me.inbox or self._reading or self.closed or self._pushback is not None)
-                if alone:
-                    self._reading = True
+            lock.acquire()
+            me.finishing = False
+            alone = not (me.inbox or self._reading or self.closed or self._pushback is not None)
+            if alone:
+                self._reading = True
+            lock.release()
             if not alone:
                 self._step(me, 0)
                 continue
-            frame = None
             try:
-                frame = self._next_frame()
-            finally:
-                if frame is None:  # the host is gone (or a signal): the turn goes back
-                    with lock:
-                        self._reading = False
-                        self._wake_one()
-            if frame is None:
-                continue
-            with lock:
-                mine = frame[0] & KIND == REQUEST and not self._wanted and frame[2] not in chains
-                if mine:  # a new call, and no reader wanted meanwhile: this thread runs it
+                frame = recv()
+            except BaseException as e:  # the host is gone (or a signal): the turn goes back
+                with lock:
                     self._reading = False
-                else:
-                    self._pushback, self._reading = frame, False
                     self._wake_one()
+                if isinstance(e, Closed) or self.wire.midframe:
+                    self._close()
+                    continue
+                raise
+            if frame[5] is not None:
+                self.incoming.map(frame[3][0][0], frame[5])
+                frame = frame[:5] + (None,)
+            lock.acquire()
+            mine = frame[0] & KIND == REQUEST and not self._wanted and frame[2] not in chains
+            if mine:  # a new call, and no reader wanted meanwhile: this thread runs it
+                self._reading = False
+            else:
+                self._pushback, self._reading = frame, False
+                self._wake_one()
+            lock.release()
             if mine:
                 self._serve(me, frame)
 
@@ -587,7 +603,11 @@ class Channel:
                     self._reply(ERROR, rid, chain, result)
                     raise
             args = None
-            self._reply(kind, rid, chain, result)
+            try:
+                self._send(kind, rid, chain, result, me)
+            except BaseException as e:  # as _reply does
+                if not self.closed:
+                    self._send(ERROR, rid, chain, exceptions.describe(e), me)
         finally:
             me.chain = outer
             if outer == chain:

@@ -72,23 +72,24 @@ class Encoder(pickle.Pickler):
 
     def encode(self, message: Any, lifted: bool = False) -> tuple[bytes, list[pickle.PickleBuffer], bool]:
         """The pickled message, its large out-of-band buffers, and whether it is pure."""
-        chunks = self.chunks
         self.pure = True
+        chunks = self.chunks
         try:
             self.dump(message)
-            payload = chunks.pop() if len(chunks) == 1 else b"".join(chunks)
         except BaseException:
             self.large = []
+            chunks.clear()
             raise
         finally:
             self.clear_memo()  # hold no object past the message
+        payload = chunks.pop() if len(chunks) == 1 else b"".join(chunks)
+        if chunks:
             chunks.clear()
         large = self.large
-        if len(payload) >= THRESHOLD and not lifted:  # exact bytes skip reducer_override: lift large ones
-            large.clear()
-            return self.encode(_lifted(message), True)
-        if large:
+        if large or len(payload) >= THRESHOLD:  # rare: out-of-band buffers
             self.large = []
+            if len(payload) >= THRESHOLD and not lifted:  # exact bytes skip reducer_override: lift large ones
+                return self.encode(_lifted(message), True)
         return payload, large, self.pure
 
     def _buffer(self, buffer: pickle.PickleBuffer) -> bool:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 HEADER = struct.Struct("<BqqQI")  # kind, request id, chain, payload length, buffer count
 _HEAD = HEADER.size
+_pack, _unpack_from = HEADER.pack, HEADER.unpack_from
 PLACE = struct.Struct("<IQQ")  # segment, offset, length
 REQUEST, REPLY, ERROR, HELLO, CANCEL = 1, 2, 3, 4, 5
 WITH_FD = 0x80  # flags in the kind byte: a descriptor rides on the payload's first byte
@@ -49,6 +50,8 @@ class Wire:
         self._buffer = bytearray(BUFFER)
         self._view = memoryview(self._buffer)
         self._whole = [self._buffer]  # recvmsg_into's buffers when nothing is buffered
+        self._recvmsg_into = sock.recvmsg_into
+        self._sendall = sock.sendall
         self._start = self._end = 0
         self._fds: list[int] = []
 
@@ -57,10 +60,10 @@ class Wire:
         if places or fd is not None or len(payload) >= 65536:
             self._send_parts(kind, rid, chain, payload, places, fd)
             return
-        message = HEADER.pack(kind, rid, chain, len(payload), 0) + payload  # one system call for most messages
+        message = _pack(kind, rid, chain, len(payload), 0) + payload  # one system call for most messages
         with self._send_lock:
             try:
-                self.sock.sendall(message)
+                self._sendall(message)
             except OSError as e:
                 raise Closed(str(e)) from None
 
@@ -93,19 +96,21 @@ class Wire:
         start = self._start
         if start == self._end:  # nothing buffered, the usual case: read into the whole buffer
             try:
-                n, ancillary, _flags, _addr = self.sock.recvmsg_into(self._whole, _FD_SPACE, _CLOEXEC)
+                n, ancillary, _flags, _addr = self._recvmsg_into(self._whole, _FD_SPACE, _CLOEXEC)
             except OSError as e:
                 raise Closed(str(e)) from None
             if ancillary or not n:
                 self._received(n, ancillary)
-            self._start, self._end = 0, n
-            start = 0
-        if self._end - start >= _HEAD:
-            kind, rid, chain, size, count = HEADER.unpack_from(self._buffer, start)
-            end = start + _HEAD + size
-            if end <= self._end and not count and not kind & WITH_FD:  # a small frame, all here: most of them
-                self._start = end
-                return kind, rid, chain, (), self._buffer[start + _HEAD:end], None
+            self._start = start = 0
+            self._end = end = n
+        else:
+            end = self._end
+        if end - start >= _HEAD:
+            kind, rid, chain, size, count = _unpack_from(self._buffer, start)
+            stop = start + _HEAD + size
+            if stop <= end and not count and not kind & WITH_FD:  # a small frame, all here: most of them
+                self._start = stop
+                return kind, rid, chain, (), self._buffer[start + _HEAD:stop], None
         return self._recv_in_parts()
 
     def _recv_in_parts(self) -> tuple[int, int, int, Sequence[tuple], bytes, int | None]:
