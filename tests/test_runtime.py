@@ -338,3 +338,30 @@ def test_vocabulary_packages_are_shared_when_versions_match_and_reported_when_no
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["4.12.2 True [] False", "4.5.0 False ['VocabularyConflictWarning'] True"]
+
+
+def test_sixty_envs_load_side_by_side_each_with_its_own_sys(tmp_path):
+    """A plugin host with dozens of add-ons: every env (and every unit) gets a ``sys`` facade of its own,
+    and ``sys`` has no case variants that are not the standard library's name."""
+    for i in range(60):
+        site = tmp_path / f"p{i}" / "site-packages"
+        site.mkdir(parents=True)
+        (site / "plug.py").write_text(
+            f"import sys\nVALUE = {i}\nPATH = [p for p in sys.path if p.endswith('site-packages')]\n")
+    code = textwrap.dedent(f"""
+        import json, sys
+        sys.path.insert(0, {str(SRC)!r})
+        from pathlib import Path
+        import polyvenv
+        envs = [polyvenv.Env.from_path(Path({str(tmp_path)!r}) / f"p{{i}}" / "site-packages", name=f"p{{i}}")
+                for i in range(60)]
+        plugs = [env.import_module("plug") for env in envs]
+        print(json.dumps({{"values": [p.VALUE for p in plugs], "paths": [p.PATH for p in plugs],
+                           "real": "plug" in sys.modules}}))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["values"] == list(range(60))
+    assert result["paths"] == [[str(tmp_path / f"p{i}" / "site-packages")] for i in range(60)]  # its own sys
+    assert not result["real"]

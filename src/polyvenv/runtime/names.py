@@ -162,7 +162,9 @@ _STDLIB_LOWER = frozenset(n.lower() for n in STDLIB)
 def _variants(name: str) -> Iterator[str]:
     """Same-length variants of ``name`` in a fixed order: one letter's case toggled, then two, then
     a digit in place of any character but the first (which must stay a letter or '_'), alone and
-    with the first letter's case toggled too (so even ``z3`` or ``h2`` has a few dozen)."""
+    with the first letter's case toggled too (so even ``z3`` or ``h2`` has a few dozen), then two
+    digits in place of two such characters (a standard-library name has no case variants: ``sys``
+    facades of dozens of envs and units need these)."""
     letters = [i for i, c in enumerate(name) if c.isalpha()]
     toggled = [name[:i] + name[i].swapcase() + name[i + 1:] for i in letters]
     yield from toggled
@@ -175,3 +177,10 @@ def _variants(name: str) -> Iterator[str]:
             for digit in "0123456789":
                 if digit != base[i]:
                     yield base[:i] + digit + base[i + 1:]
+    for base in [name, *toggled[:1]]:
+        for i in range(1, len(base)):
+            for j in range(i + 1, len(base)):
+                for first in "0123456789":
+                    for second in "0123456789":
+                        if first != base[i] and second != base[j]:
+                            yield base[:i] + first + base[i + 1:j] + second + base[j + 1:]
