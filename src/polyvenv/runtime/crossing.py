@@ -47,13 +47,29 @@ def type_origin(cls: type) -> tuple[str | None, str]:
     top = str(getattr(cls, "__module__", "") or "").partition(".")[0]
     owner = ALIASES.owner(top)
     if owner is not None:
-        return owner.env, owner.real.get(top, top)
+        return _sharers(owner), owner.real.get(top, top)
     retired = ALIASES.retired(top)
     return (retired, top) if retired is not None else (None, top)
 
 
+def _sharers(names: Any) -> str:
+    """The env a name map loads, or for a unit's (runtime/units.py) the envs that share it: "a, p1"."""
+    if not getattr(names, "lender", False):
+        return str(names.env)
+    from .namemap import ALIASES
+    from .units import UNITS
+
+    unit = next((u for u in list(UNITS.values()) if u.names is names), None)
+    users = sorted({o.env for o in ALIASES.owners()
+                    if unit is not None and not getattr(o, "lender", True) and unit in getattr(o, "units", ())})
+    return ", ".join(users) or str(names.env)
+
+
 def _side(env: str | None) -> str:
-    return f"env {env!r}" if env is not None else "the host"
+    """The user's name of one side: the host, an env, or the envs sharing a unit."""
+    if env is None:
+        return "the host"
+    return f"envs {env} (which share it)" if ", " in env else f"env {env!r}"
 
 
 def _version(module: str) -> str:
@@ -69,7 +85,8 @@ def crossing_error(into: str, what: str, kind: type) -> Exception:
     into_env, dist = type_origin(type(into, (), {"__module__": into}))
     came, _ = type_origin(kind)
     mine, yours = _version(into), _version(kind.__module__)
-    both = "the host and " + _side(came or into_env) if None in (into_env, came) else f"envs {into_env!r} and {came!r}"
+    sides = (None, came or into_env) if None in (into_env, came) else (into_env, came)
+    both = f"{_side(sides[0])} and {_side(sides[1])}"
     return ObjectFromAnotherEnv(
         f"{what} of {_side(into_env)} ({dist}{mine}) got a {type_origin(kind)[1]}.{kind.__name__} of {_side(came)} "
         f"({dist}{yours}): {both} load {dist} separately (they do not share it), so neither computes on the "
