@@ -353,8 +353,10 @@ def _import(name: str, globals: dict[str, object] | None = None, locals: object 
             if fromlist:
                 if all(item == "*" or hasattr(module, item) for item in fromlist):
                     return module
-            elif level == 0:
-                return token.modules.get(absolute.partition(".")[0], module)
+            elif level == 0:  # `import a.b` binds `a`, kept alive by `a.b`'s globals (see ``retire``)
+                top = token.modules.get(absolute.partition(".")[0])
+                if top is not None:
+                    return top
     return builtins.__import__(name, globals, locals, fromlist, level)  # type: ignore[arg-type]
 
 
