@@ -713,7 +713,9 @@ def test_python_watch_gives_the_script_a_process_envs_fresh_worker(tmp_path, whe
         print("in flight", flush=True)
 """))
     host.printed("v1 1.0")
-    (project / "plugin" / "plug.py").write_text(PLUGIN.replace("v1", "v2"))
+    time.sleep(1)  # ten intervals: the watch has seen the process env (an edit before its first look is not seen)
+    # another size: a worker reads CPython's bytecode cache, which knows a source by size and whole-second mtime
+    (project / "plugin" / "plug.py").write_text(PLUGIN.replace("v1", "v2") + "# edited\n")
     host.printed("v2 1.0")  # `import plug` again: the new worker's module, not the stopped worker's
     (project / "stop").write_text("")
     assert host.ended() == 3, host.err
