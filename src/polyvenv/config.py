@@ -380,7 +380,7 @@ def envs_dir_problem(envs_dir: Path, root: Path) -> str | None:
         foreign = [e for e in os.listdir(envs_dir) if not _legacy_entry(envs_dir, e)]
     except OSError as e:
         return f"envs-dir: cannot read {envs_dir}: {e.strerror}"
-    if foreign:
+    if foreign and not (envs_dir / ENVS_MARKER).is_file():  # look again: a builder may have marked it meanwhile
         return (f"envs-dir: {envs_dir} already holds files polyvenv did not make (e.g. {sorted(foreign)[0]!r}): "
                 "choose an empty or new directory")
     return None
