@@ -20,7 +20,7 @@ from polyvenv.provision.records import distribution_records, write_records
 from polyvenv.runtime.hostview import HostView, shared_with_host
 from polyvenv.runtime.names import STDLIB, top_level_names
 from polyvenv.runtime.records import Records, read_records
-from polyvenv.runtime.sharing import owners, share_keys, shareable
+from polyvenv.runtime.sharing import offerers, owners, share_keys, shareable
 from wheelgen import make_wheel, pure_wheel
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -62,8 +62,21 @@ def wheels(tmp_path) -> dict[str, Path]:
     """)}),
     "finder": make_wheel(wh, "finder", "1.0", {"finder.py": textwrap.dedent("""
             from importlib.metadata import entry_points
-            PLUGINS = entry_points(group="finder.plugins")
+            PLUGINS = {ep.name: ep for ep in entry_points() if ep.group == "finder.plugins"}  # every group's
         """)}),
+        "backends": make_wheel(wh, "backends", "1.0", {"backends.py": textwrap.dedent("""
+            from importlib.metadata import entry_points
+            def backend(name):                    # pandas' plotting backends, as pandas 2 reads them
+                eps = entry_points()
+                key = "backends.plot"
+                found = eps.select(group=key) if hasattr(eps, "select") else eps.get(key, ())
+                return [ep for ep in found if ep.name == name]
+            def direct():
+                return entry_points(group="backends.plot"), entry_points().select(group="backends.plot")
+        """)}),
+        "plot1": make_wheel(wh, "plot", "1.0", {"plot.py": "V = 1\n"}, entry_points={"backends.plot": {"p": "plot"}}),
+        "plot2": make_wheel(wh, "plot", "2.0", {"plot.py": "V = 2\n"}, entry_points={"backends.plot": {"p": "plot"}}),
+        "cli1": make_wheel(wh, "cli", "1.0", {"cli.py": "V = 1\n"}, scripts={"cli": "cli:V"}),
         "docs": make_wheel(wh, "docs", "1.0", {"docs.py": textwrap.dedent("""
             import importlib
             def add_doc(place, name, doc):        # numpy's add_newdoc: imports the module its caller names
@@ -81,8 +94,10 @@ def agreeing(site: Path, other: Path) -> set[str]:
     here = owners(ours, top_level_names([site]), site, (), STDLIB)
     there = owners(theirs, top_level_names([other]), other, (), STDLIB)
     digests = {r.name: r.digest for r in theirs}
+    offering = offerers(theirs)
     return shareable(ours, here, there, lambda r: digests.get(r.name) == r.digest,
-                     lambda names: {r.name for r in theirs} <= names, lambda name: name in digests)
+                     lambda names: {r.name for r in theirs} <= names, lambda name: name in digests,
+                     lambda group: offering.get(group, set()))
 
 
 def test_records_say_what_a_distribution_is_and_what_its_code_references(tmp_path, wheels):
@@ -144,6 +159,24 @@ def test_code_that_discovers_distributions_needs_the_whole_env_to_agree(tmp_path
     c = install(tmp_path / "c", wheels["finder"], wheels["alpha2"])
     assert agreeing(a, b) == {"finder", "alpha"}
     assert agreeing(a, c) == set()  # finder references no alpha, but its entry_points() sees every distribution
+    assert {r.name: r for r in distribution_records(a)}["finder"].groups == ()
+
+
+def test_entry_points_read_by_group_need_only_that_groups_offerers_to_agree(tmp_path, wheels):
+    """pandas reads its plotting backends with ``entry_points().select(group=key)``: it reaches the
+    distributions offering that group, not every distribution of the env, so pandas is shared between
+    envs that differ elsewhere (in a console script, say) and private where the offerers differ."""
+    a = install(tmp_path / "a", wheels["backends"], wheels["plot1"], wheels["alpha1"])
+    backends = {r.name: r for r in distribution_records(a)}
+    assert backends["backends"].groups == ("backends.plot",) and not backends["backends"].discovers
+    assert backends["plot"].offers == ("backends.plot",)
+    elsewhere = install(tmp_path / "b", wheels["backends"], wheels["plot1"], wheels["alpha2"], wheels["cli1"])
+    assert agreeing(a, elsewhere) == {"backends", "plot"}
+    assert agreeing(a, install(tmp_path / "c", wheels["backends"], wheels["plot2"], wheels["alpha1"])) == {"alpha"}
+    assert agreeing(a, install(tmp_path / "d", wheels["backends"], wheels["alpha1"])) == {"alpha"}  # no offerer there
+    keys = [share_keys(distribution_records(s), owners(distribution_records(s), top_level_names([s]), s, (), STDLIB))
+            for s in (a, elsewhere, tmp_path / "c")]
+    assert keys[0]["backends"] == keys[1]["backends"] != keys[2]["backends"]
 
 
 def test_code_importing_a_name_it_is_given_needs_the_whole_env_to_agree(tmp_path, wheels):
@@ -346,3 +379,28 @@ def test_why_shares_nothing_with_the_host_for_an_env_in_a_worker(workspace, tmp_
     env = {**__import__("os").environ, "PYTHONPATH": str(host)}
     (beta,) = json.loads(workspace.cli("why", "beta", "--json", env=env).stdout)["distributions"]
     assert beta["shared_with_host"] == ["inproc"]
+
+
+@pytest.mark.parametrize("code, groups", [
+    ('entry_points(group="g")', {"g"}),
+    ('pkg_resources.iter_entry_points("g")', {"g"}),
+    ('metadata.entry_points().select(group="g")', {"g"}),
+    ('entry_points().get("g", [])', {"g"}),
+    ('entry_points()["g"]', {"g"}),
+    ('KEY = "g"\ndef f():\n    return entry_points(group=KEY)', {"g"}),
+    ('def f(key):\n    return entry_points(group=key)', None),  # a group it is given: any
+    ('KEY = "g"\nKEY = "h"\nentry_points(group=KEY)', None),
+    ('def f():\n    eps = entry_points()\n    return eps', None),  # handed on whole
+    ('def f():\n    eps = entry_points()\n    return eps.select(group="g"), eps.names', None),
+    ('found = entry_points', None),  # handed on uncalled
+    ('entry_points(name="x")', None),
+    ('metadata.distributions()', None),
+])
+def test_an_enumeration_is_narrowed_to_groups_only_where_constant_names_say_so(tmp_path, code, groups):
+    from polyvenv.provision.records import python_references
+
+    path = tmp_path / "m.py"
+    path.write_text("from importlib.metadata import entry_points\nimport importlib.metadata as metadata\n"
+                    "import pkg_resources\n" + code + "\n")
+    _, discovers, _, _, found = python_references(path)
+    assert (None if discovers else found) == groups

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterable, Mapping
 
 from .names import STDLIB, top_level_names
-from .records import Record, Records, digest, record_rows
+from .records import Record, Records, digest, offered_groups, record_rows
 from .sharing import HOST, OTHER, owners, shareable
 from .sitedir import normalize
 
@@ -28,7 +28,8 @@ def shared_with_host(records: Records, found: Mapping[str, Path], site: Path, de
     private = set(records.private)
     here = owners(records.distributions, found, site, declared, STDLIB)
     return shareable(records.distributions, here, host.owner,
-                     lambda record: record.name not in private and host.same(record), host.has_only, host.has)
+                     lambda record: record.name not in private and host.same(record), host.has_only, host.has,
+                     host.offers)
 
 
 class HostView:
@@ -41,6 +42,7 @@ class HostView:
         self._infos: dict[Path, dict[str, Path]] = {}
         self._same: dict[str, bool] = {}
         self._installed: dict[str, Record] = {}  # records the host has identically, by top-level name
+        self._offers: dict[str, set[str]] = {}
 
     def infos(self, entry: Path) -> dict[str, Path]:
         """Normalized name -> dist-info directory, in one ``sys.path`` entry."""
@@ -94,6 +96,15 @@ class HostView:
     def has(self, name: str) -> bool:
         """Whether the host has a distribution ``name`` (normalized) on its path."""
         return self.version(name) is not None
+
+    def offers(self, group: str) -> set[str]:
+        """The host's distributions on its path offering entry points in ``group`` (an egg-info counts by its
+        directory's name: no env's record has it, so it keeps a reader of the group private)."""
+        if group not in self._offers:
+            self._offers[group] = {name for entry in self.entries for name, info in self.infos(entry).items()
+                                   if group in offered_groups(info)} | {
+                p.name for entry in self.entries for p in entry.glob("*.egg-info") if group in offered_groups(p)}
+        return self._offers[group]
 
     def has_only(self, names: set[str]) -> bool:
         """Whether the host has no distribution outside ``names`` on its path."""

@@ -12,8 +12,11 @@ names the rewriter finds by context, module names in its compiled files).
 every distribution of the env; ``given``: its code imports a name it is
 given (numpy's ``add_newdoc(place, ...)`` imports its caller's module), which
 can be any module of the env that calls it; ``metadata``: the distributions
-whose metadata it asks by name (``importlib.metadata.version("pkg")``).
-Records of format 2 before ``given`` counted such code as ``discovers``.
+whose metadata it asks by name (``importlib.metadata.version("pkg")``);
+``groups``: the entry-point groups its code enumerates by a constant name
+(``entry_points(group="g")``), which reach only the distributions that
+``offers`` entry points in them. Records of format 2 before ``given``
+counted such code as ``discovers``; those of format 3, enumerations by group.
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ from typing import Any, Iterable, NamedTuple
 
 RECORDS = "polyvenv-records.json"
 # 2: code importing a name it is given counts as discovering (format 1 reads as unrecorded); 3: compiled files'
-# names found unterminated too (Rust's), which units need (format 2 reads as unrecorded: sync again to share)
-RECORDS_FORMAT = 3
+# names found unterminated too (Rust's), which units need (format 2 reads as unrecorded: sync again to share);
+# 4: entry-point groups enumerated and offered (format 3 reads as is: its enumerations are all ``discovers``)
+RECORDS_FORMAT = 4
+_READ_FORMATS = (3, 4)
 # files of a dist-info that the installer writes per install: not what makes two installs the same
 _PER_INSTALL = ("RECORD", "INSTALLER", "REQUESTED", "direct_url.json", "uv_cache.json", "uv_build.json")
 
@@ -44,6 +49,8 @@ class Record(NamedTuple):
     discovers: bool = False
     metadata: tuple[str, ...] = ()  # distributions (normalized) whose metadata its code asks by name
     given: bool = False  # its code imports a name it is given
+    groups: tuple[str, ...] = ()  # entry-point groups its code enumerates by name (only their offerers reached)
+    offers: tuple[str, ...] = ()  # entry-point groups it offers (its entry_points.txt)
 
 
 class Records(NamedTuple):
@@ -65,16 +72,29 @@ def read_records(site: Path) -> Records | None:
             data = json.loads((build / RECORDS).read_text())
         except (OSError, ValueError):
             continue
-        if not isinstance(data, dict) or data.get("format") != RECORDS_FORMAT:
+        if not isinstance(data, dict) or data.get("format") not in _READ_FORMATS:
             return None
         if os.path.normpath(build / str(data.get("site_packages"))) != os.path.normpath(site):
             continue
         try:
-            return Records(tuple(Record(**{**r, **{k: tuple(r.get(k, ())) for k in ("tops", "references", "metadata")}})
+            return Records(tuple(Record(**{**r, **{k: tuple(r.get(k, ())) for k in _TUPLES}})
                                  for r in data["distributions"]), tuple(data.get("private", ())))
         except (TypeError, KeyError):
             return None
     return None
+
+
+_TUPLES = ("tops", "references", "metadata", "groups", "offers")
+
+
+def offered_groups(info: Path) -> tuple[str, ...]:
+    """The entry-point groups a dist-info's ``entry_points.txt`` offers entry points in (its section names)."""
+    try:
+        text = (info / "entry_points.txt").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ()
+    lines = (line.strip() for line in text.splitlines())
+    return tuple(sorted({line[1:-1].strip() for line in lines if line.startswith("[") and line.endswith("]")}))
 
 
 def record_rows(info: Path) -> list[tuple[str, str]] | None:

@@ -9,7 +9,9 @@ by name is, likewise, a shareable one or absent in both. A distribution
 whose code enumerates distributions (``discovers``) can reach all of E: it
 is shareable only if all of E is, and X has no distribution E lacks; so is, with the host, one
 whose code imports a name it is given (``given``: the host's module would import the host's
-module of that name). Cycles need no special case: the
+module of that name). One that enumerates the entry points of named groups
+(``groups``) reaches the distributions that offer entry points in them: those
+must be shareable too, and X must have no other. Cycles need no special case: the
 candidates shrink to the greatest set that agrees (a fixpoint), so two
 distributions importing each other stay together or private together.
 
@@ -41,15 +43,22 @@ Owner = Callable[[str], Optional[str]]
 
 def shareable(records: Iterable[Record], here: Owner, there: Owner, same_there: Callable[[Record], bool],
               there_has_only: Callable[[set[str]], bool] = lambda names: False,
-              there_has: Callable[[str], bool] = lambda name: True) -> set[str]:
+              there_has: Callable[[str], bool] = lambda name: True,
+              there_offers: Callable[[str], Optional[set[str]]] = lambda group: None) -> set[str]:
     """Names of the distributions of ``records`` (env E, names resolved by ``here``) shareable with X.
 
     ``same_there(record)``: X has that very distribution; ``there(name)``: a name's owner in X;
     ``there_has_only(names)``: X has no distribution outside ``names`` (for those that discover);
-    ``there_has(distribution)``: X has a distribution of that name (for the metadata asked by name).
+    ``there_has(distribution)``: X has a distribution of that name (for the metadata asked by name);
+    ``there_offers(group)``: the distributions of X offering entry points in that group (None: unknown).
     """
     by_name = {r.name: r for r in records}
     candidates = {name for name, r in by_name.items() if same_there(r)}
+    offering = offerers(by_name.values())
+
+    def narrowed(record: Record) -> bool:  # each group it reads has the same offerers there, all shareable
+        return all(offering.get(g, set()) <= candidates and there_offers(g) == offering.get(g, set())
+                   for g in record.groups)
 
     def agrees(name: str) -> bool:
         ours = here(name)
@@ -66,8 +75,8 @@ def shareable(records: Iterable[Record], here: Owner, there: Owner, same_there: 
                 candidates == set(by_name) and there_has_only(set(by_name)))
             # its own names too: one another distribution also installs (a namespace package split in two)
             # or an earlier directory of the env shadows is not the same module on both sides
-            if not whole or not all(agrees(n) for n in (*record.tops, *record.references)) or not all(
-                    m in candidates if m in by_name else not there_has(m) for m in record.metadata):
+            if not whole or not narrowed(record) or not all(agrees(n) for n in (*record.tops, *record.references)) \
+                    or not all(m in candidates if m in by_name else not there_has(m) for m in record.metadata):
                 candidates.discard(name)
                 changed = True
     return candidates
@@ -78,6 +87,7 @@ def share_keys(records: Iterable[Record], here: Owner) -> dict[str, str | None]:
     names each references and what they resolve to), or None where its closure reaches an ``OTHER`` (or
     one of its own names is not its own in the env: a namespace package two distributions install)."""
     by_name = {r.name: r for r in records}
+    offering = offerers(by_name.values())
     # each member once: the distributions it reaches directly, whether it reaches an OTHER, what it adds
     # to a key; a closure is then a walk over those edges (a load computes every key of its env)
     edges: dict[str, list[str]] = {}
@@ -86,11 +96,12 @@ def share_keys(records: Iterable[Record], here: Owner) -> dict[str, str | None]:
     for name, member in by_name.items():
         resolved = [(n, here(n)) for n in member.references]
         edges[name] = [*(by_name if member.discovers else ()), *(m for m in member.metadata if m in by_name),
+                       *(o for g in member.groups for o in sorted(offering.get(g, ()))),
                        *(o for _, o in resolved if o is not None and o not in (HOST, OTHER))]
         # a name it installs that is not its own in the env (shadowed, or two install it) is an OTHER too
         if any(o == OTHER for _, o in resolved) or any(here(top) != name for top in member.tops):
             other.add(name)
-        blobs[name] = repr((member.name, member.digest, member.discovers, member.given, resolved,
+        blobs[name] = repr((member.name, member.digest, member.discovers, member.given, member.groups, resolved,
                             [(m, m in by_name) for m in member.metadata])).encode()
     keys: dict[str, str | None] = {}
     for name in by_name:
@@ -108,6 +119,15 @@ def share_keys(records: Iterable[Record], here: Owner) -> dict[str, str | None]:
             h.update(blobs[current])
         keys[name] = h.hexdigest()[:24]
     return keys
+
+
+def offerers(records: Iterable[Record]) -> dict[str, set[str]]:
+    """Entry-point group -> the distributions of ``records`` offering entry points in it."""
+    found: dict[str, set[str]] = {}
+    for record in records:
+        for group in record.offers:
+            found.setdefault(group, set()).add(record.name)
+    return found
 
 
 def owners(records: Iterable[Record], found: Mapping[str, object], site: object, shared: Iterable[str],

@@ -29,6 +29,7 @@ no key: they never get a unit.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from pathlib import Path
@@ -36,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from .names import STDLIB, served_by_env
 from .records import Records
-from .sharing import HOST, OTHER, Owner, owners, share_keys
+from .sharing import HOST, OTHER, Owner, offerers, owners, share_keys
 
 if TYPE_CHECKING:
     from .namemap import NameMap
@@ -72,10 +73,12 @@ def env_keys(records: Records, found: Mapping[str, Path], site: Path, shared: It
     def here(name: str) -> str | None:
         return OTHER if name in not_shared else resolve(name)
 
-    # code that discovers distributions can reach the env's source too (an entry point into it)
+    # code that discovers distributions can reach the env's source too (an entry point into it); code that
+    # reads named groups, only where a directory outside site-packages holds distributions of its own
     outside = next((name for name, root in found.items() if root != site), None)
-    distributions = [r._replace(references=(*r.references, outside)) if r.discovers and outside else r
-                     for r in records.distributions]
+    described = outside is not None and _holds_metadata({root for root in found.values() if root != site})
+    distributions = [r._replace(references=(*r.references, outside))
+                     if outside and (r.discovers or r.groups and described) else r for r in records.distributions]
     keys = share_keys(distributions, here)
     return {name: None if name in private else key for name, key in keys.items()}
 
@@ -146,9 +149,11 @@ def _maker(maker: NameMap, records: Records, site: Path, keys: Mapping[str, str 
         own = sorted({top for r in members for top in r.tops})
         host: set[str] = set()
         reached: set[str] = set()  # the other distributions its code can import
+        offering = offerers(records.distributions)
         for record in members:
             if record.discovers:  # reaches every distribution of the env (all have keys, or it had none)
                 reached |= {r.name for r in records.distributions if keys.get(r.name) != key}
+            reached |= {o for g in record.groups for o in offering.get(g, ()) if keys.get(o) != key}
             for name in record.references:
                 who = owner(name)
                 if who == HOST:
@@ -176,6 +181,17 @@ def _maker(maker: NameMap, records: Records, site: Path, keys: Mapping[str, str 
         return Unit(key, tuple(r.name for r in members), names, _hold_build(site))
 
     return make
+
+
+def _holds_metadata(roots: Iterable[Path]) -> bool:
+    """Some of ``roots`` holds a distribution's metadata (``*.dist-info``, ``*.egg-info``)."""
+    for root in roots:
+        try:
+            if any(e.endswith((".dist-info", ".egg-info")) for e in os.listdir(root)):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def _hold_build(site: Path) -> Path | None:
