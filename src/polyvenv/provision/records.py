@@ -235,10 +235,14 @@ class _Scopes:
     Anything else is an enumeration of every distribution (None)."""
 
     def __init__(self, tree: ast.AST) -> None:
-        self.parents: dict[ast.AST, ast.AST] = {}
-        for node in ast.walk(tree):
-            for child in ast.iter_child_nodes(node):
-                self.parents[child] = node
+        self.tree = tree
+        self._parents: dict[ast.AST, ast.AST] | None = None
+
+    @property
+    def parents(self) -> dict[ast.AST, ast.AST]:  # made for the few files that enumerate entry points
+        if self._parents is None:
+            self._parents = {child: node for node in ast.walk(self.tree) for child in ast.iter_child_nodes(node)}
+        return self._parents
 
     def groups(self, call: ast.Call) -> set[str] | None:
         terminal = call.func.attr if isinstance(call.func, ast.Attribute) else getattr(call.func, "id", "")

@@ -76,7 +76,8 @@ def env_keys(records: Records, found: Mapping[str, Path], site: Path, shared: It
     # code that discovers distributions can reach the env's source too (an entry point into it); code that
     # reads named groups, only where a directory outside site-packages holds distributions of its own
     outside = next((name for name, root in found.items() if root != site), None)
-    described = outside is not None and _holds_metadata({root for root in found.values() if root != site})
+    described = outside is not None and any(r.groups for r in records.distributions) and _holds_metadata(
+        {root for root in found.values() if root != site})
     distributions = [r._replace(references=(*r.references, outside))
                      if outside and (r.discovers or r.groups and described) else r for r in records.distributions]
     keys = share_keys(distributions, here)
