@@ -71,10 +71,10 @@ class _Waiter:
 class Channel:
     """Calls to the peer's objects, and the peer's calls to ours, over one socket."""
 
-    def __init__(self, sock: Any, side: int, ops: dict[str, Any], remote_error: type,
+    def __init__(self, sock: Any, descriptors: Any, side: int, ops: dict[str, Any], remote_error: type,
                  closed_error: Callable[[], BaseException], peer_name: str, serve: bool,
                  ring: Callable[[bytes], Any] | None = None) -> None:
-        self.wire = Wire(sock)
+        self.wire = Wire(sock, descriptors)
         self.side = side  # 0 host, 1 worker: their chain numbers never meet
         self.ops = ops
         self.remote_error = remote_error

@@ -244,19 +244,20 @@ class _Worker:
         if not python.exists():
             raise NotBuilt(f"env {env.name!r} has no interpreter at {python}: run `polyvenv sync {env.name}`")
         ours, theirs = socket.socketpair()
+        descriptors, their_descriptors = socket.socketpair()  # wire.py: a new segment's descriptor
         self.bell, bell = socket.socketpair()
-        args = [str(python), "-I", str(WORKER), str(theirs.fileno()), str(bell.fileno()),
-                "1" if "numpy" in sys.modules else "0"]
+        passed = [theirs.fileno(), their_descriptors.fileno(), bell.fileno()]
+        args = [str(python), "-I", str(WORKER), *map(str, passed), "1" if "numpy" in sys.modules else "0"]
         if env.source:
             args.append(str(env.source))
         try:
             # a session of its own: the terminal's Ctrl-C interrupts the host's call, not the worker
-            self.proc = subprocess.Popen(args, pass_fds=[theirs.fileno(), bell.fileno()],
+            self.proc = subprocess.Popen(args, pass_fds=passed,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
         finally:
-            theirs.close()
-            bell.close()
-        self.channel = Channel(ours, 0, OPS, RemoteError, self.error, f"worker of env {env.name!r}",
+            for sock in (theirs, their_descriptors, bell):
+                sock.close()
+        self.channel = Channel(ours, descriptors, 0, OPS, RemoteError, self.error, f"worker of env {env.name!r}",
                                serve=False, ring=self.bell.send)
         self.channel.on_close = self.bell.close
         self.channel.on_stuck = self.restart
@@ -329,6 +330,7 @@ class _Worker:
         socket), so close this copy of the channel's ends, without ending the stream for the parent."""
         self.forked = self.channel.closed = True
         self.channel.wire.sock.close()
+        self.channel.wire.descriptors.close()
         self.bell.close()
 
     def stop(self) -> None:

@@ -2,9 +2,11 @@
 
 A frame is a header (kind, request id, chain, payload length, how many large
 buffers), the large buffers' places in shared memory (buffers.py), then the
-payload. A new shared memory segment's file descriptor rides as SCM_RIGHTS on
-the payload's first byte, sent apart from the header, so a plain header read
-never meets it.
+payload. A new shared memory segment's file descriptor rides as SCM_RIGHTS on a
+second socket pair of its own, the *descriptors*, sent just before its frame
+(under the same lock, so descriptors come in the order of their frames): the
+frames are then read with a plain ``recv_into``, ~0.5 µs a read cheaper than
+``recvmsg_into`` with room for ancillary data.
 
 It uses ``_socket`` rather than ``socket``: the worker starts ~10 ms sooner
 without ``socket``'s imports (enum, selectors), and the C type has every
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import _socket
 import array
+import os
 import struct
 import threading
 
@@ -27,7 +30,7 @@ _HEAD = HEADER.size
 _pack, _unpack_from = HEADER.pack, HEADER.unpack_from
 PLACE = struct.Struct("<IQQ")  # segment, offset, length
 REQUEST, REPLY, ERROR, HELLO, CANCEL = 1, 2, 3, 4, 5
-WITH_FD = 0x80  # flags in the kind byte: a descriptor rides on the payload's first byte
+WITH_FD = 0x80  # flags in the kind byte: the frame's descriptor waits on the descriptors' socket
 NOTES = 0x40  # the payload is (notes, body): what the sender let go of (channel.py)
 PURE = 0x20  # the payload is pure: plain data naming nothing (codec.py)
 KIND = 0x1F  # the kind itself
@@ -43,14 +46,14 @@ class Closed(Exception):
 class Wire:
     """Whole frames in, whole frames out; sending is thread-safe, reading is one thread's at a time."""
 
-    def __init__(self, sock: _socket.socket) -> None:
+    def __init__(self, sock: _socket.socket, descriptors: _socket.socket) -> None:
         self.sock = sock
+        self.descriptors = descriptors
         self.midframe = False  # a read stopped inside a frame: the stream can no longer be trusted
         self._send_lock = threading.Lock()
         self._buffer = bytearray(BUFFER)
         self._view = memoryview(self._buffer)
-        self._whole = [self._buffer]  # recvmsg_into's buffers when nothing is buffered
-        self._recvmsg_into = sock.recvmsg_into
+        self._recv_into = sock.recv_into
         self._sendall = sock.sendall
         self._start = self._end = 0
         self._fds: list[int] = []
@@ -73,13 +76,10 @@ class Wire:
             head += b"".join(PLACE.pack(*p) for p in places)
         with self._send_lock:
             try:
-                if fd is not None:
-                    self.sock.sendall(head)
-                    sent = self.sock.sendmsg([payload], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
-                                                          array.array("i", [fd]))])
-                    if sent < len(payload):
-                        self.sock.sendall(memoryview(payload)[sent:])
-                elif len(payload) < 65536:
+                if fd is not None:  # first: the reader waits for it once it has read the header
+                    self.descriptors.sendmsg([b"\0"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
+                                                        array.array("i", [fd]))])
+                if len(payload) < 65536:
                     self.sock.sendall(head + payload)
                 else:
                     self.sock.sendall(head)
@@ -96,11 +96,11 @@ class Wire:
         start = self._start
         if start == self._end:  # nothing buffered, the usual case: read into the whole buffer
             try:
-                n, ancillary, _flags, _addr = self._recvmsg_into(self._whole, _FD_SPACE, _CLOEXEC)
+                n = self._recv_into(self._buffer)
             except OSError as e:
                 raise Closed(str(e)) from None
-            if ancillary or not n:
-                self._received(n, ancillary)
+            if not n:
+                raise Closed("end of stream")
             self._start = start = 0
             self._end = end = n
         else:
@@ -117,6 +117,8 @@ class Wire:
         """``recv`` for a frame not all buffered, or with large buffers or a descriptor."""
         self._fill(_HEAD)
         kind, rid, chain, size, count = HEADER.unpack_from(self._buffer, self._start)
+        if kind & WITH_FD and not self._fds:  # taken before the frame is: an interrupted read keeps it for the retry
+            self._fds.append(self._descriptor())
         table = HEADER.size + PLACE.size * count
         if table + size <= len(self._buffer):
             self._fill(table + size)
@@ -144,25 +146,32 @@ class Wire:
             self._view[:left] = self._view[self._start:self._end]
             self._start, self._end = 0, left
         while self._end - self._start < need:
-            self._end += self._read_into([self._view[self._end:]])
+            self._end += self._read_into(self._view[self._end:])
 
-    def _read_into(self, buffers: list) -> int:
+    def _read_into(self, buffer: memoryview) -> int:
         try:
-            n, ancillary, _flags, _addr = self.sock.recvmsg_into(buffers, _FD_SPACE, _CLOEXEC)
+            n = self.sock.recv_into(buffer)
         except OSError as e:
             raise Closed(str(e)) from None
-        self._received(n, ancillary)
-        return n
-
-    def _received(self, n: int, ancillary: list) -> None:
-        """What came beside ``n`` bytes read: the end of the stream, or descriptors (kept in order)."""
         if not n:
             raise Closed("end of stream")
+        return n
+
+    def _descriptor(self) -> int:
+        """The descriptor of the frame whose header was just read (its sender sent it first)."""
+        try:
+            data, ancillary, _flags, _addr = self.descriptors.recvmsg(1, _FD_SPACE, _CLOEXEC)
+        except OSError as e:
+            raise Closed(str(e)) from None
+        fds = array.array("i")
         for level, kind, raw in ancillary:
             if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-                fds = array.array("i")
                 fds.frombytes(raw[: len(raw) - len(raw) % fds.itemsize])
-                self._fds.extend(fds)
+        if not data or len(fds) != 1:
+            for extra in fds:
+                os.close(extra)
+            raise Closed("the descriptors' socket ended, or brought no descriptor")
+        return fds[0]
 
     def _large(self, table: int, size: int) -> bytes:
         """A payload larger than the buffer: what is buffered, then the rest straight into place."""
@@ -173,7 +182,7 @@ class Wire:
         self.midframe = True  # from here on an interruption would lose part of the frame
         with memoryview(payload) as view:
             while have < size:
-                have += self._read_into([view[have:]])
+                have += self._read_into(view[have:])
         self.midframe = False
         return bytes(payload)
 
@@ -196,3 +205,4 @@ class Wire:
         except OSError:
             pass
         self.sock.close()
+        self.descriptors.close()

@@ -47,7 +47,7 @@ def _exit() -> None:
 
 
 def main(argv: list) -> None:
-    fd, bell, host_numpy, *paths = argv
+    fd, descriptors, bell, host_numpy, *paths = argv
     sys.argv[:] = [os.path.abspath(__file__)]
     sys.path.extend(paths)
     channel_module, ops = _load_package()
@@ -55,13 +55,13 @@ def main(argv: list) -> None:
     import importlib.util
     import pickle
 
-    sockets = [_socket.socket(fileno=int(fd)), _socket.socket(fileno=int(bell))]
+    sockets = [_socket.socket(fileno=int(n)) for n in (fd, descriptors, bell)]
     for sock in sockets:  # the worker's alone: not the processes its env's code starts
         os.set_inheritable(sock.fileno(), False)
     os.register_at_fork(after_in_child=lambda: [sock.close() for sock in sockets])
-    channel = channel_module.Channel(sockets[0], 1, ops.WORKER_OPS, HostError, _exit, "host", serve=True)
+    channel = channel_module.Channel(sockets[0], sockets[1], 1, ops.WORKER_OPS, HostError, _exit, "host", serve=True)
     channel.on_close = _exit
-    channel.watch(sockets[1], _exit)
+    channel.watch(sockets[2], _exit)
     channel.peer_numpy = host_numpy == "1"
     channel.cancel_on_main()
     numpy = importlib.util.find_spec("numpy") is not None
