@@ -36,8 +36,8 @@ class Proxy:
     def __delattr__(self, name: str) -> None:
         self._pv_channel.request("delattr", (self, name))
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._pv_channel.request("call", (self, args, kwargs))
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:  # the usual request: its target by handle already
+        return self._pv_channel.request("call", (args, kwargs), self._pv_handle)
 
     def __dir__(self) -> list[str]:
         return self._pv("dir", self)

@@ -64,11 +64,14 @@ class Wire:
             self._send_parts(kind, rid, chain, payload, places, fd)
             return
         message = _pack(kind, rid, chain, len(payload), 0) + payload  # one system call for most messages
-        with self._send_lock:
-            try:
-                self._sendall(message)
-            except OSError as e:
-                raise Closed(str(e)) from None
+        lock = self._send_lock
+        lock.acquire()  # not ``with``: half the cost (no __exit__ call), the same release
+        try:
+            self._sendall(message)
+        except OSError as e:
+            raise Closed(str(e)) from None
+        finally:
+            lock.release()
 
     def _send_parts(self, kind: int, rid: int, chain: int, payload: bytes, places: list, fd: int | None) -> None:
         head = HEADER.pack(kind | (WITH_FD if fd is not None else 0), rid, chain, len(payload), len(places))
