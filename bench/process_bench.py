@@ -25,7 +25,9 @@ the CPU a process lands on), it prints one table:
    ``python -c pass`` (and ``-I``) with the same interpreter.
 4. With --instructions (needs valgrind; a few minutes): the user-space
    instructions one trivial call costs, in the host and in the worker, and
-   the same for the raw echo, counted by callgrind. Unlike time, a count
+   the same for the raw echo, counted by callgrind between two marks (the
+   calls alone: start-up varies by millions of instructions from one run to
+   the next, which a difference of two runs divided by calls did not hide). Unlike time, a count
    does not move with the machine's load: it says where the cost is and
    whether a change cut it, on a busy machine too (the system calls, the
    same few on both sides, are not in it).
@@ -60,6 +62,11 @@ def f(x):
 
 def echo(value):
     return value
+
+
+def mark():  # --instructions: callgrind dumps its counts here, before and after the counted calls
+    import os
+    os.getppid()
 '''
 
 # pyisolate's extension package: the host proxies this ExtensionBase subclass, the child serves it (methods are async).
@@ -235,37 +242,54 @@ print(json.dumps(out))
 '''
 
 
-# Runs in the bench venv's python under callgrind: N trivial calls, polyvenv's or the raw echo's.
+# Runs in the bench venv's python under callgrind: N trivial calls, polyvenv's or the raw echo's, between two
+# marks (os.getppid in both processes), where callgrind dumps its counts: the calls alone, not start-up.
 COUNTED = r'''
-import pickle, socket, subprocess, sys
+import os, pickle, socket, subprocess, sys
 sys.path.insert(0, sys.argv[1])
 mode, worker, source, n = sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
 if mode == "raw":
     from multiprocessing.connection import Connection
-    ECHO = ("import sys\nfrom multiprocessing.connection import Connection\nc = Connection(int(sys.argv[1]))\n"
-            "while True:\n    m = c.recv_bytes()\n    if m == b'end': break\n    c.send_bytes(m)\n")
+    ECHO = ("import os, sys\nfrom multiprocessing.connection import Connection\nc = Connection(int(sys.argv[1]))\n"
+            "while True:\n    m = c.recv_bytes()\n    if m == b'end': break\n"
+            "    if m == b'mark': os.getppid()\n    c.send_bytes(m)\n")
     a, b = socket.socketpair()
     echoing = subprocess.Popen([sys.executable, "-c", ECHO, str(b.fileno())], pass_fds=[b.fileno()])
     b.close()
     conn, message = Connection(a.detach()), pickle.dumps((1, "f", (2,)), 5)
-    for _ in range(n):
+    def f(x):
         conn.send_bytes(message)
         pickle.loads(conn.recv_bytes())
-    conn.send_bytes(b"end")
-    echoing.wait()
+    def mark():
+        conn.send_bytes(b"mark")
+        conn.recv_bytes()
+        os.getppid()
 else:
     from polyvenv.process import ProcessEnv
     env = ProcessEnv("bench", worker, source=source)
-    f = env.import_module("pvbench").f
-    for _ in range(n):
-        f(2)
+    module = env.import_module("pvbench")
+    f, remote_mark = module.f, module.mark
+    def mark():
+        remote_mark()
+        os.getppid()
+for _ in range(200):  # warm: specialised bytecode, buffers grown
+    f(2)
+mark()
+for _ in range(n):
+    f(2)
+mark()
+if mode == "raw":
+    conn.send_bytes(b"end")
+    echoing.wait()
+else:
     env.unload()
 '''
+COUNTED_CALLS = 2000
 
 
 def instructions(python: Path, worker: Path, source: Path) -> dict[str, tuple[float, float]]:
-    """Instructions per call (host, peer) for "raw" and "polyvenv": callgrind's totals of each process for
-    200 and for 1200 calls, their difference over 1000 (start-up and shutdown cancel out)."""
+    """Instructions per call (host, peer) for "raw" and "polyvenv": callgrind's counts of each process between
+    the two marks (its dump files numbered .2), over COUNTED_CALLS calls."""
     import glob
     import re
 
@@ -274,27 +298,23 @@ def instructions(python: Path, worker: Path, source: Path) -> dict[str, tuple[fl
         script = Path(tmp) / "counted.py"
         script.write_text(COUNTED)
         for mode in ("raw", "polyvenv"):
-            totals = []
-            for n in (200, 1200):
-                out = Path(tmp) / f"{mode}-{n}"
-                out.mkdir()
-                subprocess.run(["valgrind", "--tool=callgrind", "--trace-children=yes",
-                                f"--callgrind-out-file={out}/cg.%p", str(python), str(script), str(REPO / "src"),
-                                mode, str(worker), str(source), str(n)], capture_output=True, check=True,
-                               env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
-                host = peer = 0
-                for file in glob.glob(f"{out}/cg.*"):
-                    text = Path(file).read_text()
-                    found = re.search(r"^(?:summary|totals):\s+(\d+)", text, re.M)
-                    total = int(found.group(1)) if found else 0
-                    command = re.search(r"^cmd:(.*)$", text, re.M)
-                    if command and "counted.py" in command.group(1):
-                        host += total
-                    else:
-                        peer += total
-                totals.append((host, peer))
-            (h0, p0), (h1, p1) = totals
-            counts[mode] = ((h1 - h0) / 1000, (p1 - p0) / 1000)
+            out = Path(tmp) / mode
+            out.mkdir()
+            subprocess.run(["valgrind", "--tool=callgrind", "--trace-children=yes", "--dump-before=os_getppid*",
+                            f"--callgrind-out-file={out}/cg.%p", str(python), str(script), str(REPO / "src"),
+                            mode, str(worker), str(source), str(COUNTED_CALLS)], capture_output=True, check=True,
+                           env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+            host = peer = 0
+            for file in glob.glob(f"{out}/cg.*.2"):
+                text = Path(file).read_text()
+                found = re.search(r"^(?:summary|totals):\s+(\d+)", text, re.M)
+                total = int(found.group(1)) if found else 0
+                command = re.search(r"^cmd:(.*)$", text, re.M)
+                if command and "counted.py" in command.group(1):
+                    host += total
+                else:
+                    peer += total
+            counts[mode] = (host / COUNTED_CALLS, peer / COUNTED_CALLS)
     return counts
 
 
