@@ -10,6 +10,8 @@ import system (runtime/envsys.py): the finders and path entries the env's code a
 from __future__ import annotations
 
 import functools
+import itertools
+import operator
 import os
 import sys
 import threading
@@ -205,9 +207,10 @@ class EnvExtensionLoader(ExtensionFileLoader):
         before = dict(sys.modules)
         result = load()
         module = result if module is None else module
+        now = dict(sys.modules)
         own, set_by_code = self.names.own, {}
-        for key, value in list(sys.modules.items()):
-            top = key.partition(".")[0]
+        for key in _new_entries(before, now):  # the entries set or replaced meanwhile
+            value, top = now[key], key.partition(".")[0]
             if before.get(key) is value or ALIASES.owner(top) is not None or top in own or top in STDLIB or (
                     key not in before and getattr(getattr(value, "__spec__", None), "name", None) == key):
                 continue
@@ -325,6 +328,16 @@ class EnvExtensionLoader(ExtensionFileLoader):
             for message in said:
                 if loaded or message.category is ImportWarning:
                     warnings.warn_explicit(message.message, message.category, message.filename, message.lineno)
+
+
+def _new_entries(before: dict[str, object], after: dict[str, object]) -> list[str]:
+    """The keys of ``after`` (a copy of ``sys.modules``) that ``before`` lacks or holds another object under,
+    in ``after``'s order, found at C speed: a few changed entries among thousands are the common case, and
+    a pass in Python over every entry, before and after each extension's creation and execution, was a
+    tenth of a warm numpy + pandas import."""
+    changed = (after.keys() - before.keys()).union(
+        itertools.compress(before, map(operator.is_not, map(after.get, before), before.values())))
+    return list(filter(changed.__contains__, after))
 
 
 def _runs_uncompiled(source: str, has_cython: bool) -> bool:
