@@ -159,6 +159,17 @@ def _facts(path: str, inode: int | None = None) -> _Facts | None:
 
 
 def _read(path: str) -> _Facts | None:
+    from .remembered import remembered
+
+    try:
+        facts = remembered("preload facts 1", path, lambda: _parse(path))
+    except OSError:
+        return None
+    return None if facts is None else _Facts(*facts)
+
+
+def _parse(path: str) -> tuple | None:
+    """``_Facts`` as a plain tuple (what the cache keeps), or None if the file is no ELF shared object."""
     import mmap
 
     from .elf import dynamic, unique_symbols
@@ -169,10 +180,10 @@ def _read(path: str) -> _Facts | None:
             if info is None:
                 return None
             unique = {s: v for s, v in unique_symbols(data).items() if not _RUNTIME.match(s)}
-    except (OSError, ValueError):
+    except ValueError:  # not mappable (empty) or malformed
         return None
     names = {os.path.basename(path)} | ({info.soname} if info.soname else set())
-    return _Facts(frozenset(names), info.needed, info.search, unique)
+    return (frozenset(names), info.needed, info.search, unique)
 
 
 def _names(path: str, inode: int) -> frozenset[str]:
