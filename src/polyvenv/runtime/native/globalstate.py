@@ -124,7 +124,7 @@ class SharedObjects:
         self._ids: set[int] = set()
         self._modules: dict[str, ModuleType] = {}  # the modules copied, by name
         self._scanned = 0  # len(sys.modules) when it was last scanned for modules to copy
-        self._keys: set[str] = set()  # the keys it held then (no env's module is kept alive by them)
+        self._keys: list[str] = []  # the keys it held then, in order (no env's module is kept alive by them)
         self._looked: dict[str, object] = {}  # what the standard library's keys held when last looked at
         self._lock = threading.Lock()
 
@@ -182,13 +182,14 @@ class SharedObjects:
             return
         now = dict(sys.modules)
         self._scanned = len(now)
-        # only the entries added since the last scan, and the standard library's replaced since: found at C
-        # speed (a pass in Python over every module, at each outermost import of an env, was 30 ms for 30 envs)
-        looked = self._looked
-        changed = (now.keys() - self._keys).union(
-            itertools.compress(looked, map(operator.is_not, map(now.get, looked), looked.values())))
-        self._keys = set(now)
-        for key in filter(changed.__contains__, now):
+        # only the entries added since the last scan, and the standard library's replaced since, found at C
+        # speed (a pass in Python over every module, at each outermost import of an env, was 30 ms for 30 envs):
+        # where no entry was removed meanwhile, those added are the keys after the ones it had (dicts keep order)
+        keys, seen, looked = list(now), self._keys, self._looked
+        added = keys[len(seen):] if keys[:len(seen)] == seen else list(filter((now.keys() - seen).__contains__, keys))
+        replaced = set(itertools.compress(looked, map(operator.is_not, map(now.get, looked), looked.values())))
+        self._keys = keys
+        for key in added + list(filter(replaced.__contains__, keys)) if replaced else added:
             module = now[key]
             if key.partition(".")[0] not in STDLIB:
                 continue
