@@ -27,7 +27,7 @@ import operator
 import signal
 import warnings
 from types import ModuleType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from ...errors import ProcessGlobalStateWarning
 
@@ -119,6 +119,9 @@ class SharedObjects:
 
         self._names: list[str] = []  # of each object copied: a module, or a class one of them holds
         self._objects: list[object] = []
+        # and its namespace: a module's dict, a class's live mappingproxy (taken once: vars() of each at every
+        # call made a proxy per class, half the cost of the common case)
+        self._namespaces: list[Any] = []
         self._copies: list[dict[str, object]] = []  # each object's namespace when last seen
         self._sizes: list[int] = []  # and its size
         self._ids: set[int] = set()
@@ -147,13 +150,13 @@ class SharedObjects:
         changed: list[str] = []
         with self._lock:
             try:  # the common case, at C speed: no namespace changed
-                same = (all(map(operator.eq, map(vars, self._objects), self._copies)) if replaced
-                        else list(map(len, map(vars, self._objects))) == self._sizes)
+                same = (all(map(operator.eq, self._namespaces, self._copies)) if replaced
+                        else list(map(len, self._namespaces)) == self._sizes)
             except Exception:  # a replaced value whose == raises (an array): look one by one
                 same = False
             if not same:
                 for i, (name, obj, then) in enumerate(zip(self._names, self._objects, list(self._copies))):
-                    now = vars(obj)
+                    now = self._namespaces[i]
                     try:
                         if (now == then) if replaced else len(now) == self._sizes[i]:
                             continue
@@ -170,6 +173,7 @@ class SharedObjects:
         self._ids.add(id(obj))
         self._names.append(name)
         self._objects.append(obj)
+        self._namespaces.append(vars(obj))
         self._copies.append(vars(obj).copy())
         self._sizes.append(len(self._copies[-1]))
 
