@@ -53,8 +53,9 @@ def patched_copy(names: NameMap, real: str, path: str) -> str:
     from .native.relocate import relocated
     from .sitedir import has_module
 
+    listings: dict[str, list[str]] = {}  # for this copy's questions (thousands, where a patch is made)
     return relocated(path, str(names.found[real]), {n: names.tops[n] for n in names.own},
-                     lambda dotted: has_module(str(names.found[dotted.partition(".")[0]]), dotted))
+                     lambda dotted: has_module(str(names.found[dotted.partition(".")[0]]), dotted, listings))
 
 
 class EnvSourceLoader(SourceFileLoader):
