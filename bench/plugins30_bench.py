@@ -181,10 +181,12 @@ class Bench:
         self.wheels = tmp / "wheels"
         self.environ = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH")}
         self.environ.update(UV_OFFLINE="1", OPENBLAS_NUM_THREADS="1")
+        # polyvenv's children import this checkout's src (an editable install may point at another worktree)
+        self.polyvenv_environ = dict(self.environ, PYTHONPATH=str(HERE.parent / "src"))
 
     def cache(self, label: str) -> dict[str, str]:
         """Children's environment with a POLYVENV_CACHE_DIR of their own (a fresh one is cold)."""
-        return dict(self.environ, POLYVENV_CACHE_DIR=str(self.tmp / f"cache-{label}"))
+        return dict(self.polyvenv_environ, POLYVENV_CACHE_DIR=str(self.tmp / f"cache-{label}"))
 
     def build(self) -> dict[str, float]:
         for i, (numpy, pandas) in enumerate(self.kinds):

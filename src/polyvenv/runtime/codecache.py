@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import marshal
 import os
+import re
 import sys
 from types import CodeType
 from typing import TYPE_CHECKING, Any, Callable, Optional, Tuple
@@ -113,7 +114,8 @@ def _rewritten(names: NameMap, path: str, source: bytes, own: str | None) -> tup
 
     tree = ast.parse(source, path)
     # the mark in the source's own strings (any encoding, any escape): they would read as placeholders
-    if not any(isinstance(n, ast.Constant) and isinstance(n.value, str) and MARK in n.value for n in ast.walk(tree)):
+    if not _may_hold_mark(source) or not any(isinstance(n, ast.Constant) and isinstance(n.value, str)
+                                             and MARK in n.value for n in ast.walk(tree)):
         code = compile(rewrite(tree, replace, own), path, "exec", dont_inherit=True)
         marks = _marks(code)
         reals = {MISSING} | {t for (t, _), m in asked.items() if m is not None}
@@ -124,6 +126,22 @@ def _rewritten(names: NameMap, path: str, source: bytes, own: str | None) -> tup
             return variant, _aliased(code, marks, names.aliased) if marks else code
     code = compile(rewrite(ast.parse(source, path), names.replace, own), path, "exec", dont_inherit=True)
     return (names.digest, None, marshal.dumps(code)), code
+
+
+def _may_hold_mark(source: bytes) -> bool:
+    """Whether a string constant of ``source`` may hold MARK: only if its decoded text has the character, or
+    an escape that can make it. A look at the text first, since a walk of every node of every tree was a
+    fifth of rewriting a package."""
+    from importlib.util import decode_source
+
+    try:
+        text = decode_source(source)
+    except (SyntaxError, UnicodeDecodeError, LookupError):
+        return True  # the walk decides
+    return MARK in text or _MARK_ESCAPE.search(text) is not None
+
+
+_MARK_ESCAPE = re.compile(r"\\(?:u[fF]{4}|U0000[fF]{4}|N\{)")  # \uffff, \U0000FFFF, and any named escape
 
 
 def _strings(code: CodeType) -> list[str]:

@@ -58,9 +58,17 @@ def env_sys(alias: str, stdlib: Iterable[str], roots: Iterable[Path]) -> Any:
 
 def stdlib_entries() -> list[str]:
     """The host's ``sys.path`` entries that are its standard library (the env's code shares it)."""
-    bases = tuple({os.path.realpath(p) for p in (sys.base_prefix, sys.base_exec_prefix)})
-    return [p for p in sys.path
-            if p and "-packages" not in p and os.path.realpath(p).startswith(bases)]
+    global _stdlib_entries
+    path, entries = _stdlib_entries
+    if path != tuple(sys.path):  # every env's load asks: resolving each entry again was a tenth of a small load
+        path = tuple(sys.path)
+        bases = tuple({os.path.realpath(p) for p in (sys.base_prefix, sys.base_exec_prefix)})
+        entries = [p for p in path if p and "-packages" not in p and os.path.realpath(p).startswith(bases)]
+        _stdlib_entries = (path, entries)
+    return list(entries)
+
+
+_stdlib_entries: tuple[tuple[str, ...], list[str]] = ((), [])  # sys.path when last asked, and its answer
 
 
 def pth_files(roots: Iterable[Path]) -> list[tuple[str, str, list[str]]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping, TypeVar
 
 from .names import STDLIB, top_level_names
 from .records import Record, Records, digest, offered_groups, record_rows
@@ -47,8 +47,9 @@ class HostView:
     def infos(self, entry: Path) -> dict[str, Path]:
         """Normalized name -> dist-info directory, in one ``sys.path`` entry."""
         if entry not in self._infos:
-            self._infos[entry] = {normalize(p.name[: -len(".dist-info")].partition("-")[0]): p
-                                  for p in sorted(entry.glob("*.dist-info"))}
+            self._infos[entry] = listed(entry, _INFOS, lambda: {
+                normalize(p.name[: -len(".dist-info")].partition("-")[0]): p
+                for p in sorted(entry.glob("*.dist-info"))})
         return self._infos[entry]
 
     def same(self, record: Record) -> bool:
@@ -132,10 +133,30 @@ class _Found:
     def get(self, name: str) -> Path | None:
         for i, entry in enumerate(self.entries):
             if i == len(self._listed):
-                self._listed.append(top_level_names([entry]))
+                self._listed.append(listed(entry, _NAMES, lambda: top_level_names([entry])))
             if name in self._listed[i]:
                 return entry
         return None
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and self.get(name) is not None
+
+
+T = TypeVar("T")
+# What the host's directories hold, kept for the process: every env's load asks (thirty envs listed the
+# standard library thirty times), and a directory is listed again only when its mtime changed, which adding
+# or removing an entry does (what CPython's FileFinder trusts for its own listing cache).
+_NAMES: dict[Path, tuple[int, dict[str, Path]]] = {}
+_INFOS: dict[Path, tuple[int, dict[str, Path]]] = {}
+
+
+def listed(entry: Path, cache: dict[Path, tuple[int, T]], make: Callable[[], T]) -> T:
+    """``make()``, the listing of the directory ``entry``, unless ``cache`` holds it from the same mtime."""
+    try:
+        mtime = os.stat(entry).st_mtime_ns
+    except OSError:
+        return make()
+    held = cache.get(entry)
+    if held is None or held[0] != mtime:
+        held = cache[entry] = (mtime, make())
+    return held[1]

@@ -128,6 +128,7 @@ class NameMap:
         self.missing = alias(MISSING)
         self.real = {alias: real for real, alias in self.tops.items()}
         self._placeholders: dict[tuple[str, bool], str | None] = {}  # placeholder()'s answers
+        self._aliased: dict[str, str] = {}  # aliased()'s
         self.files: dict[str, dict[str, tuple[int, int, int]]] = {}  # real top -> file -> identity, as loaded
         self.own = {real for real in self.tops if real not in FACADED}
         self.digest = hashlib.sha256(
@@ -173,9 +174,12 @@ class NameMap:
 
     def aliased(self, text: str) -> str:
         """``text`` with each placeholder (``placeholder``) in it replaced by this load's alias."""
-        parts = text.split(MARK)  # text, real name, text, ...: the cache keeps only whole placeholders
-        parts[1::2] = [self.missing if real == MISSING else self.tops[real] for real in parts[1::2]]
-        return "".join(parts)
+        done = self._aliased.get(text)
+        if done is None:  # the same few names and strings recur in every module of a package
+            parts = text.split(MARK)  # text, real name, text, ...: the cache keeps only whole placeholders
+            parts[1::2] = [self.missing if real == MISSING else self.tops[real] for real in parts[1::2]]
+            done = self._aliased[text] = "".join(parts)
+        return done
 
     def module_name(self, dotted: str, importing: bool = True) -> str:
         """What ``dotted``, as the env's code writes it, is called in this process (``importing``: as in

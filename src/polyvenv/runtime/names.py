@@ -53,19 +53,20 @@ def top_level_names(roots: Iterable[Path]) -> dict[str, Path]:
             entries = sorted(os.scandir(root), key=lambda e: e.name)
         except OSError:
             continue
+        path = Path(root)  # one object for all its names: a Path per name costs a listing of the stdlib 10x
         for entry in entries:
             name = entry.name
             if entry.is_dir():
                 if name.isidentifier() and name not in _NOT_MODULES and "." not in name:
-                    found.setdefault(name, Path(root))
+                    found.setdefault(name, path)
             elif name.endswith((".py", ".pyc")):
                 stem = name.rsplit(".", 1)[0]
                 if stem.isidentifier() and stem not in _NOT_MODULES:
-                    found.setdefault(stem, Path(root))
+                    found.setdefault(stem, path)
             elif name.endswith(_EXTENSION_SUFFIXES):
                 stem = name.split(".", 1)[0]
                 if stem.isidentifier() or _is_mypyc_library(stem):
-                    found.setdefault(stem, Path(root))
+                    found.setdefault(stem, path)
     return found
 
 
@@ -95,14 +96,19 @@ class Aliases(Generic[Owner]):
     def __init__(self) -> None:
         self._owner: dict[str, Owner] = {}
         self._retired: dict[str, str] = {}  # alias -> env: a reloaded generation's, reserved while its modules live
+        # name -> its variants after the last one reserved: those before are taken until an alias is freed, so
+        # the next reserve goes on from there (thirty envs' facades each tried every alias before theirs)
+        self._rest: dict[str, Iterator[str]] = {}
         self._lock = threading.Lock()
 
     def reserve(self, name: str, owner: Owner) -> str:
-        """A new alias of ``name`` (same length) for ``owner``."""
+        """A new alias of ``name`` (same length) for ``owner``: the first free one, in a fixed order."""
         with self._lock:
-            for candidate in _variants(name):
+            candidates = self._rest.pop(name, None) or _variants(name)
+            for candidate in candidates:
                 if self._free(candidate):
                     self._owner[candidate] = owner
+                    self._rest[name] = candidates
                     return candidate
         raise RuntimeError(f"no free alias of the same length for {name!r}")
 
@@ -111,6 +117,7 @@ class Aliases(Generic[Owner]):
         with self._lock:
             for alias in [a for a, o in self._owner.items() if o is owner]:
                 del self._owner[alias]
+            self._rest.clear()  # an earlier variant may be free again
 
     def transfer(self, aliases: Iterable[str], owner: Owner) -> None:
         """Give ``aliases`` (reserved by another owner) to ``owner``: a new generation of an env takes
@@ -132,6 +139,7 @@ class Aliases(Generic[Owner]):
         with self._lock:
             for alias in aliases:
                 self._retired.pop(alias, None)
+            self._rest.clear()
 
     def retired(self, alias: str) -> str | None:
         """The env whose reloaded generation ``alias`` named, while it is retired."""

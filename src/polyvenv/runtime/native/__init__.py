@@ -6,7 +6,8 @@
 string tables built on the stack); ``libraries`` gives each env its own copies
 of the shared libraries a package ships in its tree, ``registries`` its own
 pybind11/nanobind type registries, and ``preload`` refuses, before loading,
-what the dynamic loader would still share by name (``elf`` reads what it needs);
+what the dynamic loader would still share by name (``elf`` reads what it needs,
+``remembered`` keeps what it read of each file across processes);
 ``globalstate`` tells when an extension's initialisation changed what one
 process has once.
 """

@@ -50,9 +50,6 @@ import zlib
 from types import ModuleType
 from typing import Any, Callable, Iterator, NamedTuple
 
-from .elfsplit import split_merged_tails
-from .modulenames import SHORT, Selection
-
 STRINGS_MODULE = "pv:z"  # same length as "zlib"; the colon keeps it apart from any importable module
 
 # Cython's string-table unpacker names its failure with this message: files without it have no blob.
@@ -84,6 +81,9 @@ def patch(data: bytes, names: dict[str, str], blob_path: str,
     Patched Cython string blobs are to be written to ``blob_path`` (plus a number for any but the first);
     ``is_module("a.b")`` says whether the env has that module (for Rust's unterminated paths).
     """
+    from .elfsplit import split_merged_tails  # here: a warm load imports this module for strings_module only
+    from .modulenames import SHORT, Selection
+
     assert all(len(name) == len(alias) for name, alias in names.items())
     if not names:
         return Patched(data, {})

@@ -17,6 +17,7 @@ costs one read of the maps.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -47,10 +48,10 @@ def refuse_shared_by_name(copy: str, original: str, root: str, env: str) -> list
     return the files of the env's copy tree that loading it maps: the copy, then its libraries' copies."""
     if not sys.platform.startswith("linux"):
         return [copy]
-    tree = os.path.realpath(os.path.join(os.path.dirname(copy), os.path.relpath(root, os.path.dirname(original))))
-    ours = (tree + os.sep, os.path.realpath(root) + os.sep)
+    tree = _real(os.path.join(os.path.dirname(copy), os.path.relpath(root, os.path.dirname(original))))
+    ours = (tree + os.sep, _real(root) + os.sep)
     mapped: dict[str, int] = {}  # read only when needed: most extensions never need it
-    pending, incoming = [os.path.realpath(copy)], []
+    pending, incoming = [_real(copy)], []
     while pending:
         path = pending.pop()
         facts = _facts(path)
@@ -67,7 +68,7 @@ def refuse_shared_by_name(copy: str, original: str, root: str, env: str) -> list
                     raise _refusal(env, original, f"its library {beside} is not where its relocated copy looks for "
                                                   f"it, so the loader would take any other library named {name!r}")
                 continue  # a system library: the same for the host and every env
-            found = os.path.realpath(found)
+            found = _real(found)
             if found.startswith(ours[0]):
                 pending.append(found)  # the env's own copy, under the env's own name (libraries.py)
                 continue
@@ -102,6 +103,12 @@ def refuse_shared_by_name(copy: str, original: str, root: str, env: str) -> list
                                       f"STB_GNU_UNIQUE, one per process, which the host's own {host} would share "
                                       "if imported after it")
     return incoming
+
+
+# The real paths of an env's files and of their relocated copies, for the process: a build never changes in
+# place (a sync makes a new one), nor does a copy tree's layout, and resolving them again (an lstat per
+# component of deep paths, a few each extension) was half of this check's cost.
+_real = functools.lru_cache(maxsize=4096)(os.path.realpath)
 
 
 def _hosts_own(original: str, root: str, ours: tuple[str, ...]) -> str | None:
@@ -159,6 +166,17 @@ def _facts(path: str, inode: int | None = None) -> _Facts | None:
 
 
 def _read(path: str) -> _Facts | None:
+    from .remembered import remembered
+
+    try:
+        facts = remembered("preload facts 1", path, lambda: _parse(path))
+    except OSError:
+        return None
+    return None if facts is None else _Facts(*facts)
+
+
+def _parse(path: str) -> tuple | None:
+    """``_Facts`` as a plain tuple (what the cache keeps), or None if the file is no ELF shared object."""
     import mmap
 
     from .elf import dynamic, unique_symbols
@@ -169,10 +187,10 @@ def _read(path: str) -> _Facts | None:
             if info is None:
                 return None
             unique = {s: v for s, v in unique_symbols(data).items() if not _RUNTIME.match(s)}
-    except (OSError, ValueError):
+    except ValueError:  # not mappable (empty) or malformed
         return None
     names = {os.path.basename(path)} | ({info.soname} if info.soname else set())
-    return _Facts(frozenset(names), info.needed, info.search, unique)
+    return (frozenset(names), info.needed, info.search, unique)
 
 
 def _names(path: str, inode: int) -> frozenset[str]:

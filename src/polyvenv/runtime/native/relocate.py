@@ -22,8 +22,6 @@ from typing import Callable
 
 from ..files import file_identity
 from ..locations import user_cache_dir, write_cache_file
-from .binpatch import patch
-from .modulenames import importable_names
 
 RELOCATE_VERSION = 22
 
@@ -53,10 +51,6 @@ class _Env:
 def _copy(path: str, target: str, env: _Env, making: set[str], needed: str = "") -> None:
     """Make ``target``, the env's copy of the extension (or, ``needed`` by that name, the library) ``path``,
     unless it is up to date."""
-    from .elf import uses_python
-    from .libraries import own_libraries, own_soname
-    from .registries import private_registries
-
     found = file_identity(path)
     if found is None:
         raise FileNotFoundError(path)
@@ -71,6 +65,12 @@ def _copy(path: str, target: str, env: _Env, making: set[str], needed: str = "")
                 return
     except OSError:
         pass
+    from .binpatch import patch  # only to make a copy: a warm load never imports the patching code
+    from .elf import uses_python
+    from .libraries import own_libraries, own_soname
+    from .modulenames import importable_names
+    from .registries import private_registries
+
     making.add(target)
     _link_bundled_libraries(env.root, env.tree)
     with open(path, "rb") as f:

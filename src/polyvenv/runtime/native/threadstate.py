@@ -67,7 +67,14 @@ def own_thread_state(files: list[str], original: str, tree: str, env: str) -> No
 
 def _slots(path: str) -> tuple[str | None, list[int]]:
     """The GOT slots of ``PyThreadState_GetDict`` in the file (none if it does not call it), or why they
-    cannot be redirected."""
+    cannot be redirected (read once per file, remembered.py)."""
+    from .remembered import remembered
+
+    reason, slots = remembered("thread dict slots 1", path, lambda: _read_slots(path))
+    return reason, list(slots)
+
+
+def _read_slots(path: str) -> tuple[str | None, list[int]]:
     import mmap
 
     from .elf import is_elf64
