@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 from pathlib import Path
@@ -32,20 +31,18 @@ def distributions(site: Path) -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
-def has_module(root: str, dotted: str, listings: dict[str, list[str]] | None = None) -> bool:
+def has_module(root: str, dotted: str, listings: dict[str, list[str]]) -> bool:
     """Whether ``dotted`` is a module or package found under ``root`` (source, compiled or namespace).
-    ``listings``: directory -> its entries, kept by a caller that asks of many names (a byte patch asks of
-    thousands, and a glob lists the directory each time)."""
+    ``listings``: directory -> its entries, kept by the caller, which asks of many names (a byte patch asks
+    of thousands, and listing the directory each time was a glob per name)."""
     base = os.path.join(root, *dotted.split("."))
     if os.path.isdir(base) or os.path.isfile(base + ".py"):
         return True
-    if listings is None:
-        return bool(glob.glob(glob.escape(base) + ".*so"))
     directory, last = os.path.split(base)
     if directory not in listings:
         try:
             listings[directory] = os.listdir(directory)
         except OSError:
             listings[directory] = []
-    stem = last + "."  # what the glob above matches: <last>.*so
+    stem = last + "."  # a compiled module: <last>.*so
     return any(n.startswith(stem) and n.endswith("so") and len(n) >= len(stem) + 2 for n in listings[directory])
