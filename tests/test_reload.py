@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from wheelgen import c_extension_wheel, pure_wheel
+from wheelgen import c_extension_wheel, make_wheel, pure_wheel
 
 SRC = Path(__file__).parent.parent / "src"
 PLUGIN = "import alpha\n\ndef hello():\n    return 'v1 ' + alpha.__version__\n"
@@ -28,10 +28,15 @@ PLUGIN = "import alpha\n\ndef hello():\n    return 'v1 ' + alpha.__version__\n"
 
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory) -> Path:
-    """alpha 1.0 and 2.0 (pure), cspeed 1.0 and 2.0 (a C extension compiled here)."""
+    """alpha 1.0 and 2.0 (pure), cspeed 1.0 and 2.0 (a C extension compiled here), lazy 1.0 and 2.0 (pure,
+    importing its own submodule again at each call, as jinja2 does at each template compile)."""
     wh = tmp_path_factory.mktemp("reload-wheels")
     pure_wheel(wh, "alpha", "1.0")
     pure_wheel(wh, "alpha", "2.0")
+    for version in ("1.0", "2.0"):
+        make_wheel(wh, "lazy", version, {
+            "lazy/__init__.py": "from . import part\n\ndef value():\n    from .part import VALUE\n    return VALUE\n",
+            "lazy/part.py": f"VALUE = {version!r}\n"})
     c_extension_wheel(wh, sys.executable, version="1.0")
     c_extension_wheel(wh, sys.executable, version="2.0")
     return wh
@@ -302,6 +307,32 @@ def test_old_code_importing_its_own_loaded_modules_again_works_from_threads_thro
     assert all(a == b == c for a, b, c in result["seen"])  # never half of one generation
     assert not result["left"]  # the old generation left sys.modules
     assert result["collected"]  # and is collected once the host drops it
+
+
+def test_old_code_of_a_distribution_loaded_once_for_envs_imports_itself_after_a_reload_let_it_go(tmp_path, wheels):
+    """lazy is loaded as a unit (runtime/units.py), which the reload to lazy 2.0 lets go (no env uses 1.0
+    any more): the callback saved before, importing its own submodule again, still gets its own."""
+    project = make_project(tmp_path, wheels, ["lazy==1.0"])
+    result = run_host(project, """
+        from polyvenv.runtime.namemap import ALIASES
+        lazy = env.import_module("lazy")
+        saved, alias = lazy.value, lazy.__name__
+        unit = ALIASES.owner(alias).lender
+        del lazy
+        resync(["lazy==2.0"])
+        changed = env.reload()
+        result = {"unit": unit, "changed": changed, "new": env.import_module("lazy").value(),
+                  "left": [k for k in sys.modules if k.partition(".")[0] == alias]}
+        result["old"] = raised(saved) or saved()
+        alive = weakref.ref(sys.modules.get(saved.__module__) or saved.__globals__["part"])
+        del saved
+        gc.collect()
+        result["collected"] = alive() is None
+    """)
+    assert result["unit"] and result["changed"] == ["lazy"]
+    assert result["new"] == "2.0" and result["left"] == []
+    assert result["old"] == "1.0"  # was ModuleNotFoundError: No module named 'Lazy'
+    assert result["collected"]
 
 
 def test_old_code_importing_its_generation_through_the_hosts_import_gets_it_until_the_next_reload(project):

@@ -240,6 +240,18 @@ def drop(aliases: Iterable[str]) -> list[ModuleType]:
     return [sys.modules.pop(key) for key in list(sys.modules) if key.partition(".")[0] in aliases]
 
 
+def leave(env: str, aliases: Iterable[str]) -> None:
+    """Take the modules under ``aliases`` out of ``sys.modules`` the way a switch does: retired first (their
+    code still imports them from the generation while any of it lives), reserved from other envs, then
+    dropped. A unit whose last user a reload let go leaves this way (runtime/units.py)."""
+    from .namemap import ALIASES
+
+    aliases = list(aliases)
+    retire(env, aliases, leaving(aliases))
+    ALIASES.retire(aliases, env)
+    drop(aliases)
+
+
 def retire(env: str, aliases: list[str], modules: dict[str, ModuleType]) -> None:
     """``aliases`` are about to leave ``sys.modules`` with ``modules`` (their entries): reserved until
     those are collected, or forever if one is a compiled extension (CPython keeps its copy loaded,

@@ -21,8 +21,10 @@ unit lives, so its files stay valid after that env is unloaded or re-synced.
 Units are counted: each name map that uses one (an env's load or
 generation, or a unit that depends on it) acquires it once and releases it
 when it is released; the last release takes its modules out of
-``sys.modules``, frees its aliases and its lease, as unloading a private
-copy does. ``private = [...]`` distributions, those the host shares, and
+``sys.modules`` as a reload's switch takes an old generation's (their
+aliases retired: code still running on them, such as a callback of the
+generation a reload just replaced, imports them from the generation until
+they are collected), and lets its lease go. ``private = [...]`` distributions, those the host shares, and
 those whose closure reaches the env's own source or an ambiguous name have
 no key: they never get a unit.
 """
@@ -30,7 +32,6 @@ no key: they never get a unit.
 from __future__ import annotations
 
 import os
-import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
@@ -111,7 +112,7 @@ def share(maker: NameMap, records: Records, site: Path) -> dict[str, Unit]:
 
 
 def release(unit: Unit) -> None:
-    """One user less; the last one frees it: its modules leave ``sys.modules``, its aliases, the units it
+    """One user less; the last one frees it: its modules leave ``sys.modules`` (retired), the units it
     depends on and the build it holds are let go."""
     with _LOCK:
         unit.users -= 1
@@ -120,10 +121,10 @@ def release(unit: Unit) -> None:
         if UNITS.get(unit.key) is unit:
             del UNITS[unit.key]
     from .env import forget_in_typing
+    from .generation import leave
 
     aliases = unit.names.aliases
-    for key in [k for k in list(sys.modules) if k.partition(".")[0] in aliases]:
-        sys.modules.pop(key, None)
+    leave(unit.names.env, aliases)  # code of a generation a reload replaced may still import them
     forget_in_typing(aliases)
     unit.names.release()
     if unit.build is not None:
