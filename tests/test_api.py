@@ -114,6 +114,36 @@ def test_a_name_map_works_without_an_env_and_unload_lets_go_of_everything(tmp_pa
     env.unload()
 
 
+def test_an_old_generation_collected_while_the_alias_registry_is_busy_never_hangs_the_process():
+    """A reload's old generation frees its aliases from a finalizer, which runs wherever the collector
+    does: here, with a collection at nearly every allocation, inside the registry's own lock (it deadlocked
+    there: a host hung in its 14th test). The registry and finalizers are the runtime's own."""
+    code = textwrap.dedent("""
+        import faulthandler, gc, weakref
+        from polyvenv.runtime.namemap import ALIASES
+        faulthandler.dump_traceback_later(20, exit=True)
+        class Generation:  # kept alive by a cycle, as a module's globals keep their functions
+            pass
+        owner = object()
+        gc.set_threshold(1)
+        for i in range(2000):
+            old = Generation()
+            old.cycle = old
+            ALIASES.retire([f"Zz{i}"], "e")
+            weakref.finalize(old, ALIASES.free, (f"Zz{i}",))
+            del old
+            ALIASES.reserve("numpy", owner)
+            ALIASES.release(owner)
+        gc.collect()
+        ALIASES.reserve("numpy", owner)
+        print(sum(ALIASES.retired(f"Zz{i}") is not None for i in range(2000)))
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(Path(polyvenv.__file__).parent.parent)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["0"]  # every collected alias free again
+
+
 def test_two_writers_of_one_file_never_tear_it_or_fail(tmp_path):
     """Two `sync --discover` runs remember their directories in one file at once: each write is whole,
     neither fails on the other's temporary file."""

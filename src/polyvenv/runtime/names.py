@@ -99,11 +99,13 @@ class Aliases(Generic[Owner]):
         # name -> its variants after the last one reserved: those before are taken until an alias is freed, so
         # the next reserve goes on from there (thirty envs' facades each tried every alias before theirs)
         self._rest: dict[str, Iterator[str]] = {}
+        self._freed: list[tuple[str, ...]] = []  # retired aliases collected meanwhile: freed under the lock
         self._lock = threading.Lock()
 
     def reserve(self, name: str, owner: Owner) -> str:
         """A new alias of ``name`` (same length) for ``owner``: the first free one, in a fixed order."""
         with self._lock:
+            self._free_collected()
             candidates = self._rest.pop(name, None) or _variants(name)
             for candidate in candidates:
                 if self._free(candidate):
@@ -135,9 +137,14 @@ class Aliases(Generic[Owner]):
                 self._retired[alias] = env
 
     def free(self, aliases: Iterable[str]) -> None:
-        """Retired ``aliases`` whose modules are all collected: free for any env again."""
-        with self._lock:
-            for alias in aliases:
+        """Retired ``aliases`` whose modules are all collected: free for any env again, from the next
+        ``reserve`` on. Called by a finalizer (runtime/generation.py), so at any moment, in any thread,
+        the collection maybe triggered inside this registry's own lock: it only notes them."""
+        self._freed.append(tuple(aliases))
+
+    def _free_collected(self) -> None:
+        while self._freed:
+            for alias in self._freed.pop():
                 self._retired.pop(alias, None)
             self._rest.clear()
 
