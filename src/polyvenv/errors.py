@@ -123,7 +123,8 @@ class InterpreterMismatch(PolyvenvError, ImportError):
 
 class NotResolvable(PolyvenvError, ImportError):
     """Env code asked the standard library to run or import something it can only resolve on the host's
-    names (``runpy.run_path`` of a directory or zip archive)."""
+    names (``runpy.run_path`` of a directory or zip archive), or a child process of env code cannot load
+    its parent's envs under the names their modules have there (runtime/children.py)."""
 
 
 class GenerationRetired(PolyvenvError, ImportError):

@@ -24,7 +24,7 @@ import sys
 import threading
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from ..errors import NotBuilt
 from .envsys import run_pth
@@ -48,8 +48,12 @@ class Env:
     """
 
     def __init__(self, name: str, roots: Iterable[str | Path], shared: Iterable[str] = (),
-                 manifest: Manifest | None = None, prefix: str | Path | None = None) -> None:
+                 manifest: Manifest | None = None, prefix: str | Path | None = None,
+                 aliases: Mapping[str, str] | None = None) -> None:
+        """``aliases``: real top-level name -> the alias its modules must have in this process, for the
+        first load (a child process of env code loads its parent's envs so: runtime/children.py)."""
         self.name = name
+        self._aliases = dict(aliases or {})
         self.roots = [Path(r) for r in roots]
         self.prefix = Path(prefix) if prefix is not None else None
         self.shared = tuple(shared)
@@ -291,7 +295,8 @@ class Env:
                         raise
                     roots = [_in_build(root, self.prefix, lease) for root in self.roots]
                     try:
-                        names = NameMap(self.name, roots, self.shared)
+                        names = NameMap(self.name, roots, self.shared, inherit=self._aliases)
+                        self._aliases = {}
                     except BaseException:
                         if lease is not None:
                             lease.release()

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 # names the env's code gets an env-bound facade of (facades.py, envbuiltins.py, envsys.py, and the standard
 # library's name resolvers, resolvers.py)
 FACADED = ("importlib", "builtins", "sys", "pickle", "pkgutil", "pydoc", "runpy", "doctest", "unittest", "logging",
-           "timeit", "codeop", "code")
+           "timeit", "codeop", "code", "multiprocessing", "concurrent")
 # Packages whose objects are the vocabulary of other packages' APIs: a user's typing_extensions.TypedDict
 # or annotated_types.Gt must be the very objects the env's pydantic knows (research/renaming.md, trap 4).
 # Shared with the host by the rule like any distribution; one that differs is reported, never silently renamed away.
@@ -90,18 +90,19 @@ class NameMap:
     @classmethod
     def of_unit(cls, maker: NameMap, site: Path, found: dict[str, Path], own: Iterable[str],
                 borrowed: dict[str, NameMap], host: Iterable[str], units: list[Any],
-                references: Iterable[str]) -> NameMap:
+                references: Iterable[str], inherit: Mapping[str, str] | None = None) -> NameMap:
         """The name map of a unit (runtime/units.py): ``own`` its top-level names, ``borrowed`` those of the
         units it depends on (their maps), ``host`` the names its code uses the host's modules of; made
         from the ``site`` of the env whose load ``maker`` makes it, and every other name is missing. Its
         facades: those of the names its code ``references`` (and ``sys``, ``importlib``, ``builtins``):
-        fourteen aliases for each of thirty units cost a load more than the rest of its name map."""
+        fourteen aliases for each of thirty units cost a load more than the rest of its name map.
+        ``inherit``: the aliases it must have (the unit's in a parent process: runtime/children.py)."""
         self = cls.__new__(cls)
         self.env, self.roots, self.found, self.with_host, self.shared = maker.env, [site], found, {}, set(host)
         self.units, self.lender = units, True
         self.stdlib, self.pth = maker.stdlib, [pth for pth in maker.pth if pth[0] == str(site)]
         facades = {"sys", "importlib", "builtins", *references} & set(FACADED)
-        self._name(own, borrowed, {}, (*(f for f in FACADED if f in facades), *(("codeop",) if "code" in facades
+        self._name(own, borrowed, inherit or {}, (*(f for f in FACADED if f in facades), *(("codeop",) if "code" in facades
                                                                                 else ())))
         return self
 

@@ -228,6 +228,17 @@ def _compiling(classes: tuple[str, ...], **more: Callable[[NameMap], Any]) -> Ca
     return make
 
 
+def _children(maker: str) -> Callable[[NameMap, ModuleType], Own]:
+    """A maker for a module that starts processes: theirs load the env's modules (runtime/children.py)."""
+
+    def make(names: NameMap, module: ModuleType) -> Own:
+        from . import children
+
+        return getattr(children, maker)(module)  # type: ignore[no-any-return]
+
+    return make
+
+
 def _codeop(attr: str) -> Callable[[NameMap], Any]:
     return lambda names: getattr(importlib.import_module(names.tops["codeop"]), attr)
 
@@ -247,6 +258,9 @@ RESOLVERS: dict[str, Callable[[NameMap, ModuleType], Own]] = {
     "codeop": _compiling(("Compile", "CommandCompiler")),
     "code": _compiling(("InteractiveInterpreter", "InteractiveConsole"), CommandCompiler=_codeop("CommandCompiler"),
                        compile_command=_codeop("compile_command")),
+    "multiprocessing": _children("multiprocessing_attributes"),
+    "multiprocessing.pool": _children("pool_attributes"),
+    "concurrent.futures.process": _children("executor_attributes"),
 }
 # a package facade's attributes that are its submodules' facades' (resolved on first use): name -> (submodule, attr)
 FROM_SUBMODULES: dict[str, dict[str, tuple[str, str | None]]] = {
@@ -254,6 +268,9 @@ FROM_SUBMODULES: dict[str, dict[str, tuple[str, str | None]]] = {
                  "TestLoader": ("loader", "TestLoader"), "defaultTestLoader": ("loader", "defaultTestLoader"),
                  "loader": ("loader", None), "mock": ("mock", None)},
     "logging": {"config": ("config", None)},
+    "multiprocessing": {"pool": ("pool", None)},
+    "concurrent": {"futures": ("futures", None)},
+    "concurrent.futures": {"ProcessPoolExecutor": ("process", "ProcessPoolExecutor"), "process": ("process", None)},
 }
 
 
@@ -275,8 +292,8 @@ def facade(names: NameMap, fullname: str, real: str) -> ModuleType:
     namespace.update(own)
 
     def __getattr__(attr: str) -> Any:  # what the class has no property for: the host's, or a submodule's facade
-        where = lazy.get(attr)
-        if where is None or f"{real}.{where[0]}" not in sys.modules:
+        where = lazy.get(attr)  # a submodule only once the host has it; an attribute of one always
+        if where is None or where[1] is None and f"{real}.{where[0]}" not in sys.modules:
             return getattr(host, attr)
         submodule = importlib.import_module(f"{fullname}.{where[0]}")
         value = submodule if where[1] is None else getattr(submodule, where[1])

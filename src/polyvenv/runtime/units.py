@@ -58,6 +58,7 @@ class Unit:
 
 
 UNITS: dict[str, Unit] = {}  # by share key: every unit loaded in this process
+ADOPTED: dict[str, dict[str, str]] = {}  # share key -> the aliases a child's parent gave it (runtime/children.py)
 _LOCK = threading.RLock()
 
 
@@ -175,7 +176,8 @@ def _maker(maker: NameMap, records: Records, site: Path, keys: Mapping[str, str 
                     depends[dependency] = _acquire(dependency, make)
                 borrowed.update((top, depends[dependency].names) for top in record.tops)
             names = NameMap.of_unit(maker, site, {n: maker.found[n] for n in (*own, *borrowed)}, own, borrowed, host,
-                                    list(depends.values()), {n for r in members for n in r.references})
+                                    list(depends.values()), {n for r in members for n in r.references},
+                                    ADOPTED.get(key))
         except BaseException:
             for unit in depends.values():
                 release(unit)
