@@ -9,8 +9,9 @@ of the polyvenv in this tree against the one at ``--baseline`` (default ``main``
 
 - **host code**, each call timed before any env loads and again after one loaded (and its code ran
   every resolver): ``pickle.loads`` of a small tuple, ``pkgutil.resolve_name("os.path:join")``,
-  ``logging.getLogger("bench")``;
-- **env code**: the same calls written the same way in an env's module (through its facades).
+  ``logging.getLogger("bench")``, ``pickle.dumps`` of ten objects of a class of its own;
+- **env code**: the same calls written the same way in an env's module (through its facades: its
+  ``pickle.dumps`` writes its classes by their real names, runtime/pickles.py).
 
 Prints medians, the ratios after / before (host) and env / host, and the machine's load average.
 """
@@ -27,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from envsys_bench import against_baseline  # noqa: E402  # fresh processes of this tree and the baseline's
 
-CALLS = ("loads", "resolve", "logger")
+CALLS = ("loads", "resolve", "logger", "dumps")
 
 LOOPS = '''
 import logging, pickle, pkgutil
@@ -41,12 +42,19 @@ def resolve(n):
 def logger(n):
     for _ in range(n):
         logging.getLogger("bench")
+class Thing:
+    def __init__(self):
+        self.x = 1
+THINGS = tuple(Thing() for _ in range(10))
+def dumps(n):
+    for _ in range(n):
+        pickle.dumps(THINGS)
 '''
 
 PROBE = r'''
 import sys, time, json, types
 sys.path.insert(0, SRC)
-host = types.ModuleType("host_loops")
+host = sys.modules["host_loops"] = types.ModuleType("host_loops")  # its Things pickle by name
 exec(LOOPS, host.__dict__)
 
 def best(fn, n=50_000):
@@ -79,7 +87,7 @@ def main() -> None:
         med = against_baseline(args.baseline, args.runs, tmp, site, f"LOOPS = {LOOPS!r}\nCALLS = {CALLS!r}\n" + PROBE)
         print(f"load average: {os.getloadavg()}  ({args.runs} interleaved runs, medians, ns per call)")
         labels = {"loads": "pickle.loads(small tuple)", "resolve": 'pkgutil.resolve_name("os.path:join")',
-                  "logger": 'logging.getLogger("bench")'}
+                  "logger": 'logging.getLogger("bench")', "dumps": "pickle.dumps(10 objects of a class)"}
         print(f"{'call':<38} {'tree':<9} {'host before':>12} {'host after':>11} {'after/before':>13} "
               f"{'env code':>9} {'env/host':>9}")
         for call in CALLS:

@@ -69,6 +69,21 @@ PLUG = {
             shell.push("import plug.sub")
             return shell.locals["plug"].sub.WHERE
         def unpickle(data): return pickle.loads(data)
+        def pickled(obj): return pickle.dumps(obj)
+        def pickled_file(obj):
+            out = io.BytesIO()
+            pickle.dump(obj, out)
+            return out.getvalue()
+        def pickled_python(obj):
+            out = io.BytesIO()
+            pickle._Pickler(out).dump(obj)
+            return out.getvalue()
+        class _Cloud(pickle.Pickler):  # a subclass with a reducer_override of its own (cloudpickle's)
+            def reducer_override(self, obj): return NotImplemented
+        def pickled_subclass(obj):
+            out = io.BytesIO()
+            _Cloud(out).dump(obj)
+            return out.getvalue()
         def unpickle_file(data): return pickle.load(io.BytesIO(data))
         def unpickle_python(data): return pickle._Unpickler(io.BytesIO(data)).load()  # joblib's, dill's
         class _Mine(pickle.Unpickler):  # a subclass of the C unpickler, asking its base for each class
@@ -431,12 +446,14 @@ def test_the_hosts_resolvers_are_untouched_while_env_code_resolves_its_own_names
         print(json.dumps([changed, pickle.loads is _pickle.loads, pickle.Unpickler is _pickle.Unpickler,
                           pydoc.locate("plug.sub.WHERE"), pkgutil.resolve_name("plug.sub:WHERE"),
                           runpy.run_module("plug.tool")["WHERE"], [str(v) for v in in_env[:4]],
-                          type(res.pickle).__name__, res.pickle.dumps is pickle.dumps]))
+                          type(res.pickle).__name__, res.pickle.HIGHEST_PROTOCOL is pickle.HIGHEST_PROTOCOL,
+                          res.pickle.dumps is pickle.dumps]))
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == [[], True, True, "host-sub", "host-sub", "host-tool",
-                                       ["env-sub", "True", "None", "env-sub"], "Forwarding_pickle", True]
+                                       ["env-sub", "True", "None", "env-sub"], "Forwarding_pickle", True,
+                                       False]  # the env's dumps: its classes by their real names (runtime/pickles.py)
 
 
 @pytest.mark.parametrize("how", ["unpickle", "unpickle_file", "unpickle_python", "unpickle_subclass",
@@ -452,6 +469,37 @@ def test_a_pickle_made_in_the_envs_own_venv_loads_the_envs_classes_in_env_code(d
         result = [loaded[0] is thing, type(loaded[1]) is thing]
     """)
     assert result == [True, True]
+
+
+@pytest.mark.parametrize("how", ["pickled", "pickled_file", "pickled_python", "pickled_subclass"])
+def test_a_pickle_env_code_makes_loads_the_envs_classes_wherever_it_is_read(dirs, tmp_path, how):
+    """Read in another process whose loads gave the pickle's aliases to another env (its plug says
+    "other"), by the env's own venv, and by host code through the env's pickle: the env's classes."""
+    env, host = dirs
+    other = tmp_path / "other" / "site-packages"
+    write_tree(other, {path: text.replace('"env', '"other') for path, text in PLUG.items()})
+    made = run(dirs, f"""
+        res, sub = env.import_module("plug.res"), env.import_module("plug.sub")
+        result = res.{how}([sub.Thing, sub.Thing(), plug.main]).hex()
+    """)
+    data = bytes.fromhex(made)
+    venv = subprocess.run([sys.executable, "-c", f"import sys, pickle; sys.path[:0] = [{str(env)!r}]; "
+                           f"a = pickle.loads(bytes.fromhex({made!r})); print(a[0].__module__, type(a[1]).__module__, "
+                           "a[0].__module__ == 'plug.sub' and a[2]())"], capture_output=True, text=True)
+    assert venv.stdout.split() == ["plug.sub", "plug.sub", "main-env"], venv.stderr  # as the env's own venv reads it
+    code = (f"import sys, json, pickle\nsys.path[:0] = [{str(SRC)!r}, {str(host)!r}]\nimport polyvenv\n"
+            f"other = polyvenv.Env.from_path({str(other)!r}, name='o')\nother.import_module('plug.sub')\n"
+            f"env = polyvenv.Env.from_path({str(env)!r}, name='e')\n"
+            f"data = bytes.fromhex({made!r})\n"
+            "loaded = env.import_module('plug.res').unpickle(data)\n"
+            "by_host = env.import_module('pickle').loads(data)\n"
+            "thing = env.import_module('plug.sub').Thing\n"
+            "print(json.dumps([loaded[0] is thing, type(loaded[1]) is thing, loaded[2](), by_host[0] is thing,"
+            " other.import_module('plug.sub').WHERE, sorted(k for k in sys.modules if k.partition('.')[0] == 'plug')]))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == [True, True, "main-env", True, "other-sub", []]
+    assert b"Plug" not in data and b"pLug" not in data  # no alias of this process in the stream
 
 
 # -- finding 8: module names assigned at run time ---------------------------------------------------

@@ -68,35 +68,9 @@ def _mapping(names: NameMap, function: Callable[..., Any], index: int, keyword: 
 
 
 def _pickle(names: NameMap, module: ModuleType) -> Own:
-    """A pickle made in the env's own venv (or its worker) names the real modules: env code loads the
-    env's. Subclasses of these unpicklers (joblib's, dill's) resolve through ``find_class`` too."""
-    import _pickle
-    import io
+    from .pickles import pickle_attributes
 
-    class Unpickler(_pickle.Unpickler):  # type: ignore[misc]  # the C unpickler, asked for each global
-        __doc__ = _pickle.Unpickler.__doc__
-
-        def find_class(self, module_name: str, name: str) -> Any:
-            return super().find_class(names.module_name(module_name), name)
-
-    class _Unpickler(module._Unpickler):  # type: ignore[misc, name-defined]
-        __doc__ = module._Unpickler.__doc__
-
-        def find_class(self, module_name: str, name: str) -> Any:
-            return super().find_class(names.module_name(module_name), name)
-
-    for made in (Unpickler, _Unpickler):
-        made.__module__, made.__qualname__ = module.__name__, made.__name__
-
-    @functools.wraps(module.load)  # named as the host's: a pickle of the function names it
-    def load(file: Any, **kwargs: Any) -> Any:
-        return Unpickler(file, **kwargs).load()
-
-    @functools.wraps(module.loads)
-    def loads(data: Any, /, **kwargs: Any) -> Any:
-        return Unpickler(io.BytesIO(data), **kwargs).load()
-
-    return {"Unpickler": Unpickler, "_Unpickler": _Unpickler, "load": load, "loads": loads}
+    return pickle_attributes(names, module)
 
 
 def _pkgutil(names: NameMap, module: ModuleType) -> Own:

@@ -1,5 +1,7 @@
-"""Child processes of env code: ``spawn`` and ``forkserver`` children (3.14's default on Linux) get the
-env modules they are sent, under the names those have in the parent, and never the host's of that name.
+"""Env objects in other processes: ``spawn`` and ``forkserver`` children of env code (3.14's default on
+Linux) get the env modules they are sent, under the names those have in the parent; pickles env code
+writes load the env's classes wherever they are read. Never the host's module of that name, nor another
+env's.
 
 Every check runs a real host script (a file, as ``spawn`` re-imports it in each child) in a fresh
 interpreter, with real envs built by the CLI, real pools and processes, and asserts what the host sees.
@@ -204,3 +206,60 @@ def test_tqdm_process_map_and_numpy_arrays_in_an_envs_spawned_workers(tmp_path, 
     results, numpy_alias, host_numpy, host_tqdm = json.loads(done.stdout.splitlines()[-1])
     assert results == [[6.0, "1.26.4", numpy_alias, numpy_alias], [3.0, "1.26.4", numpy_alias, numpy_alias]]
     assert numpy_alias != "numpy" and not host_tqdm
+
+
+@pytest.mark.integration
+def test_joblib_files_of_numpy_arrays_load_as_the_envs_in_another_process_whatever_its_aliases(tmp_path):
+    """joblib pickles through its own Pickler subclass (the env's pickle): the file names numpy, not this
+    process's alias of it, so a process that loaded an env with numpy 2 first (which took that alias
+    there) still loads numpy 1.26 arrays for the env that wrote them, and so does the env's own venv."""
+    root = tmp_path / "project"
+    (root / "plugin").mkdir(parents=True)
+    (root / "plugin" / "store.py").write_text(textwrap.dedent("""
+        import joblib, numpy
+
+        def save(path):
+            joblib.dump({"a": numpy.arange(3.0), "kind": numpy.float32}, path)
+
+        def load(path):
+            found = joblib.load(path)
+            return [found["a"].tolist(), type(found["a"]) is numpy.ndarray, found["kind"] is numpy.float32,
+                    numpy.__version__]
+    """))
+    (root / "polyvenv.toml").write_text(textwrap.dedent("""
+        [envs.s]
+        requirements = ["numpy==1.26.4", "joblib"]
+        source = "plugin"
+        [envs.n2]
+        requirements = ["numpy>=2.2,<2.3"]
+    """))
+    subprocess.run([sys.executable, "-m", "polyvenv", "sync", "-q"], cwd=root, check=True, capture_output=True)
+    saved = root / "arrays.joblib"
+    host = """
+        import json, sys
+        sys.path.insert(0, {src!r})
+        import polyvenv
+
+        ws = polyvenv.Workspace.load({root!r})
+        if sys.argv[1] == "save":
+            ws.env("s").import_module("store").save({path!r})
+            print(json.dumps(ws.env("s").import_module("numpy").__name__))
+        else:
+            first = ws.env("n2").import_module("numpy")  # takes numpy's first alias in this process
+            print(json.dumps([first.__name__, first.__version__, ws.env("s").import_module("store").load({path!r})]))
+    """.replace("{path!r}", repr(str(saved)))
+    done = _host(root, sys.executable, "save", host)
+    assert done.returncode == 0, done.stderr[-3000:]
+    alias = json.loads(done.stdout.splitlines()[-1])
+    data = saved.read_bytes()  # a module name: a short string that is the name or starts with its dot
+    named = [re.search(rb"\x8c[\x00-\xff]" + re.escape(name.encode()) + rb"[.\x94]", data) for name in ("numpy", alias)]
+    assert named[0] and not named[1]  # the file names numpy, not this process's alias of it
+    done = _host(root, sys.executable, "load", host)
+    assert done.returncode == 0, done.stderr[-3000:]
+    other_alias, other_version, loaded = json.loads(done.stdout.splitlines()[-1])
+    assert other_alias == alias and other_version.startswith("2.2.")  # numpy 2 has that alias there now
+    assert loaded == [[0.0, 1.0, 2.0], True, True, "1.26.4"]  # and the env's arrays are its numpy 1.26's
+    venv = root / ".polyvenv" / "s" / "bin" / "python"
+    own = subprocess.run([str(venv), "-c", f"import joblib; print(joblib.load({str(saved)!r})['a'].sum())"],
+                         capture_output=True, text=True)
+    assert own.stdout.split() == ["3.0"], own.stderr  # the env's own venv reads it too
