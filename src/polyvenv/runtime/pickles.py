@@ -7,8 +7,9 @@ naming it would bind the wrong class, silently. So what env code pickles
 (its ``pickle.dumps``, ``dump``, ``Pickler`` and ``_Pickler``, and their
 subclasses: joblib's, cloudpickle's) names env classes and functions as the
 env's own venv would, ``plug.sub.Thing``, written as
-``attrgetter("Thing")(import_module("plug.sub"))`` (only the standard
-library's names appear in the stream, so any Python reads it). What env code
+``pkgutil.resolve_name("plug.sub:Thing")`` (only the standard library's
+names appear in the stream, so any Python reads it; env code reading it
+resolves the name through its own ``pkgutil``, runtime/resolvers.py). What env code
 unpickles (``pickle.loads``...) maps real names to the env's aliases: a pickle
 from the env's own venv, its worker, or another process's load of it loads
 the env's classes. Host code reads such a pickle as the env would with
@@ -23,9 +24,8 @@ env code know the parent's aliases (runtime/children.py).
 from __future__ import annotations
 
 import functools
-import importlib
 import io
-import operator
+import pkgutil
 import sys
 from types import BuiltinFunctionType, FunctionType, ModuleType
 from typing import TYPE_CHECKING, Any
@@ -34,18 +34,6 @@ if TYPE_CHECKING:
     from .namemap import NameMap
 
 _NAMED = (type, FunctionType, BuiltinFunctionType)  # what pickle writes by module and name
-
-
-class _Module:
-    """Pickles as ``importlib.import_module(name)``."""
-
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return importlib.import_module, (self.name,)
 
 
 def by_real_name(obj: Any) -> Any:
@@ -68,7 +56,7 @@ def by_real_name(obj: Any) -> Any:
         found = getattr(found, part, None)
     if found is not obj:  # not reachable by its name: pickle says so
         return NotImplemented
-    return operator.attrgetter(qualname), (_Module(real + dot + rest),)
+    return pkgutil.resolve_name, (f"{real}{dot}{rest}:{qualname}",)
 
 
 def _chained(theirs: Any) -> Any:
@@ -85,8 +73,7 @@ def _chained(theirs: Any) -> Any:
 class _RealNames:
     """A pickler of the env: writes env objects by their real names, in its subclasses too."""
 
-    def reducer_override(self, obj: Any) -> Any:
-        return by_real_name(obj)
+    reducer_override = staticmethod(by_real_name)  # called for each object pickle meets: one call, not two
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
