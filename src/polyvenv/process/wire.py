@@ -121,7 +121,9 @@ class Wire:
         self._fill(_HEAD)
         kind, rid, chain, size, count = HEADER.unpack_from(self._buffer, self._start)
         if kind & WITH_FD and not self._fds:  # taken before the frame is: an interrupted read keeps it for the retry
-            self._fds.append(self._descriptor())
+            self.midframe = True  # a descriptor received but not yet kept would be lost: the stream, with it
+            self._fds.append(self._descriptor())  # (it is already queued, sent before the frame: no wait here)
+            self.midframe = False
         table = HEADER.size + PLACE.size * count
         if table + size <= len(self._buffer):
             self._fill(table + size)
