@@ -335,6 +335,27 @@ def test_old_code_of_a_distribution_loaded_once_for_envs_imports_itself_after_a_
     assert result["collected"]
 
 
+def test_a_callback_of_an_unloaded_env_imports_its_own_modules_and_no_load_takes_their_names(project):
+    """A host unloads an add-on while a callback of it is still registered (a timer): the callback's
+    imports of its own loaded modules still work, and the names those have stay its own until it is
+    collected (another load under them would hand the old code another load's modules)."""
+    package = project / "plugin" / "pk"
+    package.mkdir()
+    (package / "__init__.py").write_text("from . import helper\n\ndef value():\n    from .helper import VALUE\n"
+                                         "    return VALUE\n")
+    (package / "helper.py").write_text("VALUE = 'first'\n")
+    result = run_host(project, """
+        saved = env.import_module("pk").value
+        alias = saved.__module__
+        env.unload()
+        (PROJECT / "plugin" / "pk" / "helper.py").write_text("VALUE = 'second'\\n")
+        again = env.import_module("pk")
+        result = {"saved": raised(saved) or saved(), "new": again.value(), "other name": again.__name__ != alias,
+                  "left": [k for k in sys.modules if k.partition(".")[0] == alias]}
+    """)
+    assert result == {"saved": "first", "new": "second", "other name": True, "left": []}
+
+
 def test_old_code_importing_its_generation_through_the_hosts_import_gets_it_until_the_next_reload(project):
     """An import that reaches the host's import system after its generation left (a thread's statement
     begun before the switch, or the host's ``__import__`` taken before the reload): served the old module."""

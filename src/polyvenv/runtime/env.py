@@ -187,7 +187,8 @@ class Env:
                 self._kept_leases.append(held)
 
     def unload(self) -> None:
-        """Forget every module this env loaded: they are collected once the host drops them.
+        """Forget every module this env loaded: they are collected once the host drops them (until
+        then, code of theirs still imports its own loaded modules, and no other env gets their names).
 
         The next import reads the env's directories afresh, so an env rebuilt
         with other versions is loaded anew without restarting the host; the
@@ -199,10 +200,9 @@ class Env:
             if state is None:
                 return
             prefixes = state.aliases
-            for key in [k for k in sys.modules if k.partition(".")[0] in prefixes]:
-                sys.modules.pop(key, None)
             from . import generation
 
+            generation.leave(self.name, prefixes)  # retired: a callback the host kept still imports its own
             generation.sweep(self.name)  # what a reload's old generation put back leaves too
             for key in self._host_names:
                 sys.modules.pop(key, None)
