@@ -102,8 +102,8 @@ class NameMap:
         self.units, self.lender = units, True
         self.stdlib, self.pth = maker.stdlib, [pth for pth in maker.pth if pth[0] == str(site)]
         facades = {"sys", "importlib", "builtins", *references} & set(FACADED)
-        self._name(own, borrowed, inherit or {}, (*(f for f in FACADED if f in facades), *(("codeop",) if "code" in facades
-                                                                                else ())))
+        codeop = ("codeop",) if "code" in facades else ()
+        self._name(own, borrowed, inherit or {}, (*(f for f in FACADED if f in facades), *codeop))
         return self
 
     def _name(self, own: Iterable[str], borrowed: Mapping[str, NameMap], inherit: Mapping[str, str],
