@@ -9,7 +9,8 @@ subclasses: joblib's, cloudpickle's) names env classes and functions as the
 env's own venv would, ``plug.sub.Thing``, written as
 ``pkgutil.resolve_name("plug.sub:Thing")`` (only the standard library's
 names appear in the stream, so any Python reads it; env code reading it
-resolves the name through its own ``pkgutil``, runtime/resolvers.py). What env code
+resolves the name for the env, a unit's code too, which has no ``pkgutil``
+facade of its own). What env code
 unpickles (``pickle.loads``...) maps real names to the env's aliases: a pickle
 from the env's own venv, its worker, or another process's load of it loads
 the env's classes. Host code reads such a pickle as the env would with
@@ -87,16 +88,24 @@ def pickle_attributes(names: NameMap, module: ModuleType) -> dict[str, Any]:
     them as the env's (subclasses of these, joblib's and dill's, resolve through ``find_class`` too)."""
     import _pickle
 
+    def resolve_name(name: str) -> Any:  # what env pickles call (``by_real_name``): the name as the env means it
+        module, colon, attr = name.partition(":")
+        return pkgutil.resolve_name(names.module_name(module) + colon + attr)
+
     class Unpickler(_pickle.Unpickler):  # type: ignore[misc]  # the C unpickler, asked for each global
         __doc__ = _pickle.Unpickler.__doc__
 
         def find_class(self, module_name: str, name: str) -> Any:
+            if module_name == "pkgutil" and name == "resolve_name":  # the env's own, facade or not (a unit)
+                return resolve_name
             return super().find_class(names.module_name(module_name), name)
 
     class _Unpickler(module._Unpickler):  # type: ignore[misc, name-defined]
         __doc__ = module._Unpickler.__doc__
 
         def find_class(self, module_name: str, name: str) -> Any:
+            if module_name == "pkgutil" and name == "resolve_name":
+                return resolve_name
             return super().find_class(names.module_name(module_name), name)
 
     class Pickler(_RealNames, _pickle.Pickler):  # type: ignore[misc]
