@@ -30,30 +30,28 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-Adoption = tuple[list[tuple[str, list[str], list[str], dict[str, str]]], dict[str, dict[str, str]]]
+EnvEntry = tuple[str, list[str], list[str], dict[str, str]]  # name, roots, shared names, real name -> alias
 
 
-def adoption() -> Adoption:
-    """What a child needs to know this process's env modules by their names here: each loaded env
-    (name, roots, shared names, real top-level name -> alias) and each unit's aliases, by share key."""
+def adoption() -> tuple[list[EnvEntry], dict[str, dict[str, str]]]:
+    """What a child needs to know this process's env modules by their names here: each loaded env, and
+    each unit's aliases by its share key."""
     from .namemap import ALIASES
 
-    envs, units = [], {}
-    pending = [names for names in ALIASES.owners() if not names.lender]
-    for names in pending:
-        envs.append((names.env, [str(r) for r in names.roots], sorted(names.shared), _own_aliases(names)))
-    seen: set[int] = set()
-    loads = [unit for names in pending for unit in names.units]
-    while loads:
-        unit = loads.pop()
-        if id(unit) not in seen:
-            seen.add(id(unit))
+    loaded = [names for names in ALIASES.owners() if not names.lender]
+    envs = [(names.env, [str(r) for r in names.roots], sorted(names.shared), _own_aliases(names)) for names in loaded]
+    units: dict[str, dict[str, str]] = {}
+    reached = [unit for names in loaded for unit in names.units]
+    while reached:
+        unit = reached.pop()
+        if unit.key not in units:
             units[unit.key] = _own_aliases(unit.names)
-            loads.extend(unit.names.units)
+            reached.extend(unit.names.units)
     return envs, units
 
 
 def _own_aliases(names: Any) -> dict[str, str]:
+    """Real top-level name -> alias, for the names ``names`` owns (not a unit's it borrows)."""
     from .namemap import MISSING
 
     return {**{real: alias for real, alias in names.tops.items() if real not in names.borrowed},
@@ -61,29 +59,31 @@ def _own_aliases(names: Any) -> dict[str, str]:
 
 
 _ADOPTED: list[Any] = []  # the envs a child loaded for its parent's objects: kept for the child's life
+_adopted = False
 
 
-def adopt(envs: list[tuple[str, list[str], list[str], dict[str, str]]], units: dict[str, dict[str, str]]) -> None:
+def adopt(envs: list[EnvEntry], units: dict[str, dict[str, str]]) -> None:
     """In a child: load the parent's envs and units under the parent's aliases (``adoption``). An env its
     main module already loaded under the same aliases is that one; an alias given to anything else here
     is refused."""
+    global _adopted
     from . import units as unit_registry
     from .env import Env
     from .namemap import ALIASES
 
-    if _ADOPTED:
+    if _adopted:
         return
     fresh = []
     for name, roots, shared, aliases in envs:
-        taken = [(real, alias, ALIASES.owner(alias)) for real, alias in aliases.items()
-                 if ALIASES.owner(alias) is not None or alias in sys.modules]
+        owners = {alias: ALIASES.owner(alias) for alias in aliases.values()}
+        taken = [(real, alias) for real, alias in aliases.items() if owners[alias] is not None or alias in sys.modules]
         if not taken:
             fresh.append((name, roots, shared, aliases))
             continue
-        other = [(real, alias) for real, alias, owner in taken
-                 if owner is None or owner.env != name or _own_aliases(owner).get(real) != alias]
+        other = [(real, alias) for real, alias in taken if owners[alias] is None or owners[alias].env != name
+                 or _own_aliases(owners[alias]).get(real) != alias]
         if other or len(taken) < len(aliases):  # not this env as the main module loaded it here
-            raise _refused(name, *(other or [taken[0][:2]])[0])
+            raise _refused(name, *(other or taken)[0])
     unit_registry.ADOPTED.update(units)
     try:
         for name, roots, shared, aliases in fresh:
@@ -92,12 +92,13 @@ def adopt(envs: list[tuple[str, list[str], list[str], dict[str, str]]], units: d
             env.names  # the name map, with the parent's aliases; modules load as tasks name them
     finally:
         unit_registry.ADOPTED.clear()
-    for key, aliases in units.items():
+    for key, aliases in units.items():  # a unit the main module made here first may have other names
         unit = unit_registry.UNITS.get(key)
-        mismatch = [(r, a) for r, a in aliases.items() if unit is not None and _own_aliases(unit.names).get(r) != a]
-        if mismatch:
-            raise _refused(unit.names.env, *mismatch[0])
-    _ADOPTED.append(None)  # adopted, even if no env was new
+        here = _own_aliases(unit.names) if unit is not None else aliases
+        wrong = [(real, alias) for real, alias in aliases.items() if here.get(real) != alias]
+        if wrong:
+            raise _refused(unit.names.env, *wrong[0])
+    _adopted = True
 
 
 def _refused(env: str, real: str, alias: str) -> Exception:
