@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import functools
 import io
-import pkgutil
 import sys
 from types import BuiltinFunctionType, FunctionType, ModuleType
 from typing import TYPE_CHECKING, Any
@@ -57,6 +56,8 @@ def by_real_name(obj: Any) -> Any:
         found = getattr(found, part, None)
     if found is not obj:  # not reachable by its name: pickle says so
         return NotImplemented
+    import pkgutil
+
     return pkgutil.resolve_name, (f"{real}{dot}{rest}:{qualname}",)
 
 
@@ -89,6 +90,8 @@ def pickle_attributes(names: NameMap, module: ModuleType) -> dict[str, Any]:
     import _pickle
 
     def resolve_name(name: str) -> Any:  # what env pickles call (``by_real_name``): the name as the env means it
+        import pkgutil
+
         module, colon, attr = name.partition(":")
         return pkgutil.resolve_name(names.module_name(module) + colon + attr)
 
