@@ -141,16 +141,14 @@ class EnvExtensionLoader(ExtensionFileLoader):
         loaded = refuse_shared_by_name(patched, self.path, root, names.env)  # the copy, and its libraries' copies
         own_thread_state(loaded, self.path, copy_tree(root, {n: names.tops[n] for n in names.own}), names.env)
         if rest:
-            module = self._checked(lambda: self._keeping_host_entries(
-                lambda: _imp.create_dynamic(ModuleSpec(spec.name, self, origin=patched))))
+            module = self._checked(lambda: _imp.create_dynamic(ModuleSpec(spec.name, self, origin=patched)))
             module.__file__ = self.path  # the env's file, as for every module: data beside it is found
             return module
         # A top-level extension (or compiled package __init__): its init function is named after the
         # real name, so create it under that name, then give it the alias (research: renaming.md).
         saved = sys.modules.get(real)
         try:
-            module = self._checked(lambda: self._keeping_host_entries(
-                lambda: _imp.create_dynamic(ModuleSpec(real, self, origin=patched))), real)
+            module = self._checked(lambda: _imp.create_dynamic(ModuleSpec(real, self, origin=patched)), real)
         finally:
             if saved is None:
                 sys.modules.pop(real, None)
@@ -190,9 +188,9 @@ class EnvExtensionLoader(ExtensionFileLoader):
             if type(spec.loader) is ExtensionFileLoader:  # reloaded, it must load the env's copy
                 spec.loader = module.__loader__ = EnvExtensionLoader(names, spec.name, spec.origin)
 
-    def _keeping_host_entries(self, load: Callable[[], Any], module: ModuleType | None = None) -> Any:
-        """``load()`` (the extension's creation, which returns ``module``, or its execution), with the
-        ``sys.modules`` entries its C code set under names of no env put back.
+    def _keep_host_entries(self, before: _Entries, module: ModuleType) -> None:
+        """Put back the ``sys.modules`` entries the C code of ``module`` (just created or executed) set
+        under names of no env since ``before``.
 
         An extension may register modules under the name they were built with: cffi's do, as
         ``<name>`` and ``<name>.lib``, for their own module (``_x`` for ``pkg/_x.so``, at its
@@ -205,26 +203,25 @@ class EnvExtensionLoader(ExtensionFileLoader):
         Entries the import system made (a module imported by its spec's name) stay, and so do the
         standard library's (``os.path``, ``typing.io``: set by its own code) and the env's real names,
         which ``_checked`` refuses."""
-        before = dict(sys.modules)
-        result = load()
-        module = result if module is None else module
-        now = dict(sys.modules)
         own, set_by_code = self.names.own, {}
-        for key in _new_entries(before, now):  # the entries set or replaced meanwhile
-            value, top = now[key], key.partition(".")[0]
-            if before.get(key) is value or ALIASES.owner(top) is not None or top in own or top in STDLIB or (
-                    key not in before and getattr(getattr(value, "__spec__", None), "name", None) == key):
+        changed = before.changed()
+        if not changed:
+            return
+        earlier = before.as_dict() if changed.replaced else {}
+        for key in changed.keys:  # the entries set or replaced meanwhile
+            value, top = sys.modules[key], key.partition(".")[0]
+            if earlier.get(key) is value or ALIASES.owner(top) is not None or top in own or top in STDLIB or (
+                    key not in earlier and getattr(getattr(value, "__spec__", None), "name", None) == key):
                 continue
             set_by_code[key] = value
-            if key in before:
-                sys.modules[key] = before[key]
+            if key in earlier:
+                sys.modules[key] = earlier[key]
             else:
                 del sys.modules[key]
         for name in [k for k, v in set_by_code.items() if v is module]:
             for key, value in set_by_code.items():
                 if key.startswith(name + "."):
                     sys.modules.setdefault(self.name + key[len(name):], value)
-        return result
 
     def exec_module(self, module) -> None:
         with watched(self.names, self.name):
@@ -241,7 +238,7 @@ class EnvExtensionLoader(ExtensionFileLoader):
             EnvSourceLoader(self.names, self.name, self._source()).exec_module(module)
             return
         try:
-            self._checked(lambda: self._keeping_host_entries(lambda: _imp.exec_dynamic(module), module), module=module)
+            self._checked(lambda: _imp.exec_dynamic(module), module=module)
         except Exception as refused:
             if self._source() is None:
                 raise
@@ -272,7 +269,7 @@ class EnvExtensionLoader(ExtensionFileLoader):
         from .native.globalstate import snapshot, warn_if_changed
 
         own = self.names.own
-        before = set(sys.modules)
+        before = _Entries()
         state = snapshot()
         try:
             result = load() if self._source() is None else self._load_holding_warnings(load)
@@ -280,10 +277,11 @@ class EnvExtensionLoader(ExtensionFileLoader):
             if isinstance(failed, ExtensionNotSupported) or (failed.name or "").partition(".")[0] not in own:
                 raise
             raise self._unpatched([str(failed.name)]) from failed
-        warn_if_changed(state, self.names.env, self.path)
-        new = set(sys.modules) - before  # once: a set of every module name per question was a fifth of this check
-        leaked = sorted(k for k in new if k.partition(".")[0] in own and k != allowed)
         loaded = module if module is not None else result
+        self._keep_host_entries(before, loaded)
+        warn_if_changed(state, self.names.env, self.path)
+        new = before.added()
+        leaked = sorted(k for k in new if k.partition(".")[0] in own and k != allowed)
         bound = sorted({v.__name__ for v in vars(loaded).values() if isinstance(v, ModuleType)
                         and v.__name__.partition(".")[0] in own and v.__name__ != allowed})
         # names its C code built at run time: the env's own objects get the alias, the host's are refused
@@ -330,6 +328,46 @@ class EnvExtensionLoader(ExtensionFileLoader):
             for message in said:
                 if loaded or message.category is ImportWarning:
                     warnings.warn_explicit(message.message, message.category, message.filename, message.lineno)
+
+
+class _Entries:
+    """``sys.modules`` as it was (its keys and values in order: two lists, made at C speed), to find what
+    an extension's creation or execution changed. With thousands of modules loaded (30 envs), a copy
+    of the dict, a set of its keys and a pass over both, twice per extension, were a tenth of the load;
+    the usual answer, entries added at the end and nothing else, is found by two comparisons."""
+
+    class Changes:
+        def __init__(self, keys: list[str], replaced: bool) -> None:
+            self.keys, self.replaced = keys, replaced
+
+        def __bool__(self) -> bool:
+            return bool(self.keys)
+
+    def __init__(self) -> None:
+        self.keys, self.values = list(sys.modules), list(sys.modules.values())
+
+    def _unchanged_before(self) -> bool:
+        """Whether every entry there was is still there, in its place, the same object."""
+        count = len(self.keys)
+        try:  # an identity is found before __eq__ is asked; one that raises is a change
+            return list(sys.modules)[:count] == self.keys and list(sys.modules.values())[:count] == self.values
+        except Exception:  # noqa: BLE001 - an odd object in sys.modules: the slow way
+            return False
+
+    def changed(self) -> _Entries.Changes:
+        """The keys set or replaced since, in ``sys.modules``' order."""
+        if self._unchanged_before():
+            return self.Changes(list(sys.modules)[len(self.keys):], False)
+        return self.Changes(_new_entries(self.as_dict(), dict(sys.modules)), True)
+
+    def added(self) -> list[str]:
+        """The keys in ``sys.modules`` now that were not there."""
+        if self._unchanged_before():
+            return list(sys.modules)[len(self.keys):]
+        return list(set(sys.modules).difference(self.keys))
+
+    def as_dict(self) -> dict[str, object]:
+        return dict(zip(self.keys, self.values))
 
 
 def _new_entries(before: dict[str, object], after: dict[str, object]) -> list[str]:
