@@ -475,15 +475,23 @@ def test_a_pickle_made_in_the_envs_own_venv_loads_the_envs_classes_in_env_code(d
 def test_a_pickle_env_code_makes_loads_the_envs_classes_wherever_it_is_read(dirs, tmp_path, how):
     """Read in another process whose loads gave the pickle's aliases to another env (its plug says
     "other"), by the env's own venv, and by host code through the env's pickle: the env's classes."""
+    _pickle_read_elsewhere(dirs, tmp_path, how, sys.executable)
+
+
+def test_an_env_pickle_loads_the_envs_classes_elsewhere_on_each_python(dirs, tmp_path, any_python):
+    _pickle_read_elsewhere(dirs, tmp_path, "pickled", any_python)
+
+
+def _pickle_read_elsewhere(dirs, tmp_path: Path, how: str, python: str) -> None:
     env, host = dirs
     other = tmp_path / "other" / "site-packages"
     write_tree(other, {path: text.replace('"env', '"other') for path, text in PLUG.items()})
     made = run(dirs, f"""
         res, sub = env.import_module("plug.res"), env.import_module("plug.sub")
         result = res.{how}([sub.Thing, sub.Thing(), plug.main]).hex()
-    """)
+    """, python)
     data = bytes.fromhex(made)
-    venv = subprocess.run([sys.executable, "-c", f"import sys, pickle; sys.path[:0] = [{str(env)!r}]; "
+    venv = subprocess.run([python, "-c", f"import sys, pickle; sys.path[:0] = [{str(env)!r}]; "
                            f"a = pickle.loads(bytes.fromhex({made!r})); print(a[0].__module__, type(a[1]).__module__, "
                            "a[0].__module__ == 'plug.sub' and a[2]())"], capture_output=True, text=True)
     assert venv.stdout.split() == ["plug.sub", "plug.sub", "main-env"], venv.stderr  # as the env's own venv reads it
@@ -496,7 +504,7 @@ def test_a_pickle_env_code_makes_loads_the_envs_classes_wherever_it_is_read(dirs
             "thing = env.import_module('plug.sub').Thing\n"
             "print(json.dumps([loaded[0] is thing, type(loaded[1]) is thing, loaded[2](), by_host[0] is thing,"
             " other.import_module('plug.sub').WHERE, sorted(k for k in sys.modules if k.partition('.')[0] == 'plug')]))\n")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    proc = subprocess.run([python, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == [True, True, "main-env", True, "other-sub", []]
     assert b"Plug" not in data and b"pLug" not in data  # no alias of this process in the stream
