@@ -133,7 +133,7 @@ class _Adopting:
         return _rebuilt, (_Adoption(), _HOST_CLASS.get(cls, cls), self.__dict__)
 
 
-_HOST_CLASS: dict[type, type] = {}  # an adopting process class -> the host's it stands for
+_HOST_CLASS: dict[type, type] = {}  # an adopting process or context class -> the host's it stands for
 
 
 @functools.lru_cache(maxsize=None)
@@ -149,8 +149,10 @@ def _adopting_class(host: type) -> type:
     def get_context(self: Any, method: str | None = None) -> Any:
         return self if method is None else context(_context.BaseContext.get_context(self, method))
 
-    return type(host.__name__, (host,), {"Process": _adopting_process(host.Process), "get_context": get_context,
+    made = type(host.__name__, (host,), {"Process": _adopting_process(host.Process), "get_context": get_context,
                                          "__module__": host.__module__, "__qualname__": host.__qualname__})
+    _HOST_CLASS[made] = host
+    return made
 
 
 def context(host: Any) -> Any:
@@ -158,17 +160,15 @@ def context(host: Any) -> Any:
     if isinstance(host, _context.DefaultContext):
         return DEFAULT
     kind = type(host)
-    if kind in _ADOPTING:
+    if kind in _HOST_CLASS:  # one of these already
         return host
     made = _CONTEXTS.get(kind)
     if made is None:
         made = _CONTEXTS.setdefault(kind, _adopting_class(kind)())
-        _ADOPTING.add(type(made))
     return made
 
 
 _CONTEXTS: dict[type, Any] = {}  # the host's context type -> the env's context
-_ADOPTING: set[type] = set()  # the env's context types
 
 
 class _DefaultContext(_context.DefaultContext):

@@ -204,11 +204,8 @@ class EnvExtensionLoader(ExtensionFileLoader):
         standard library's (``os.path``, ``typing.io``: set by its own code) and the env's real names,
         which ``_checked`` refuses."""
         own, set_by_code = self.names.own, {}
-        changed = before.changed()
-        if not changed:
-            return
-        earlier = before.as_dict() if changed.replaced else {}
-        for key in changed.keys:  # the entries set or replaced meanwhile
+        changed, earlier = before.changed()
+        for key in changed:  # the entries set or replaced meanwhile
             value, top = sys.modules[key], key.partition(".")[0]
             if earlier.get(key) is value or ALIASES.owner(top) is not None or top in own or top in STDLIB or (
                     key not in earlier and getattr(getattr(value, "__spec__", None), "name", None) == key):
@@ -336,52 +333,32 @@ class _Entries:
     of the dict, a set of its keys and a pass over both, twice per extension, were a tenth of the load;
     the usual answer, entries added at the end and nothing else, is found by two comparisons."""
 
-    class Changes:
-        def __init__(self, keys: list[str], replaced: bool) -> None:
-            self.keys, self.replaced = keys, replaced
-
-        def __bool__(self) -> bool:
-            return bool(self.keys)
-
     def __init__(self) -> None:
         self.keys, self.values = list(sys.modules), list(sys.modules.values())
 
     def _unchanged_before(self) -> bool:
         """Whether every entry there was is still there, in its place, the same object."""
         count = len(self.keys)
-        try:  # an identity is found before __eq__ is asked; one that raises is a change
+        try:  # identity is tried before __eq__, which for a module is identity too; one that raises is a change
             return list(sys.modules)[:count] == self.keys and list(sys.modules.values())[:count] == self.values
         except Exception:  # noqa: BLE001 - an odd object in sys.modules: the slow way
             return False
 
-    def changed(self) -> _Entries.Changes:
-        """The keys set or replaced since, in ``sys.modules``' order."""
+    def changed(self) -> tuple[list[str], dict[str, object]]:
+        """The keys set or replaced since, in ``sys.modules``' order, and the entries there were before
+        (empty when entries were only added)."""
         if self._unchanged_before():
-            return self.Changes(list(sys.modules)[len(self.keys):], False)
-        return self.Changes(_new_entries(self.as_dict(), dict(sys.modules)), True)
+            return list(sys.modules)[len(self.keys):], {}
+        before, after = dict(zip(self.keys, self.values)), dict(sys.modules)
+        changed = (after.keys() - before.keys()).union(
+            itertools.compress(before, map(operator.is_not, map(after.get, before), before.values())))
+        return list(filter(changed.__contains__, after)), before
 
     def added(self) -> list[str]:
         """The keys in ``sys.modules`` now that were not there."""
         if self._unchanged_before():
             return list(sys.modules)[len(self.keys):]
         return list(set(sys.modules).difference(self.keys))
-
-    def as_dict(self) -> dict[str, object]:
-        return dict(zip(self.keys, self.values))
-
-
-def _new_entries(before: dict[str, object], after: dict[str, object]) -> list[str]:
-    """The keys of ``after`` (a copy of ``sys.modules``) that ``before`` lacks or holds another object under,
-    in ``after``'s order, found at C speed: a few changed entries among thousands are the common case, and
-    a pass in Python over every entry, before and after each extension's creation and execution, was a
-    tenth of a warm numpy + pandas import."""
-    keys, count = list(after), len(before)
-    if keys[:count] == list(before) and all(map(operator.is_, itertools.islice(after.values(), count),
-                                                before.values())):
-        return keys[count:]  # nothing removed nor replaced: what was added comes after (dicts keep order)
-    changed = (after.keys() - before.keys()).union(
-        itertools.compress(before, map(operator.is_not, map(after.get, before), before.values())))
-    return list(filter(changed.__contains__, keys))
 
 
 def _runs_uncompiled(source: str, has_cython: bool) -> bool:
