@@ -64,8 +64,8 @@ _adopted = False
 
 def adopt(envs: list[EnvEntry], units: dict[str, dict[str, str]]) -> None:
     """In a child: load the parent's envs and units under the parent's aliases (``adoption``). An env its
-    main module already loaded under the same aliases is that one; an alias given to anything else here
-    is refused."""
+    main module already loaded from the same directories under the same aliases is that one; an alias
+    given to anything else here is refused."""
     global _adopted
     from . import units as unit_registry
     from .env import Env
@@ -81,7 +81,7 @@ def adopt(envs: list[EnvEntry], units: dict[str, dict[str, str]]) -> None:
             fresh.append((name, roots, shared, aliases))
             continue
         other = [(real, alias) for real, alias in taken if owners[alias] is None or owners[alias].env != name
-                 or _own_aliases(owners[alias]).get(real) != alias]
+                 or [str(r) for r in owners[alias].roots] != roots or _own_aliases(owners[alias]).get(real) != alias]
         if other or len(taken) < len(aliases):  # not this env as the main module loaded it here
             raise _refused(name, *(other or taken)[0])
     unit_registry.ADOPTED.update(units)
