@@ -36,6 +36,9 @@ def entry():
 HOST = '''
 import json, os, sys
 sys.path.insert(0, {src!r})
+import types
+for taken in {occupied!r}:  # names the host's own modules hold already: the envs cannot have them as aliases
+    sys.modules[taken] = types.ModuleType(taken)
 import polyvenv
 ws = polyvenv.Workspace.load({project!r})
 out = {{}}
@@ -98,8 +101,8 @@ def _sync(project: Path, cache: Path, *args: str, **extra: str) -> str:
     return proc.stderr
 
 
-def _host(project: Path, cache: Path, envs: list[str], marked: bool = False) -> dict:
-    code = HOST.format(src=str(SRC), project=str(project), envs=envs, cself="c", marked=marked)
+def _host(project: Path, cache: Path, envs: list[str], marked: bool = False, occupied: tuple[str, ...] = ()) -> dict:
+    code = HOST.format(src=str(SRC), project=str(project), envs=envs, cself="c", marked=marked, occupied=occupied)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env(cache))
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
@@ -121,24 +124,32 @@ ENVS = """
 """
 
 
-def test_the_first_start_after_sync_rewrites_nothing_even_for_colliding_aliases(tmp_path):
+def test_the_first_start_after_sync_rewrites_and_patches_nothing_in_either_order(tmp_path):
     project, cache = _project(tmp_path, ENVS), tmp_path / "cache"
     said = _sync(project, cache)
     assert "warmed" in said and "rewritten" in said, said  # sync shows the warm-up
     code, relocated = _cache_files(cache, "code"), _cache_files(cache, "relocated")
     assert code and relocated  # made by sync, before any load
-    out = _host(project, cache, ["c1", "c2"])  # c2's demo, cself and odd get the second aliases: a collision
-    for name, version in (("c1", "1.0"), ("c2", "2.0")):
-        got = {k: v for k, v in out[name].items() if k not in ("alias", "cself")}
-        assert got == _expected(version), name
-        assert out[name]["cself"] == [version, f"helpers-{version}", out[name]["cself"][2]]
-    assert out["c1"]["alias"] != out["c2"]["alias"] and "demo" not in (out["c1"]["alias"], out["c2"]["alias"])
-    assert out["real names in sys.modules"] == []
-    assert _cache_files(cache, "code") == code, "the first start rewrote code that sync had rewritten"
+    for order in (["c1", "c2"], ["c2", "c1"]):  # two envs with the same names, loaded after each other
+        out = _host(project, cache, order)
+        for name, version in (("c1", "1.0"), ("c2", "2.0")):
+            got = {k: v for k, v in out[name].items() if k not in ("alias", "cself")}
+            assert got == _expected(version), name
+            assert out[name]["cself"] == [version, f"helpers-{version}", out[name]["cself"][2]]
+        assert out["c1"]["alias"] != out["c2"]["alias"] and "demo" not in (out["c1"]["alias"], out["c2"]["alias"])
+        assert out["real names in sys.modules"] == []
+        assert _cache_files(cache, "code") == code, "the first start rewrote code that sync had rewritten"
+        # each env's extension copies were made at sync for the aliases it prefers, whichever loads first
+        assert _cache_files(cache, "relocated") == relocated, order
+    # a host whose own modules hold those aliases already: the envs get others, and patch their copies now
+    taken = tuple(out[name][key] if key == "alias" else out[name]["cself"][2] for name in ("c1", "c2")
+                  for key in ("alias", "cself"))
+    out = _host(project, cache, ["c1", "c2"], occupied=taken)
+    assert [out["c1"]["version"], out["c2"]["cself"][:2]] == ["1.0", ["2.0", "helpers-2.0"]]
+    assert not {out["c1"]["alias"], out["c2"]["cself"][2]} & set(taken)
+    assert _cache_files(cache, "code") == code  # code is cached for any aliases
     after = _cache_files(cache, "relocated")
-    assert {p: after[p] for p in relocated} == relocated  # the env loaded first: its copies were made at sync
-    assert len(after) > len(relocated)  # c2's cself under its colliding alias: patched at load, as before
-    assert _host(project, cache, ["c2", "c1"])["c2"]["version"] == "2.0"  # the other order: the same answers
+    assert {p: after[p] for p in relocated} == relocated and len(after) > len(relocated)
 
 
 def test_without_the_warm_up_the_first_load_rewrites_and_works(tmp_path):

@@ -82,7 +82,7 @@ class NameMap:
             own = [real for real in sorted(self.found) if real not in STDLIB and real not in self.shared
                    and real not in lent]  # the host's wins for a backport shadowing the standard library
             own += served_by_env(self.found)  # the env's code serves it (its finder): never the host's
-            self._name(own, {top: unit.names for top, unit in lent.items()}, inherit or {})
+            self._name(own, {top: unit.names for top, unit in lent.items()}, inherit or {}, env)
         except BaseException:
             self._release_units()
             raise
@@ -90,38 +90,40 @@ class NameMap:
     @classmethod
     def of_unit(cls, maker: NameMap, site: Path, found: dict[str, Path], own: Iterable[str],
                 borrowed: dict[str, NameMap], host: Iterable[str], units: list[Any],
-                references: Iterable[str], inherit: Mapping[str, str] | None = None) -> NameMap:
+                references: Iterable[str], seed: str, inherit: Mapping[str, str] | None = None) -> NameMap:
         """The name map of a unit (runtime/units.py): ``own`` its top-level names, ``borrowed`` those of the
         units it depends on (their maps), ``host`` the names its code uses the host's modules of; made
         from the ``site`` of the env whose load ``maker`` makes it, and every other name is missing. Its
         facades: those of the names its code ``references`` (and ``sys``, ``importlib``, ``builtins``):
-        fourteen aliases for each of thirty units cost a load more than the rest of its name map.
-        ``inherit``: the aliases it must have (the unit's in a parent process: runtime/children.py)."""
+        fourteen aliases for each of thirty units cost a load more than the rest of its name map. ``seed``:
+        the unit's share key (its preferred aliases: ``_name``). ``inherit``: the aliases it must have (the
+        unit's in a parent process: runtime/children.py)."""
         self = cls.__new__(cls)
         self.env, self.roots, self.found, self.with_host, self.shared = maker.env, [site], found, {}, set(host)
         self.units, self.lender = units, True
         self.stdlib, self.pth = maker.stdlib, [pth for pth in maker.pth if pth[0] == str(site)]
         facades = {"sys", "importlib", "builtins", *references} & set(FACADED)
         codeop = ("codeop",) if "code" in facades else ()
-        self._name(own, borrowed, inherit or {}, (*(f for f in FACADED if f in facades), *codeop))
+        self._name(own, borrowed, inherit or {}, seed, (*(f for f in FACADED if f in facades), *codeop))
         return self
 
-    def _name(self, own: Iterable[str], borrowed: Mapping[str, NameMap], inherit: Mapping[str, str],
+    def _name(self, own: Iterable[str], borrowed: Mapping[str, NameMap], inherit: Mapping[str, str], seed: str,
               facades: Iterable[str] = FACADED) -> None:
-        """Reserve the aliases of ``own`` names and the facades (``borrowed`` names are units' aliases), and
-        make the env's ``sys``."""
+        """Reserve the aliases of ``own`` names (each its variant preferred for ``seed`` if free: the one
+        sync patched extensions for) and the facades (``borrowed`` names are units' aliases), and make the
+        env's ``sys``."""
 
-        def alias(real: str) -> str:
+        def alias(real: str, seed: str = "") -> str:
             taken = inherit.get(real)
             if taken is None:
-                return ALIASES.reserve(real, self)
+                return ALIASES.reserve(real, self, seed)
             ALIASES.transfer([taken], self)
             return taken
 
         self.borrowed = dict(borrowed)  # real top -> the unit's name map whose alias it is
         self.tops: dict[str, str] = {}
         for real in own:
-            self.tops[real] = alias(real)
+            self.tops[real] = alias(real, seed)
         for real, lender in self.borrowed.items():
             self.tops[real] = lender.tops[real]
         for name in facades:

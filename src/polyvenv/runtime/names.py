@@ -10,6 +10,8 @@ length, so compiled extensions can be patched byte for byte later.
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import keyword
 import os
 import sys
@@ -102,10 +104,16 @@ class Aliases(Generic[Owner]):
         self._freed: list[tuple[str, ...]] = []  # retired aliases collected meanwhile: freed under the lock
         self._lock = threading.Lock()
 
-    def reserve(self, name: str, owner: Owner) -> str:
-        """A new alias of ``name`` (same length) for ``owner``: the first free one, in a fixed order."""
+    def reserve(self, name: str, owner: Owner, seed: str = "") -> str:
+        """A new alias of ``name`` (same length) for ``owner``: with a ``seed``, its preferred variant
+        (``preferred``) if free, else the first free one in a fixed order."""
         with self._lock:
             self._free_collected()
+            if seed:
+                candidate = preferred(name, seed)
+                if candidate is not None and self._free(candidate):
+                    self._owner[candidate] = owner
+                    return candidate
             candidates = self._rest.pop(name, None) or _variants(name)
             for candidate in candidates:
                 if self._free(candidate):
@@ -172,6 +180,19 @@ class Aliases(Generic[Owner]):
 
 
 _STDLIB_LOWER = frozenset(n.lower() for n in STDLIB)
+_PREFERRED_AMONG = 64
+
+
+def preferred(name: str, seed: str) -> str | None:
+    """The alias of ``name`` an owner with ``seed`` (an env's name, a unit's share key) tries first: one of
+    the first 64 variants, by a hash of both. The same in every process, whatever was loaded before, so
+    the extension copies ``sync`` patched for an env (runtime/warmup.py) are the ones a host loading many
+    envs in any order uses; different seeds seldom want the same one (then the fixed order decides)."""
+    first = list(itertools.islice(_variants(name), _PREFERRED_AMONG))
+    if not first:
+        return None
+    digest = hashlib.sha256(f"{seed}\0{name}".encode()).digest()
+    return first[int.from_bytes(digest[:4], "little") % len(first)]
 
 
 def _variants(name: str) -> Iterator[str]:

@@ -177,7 +177,7 @@ def _maker(maker: NameMap, records: Records, site: Path, keys: Mapping[str, str 
                 borrowed.update((top, depends[dependency].names) for top in record.tops)
             names = NameMap.of_unit(maker, site, {n: maker.found[n] for n in (*own, *borrowed)}, own, borrowed, host,
                                     list(depends.values()), {n for r in members for n in r.references},
-                                    ADOPTED.get(key))
+                                    key, ADOPTED.get(key))
         except BaseException:
             for unit in depends.values():
                 release(unit)

@@ -2,17 +2,20 @@
 
 ``sync`` runs ``warm`` in a scratch process of its own interpreter (the
 host's, as for the probe), after each build and before switching to it. It
-makes a name map of the env as a host loading it alone would, and fills the
-caches a load reads: the rewritten, compiled code of every ``.py`` module
-of the env's own top-level names (codecache.py: with placeholders, so any
-aliases a host gives the env hit it, a reload's and a second env's
-colliding ones too), and the patched copy of every compiled extension
-(native/relocate.py). No module of the env is imported (its ``.pth`` files
-run, as at every load, and what they import is loaded). The copies are made for
-the aliases of that name map, the first free variants of the env's names,
-which a host that loads this env first (or alone) picks too; a host that
-gives the env other aliases (another env loaded first with some of its
-names) patches its own copies at load, as without warming.
+makes the name maps of the env as a host loading it alone would (the env's,
+and those of its units, the distributions loaded once for the envs that agree
+on them: runtime/units.py), and fills the caches a load reads: the
+rewritten, compiled code of every ``.py`` module of their own top-level names
+(codecache.py: with placeholders, so any aliases a host gives the env hit it,
+a reload's and a second env's colliding ones too), and the patched copy of
+every compiled extension (native/relocate.py). No module of the env is
+imported (its ``.pth`` files run, as at every load, and what they import is
+loaded). The copies are made for the aliases of those name maps: each
+name's variant preferred by the env's name or the unit's share key
+(runtime/names.py), which a host loading this env picks too, alone or
+after others, in any order, unless another load holds that variant already
+(a reload's old generation, or a rare collision); such a load patches its own
+copies, as without warming.
 
 Files in a package's ``tests``/``test`` directory are left out (its test
 suite, which its code never imports: most of numpy's and pandas' files).
@@ -56,10 +59,15 @@ def warm(name: str, build: Path, shared: Iterable[str] = (), say: Callable[[str]
 
     started = time.monotonic()
     env = Env.from_path(build, name, shared)
-    names = env.names
+    # the env's own distributions with its name map, each unit's (runtime/units.py) with the unit's: the
+    # maps a load gives their code, whose aliases are the ones a load prefers (runtime/names.py)
+    maps = [env.names, *(unit.names for unit in env.names.units)]
+    files = sorted(((real, fullname, path, names) for names in maps
+                    for real, fullname, path in env_files(names.found, set(names.own) - set(names.borrowed))),
+                   key=lambda file: file[:3])
     modules = rewritten = patched = failed = 0
     try:
-        for real, fullname, path in sorted(env_files(names.found, names.own)):
+        for real, fullname, path, names in files:
             if path.endswith(".py"):
                 try:
                     before = CODE_CACHE.rewritten
