@@ -118,10 +118,11 @@ def _project(root: Path, python: str) -> Path:
     return root
 
 
-def _host(root: Path, python: str, method: str, host: str = HOST) -> subprocess.CompletedProcess:
+def _host(root: Path, python: str, method: str, host: str = HOST, *args: str) -> subprocess.CompletedProcess:
     script = root / "host.py"
     script.write_text(textwrap.dedent(host.format(src=str(SRC), root=str(root))))
-    return subprocess.run([python, str(script), method], capture_output=True, text=True, timeout=300, cwd=root)
+    return subprocess.run([python, str(script), method, *args], capture_output=True, text=True, timeout=300,
+                          cwd=root)
 
 
 @pytest.mark.parametrize("method", ["spawn", "forkserver"])
@@ -211,8 +212,9 @@ def test_tqdm_process_map_and_numpy_arrays_in_an_envs_spawned_workers(tmp_path, 
 @pytest.mark.integration
 def test_joblib_files_of_numpy_arrays_load_as_the_envs_in_another_process_whatever_its_aliases(tmp_path):
     """joblib pickles through its own Pickler subclass (the env's pickle): the file names numpy, not this
-    process's alias of it, so a process that loaded an env with numpy 2 first (which took that alias
-    there) still loads numpy 1.26 arrays for the env that wrote them, and so does the env's own venv."""
+    process's alias of it, so a process where an env with numpy 2 has that alias (two envs preferring
+    one alias: the one loaded first gets it) still loads numpy 1.26 arrays for the env that wrote them,
+    and so does the env's own venv."""
     root = tmp_path / "project"
     (root / "plugin").mkdir(parents=True)
     (root / "plugin" / "store.py").write_text(textwrap.dedent("""
@@ -244,8 +246,14 @@ def test_joblib_files_of_numpy_arrays_load_as_the_envs_in_another_process_whatev
         if sys.argv[1] == "save":
             ws.env("s").import_module("store").save({path!r})
             print(json.dumps(ws.env("s").import_module("numpy").__name__))
-        else:
-            first = ws.env("n2").import_module("numpy")  # takes numpy's first alias in this process
+        else:  # n2's numpy gets the alias s's had there: the others it could prefer are taken while it loads
+            import itertools, types
+            from polyvenv.runtime.names import _variants
+            taken = [v for v in itertools.islice(_variants("numpy"), 64) if v != sys.argv[2]]
+            sys.modules.update((v, types.ModuleType(v)) for v in taken)
+            first = ws.env("n2").import_module("numpy")
+            for v in taken:
+                del sys.modules[v]
             print(json.dumps([first.__name__, first.__version__, ws.env("s").import_module("store").load({path!r})]))
     """.replace("{path!r}", repr(str(saved)))
     done = _host(root, sys.executable, "save", host)
@@ -254,7 +262,7 @@ def test_joblib_files_of_numpy_arrays_load_as_the_envs_in_another_process_whatev
     data = saved.read_bytes()  # a module name: a short string that is the name, or it and "." or ":"
     named = [re.search(rb"\x8c[\x00-\xff]" + re.escape(name.encode()) + rb"[.:\x94]", data) for name in ("numpy", alias)]
     assert named[0] and not named[1]  # the file names numpy, not this process's alias of it
-    done = _host(root, sys.executable, "load", host)
+    done = _host(root, sys.executable, "load", host, alias)
     assert done.returncode == 0, done.stderr[-3000:]
     other_alias, other_version, loaded = json.loads(done.stdout.splitlines()[-1])
     assert other_alias == alias and other_version.startswith("2.2.")  # numpy 2 has that alias there now
