@@ -22,9 +22,13 @@ Every figure is a fresh subprocess (so runs do not see each other's modules or c
   2.2.6 + pandas + theirs), each a process importing its plugins; the figure is the SUM of the two
   processes (time and RSS growth each from before the first import). That is what perfect sharing would
   pay (plus a second interpreter's start, not counted).
-- **warm**: polyvenv's cache filled (by the cold run), the plain venvs' .pyc written; medians of --runs
-  interleaved rounds (one, all, plain A, plain B in turn). **cold**: a fresh POLYVENV_CACHE_DIR (nothing
-  rewritten or byte-patched yet), one run each; plain cold = the venvs' `__pycache__` removed.
+- **first start after sync**: the POLYVENV_CACHE_DIR `sync` filled (its warm-up rewrote the code and
+  patched the extensions), one run each (ONE env, then all N); plain: the venvs' `__pycache__` removed,
+  as uv leaves a venv it installs (its first start compiles). What a plugin host's users see first.
+- **cold, nothing cached**: a fresh POLYVENV_CACHE_DIR (nothing rewritten or byte-patched yet: `sync
+  --no-warm`, or a load whose preferred aliases are all taken), one run each, against the same plain.
+- **warm**: the cache of `sync` and the first start, the plain venvs' .pyc written; medians of --runs
+  interleaved rounds (one, all, plain A, plain B in turn).
 - **tracemalloc**: the Python allocations traced over the same span, in warm processes of their own
   (tracing slows imports; numpy's C allocations of module state are not traced, so RSS is the figure that
   counts), with the standard-library and polyvenv modules the load imports imported first (they stay in
@@ -254,23 +258,27 @@ class Bench:
 def measure(b: Bench, runs: int) -> dict[str, Any]:
     everyone = range(len(b.kinds))
     results: dict[str, Any] = {}
-    say("cold: one env, all envs (fresh caches), plain venvs without .pyc")
+    say("first start after sync (the cache sync filled): one env, all envs; plain venvs without .pyc")
     b.remove_pyc()
-    results["cold"] = {"one": b.polyvenv([0], "cold-one"), "all": b.polyvenv(everyone, "warm"),
-                       "plain": b.plain_pair()}
-    shutil.rmtree(b.tmp / "cache-cold-one", ignore_errors=True)
+    plain = b.plain_pair()  # a plain venv's first start after its install: uv writes no .pyc
+    results["first"] = {"one": b.polyvenv([0], "sync"), "all": b.polyvenv(everyone, "sync"), "plain": plain}
+    say("cold, nothing cached (fresh caches: sync --no-warm, or every alias taken): one env, all envs")
+    results["cold"] = {"one": b.polyvenv([0], "cold-one"), "all": b.polyvenv(everyone, "cold-all"),
+                       "plain": plain}
+    for label in ("cold-one", "cold-all"):
+        shutil.rmtree(b.tmp / f"cache-{label}", ignore_errors=True)
     warm: dict[str, list[dict[str, Any]]] = {"one": [], "all": [], "plain": []}
     for round_ in range(runs):
         say(f"warm round {round_ + 1}/{runs}")
-        warm["one"].append(b.polyvenv([0], "warm"))
-        warm["all"].append(b.polyvenv(everyone, "warm"))
+        warm["one"].append(b.polyvenv([0], "sync"))
+        warm["all"].append(b.polyvenv(everyone, "sync"))
         warm["plain"].append(b.plain_pair())
     results["warm"] = {k: median_run(v) for k, v in warm.items()}
     say("tracemalloc, unload: all envs; then plain, one env")
     preimport = warm["all"][0]["host_modules"]  # they stay in the host by design: imported first
-    results["unload"] = b.polyvenv(everyone, "warm", trace=True, unload=True, preimport=preimport)
+    results["unload"] = b.polyvenv(everyone, "sync", trace=True, unload=True, preimport=preimport)
     results["unload plain"] = b.plain_pair(trace=True, unload=True, preimport=preimport)
-    results["traced"] = {"one": b.polyvenv([0], "warm", trace=True, preimport=preimport)["traced"],
+    results["traced"] = {"one": b.polyvenv([0], "sync", trace=True, preimport=preimport)["traced"],
                          "all": results["unload"]["traced"], "plain": results["unload plain"]["traced"]}
     return results
 
@@ -296,13 +304,16 @@ def table(results: dict[str, Any]) -> str:
         f"{n} plugin envs: {n - new} with numpy {NUMPY_OLD}, {new} with numpy {NUMPY_NEW}, {pandas} with pandas"
         f" {PANDAS}; polyvenv {results['source']}; load average (1 min) {load}; {results['seconds']:.0f} s in all",
         f"plain = the distinct distributions once: two plain venvs (numpy {NUMPY_OLD} / {NUMPY_NEW}), the sum of"
-        f" their two processes; warm = medians of {results['runs']} interleaved runs; cold = one run, fresh cache",
+        f" their two processes; warm = medians of {results['runs']} interleaved runs; first start after sync ="
+        " one run on the cache sync filled (plain: no .pyc, as uv installs); cold = one run, fresh cache",
         ["", "time s", "x one", "x plain", "RSS +MB", "x one", "x plain", "numpy copies", "pins"],
     ]
-    for temp in ("warm", "cold"):
+    temps = {"warm": "warm", "first": "first start after sync", "cold": "cold, nothing cached"}
+    for temp in [t for t in temps if t in results]:  # "first": since 2026-12-04
         one, everyone, plain = (results[temp][k] for k in ("one", "all", "plain"))
-        for label, r in ((f"{temp}: load ONE env (p0)", one), (f"{temp}: load all {n} into one host", everyone),
-                         (f"{temp}: plain venvs, distinct set once", plain)):
+        for label, r in ((f"{temps[temp]}: load ONE env (p0)", one),
+                         (f"{temps[temp]}: load all {n} into one host", everyone),
+                         (f"{temps[temp]}: plain venvs, distinct set once", plain)):
             seconds, rss = r["seconds"], r["rss"]
             rows.append([label, f"{seconds:.2f}", x(seconds, one["seconds"]), x(seconds, plain["seconds"]),
                          f"{rss / 2**20:.1f}", x(rss, one["rss"]), x(rss, plain["rss"]),
@@ -328,7 +339,7 @@ def table(results: dict[str, Any]) -> str:
     rows.append("targets (all / plain <= 1.2x): " + ", ".join(
         f"{k} {f} {results[k]['all'][f] / results[k]['plain'][f]:.2f}x "
         f"{'met' if results[k]['all'][f] / results[k]['plain'][f] <= TARGET_RATIO else 'NOT met'}"
-        for k, f in (("warm", "seconds"), ("warm", "rss"), ("cold", "seconds"))) +
+        for k, f in (("warm", "seconds"), ("warm", "rss"), ("first", "seconds"), ("cold", "seconds")) if k in results) +
         f"; unload {'met' if unload['traced_back'] >= TARGET_BACK else 'NOT met'}")
     each = {int(i): t for i, t in results["warm"]["all"]["each"].items()}
     firsts = []

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import ast
 import re
-from typing import Callable
+from typing import Any, Callable
 
 HELPER = "__polyvenv__"  # in the env's builtins: an object with .name(str) -> str
 
@@ -42,6 +42,18 @@ _WRITING_METHODS = {"pop", "setdefault", "__delitem__", "__setitem__"}
 _ITERATING_CALLS = {"list", "tuple", "set", "frozenset", "sorted", "dict", "iter", "len", "enumerate"}
 _VIEW_METHODS = {"keys", "items", "values", "copy"}
 _ENTRY = re.compile(r"^[A-Za-z_]\w*(\.\w+)*:\w+(\.\w+)*$")
+# node types the walk never enters: they hold nothing to rewrite (contexts, operators; a Name's parts are
+# an identifier and a context, and its users' visitors read it: the Rewriter has no visit_Name)
+_LEAVES = frozenset([ast.Name, *(kind for base in (ast.expr_context, ast.boolop, ast.operator, ast.unaryop, ast.cmpop)
+                                 for kind in base.__subclasses__())])
+_VISITORS: dict[type, Callable[..., Any]] = {}  # node type -> the Rewriter method that visits it
+
+
+def _visitor(kind: type) -> Callable[..., Any]:
+    visitor = _VISITORS.get(kind)
+    if visitor is None:
+        visitor = _VISITORS[kind] = getattr(Rewriter, "visit_" + kind.__name__, Rewriter.generic_visit)
+    return visitor
 
 
 class Rewriter(ast.NodeTransformer):
@@ -57,6 +69,42 @@ class Rewriter(ast.NodeTransformer):
         self.own = own  # the real dotted name of the module being rewritten, when it is one
         self.namespaces: set[str] = set()  # names bound to the module's globals() (``_globals = globals()``)
         self.name_calls = set(_NAME_CALLS)  # and the names this module imports them as (numpy's _set_module)
+
+    # -- the walk: NodeTransformer's, without its cost per node -------------------------------
+
+    def visit(self, node: ast.AST) -> Any:
+        return _visitor(type(node))(self, node)
+
+    def generic_visit(self, node: ast.AST) -> ast.AST:
+        """As ``NodeTransformer.generic_visit`` (a child visited to None is removed, to a list spliced in),
+        skipping the nodes that hold nothing to rewrite (``_LEAVES``: half of all nodes) and putting a list
+        back only where a child changed: rewriting a package is mostly this walk."""
+        for field in node._fields:
+            value = getattr(node, field, None)
+            if type(value) is list:
+                items, changed = [], False
+                for item in value:
+                    kind = type(item)
+                    if kind not in _LEAVES and isinstance(item, ast.AST):
+                        new = (_VISITORS.get(kind) or _visitor(kind))(self, item)
+                        if new is not item:
+                            changed = True
+                            if new is None:
+                                continue
+                            if not isinstance(new, ast.AST):
+                                items.extend(new)
+                                continue
+                        item = new
+                    items.append(item)
+                if changed:
+                    value[:] = items
+            elif type(value) not in _LEAVES and isinstance(value, ast.AST):
+                new = (_VISITORS.get(type(value)) or _visitor(type(value)))(self, value)
+                if new is None:
+                    delattr(node, field)
+                elif new is not value:
+                    setattr(node, field, new)
+        return node
 
     def _is_globals(self, node: ast.expr) -> bool:
         if isinstance(node, ast.Name):

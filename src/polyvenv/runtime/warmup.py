@@ -8,7 +8,8 @@ on them: runtime/units.py), and fills the caches a load reads: the
 rewritten, compiled code of every ``.py`` module of their own top-level names
 (codecache.py: with placeholders, so any aliases a host gives the env hit it,
 a reload's and a second env's colliding ones too), and the patched copy of
-every compiled extension (native/relocate.py). No module of the env is
+every compiled extension (native/relocate.py), with what a load reads of
+each copy's ELF tables (native/remembered.py). No module of the env is
 imported (its ``.pth`` files run, as at every load, and what they import is
 loaded). The copies are made for the aliases of those name maps: each
 name's variant preferred by the env's name or the unit's share key
@@ -56,6 +57,8 @@ def warm(name: str, build: Path, shared: Iterable[str] = (), say: Callable[[str]
     from .codecache import CODE_CACHE
     from .env import Env
     from .importer import patched_copy
+    from .native.preload import refuse_shared_by_name
+    from .native.threadstate import read_ahead
 
     started = time.monotonic()
     env = Env.from_path(build, name, shared)
@@ -81,7 +84,9 @@ def warm(name: str, build: Path, shared: Iterable[str] = (), say: Callable[[str]
                 rewritten += CODE_CACHE.rewritten - before
             elif extensions and path.endswith(tuple(EXTENSION_SUFFIXES)) and _is_extension(path):
                 try:
-                    patched_copy(names, real, path)
+                    copy = patched_copy(names, real, path)
+                    # what its load asks of the copy and of its libraries' copies, read now (native/remembered.py)
+                    read_ahead(refuse_shared_by_name(copy, path, str(names.found[real]), names.env))
                 except Exception as e:  # refused or out of the patch's reach: the load says why, as before
                     failed += 1
                     say(f"{path}: not warmed ({type(e).__name__}: {e})")

@@ -65,6 +65,13 @@ def own_thread_state(files: list[str], original: str, tree: str, env: str) -> No
                 "take each other's objects; give this env isolation = \"process\"", path=original) from failed
 
 
+def read_ahead(files: list[str]) -> None:
+    """Read what ``own_thread_state`` asks of ``files`` now (sync's warm-up, runtime/warmup.py): a load
+    then reads it from the cache (remembered.py)."""
+    for path in files:
+        _slots(path)
+
+
 def _slots(path: str) -> tuple[str | None, list[int]]:
     """The GOT slots of ``PyThreadState_GetDict`` in the file (none if it does not call it), or why they
     cannot be redirected (read once per file, remembered.py)."""
