@@ -143,7 +143,11 @@ def test_pools_and_processes_of_env_code_run_its_own_modules_in_spawned_children
     assert result["child"] == result["host"] == []  # no module under a real name, in the child nor the host
 
 
-IN_CHILDREN_FIRST = HOST.replace("def main():", """if __name__ == "__mp_main__":  # a spawned child: its main module loads q at import
+IN_CHILDREN_FIRST = HOST.replace("def main():", """if __name__ == "__mp_main__":  # a spawned child: its main module
+    # gives the name env p's plug has in the parent (its preferred alias) to a module of its own, and loads q
+    import types
+    from polyvenv.runtime.names import preferred
+    sys.modules[preferred("plug", "p")] = types.ModuleType("mine")
     early = polyvenv.Workspace.load({root!r}).env("q").import_module("qplug")
 
 def main():""")
@@ -158,7 +162,7 @@ def test_a_child_whose_main_module_gave_the_parents_names_to_other_modules_refus
                         r"name its module '(\w+)' has in the parent \('(\w+)'\): its main module already gave that "
                         r"name to other modules here", done.stderr)
     assert refusal, done.stderr[-3000:]
-    assert refusal[2] != refusal[1]  # an alias, which q got first in the child
+    assert refusal[1] == "plug" and refusal[2] != "plug"  # an alias, which the child's main module took first
     assert "isolation = \"process\"" in done.stderr and "'fork'" in done.stderr
 
 

@@ -96,6 +96,7 @@ class EnvExtensionLoader(ExtensionFileLoader):
         self.names = names
         self._source_instead = False
         self._fallback: str | None = ""  # "": not looked for yet
+        self._watch: _Watch | None = None  # from its creation to the end of its execution (``_checked``)
 
     def create_module(self, spec: ModuleSpec) -> Any:
         try:
@@ -140,15 +141,16 @@ class EnvExtensionLoader(ExtensionFileLoader):
         patched = patched_copy(names, real, self.path)
         loaded = refuse_shared_by_name(patched, self.path, root, names.env)  # the copy, and its libraries' copies
         own_thread_state(loaded, self.path, copy_tree(root, {n: names.tops[n] for n in names.own}), names.env)
+        self._watch = _Watch()
         if rest:
-            module = self._checked(lambda: _imp.create_dynamic(ModuleSpec(spec.name, self, origin=patched)))
+            module = self._guarded(lambda: _imp.create_dynamic(ModuleSpec(spec.name, self, origin=patched)))
             module.__file__ = self.path  # the env's file, as for every module: data beside it is found
             return module
         # A top-level extension (or compiled package __init__): its init function is named after the
         # real name, so create it under that name, then give it the alias (research: renaming.md).
         saved = sys.modules.get(real)
         try:
-            module = self._checked(lambda: _imp.create_dynamic(ModuleSpec(real, self, origin=patched)), real)
+            module = self._guarded(lambda: _imp.create_dynamic(ModuleSpec(real, self, origin=patched)))
         finally:
             if saved is None:
                 sys.modules.pop(real, None)
@@ -234,8 +236,10 @@ class EnvExtensionLoader(ExtensionFileLoader):
             module.__file__ = self._source()
             EnvSourceLoader(self.names, self.name, self._source()).exec_module(module)
             return
+        watch, self._watch = self._watch or _Watch(), None  # none: executed again (importlib.reload)
         try:
-            self._checked(lambda: _imp.exec_dynamic(module), module=module)
+            self._guarded(lambda: _imp.exec_dynamic(module))
+            self._checked(module, watch)
         except Exception as refused:
             if self._source() is None:
                 raise
@@ -252,35 +256,39 @@ class EnvExtensionLoader(ExtensionFileLoader):
                 sys.modules.pop(self.name, None)
                 raise
 
-    def _checked(self, load: Any, allowed: str = "", module: Any = None) -> Any:
-        """Run an extension's initialisation and make sure its C code bound nothing by a real name.
+    def _guarded(self, load: Any) -> Any:
+        """Run a step of an extension's initialisation (its creation, its execution): an ImportError of one
+        of the env's real names is the patch's miss, refused as such (``_checked``)."""
+        try:
+            return load() if self._source() is None else self._load_holding_warnings(load)
+        except ImportError as failed:  # it imported one of the env's names by its real name, which the host lacks
+            if isinstance(failed, ExtensionNotSupported) or (failed.name or "").partition(".")[0] not in self.names.own:
+                raise
+            raise self._unpatched([str(failed.name)]) from failed
+
+    def _checked(self, loaded: ModuleType, watch: _Watch) -> None:
+        """Make sure the C code of the extension, created and executed since ``watch`` began, bound nothing
+        by a real name.
 
         Names stored where byte patching cannot reach them (a Cython string table whose lengths
         were not found, a packed one that would not pack to its size again) would import the
         host's module of that name, or fail: either is refused here, loudly, rather than leave
         another version's objects in the env. So is a host class or function it bound by such a
         name; its own classes and functions named after a real module at run time get the alias
-        (native/claims.py).
+        (native/claims.py). Checked once for both steps: between them only the import system runs
+        (a single-phase module did everything at its creation, a multi-phase one does at execution).
         """
         from .native.claims import claimed
-        from .native.globalstate import snapshot, warn_if_changed
+        from .native.globalstate import warn_if_changed
 
         own = self.names.own
-        before = _Entries()
-        state = snapshot()
-        try:
-            result = load() if self._source() is None else self._load_holding_warnings(load)
-        except ImportError as failed:  # it imported one of the env's names by its real name, which the host lacks
-            if isinstance(failed, ExtensionNotSupported) or (failed.name or "").partition(".")[0] not in own:
-                raise
-            raise self._unpatched([str(failed.name)]) from failed
-        loaded = module if module is not None else result
+        before, state = watch.entries, watch.state
         self._keep_host_entries(before, loaded)
         warn_if_changed(state, self.names.env, self.path)
         new = before.added()
-        leaked = sorted(k for k in new if k.partition(".")[0] in own and k != allowed)
+        leaked = sorted(k for k in new if k.partition(".")[0] in own)
         bound = sorted({v.__name__ for v in vars(loaded).values() if isinstance(v, ModuleType)
-                        and v.__name__.partition(".")[0] in own and v.__name__ != allowed})
+                        and v.__name__.partition(".")[0] in own})
         # names its C code built at run time: the env's own objects get the alias, the host's are refused
         made = [sys.modules[k] for k in new
                 if k.partition(".")[0] in self.names.real and sys.modules[k] is not loaded]  # psycopg2.errors
@@ -295,7 +303,6 @@ class EnvExtensionLoader(ExtensionFileLoader):
         for key in new:
             if key.partition(".")[0] in self.names.real and key in sys.modules:
                 self._real_paths(sys.modules[key])
-        return result
 
     def _unpatched(self, names: list[str], did: str = "imported", how: str = "by a name polyvenv could not patch",
                    harm: str = "bind another version's objects") -> ExtensionNotSupported:
@@ -325,6 +332,16 @@ class EnvExtensionLoader(ExtensionFileLoader):
             for message in said:
                 if loaded or message.category is ImportWarning:
                     warnings.warn_explicit(message.message, message.category, message.filename, message.lineno)
+
+
+class _Watch:
+    """What an extension's initialisation is checked against (``EnvExtensionLoader._checked``): ``sys.modules``
+    and the process-global state as they were before it."""
+
+    def __init__(self) -> None:
+        from .native.globalstate import snapshot
+
+        self.entries, self.state = _Entries(), snapshot()
 
 
 class _Entries:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from .envbuiltins import env_builtins
 from .envsys import env_sys, pth_files, pth_paths, stdlib_entries
-from .names import STDLIB, Aliases, served_by_env, top_level_names
+from .names import PREFERRED_AMONG, STDLIB, Aliases, preferred, served_by_env, top_level_names
 from .sitedir import distributions, normalize
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ FACADED = ("importlib", "builtins", "sys", "pickle", "pkgutil", "pydoc", "runpy"
 # Shared with the host by the rule like any distribution; one that differs is reported, never silently renamed away.
 VOCABULARY = ("typing_extensions", "annotated_types", "mypy_extensions")
 MISSING = "_polyvenv_missing"  # what an alias of the names an env lacks stands for
+SHARED_AMONG = 256  # the variants a facade's (and MISSING's) alias is preferred among: ``sys`` has 240
 MARK = "\uffff"  # a Unicode noncharacter: never in text, it marks a placeholder in compiled code (codecache.py)
 
 
@@ -109,26 +110,31 @@ class NameMap:
 
     def _name(self, own: Iterable[str], borrowed: Mapping[str, NameMap], inherit: Mapping[str, str], seed: str,
               facades: Iterable[str] = FACADED) -> None:
-        """Reserve the aliases of ``own`` names (each its variant preferred for ``seed`` if free: the one
-        sync patched extensions for) and the facades (``borrowed`` names are units' aliases), and make the
-        env's ``sys``."""
+        """Reserve the aliases of ``own`` names, the facades and ``MISSING`` (each its variant preferred for
+        ``seed`` if free: for own names, the one sync patched extensions for; ``borrowed`` names are units'
+        aliases), and make the env's ``sys``."""
+        # every alias its seed's preferred one, and so are its lenders': the same aliases in every process
+        # (codecache.py keeps their code as loaded, not only with placeholders)
+        self.canonical: bool = not inherit and all(lender.canonical for lender in borrowed.values())
 
-        def alias(real: str, seed: str = "") -> str:
+        def alias(real: str, among: int = PREFERRED_AMONG) -> str:
             taken = inherit.get(real)
             if taken is None:
-                return ALIASES.reserve(real, self, seed)
+                taken = ALIASES.reserve(real, self, seed, among)
+                self.canonical = self.canonical and taken == preferred(real, seed, among)
+                return taken
             ALIASES.transfer([taken], self)
             return taken
 
         self.borrowed = dict(borrowed)  # real top -> the unit's name map whose alias it is
         self.tops: dict[str, str] = {}
         for real in own:
-            self.tops[real] = alias(real, seed)
+            self.tops[real] = alias(real)
         for real, lender in self.borrowed.items():
             self.tops[real] = lender.tops[real]
-        for name in facades:
-            self.tops[name] = alias(name)
-        self.missing = alias(MISSING)
+        for name in facades:  # every map has these: more variants to prefer among, so seldom two want one
+            self.tops[name] = alias(name, SHARED_AMONG)
+        self.missing = alias(MISSING, SHARED_AMONG)
         self.real = {alias: real for real, alias in self.tops.items()}
         self._placeholders: dict[tuple[str, bool], str | None] = {}  # placeholder()'s answers
         self._aliased: dict[str, str] = {}  # aliased()'s

@@ -10,6 +10,7 @@ length, so compiled extensions can be patched byte for byte later.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import keyword
@@ -89,6 +90,7 @@ def _is_mypyc_library(stem: str) -> bool:
 
 
 Owner = TypeVar("Owner")
+PREFERRED_AMONG = 64  # the variants an alias is preferred among (``preferred``)
 
 
 class Aliases(Generic[Owner]):
@@ -104,13 +106,13 @@ class Aliases(Generic[Owner]):
         self._freed: list[tuple[str, ...]] = []  # retired aliases collected meanwhile: freed under the lock
         self._lock = threading.Lock()
 
-    def reserve(self, name: str, owner: Owner, seed: str = "") -> str:
+    def reserve(self, name: str, owner: Owner, seed: str = "", among: int = PREFERRED_AMONG) -> str:
         """A new alias of ``name`` (same length) for ``owner``: with a ``seed``, its preferred variant
-        (``preferred``) if free, else the first free one in a fixed order."""
+        (``preferred``, of the first ``among``) if free, else the first free one in a fixed order."""
         with self._lock:
             self._free_collected()
             if seed:
-                candidate = preferred(name, seed)
+                candidate = preferred(name, seed, among)
                 if candidate is not None and self._free(candidate):
                     self._owner[candidate] = owner
                     return candidate
@@ -180,19 +182,25 @@ class Aliases(Generic[Owner]):
 
 
 _STDLIB_LOWER = frozenset(n.lower() for n in STDLIB)
-_PREFERRED_AMONG = 64
-
-
-def preferred(name: str, seed: str) -> str | None:
+def preferred(name: str, seed: str, among: int = PREFERRED_AMONG) -> str | None:
     """The alias of ``name`` an owner with ``seed`` (an env's name, a unit's share key) tries first: one of
-    the first 64 variants, by a hash of both. The same in every process, whatever was loaded before, so
+    the first ``among`` variants, by a hash of both (a name every env and unit has an alias of, a facade's,
+    picks among more: runtime/namemap.py). The same in every process, whatever was loaded before, so
     the extension copies ``sync`` patched for an env (runtime/warmup.py) are the ones a host loading many
     envs in any order uses; different seeds seldom want the same one (then the fixed order decides)."""
-    first = list(itertools.islice(_variants(name), _PREFERRED_AMONG))
+    first = _first_variants(name, among)
     if not first:
         return None
     digest = hashlib.sha256(f"{seed}\0{name}".encode()).digest()
     return first[int.from_bytes(digest[:4], "little") % len(first)]
+
+
+@functools.lru_cache(maxsize=1024)
+def _first_variants(name: str, among: int) -> tuple[str, ...]:
+    """The variants ``preferred`` picks among (asked for every alias of every load): those no load can have
+    left out (a standard-library name's case variants never are free)."""
+    usable = (v for v in _variants(name) if v.lower() not in _STDLIB_LOWER and not keyword.iskeyword(v))
+    return tuple(itertools.islice(usable, among))
 
 
 def _variants(name: str) -> Iterator[str]:

@@ -75,7 +75,7 @@ def warm(name: str, build: Path, shared: Iterable[str] = (), say: Callable[[str]
                 try:
                     before = CODE_CACHE.rewritten
                     CODE_CACHE.code(names, names.module_name(fullname), path, os.stat(path),
-                                    lambda: Path(path).read_bytes())
+                                    lambda: Path(path).read_bytes(), loading=False)
                 except (OSError, SyntaxError, ValueError, RecursionError, MemoryError) as e:
                     failed += 1
                     say(f"{path}: not warmed ({type(e).__name__}: {e})")

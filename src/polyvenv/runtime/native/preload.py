@@ -51,7 +51,7 @@ def refuse_shared_by_name(copy: str, original: str, root: str, env: str) -> list
     tree = _real(os.path.join(os.path.dirname(copy), os.path.relpath(root, os.path.dirname(original))))
     ours = (tree + os.sep, _real(root) + os.sep)
     mapped: dict[str, int] = {}  # read only when needed: most extensions never need it
-    pending, incoming = [_real(copy)], []
+    pending, incoming = [os.path.join(_real(os.path.dirname(copy)), os.path.basename(copy))], []  # a file, no link
     while pending:
         path = pending.pop()
         facts = _facts(path)
@@ -135,7 +135,8 @@ def _refusal(env: str, original: str, why: str) -> ExtensionNotSupported:
 
 
 def _in_env(directory: str, tree: str, root: str) -> str:
-    return os.path.join(root, os.path.relpath(directory, os.path.realpath(tree)))
+    """The env's directory (in ``root``) that ``directory`` of the copy tree ``tree`` (a real path) mirrors."""
+    return os.path.join(root, os.path.relpath(directory, tree))
 
 
 _MAPS_LINE = re.compile(rb"^\S+ \S+ \S+ \S+ (\d+) +(/[^\n]*/[^/\n]*\.so[^/\n]*)$", re.M)
