@@ -60,7 +60,7 @@ class CodeCache:
 
     def _read(self, key: str) -> memoryview | None:
         try:
-            with open(self._path(key), "rb") as f:
+            with open(self._path(key), "rb", buffering=0) as f:  # unbuffered: no isatty, no tell
                 return memoryview(f.read())  # one read: marshal.load(f) reads in many small calls
         except OSError:
             return None

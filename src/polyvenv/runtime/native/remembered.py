@@ -32,7 +32,7 @@ def remembered(question: str, path: str, read: Callable[[], T]) -> T:
     key = hashlib.sha256(f"{question}\0{path}".encode()).hexdigest()[:32]
     cached = os.path.join(user_cache_dir(), "elf-facts", key[:2], key)
     try:
-        with open(cached, "rb") as f:
+        with open(cached, "rb", buffering=0) as f:
             held, answer = marshal.loads(f.read())
         if held == identity:
             return answer  # type: ignore[no-any-return]
