@@ -45,12 +45,33 @@ _FACTS: dict[tuple[str, int], _Facts | None] = {}
 def refuse_shared_by_name(copy: str, original: str, root: str, env: str) -> list[str]:
     """Raise ExtensionNotSupported if loading ``copy`` (the relocated copy of ``original``, a file of the env
     ``env`` whose site-packages is ``root``) would bind a library or a unique symbol of another file; else
-    return the files of the env's copy tree that loading it maps: the copy, then its libraries' copies."""
+    return the files of the env's copy tree that loading it maps: the copy, then its libraries' copies.
+
+    Most copies need no library but their own copies and the system's, and define no unique symbol: then
+    the answer depends on those files alone, and is remembered across processes (remembered.py), checked
+    by their identities; the others are checked against what this process has loaded, every time."""
     if not sys.platform.startswith("linux"):
         return [copy]
+    from ..files import file_identity
+    from .remembered import remembered
+
+    def files_alone() -> list[tuple[str, tuple[int, int, int] | None]] | None:
+        incoming, alone = _check(copy, original, root, env)
+        return [(path, file_identity(path)) for path in incoming] if alone else None
+
+    known = remembered("preload verdict 1", copy, files_alone)
+    if known is not None and all(file_identity(path) == tuple(identity or ()) for path, identity in known[1:]):
+        return [path for path, _ in known]
+    return _check(copy, original, root, env)[0]
+
+
+def _check(copy: str, original: str, root: str, env: str) -> tuple[list[str], bool]:
+    """``refuse_shared_by_name``'s check: the files loading ``copy`` maps, and whether that answer depends on
+    those files alone (not on what is loaded)."""
     tree = _real(os.path.join(os.path.dirname(copy), os.path.relpath(root, os.path.dirname(original))))
     ours = (tree + os.sep, _real(root) + os.sep)
     mapped: dict[str, int] = {}  # read only when needed: most extensions never need it
+    alone = True
     pending, incoming = [os.path.join(_real(os.path.dirname(copy)), os.path.basename(copy))], []  # a file, no link
     while pending:
         path = pending.pop()
@@ -74,7 +95,7 @@ def refuse_shared_by_name(copy: str, original: str, root: str, env: str) -> list
                 continue
             if _HASHED.search(name) and os.path.basename(os.path.dirname(found)).endswith(".libs"):
                 continue  # auditwheel's: a name only these bytes have
-            mapped = mapped or _mapped()
+            mapped, alone = mapped or _mapped(), False
             other = next((p for p, inode in mapped.items() if p != found and name in _names(p, inode)), None)
             if other is not None and not _same_bytes(found, other):
                 raise _refusal(env, original, f"it needs its own {name!r} ({found}) but {other} is loaded under "
@@ -82,7 +103,7 @@ def refuse_shared_by_name(copy: str, original: str, root: str, env: str) -> list
             pending.append(found)
     unique = {symbol: (path, value) for path in incoming for symbol, value in (_facts(path) or _EMPTY).unique.items()}
     if not unique:
-        return incoming or [copy]
+        return incoming or [copy], alone
 
     def whose(symbol: str) -> str:
         return "it" if unique[symbol][0] == incoming[0] else "a library of its package"
@@ -102,7 +123,7 @@ def refuse_shared_by_name(copy: str, original: str, root: str, env: str) -> list
         raise _refusal(env, original, f"{whose(state[0])} defines the symbol {state[0]!r} of binding "
                                       f"STB_GNU_UNIQUE, one per process, which the host's own {host} would share "
                                       "if imported after it")
-    return incoming
+    return incoming, False
 
 
 # The real paths of an env's files and of their relocated copies, for the process: a build never changes in
