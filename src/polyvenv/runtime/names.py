@@ -182,6 +182,9 @@ class Aliases(Generic[Owner]):
 
 
 _STDLIB_LOWER = frozenset(n.lower() for n in STDLIB)
+
+
+@functools.lru_cache(maxsize=8192)  # asked at each reservation, and again by the name map (namemap.py)
 def preferred(name: str, seed: str, among: int = PREFERRED_AMONG) -> str | None:
     """The alias of ``name`` an owner with ``seed`` (an env's name, a unit's share key) tries first: one of
     the first ``among`` variants, by a hash of both (a name every env and unit has an alias of, a facade's,
