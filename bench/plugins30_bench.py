@@ -2,7 +2,7 @@
 
 Run from the repository root (after `scripts/bootstrap`):
 
-    .venv/bin/python bench/plugins30_bench.py [--envs N] [--runs N] [--json] [--table FILE] [--keep]
+    .venv/bin/python bench/plugins30_bench.py [--envs N] [--runs N] [--instructions] [--json] [--table FILE] [--keep]
 
 The workspace: N envs (default 30), env i holding its own plugin, `plugin_i` (a generated pure wheel at its
 own pin, 1.i.0, found in no other env), with numpy 2.2.6 where i % 3 == 2 (a third: ten of 30) and numpy
@@ -28,7 +28,11 @@ Every figure is a fresh subprocess (so runs do not see each other's modules or c
 - **cold, nothing cached**: a fresh POLYVENV_CACHE_DIR (nothing rewritten or byte-patched yet: `sync
   --no-warm`, or a load whose preferred aliases are all taken), one run each, against the same plain.
 - **warm**: the cache of `sync` and the first start, the plain venvs' .pyc written; medians of --runs
-  interleaved rounds (one, all, plain A, plain B in turn).
+  interleaved rounds (one, all, plain A, plain B in turn), and each round's all / plain (a shared
+  machine's speed drifts within seconds; a round's all and plain ran one after the other).
+  With --instructions (valgrind), also the user-space instructions of the warm all-N load and of the
+  plain processes' loads (cachegrind; each less the same child importing nothing): the same work counted
+  whatever the machine's speed, though not what memory and caches cost.
 - **tracemalloc**: the Python allocations traced over the same span, in warm processes of their own
   (tracing slows imports; numpy's C allocations of module state are not traced, so RSS is the figure that
   counts), with the standard-library and polyvenv modules the load imports imported first (they stay in
@@ -53,6 +57,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -73,6 +78,7 @@ VENV_BIN = Path(sys.executable).parent
 UV = VENV_BIN / "uv"
 NUMPY_OLD, NUMPY_NEW, PANDAS = "1.26.4", "2.2.6", "2.2.3"
 TARGET_RATIO = 1.2  # all N against the plain distinct set: warm time, memory, cold time
+CACHEGRIND = ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
 TARGET_BACK = 0.90  # share of the memory the load took that unload returns
 
 # A plugin: imports its numpy (and pandas) as it is imported; a maker and a consumer of arrays.
@@ -113,6 +119,8 @@ traced = lambda: tracemalloc.get_traced_memory()[0] if opts.get("trace") else No
 gc.collect()
 before_modules = set(sys.modules)
 rss0, traced0, t0 = rss(), traced(), time.perf_counter()
+if opts.get("start"):  # --instructions: what the interpreter and this script cost alone
+    raise SystemExit(0)
 if mode == "polyvenv":
     import polyvenv
     ws = polyvenv.Workspace.load(opts["root"])
@@ -233,6 +241,25 @@ class Bench:
         out = self.run([sys.executable, "-c", CHILD, "polyvenv", json.dumps(options)], env=self.cache(cache))
         return json.loads(out)
 
+    def instructions(self) -> dict[str, int]:
+        """--instructions: the user-space instructions of the warm all-N load and of the two plain processes'
+        loads (cachegrind), each less those of the same child importing nothing (the interpreter's start)."""
+        counts: dict[str, int] = {}
+        runs = [("all", [sys.executable], "polyvenv", list(range(len(self.kinds))), self.cache("sync"))]
+        runs += [(venv, [str(self.tmp / f"plain-{venv}" / "bin" / "python")], "plain", self.plain(numpy), self.environ)
+                 for venv, numpy in (("A", NUMPY_OLD), ("B", NUMPY_NEW))]
+        for label, python, mode, plugins, environ in runs:
+            for what, chosen in ((label, plugins), (f"{label} start", [])):
+                options = json.dumps({"root": str(self.root), "plugins": chosen, "start": not chosen})
+                proc = subprocess.run([*CACHEGRIND, *python, "-c", CHILD, mode, options], capture_output=True,
+                                      text=True, env=environ)
+                found = re.search(r"I\s+refs:\s+([\d,]+)", proc.stderr)
+                if proc.returncode or not found:
+                    raise SystemExit(f"bench: cachegrind of {what} failed:\n{proc.stderr[-2000:]}")
+                counts[what] = int(found[1].replace(",", ""))
+        return {"all": counts["all"] - counts["all start"],
+                "plain": sum(counts[v] - counts[f"{v} start"] for v in ("A", "B"))}
+
     def plain_pair(self, **opts: Any) -> dict[str, Any]:
         """Both plain venvs' processes, their figures summed (numpy 1.26 and 2.x need two venvs)."""
         outs = []
@@ -255,7 +282,7 @@ class Bench:
                 shutil.rmtree(cache, ignore_errors=True)
 
 
-def measure(b: Bench, runs: int) -> dict[str, Any]:
+def measure(b: Bench, runs: int, instructions: bool = False) -> dict[str, Any]:
     everyone = range(len(b.kinds))
     results: dict[str, Any] = {}
     say("first start after sync (the cache sync filled): one env, all envs; plain venvs without .pyc")
@@ -280,6 +307,12 @@ def measure(b: Bench, runs: int) -> dict[str, Any]:
     results["unload plain"] = b.plain_pair(trace=True, unload=True, preimport=preimport)
     results["traced"] = {"one": b.polyvenv([0], "sync", trace=True, preimport=preimport)["traced"],
                          "all": results["unload"]["traced"], "plain": results["unload plain"]["traced"]}
+    if instructions:
+        if shutil.which("valgrind"):
+            say("instructions: the warm loads under cachegrind (about a minute)")
+            results["instructions"] = b.instructions()
+        else:
+            say("--instructions: valgrind is not on PATH; skipped")
     return results
 
 
@@ -287,7 +320,7 @@ def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The first run's facts, with each figure the median over the runs."""
     medians = {k: statistics.median(r[k] for r in runs) for k in ("seconds", "rss")}
     each = {i: statistics.median(r["each"][i] for r in runs) for i in runs[0]["each"]}
-    return dict(runs[0], **medians, each=each, runs=len(runs))
+    return dict(runs[0], **medians, each=each, runs=len(runs), every_seconds=[r["seconds"] for r in runs])
 
 
 def x(value: float, base: float) -> str:
@@ -336,6 +369,16 @@ def table(results: dict[str, Any]) -> str:
                     f" {warm['same_ndarray_type']}; np.add.reduce -> {warm['crossing']}")
     rows.append(f"pandas copies loaded by the {pandas} pandas plugins: {warm['pandas_copies']}"
                 f" (plain: {results['warm']['plain']['pandas_copies']})")
+    rounds = [a / p for a, p in zip(results["warm"]["all"].get("every_seconds", ()),
+                                    results["warm"]["plain"].get("every_seconds", ()))]
+    if rounds:  # the machine's speed drifts: each round's all and plain ran one after the other
+        rows.append(f"warm all / plain, round by round: {', '.join(f'{r:.2f}x' for r in rounds)}"
+                    f" (median {statistics.median(rounds):.2f}x)")
+    counted = results.get("instructions")
+    if counted:  # the same work whatever the machine's speed does meanwhile
+        rows.append(f"user-space instructions of the warm loads (cachegrind, the interpreter's start left out): all {n}"
+                    f" {counted['all'] / 1e9:.2f} G, plain {counted['plain'] / 1e9:.2f} G:"
+                    f" {counted['all'] / counted['plain']:.2f}x")
     rows.append("targets (all / plain <= 1.2x): " + ", ".join(
         f"{k} {f} {results[k]['all'][f] / results[k]['plain'][f]:.2f}x "
         f"{'met' if results[k]['all'][f] / results[k]['plain'][f] <= TARGET_RATIO else 'NOT met'}"
@@ -361,6 +404,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON instead of the table")
     parser.add_argument("--table", type=Path, metavar="FILE", help="only render the table of a saved --json run")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument("--instructions", action="store_true",
+                        help="also count the warm loads' instructions (valgrind's cachegrind; about a minute)")
     args = parser.parse_args(argv)
     if args.table:
         print(table(json.loads(args.table.read_text())))
@@ -373,7 +418,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         b = Bench(tmp, args.envs)
         say(f"building {args.envs} envs and two plain venvs in {tmp}")
         build = b.build()
-        results = measure(b, args.runs)
+        results = measure(b, args.runs, args.instructions)
         results.update(envs=args.envs, runs=args.runs, build=build, source=source,
                        load=[load, os.getloadavg()[0]], seconds=time.perf_counter() - started)
         print(json.dumps(results, indent=1) if args.json else table(results))
