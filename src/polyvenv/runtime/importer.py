@@ -352,30 +352,36 @@ class _Entries:
 
     def __init__(self) -> None:
         self.keys, self.values = list(sys.modules), list(sys.modules.values())
+        self._kept = False  # every entry there was found in its place by ``changed``
 
-    def _unchanged_before(self) -> bool:
-        """Whether every entry there was is still there, in its place, the same object."""
-        count = len(self.keys)
+    def _now(self) -> tuple[list[str], bool]:
+        """``sys.modules``' keys now, and whether every entry there was is still there, in its place, the same
+        object."""
+        keys, count = list(sys.modules), len(self.keys)
         try:  # identity is tried before __eq__, which for a module is identity too; one that raises is a change
-            return list(sys.modules)[:count] == self.keys and list(sys.modules.values())[:count] == self.values
+            return keys, keys[:count] == self.keys and list(sys.modules.values())[:count] == self.values
         except Exception:  # noqa: BLE001 - an odd object in sys.modules: the slow way
-            return False
+            return keys, False
 
     def changed(self) -> tuple[list[str], dict[str, object]]:
         """The keys set or replaced since, in ``sys.modules``' order, and the entries there were before
         (empty when entries were only added)."""
-        if self._unchanged_before():
-            return list(sys.modules)[len(self.keys):], {}
+        keys, self._kept = self._now()
+        if self._kept:
+            return keys[len(self.keys):], {}
         before, after = dict(zip(self.keys, self.values)), dict(sys.modules)
         changed = (after.keys() - before.keys()).union(
             itertools.compress(before, map(operator.is_not, map(after.get, before), before.values())))
         return list(filter(changed.__contains__, after)), before
 
     def added(self) -> list[str]:
-        """The keys in ``sys.modules`` now that were not there."""
-        if self._unchanged_before():
-            return list(sys.modules)[len(self.keys):]
-        return list(set(sys.modules).difference(self.keys))
+        """The keys in ``sys.modules`` now that were not there. Asked after ``changed`` and the putting back
+        of what changed (``_keep_host_entries``, which touches nothing else), entries found in their place
+        then still are."""
+        keys, kept = (list(sys.modules), True) if self._kept else self._now()
+        if kept:
+            return keys[len(self.keys):]
+        return list(set(keys).difference(self.keys))
 
 
 def _runs_uncompiled(source: str, has_cython: bool) -> bool:
