@@ -214,6 +214,12 @@ class Env:
             for held in self._kept_leases:
                 held.release()
             self._kept_leases = []
+            from .namemap import ALIASES
+
+            if not ALIASES.owners():  # the last env (and unit) gone: the copies of the stdlib's namespaces too
+                from .native.globalstate import SHARED
+
+                SHARED.forget()
 
     def also_known_as(self, host_name: str) -> None:
         """Record that ``sys.modules[host_name]`` is one of this env's modules (unload removes it)."""

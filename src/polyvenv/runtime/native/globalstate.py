@@ -131,6 +131,16 @@ class SharedObjects:
         self._looked: dict[str, object] = {}  # what the standard library's keys held when last looked at
         self._lock = threading.Lock()
 
+    def forget(self) -> None:
+        """Let go of every copy (no env is loaded: nothing to check until one is, which starts afresh)."""
+        with self._lock:
+            for held in (self._names, self._objects, self._namespaces, self._copies, self._sizes, self._keys):
+                held.clear()
+            self._ids.clear()
+            self._modules.clear()
+            self._looked.clear()
+            self._scanned = 0
+
     def changes(self, shared: frozenset[str] | set[str] = frozenset()) -> list[str]:
         """``module.attr`` / ``module.Class.attr`` for each attribute set or deleted since the last call
         (nothing on the first), and with ``REPLACED`` on, each one replaced too.
