@@ -120,8 +120,9 @@ class NameMap:
         def alias(real: str, among: int = PREFERRED_AMONG) -> str:
             taken = inherit.get(real)
             if taken is None:
-                taken = ALIASES.reserve(real, self, seed, among)
-                self.canonical = self.canonical and taken == preferred(real, seed, among)
+                want = preferred(real, seed, among) if seed else None
+                taken = ALIASES.reserve(real, self, want)
+                self.canonical = self.canonical and taken == want
                 return taken
             ALIASES.transfer([taken], self)
             return taken

@@ -106,16 +106,14 @@ class Aliases(Generic[Owner]):
         self._freed: list[tuple[str, ...]] = []  # retired aliases collected meanwhile: freed under the lock
         self._lock = threading.Lock()
 
-    def reserve(self, name: str, owner: Owner, seed: str = "", among: int = PREFERRED_AMONG) -> str:
-        """A new alias of ``name`` (same length) for ``owner``: with a ``seed``, its preferred variant
-        (``preferred``, of the first ``among``) if free, else the first free one in a fixed order."""
+    def reserve(self, name: str, owner: Owner, prefer: str | None = None) -> str:
+        """A new alias of ``name`` (same length) for ``owner``: ``prefer`` (its variant ``preferred`` by the
+        owner's seed) if free, else the first free one in a fixed order."""
         with self._lock:
             self._free_collected()
-            if seed:
-                candidate = preferred(name, seed, among)
-                if candidate is not None and self._free(candidate):
-                    self._owner[candidate] = owner
-                    return candidate
+            if prefer is not None and self._free(prefer):
+                self._owner[prefer] = owner
+                return prefer
             candidates = self._rest.pop(name, None) or _variants(name)
             for candidate in candidates:
                 if self._free(candidate):
